@@ -1,0 +1,1 @@
+"""Shared lake contract and conventions for every stage of the platform."""

@@ -1,0 +1,203 @@
+"""The data lake: where every file lives, and the one way to write and read record files.
+
+Layout (relative to LAKE_DIR):
+
+    raw/telegram_messages/date=YYYY-MM-DD/channel=<name>/<run_id>.jsonl
+    raw/telegram_media/channel=<name>/<message_id>.<ext>
+    raw/yolo_detections/date=YYYY-MM-DD/channel=<name>/<run_id>.jsonl
+    state/<stream>/channel=<name>.json
+    quarantine/<stream>/<original relative path>   (+ .reason.json beside it)
+
+Nobody builds these paths by hand: use `Lake`.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from tgmed_common.atomic import (
+    AtomicBatch,
+    atomic_writer,
+    copy_file_atomic,
+    is_temp,
+    write_bytes_atomic,
+)
+from tgmed_common.records import DetectionRecord, MessageRecord, canonical_channel
+
+MESSAGES = "telegram_messages"
+MEDIA = "telegram_media"
+DETECTIONS = "yolo_detections"
+
+R = TypeVar("R", bound=BaseModel)
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """Sortable, unique per run: 20261122T105300Z-3f9a1c2b."""
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
+
+
+class LakeRecordError(ValueError):
+    """A record file that does not honour the contract, with where and why."""
+
+    def __init__(self, path: Path, line: int | None, reason: str) -> None:
+        self.path = path
+        self.line = line
+        self.reason = reason
+        where = f"{path}:{line}" if line is not None else str(path)
+        super().__init__(f"{where}: {reason}")
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors(include_url=False):
+        field = ".".join(str(p) for p in item["loc"]) or "record"
+        parts.append(f"{field}: {item['msg']}")
+    return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class Lake:
+    root: Path
+
+    # paths -----------------------------------------------------------------------------
+    def _records_file(self, stream: str, day: date, channel: str, run_id: str) -> Path:
+        channel = canonical_channel(channel)
+        return (
+            self.root
+            / "raw"
+            / stream
+            / f"date={day:%Y-%m-%d}"
+            / f"channel={channel}"
+            / f"{run_id}.jsonl"
+        )
+
+    def message_file(self, day: date, channel: str, run_id: str) -> Path:
+        return self._records_file(MESSAGES, day, channel, run_id)
+
+    def detection_file(self, day: date, channel: str, run_id: str) -> Path:
+        return self._records_file(DETECTIONS, day, channel, run_id)
+
+    def media_file(self, channel: str, message_id: int, ext: str) -> Path:
+        ext = ext.lower().lstrip(".") or "bin"
+        return (
+            self.root
+            / "raw"
+            / MEDIA
+            / f"channel={canonical_channel(channel)}"
+            / (f"{message_id}.{ext}")
+        )
+
+    def state_file(self, stream: str, channel: str) -> Path:
+        return self.root / "state" / stream / f"channel={canonical_channel(channel)}.json"
+
+    @property
+    def quarantine_root(self) -> Path:
+        return self.root / "quarantine"
+
+    def relative(self, path: Path) -> str:
+        """Lake-relative POSIX path, as stored in records."""
+        return path.resolve().relative_to(self.root.resolve()).as_posix()
+
+    def resolve(self, relative: str) -> Path:
+        path = (self.root / relative).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise ValueError(f"{relative!r} points outside the lake")
+        return path
+
+    # listing ---------------------------------------------------------------------------
+    def _files(self, stream: str, pattern: str) -> list[Path]:
+        base = self.root / "raw" / stream
+        if not base.is_dir():
+            return []
+        return sorted(p for p in base.glob(pattern) if p.is_file() and not is_temp(p))
+
+    def message_files(self) -> list[Path]:
+        return self._files(MESSAGES, "date=*/channel=*/*.jsonl")
+
+    def detection_files(self) -> list[Path]:
+        return self._files(DETECTIONS, "date=*/channel=*/*.jsonl")
+
+    def media_files(self) -> list[Path]:
+        return self._files(MEDIA, "channel=*/*")
+
+    # record files ----------------------------------------------------------------------
+    def write_records(
+        self, path: Path, records: Iterable[BaseModel], batch: AtomicBatch | None = None
+    ) -> int:
+        """Write one immutable JSONL file atomically (or stage it in `batch`, published
+        at the batch's commit); returns the number of records."""
+        count = 0
+        opener = batch.open if batch is not None else atomic_writer
+        with opener(path, overwrite=False) as stream:
+            for record in records:
+                stream.write(record.model_dump_json().encode())
+                stream.write(b"\n")
+                count += 1
+        return count
+
+    # quarantine ------------------------------------------------------------------------
+    def quarantine(self, path: Path, reason: str, *, stream: str) -> Path:
+        """Set a bad file aside with a note saying why, so everything beside it goes on.
+
+        A lake file is moved; a file from outside the lake (an export) is copied, since
+        it is the user's.
+        """
+        source = path.resolve()
+        inside = source.is_relative_to(self.root.resolve())
+        rel = Path(self.relative(source)) if inside else Path(source.name)
+        if rel.parts[:2] == ("raw", stream):
+            rel = rel.relative_to(Path("raw") / stream)
+        target = self.quarantine_root / stream / new_run_id() / rel
+        note = {
+            "original_path": str(path),
+            "reason": reason,
+            "quarantined_at": datetime.now(UTC).isoformat(),
+        }
+        reason_file = target.with_name(target.name + ".reason.json")
+        write_bytes_atomic(reason_file, json.dumps(note, ensure_ascii=False, indent=2).encode())
+        if inside:
+            source.replace(target)
+        else:
+            copy_file_atomic(source, target)
+        return target
+
+    def quarantined(self, stream: str | None = None) -> list[Path]:
+        base = self.quarantine_root / stream if stream else self.quarantine_root
+        if not base.is_dir():
+            return []
+        return sorted(p for p in base.rglob("*.reason.json"))
+
+
+def read_records(path: Path, model: type[R]) -> Iterator[R]:
+    """Yield validated records; the first bad line raises LakeRecordError(path, line)."""
+    with path.open("rb") as stream:
+        for number, raw in enumerate(stream, start=1):
+            if not raw.endswith(b"\n"):
+                raise LakeRecordError(path, number, "truncated line (no newline at end)")
+            try:
+                yield model.model_validate_json(raw)
+            except ValidationError as error:
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as bad:
+                    reason = f"not UTF-8 (byte {bad.start}: {bad.reason})"
+                else:
+                    reason = _describe(error)
+                raise LakeRecordError(path, number, reason) from None
+
+
+def read_messages(path: Path) -> Iterator[MessageRecord]:
+    return read_records(path, MessageRecord)
+
+
+def read_detections(path: Path) -> Iterator[DetectionRecord]:
+    return read_records(path, DetectionRecord)

@@ -1,0 +1,72 @@
+"""Progress for long work: counts, rate and ETA, logged at a steady interval so both a
+terminal and a container log show that the stage is alive and how far it has to go."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds}s"
+
+
+@dataclass
+class Progress:
+    """`advance(n)` as work is done; logs at most every `interval` seconds, and `done()`
+    logs the final line. `total` may be unknown (None): then no ETA."""
+
+    label: str
+    unit: str = "items"
+    total: int | None = None
+    interval: float = 5.0
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("progress"))
+    count: int = 0
+    started: float = field(default_factory=time.monotonic)
+    _last_log: float = field(default=0.0)
+
+    def __post_init__(self) -> None:
+        self._last_log = self.started
+
+    @property
+    def rate(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.count / elapsed if elapsed > 0 else 0.0
+
+    def line(self) -> str:
+        rate = self.rate
+        text = f"{self.label}: {self.count:,}"
+        if self.total is not None:
+            share = self.count / self.total if self.total else 1.0
+            text += f"/{self.total:,} {self.unit} ({share:.0%})"
+        else:
+            text += f" {self.unit}"
+        text += f", {rate:,.1f} {self.unit}/s"
+        if self.total is not None and rate > 0 and self.count < self.total:
+            text += f", ETA {_duration((self.total - self.count) / rate)}"
+        return text
+
+    def advance(self, amount: int = 1) -> None:
+        self.count += amount
+        now = time.monotonic()
+        if now - self._last_log >= self.interval:
+            self._last_log = now
+            self.logger.info(self.line())
+
+    def done(self) -> None:
+        elapsed = time.monotonic() - self.started
+        self.logger.info(
+            "%s: done, %s %s in %s (%s %s/s)",
+            self.label,
+            f"{self.count:,}",
+            self.unit,
+            _duration(elapsed),
+            f"{self.rate:,.1f}",
+            self.unit,
+        )

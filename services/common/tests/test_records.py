@@ -1,0 +1,85 @@
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from pydantic import ValidationError
+
+from tgmed_common.records import DetectionRecord, MessageRecord, canonical_channel
+
+NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+def message(**overrides):
+    fields = dict(
+        source="export", channel_username="CheMed123", message_id=7, date=NOW, scraped_at=NOW
+    )
+    fields.update(overrides)
+    return MessageRecord(**fields)
+
+
+def test_channel_names_are_canonical_lower_case():
+    assert canonical_channel("@CheMed123") == "chemed123"
+    assert message().channel_username == "chemed123"
+    with pytest.raises(ValueError, match="not a channel username"):
+        canonical_channel("../etc")
+
+
+def test_dates_are_stored_in_utc():
+    eat = timezone(timedelta(hours=3))
+    record = message(date=datetime(2026, 11, 1, 15, 0, tzinfo=eat))
+    assert record.date == NOW and record.date.tzinfo == UTC
+    assert '"date":"2026-11-01T12:00:00Z"' in record.model_dump_json()
+
+
+def test_naive_dates_are_refused():
+    with pytest.raises(ValidationError, match="timezone"):
+        message(date=datetime(2026, 11, 1, 12, 0))
+
+
+def test_unknown_schema_version_is_refused_with_advice():
+    raw = message().model_dump_json().replace('"schema_version":1', '"schema_version":2')
+    with pytest.raises(ValidationError, match="schema_version 2 is not supported"):
+        MessageRecord.model_validate_json(raw)
+
+
+def test_round_trip_and_unknown_fields_refused():
+    record = message(
+        text="ዋጋ 1,200 ብር",
+        views=10,
+        media_type="photo",
+        media_path="raw/telegram_media/channel=chemed123/7.jpg",
+    )
+    assert MessageRecord.model_validate_json(record.model_dump_json()) == record
+    with pytest.raises(ValidationError, match="Extra inputs"):
+        MessageRecord.model_validate({**record.model_dump(), "colour": "red"})
+
+
+def test_negative_counts_and_ids_refused():
+    with pytest.raises(ValidationError):
+        message(views=-1)
+    with pytest.raises(ValidationError):
+        message(message_id=0)
+
+
+def test_detection_confidence_bounded():
+    fields = dict(
+        channel_username="x1",
+        message_id=1,
+        media_path="p.jpg",
+        model_name="m",
+        model_hash="h",
+        detected_at=NOW,
+    )
+    ok = DetectionRecord(
+        **fields,
+        detections=[
+            {"class_id": 0, "class_name": "person", "confidence": 0.9, "box": (1, 2, 3, 4)}
+        ],
+    )
+    assert ok.detections[0].class_name == "person"
+    with pytest.raises(ValidationError):
+        DetectionRecord(
+            **fields,
+            detections=[
+                {"class_id": 0, "class_name": "person", "confidence": 1.5, "box": (1, 2, 3, 4)}
+            ],
+        )

@@ -1,0 +1,292 @@
+"""Telegram Desktop "Export chat history" (JSON) into the lake, as the same message
+records the scraper writes.
+
+An export is a folder with `result.json` and its media beside it (`photos/...`). Text is
+a string or an array of strings and entity objects; service messages are skipped; an
+export has no view, forward or reply counts (null). Dates come from `date_unixtime`
+(UTC); an export without it is read as UTC.
+
+An export is checked completely before anything is written: a broken one writes
+nothing, is copied to quarantine/ with the reason, and the others still import.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from tgmed_common.lake import MESSAGES, Lake, new_run_id
+from tgmed_common.progress import Progress
+from tgmed_common.records import CHANNEL_PATTERN, MediaType, MessageRecord, canonical_channel
+from tgmed_common.state import HighWaterMarks
+from tgmed_scraper.writer import MessageBatchWriter
+
+log = logging.getLogger(__name__)
+
+EXPORT_FILE = "result.json"
+NOT_INCLUDED = "(File not included"
+MAX_ERRORS_LISTED = 10
+
+_FILE_MEDIA_TYPES: dict[str, MediaType] = {
+    "video_file": "video",
+    "video_message": "video",
+    "animation": "animation",
+    "voice_message": "voice",
+    "audio_file": "audio",
+    "sticker": "sticker",
+}
+
+
+class ExportError(ValueError):
+    """An export that cannot be imported; names the file and the message index."""
+
+    def __init__(self, path: Path, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        shown = problems[:MAX_ERRORS_LISTED]
+        more = len(problems) - len(shown)
+        text = f"{path}: " + "; ".join(shown) + (f"; and {more} more" if more else "")
+        super().__init__(
+            text + ". Nothing from this export was written; fix or re-export it and run "
+            "import-export again."
+        )
+
+
+@dataclass
+class ParsedExport:
+    path: Path
+    channel: str
+    title: str | None
+    records: list[MessageRecord]
+    photos: dict[int, Path]  # message id -> photo file in the export
+    service_messages: int = 0
+    already_imported: int = 0
+
+
+@dataclass
+class ImportSummary:
+    run_id: str
+    exports: int = 0
+    messages: int = 0
+    already_imported: int = 0
+    service_messages: int = 0
+    photos: int = 0
+    photos_skipped: int = 0
+    files: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"stage": "import-export", **self.__dict__}
+
+
+def find_exports(path: Path) -> list[Path]:
+    """`result.json` itself, a folder holding one, or a folder of such folders."""
+    if path.is_file():
+        return [path]
+    if (path / EXPORT_FILE).is_file():
+        return [path / EXPORT_FILE]
+    found = (
+        sorted(p / EXPORT_FILE for p in path.iterdir() if (p / EXPORT_FILE).is_file())
+        if (path.is_dir())
+        else []
+    )
+    if not found:
+        raise FileNotFoundError(
+            f"{path}: no Telegram Desktop export here (expected {EXPORT_FILE}, a folder "
+            f"holding it, or a folder of such folders)"
+        )
+    return found
+
+
+def channel_for(export_file: Path, title: str | None, override: str | None) -> str:
+    """--channel if given; else the export folder's name when it is a username (the
+    sample names folders so); else the channel title made into one."""
+    if override:
+        return canonical_channel(override)
+    folder = export_file.parent.name.lower()
+    if CHANNEL_PATTERN.fullmatch(folder) and not folder.startswith("chatexport"):
+        return folder
+    slug = re.sub(r"[^a-z0-9]+", "_", (title or "").lower()).strip("_")[:64]
+    if not slug:
+        raise ValueError(f"{export_file}: cannot tell the channel's username; pass --channel NAME")
+    return slug
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "".join(
+            part if isinstance(part, str) else str(part.get("text", "")) for part in value
+        )
+    raise TypeError(f"text is a {type(value).__name__}, expected a string or an array")
+
+
+def _timestamp(message: dict[str, Any], unix_key: str, iso_key: str) -> datetime | None:
+    if message.get(unix_key) is not None:
+        return datetime.fromtimestamp(int(message[unix_key]), UTC)
+    if message.get(iso_key) is not None:
+        parsed = datetime.fromisoformat(message[iso_key])
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
+def parse_export(
+    export_file: Path,
+    *,
+    channel: str | None = None,
+    marks: HighWaterMarks | None = None,
+    scraped_at: datetime | None = None,
+) -> ParsedExport:
+    """Read and check a whole export. Messages at or below the channel's high-water mark
+    (from `marks`) count as already imported and are skipped. Raises ExportError listing
+    every problem."""
+    scraped_at = scraped_at or datetime.now(UTC)
+    try:
+        document = json.loads(export_file.read_bytes())
+    except (OSError, UnicodeDecodeError) as error:
+        raise ExportError(export_file, [f"cannot read the file: {error}"]) from None
+    except json.JSONDecodeError as error:
+        raise ExportError(
+            export_file,
+            [f"not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})"],
+        ) from None
+    if not isinstance(document, dict) or not isinstance(document.get("messages"), list):
+        raise ExportError(
+            export_file, ["not a single-chat export: expected an object with a 'messages' list"]
+        )
+    title = document.get("name")
+    try:
+        name = channel_for(export_file, title, channel)
+    except ValueError as error:
+        raise ExportError(export_file, [str(error)]) from None
+    after_id = marks.get(name) if marks is not None else 0
+    channel_id = document.get("id") if isinstance(document.get("id"), int) else None
+    folder = export_file.parent
+    parsed = ParsedExport(export_file, name, title, [], {})
+    problems: list[str] = []
+    for index, message in enumerate(document["messages"]):
+        where = f"message #{index}"
+        if not isinstance(message, dict):
+            problems.append(f"{where}: not an object")
+            continue
+        if "id" in message:
+            where += f" (id {message['id']})"
+        kind = message.get("type")
+        if kind != "message":
+            if kind is None:
+                problems.append(f"{where}: no 'type'")
+            else:
+                parsed.service_messages += 1
+            continue
+        try:
+            message_id = message["id"]
+            if not isinstance(message_id, int):
+                raise TypeError(f"id {message_id!r} is not an integer")
+            if message_id <= after_id:
+                parsed.already_imported += 1
+                continue
+            date = _timestamp(message, "date_unixtime", "date")
+            if date is None:
+                raise KeyError("date")
+            media_type: MediaType | None = None
+            photo = message.get("photo")
+            if photo is not None:
+                media_type = "photo"
+                if not str(photo).startswith(NOT_INCLUDED):
+                    source = folder / photo
+                    if not source.is_file():
+                        raise FileNotFoundError(f"photo file {photo!r} is missing from the export")
+                    parsed.photos[message_id] = source
+            elif message.get("file") is not None or message.get("media_type"):
+                media_type = _FILE_MEDIA_TYPES.get(message.get("media_type", ""), "document")
+            record = MessageRecord(
+                source="export",
+                channel_username=name,
+                channel_title=title,
+                channel_id=channel_id,
+                message_id=message_id,
+                date=date,
+                edit_date=_timestamp(message, "edited_unixtime", "edited"),
+                text=_text(message.get("text", "")),
+                media_type=media_type,
+                forwarded_from=message.get("forwarded_from"),
+                reply_to_message_id=message.get("reply_to_message_id"),
+                scraped_at=scraped_at,
+            )
+        except KeyError as error:
+            problems.append(f"{where}: missing {error.args[0]!r}")
+            continue
+        except ValidationError as error:
+            fields = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
+            )
+            problems.append(f"{where}: {fields}")
+            continue
+        except (TypeError, ValueError, OSError) as error:
+            problems.append(f"{where}: {error}")
+            continue
+        parsed.records.append(record)
+    if problems:
+        raise ExportError(export_file, problems)
+    return parsed
+
+
+def import_exports(lake: Lake, path: Path, *, channel: str | None = None) -> ImportSummary:
+    """Import one export or a folder of exports. Already imported messages (at or below
+    the channel's high-water mark) are skipped, so a re-run writes nothing new."""
+    exports = find_exports(path)
+    if channel and len(exports) > 1:
+        raise ValueError(f"{path}: --channel names one channel but {len(exports)} exports found")
+    summary = ImportSummary(run_id=new_run_id())
+    marks = HighWaterMarks(lake, MESSAGES)
+    for export_file in exports:
+        try:
+            parsed = parse_export(export_file, channel=channel, marks=marks)
+        except ExportError as error:
+            log.error("%s", error)
+            summary.failed[str(export_file)] = str(error)
+            note = lake.quarantine(export_file, str(error), stream="exports")
+            log.error("copied %s to %s", export_file, note)
+            continue
+        _write(lake, marks, parsed, summary)
+    return summary
+
+
+def _write(lake: Lake, marks: HighWaterMarks, parsed: ParsedExport, summary: ImportSummary) -> None:
+    progress = Progress(f"import {parsed.channel}", unit="messages", total=len(parsed.records))
+    writer = MessageBatchWriter(lake, marks, parsed.channel, summary.run_id)
+    for record in sorted(parsed.records, key=lambda r: r.message_id):
+        source = parsed.photos.get(record.message_id)
+        if source is not None:
+            target = lake.media_file(parsed.channel, record.message_id, source.suffix)
+            if target.exists():
+                summary.photos_skipped += 1
+            else:
+                writer.batch.copy(source, target)
+                summary.photos += 1
+            record = record.model_copy(update={"media_path": lake.relative(target)})
+        writer.add(record)
+        progress.advance()
+    # one flush: an export is written whole (one file per day) and the mark moves once
+    writer.flush()
+    progress.done()
+    summary.exports += 1
+    summary.messages += writer.written
+    summary.files += writer.files
+    summary.already_imported += parsed.already_imported
+    summary.service_messages += parsed.service_messages
+    log.info(
+        "export %s -> channel %s: %d new messages, %d already imported",
+        parsed.path,
+        parsed.channel,
+        writer.written,
+        parsed.already_imported,
+    )

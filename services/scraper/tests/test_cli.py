@@ -1,0 +1,64 @@
+import json
+import logging
+
+import pytest
+
+from tgmed_scraper import cli
+
+API_HASH = "0123456789abcdef0123456789abcdef"
+SESSION = "1BVtsOKABu" + "Zx9" * 40
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # no stray .env from the developer's checkout
+    monkeypatch.setenv("LAKE_DIR", str(tmp_path / "lake"))
+    monkeypatch.setenv("TELEGRAM_API_ID", "123456")
+    monkeypatch.setenv("TELEGRAM_API_HASH", API_HASH)
+    monkeypatch.setenv("TELEGRAM_SESSION", SESSION)
+    return tmp_path
+
+
+@pytest.mark.parametrize("command", [[], ["login"], ["scrape"], ["import-export"]])
+def test_help(command, capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main([*command, "--help"])
+    assert done.value.code == 0
+    assert "usage: tgmed-scraper" in capsys.readouterr().out
+
+
+def test_missing_secret_is_a_clear_configuration_error(env, monkeypatch, capsys, caplog):
+    monkeypatch.delenv("TELEGRAM_API_HASH")
+    assert cli.main(["scrape", "--channel", "chemed123"]) == 2
+    assert "TELEGRAM_API_HASH" in caplog.text and ".env.example" in caplog.text
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["stage"] == "scrape"
+
+
+def test_scrape_cli_ends_with_a_json_summary_and_never_logs_secrets(
+    env, monkeypatch, capsys, caplog, client
+):
+    class LeakyClient(type(client)):
+        async def get_entity(self, username):
+            if username == "leaky":  # a library error that echoes credentials back
+                raise RuntimeError(f"auth rejected for api_hash={API_HASH} session={SESSION}")
+            return await super().get_entity(username)
+
+    fake = LeakyClient(channels=client.channels, ids=client.ids)
+    monkeypatch.setattr(cli, "create_client", lambda settings: fake)
+    with caplog.at_level(logging.DEBUG):
+        code = cli.main(
+            ["--log-level", "DEBUG", "scrape", "--channel", "CheMed123", "--channel", "leaky"]
+        )
+    out, err = capsys.readouterr()
+    assert code == 1  # one channel failed
+    summary = json.loads(out.splitlines()[-1])
+    assert summary["messages"] == 27 and list(summary["failed_channels"]) == ["leaky"]
+    everything = out + err + caplog.text
+    assert "auth rejected" in everything  # the error itself is reported...
+    assert API_HASH not in everything and SESSION not in everything  # ...its secrets are not
+    assert fake.connected is False  # disconnected at the end
+
+
+def test_import_of_a_missing_path_is_a_usage_error(env, caplog):
+    assert cli.main(["import-export", str(env / "nowhere")]) == 2
+    assert "no Telegram Desktop export here" in caplog.text
