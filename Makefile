@@ -3,6 +3,7 @@ SHELL := /bin/bash
 export UV_COMPILE_BYTECODE := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+RUN := $(UV) run --no-sync
 SAMPLE := data/sample
 LAKE_DIR ?= data/lake
 export LAKE_DIR
@@ -18,28 +19,28 @@ setup:  ## install uv if missing, then the locked dev environment (.venv)
 	$(UV) sync --locked
 
 $(SAMPLE)/truth.json:
-	$(UV) run tgmed-sample --out $(SAMPLE)
+	$(RUN) tgmed-sample --out $(SAMPLE)
 
 sample: setup $(SAMPLE)/truth.json  ## write the bundled sample exports (data/sample)
 
 demo: sample  ## the main job on the sample: exports -> lake (data/lake); run twice, adds nothing
-	$(UV) run tgmed-scraper import-export $(SAMPLE)/exports
+	$(RUN) tgmed-scraper import-export $(SAMPLE)/exports
 	@echo "lake: $(LAKE_DIR) ($$(find $(LAKE_DIR)/raw/telegram_messages -name '*.jsonl' | wc -l) message files," \
 		"$$(find $(LAKE_DIR)/raw/telegram_media -type f | wc -l) photos)"
 
 lint: setup  ## ruff lint + format check
-	$(UV) run ruff check .
-	$(UV) run ruff format --check .
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
 
 test: lint  ## lint, then every test
-	$(UV) run pytest
+	$(RUN) pytest
 
 format: setup  ## apply ruff fixes and formatting
-	$(UV) run ruff check --fix .
-	$(UV) run ruff format .
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
 
 bench: setup  ## benchmarks (ratios against a baseline measured in the same run)
-	$(UV) run python bench/bench_import.py
+	$(RUN) python bench/bench_import.py
 
 clean:  ## remove the lake and the generated sample (not your .env)
 	rm -rf data/lake data/sample

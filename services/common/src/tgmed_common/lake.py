@@ -13,6 +13,7 @@ Nobody builds these paths by hand: use `Lake`.
 
 from __future__ import annotations
 
+import io
 import json
 import secrets
 from collections.abc import Iterable, Iterator
@@ -177,22 +178,28 @@ class Lake:
         return sorted(p for p in base.rglob("*.reason.json"))
 
 
-def read_records(path: Path, model: type[R]) -> Iterator[R]:
-    """Yield validated records; the first bad line raises LakeRecordError(path, line)."""
-    with path.open("rb") as stream:
+def parse_line(path: Path, number: int, raw: bytes, model: type[R]) -> R:
+    """One JSONL line into a record; LakeRecordError(path, number) if it is not one."""
+    if not raw.endswith(b"\n"):
+        raise LakeRecordError(path, number, "truncated line (no newline at end)")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as error:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            reason = f"not UTF-8 (byte {bad.start}: {bad.reason})"
+        else:
+            reason = _describe(error)
+        raise LakeRecordError(path, number, reason) from None
+
+
+def read_records(path: Path, model: type[R], data: bytes | None = None) -> Iterator[R]:
+    """Yield validated records of a file (or of its bytes, already read); the first bad
+    line raises LakeRecordError(path, line)."""
+    with io.BytesIO(data) if data is not None else path.open("rb") as stream:
         for number, raw in enumerate(stream, start=1):
-            if not raw.endswith(b"\n"):
-                raise LakeRecordError(path, number, "truncated line (no newline at end)")
-            try:
-                yield model.model_validate_json(raw)
-            except ValidationError as error:
-                try:
-                    raw.decode("utf-8")
-                except UnicodeDecodeError as bad:
-                    reason = f"not UTF-8 (byte {bad.start}: {bad.reason})"
-                else:
-                    reason = _describe(error)
-                raise LakeRecordError(path, number, reason) from None
+            yield parse_line(path, number, raw, model)
 
 
 def read_messages(path: Path) -> Iterator[MessageRecord]:

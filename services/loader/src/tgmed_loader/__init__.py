@@ -1,0 +1,1 @@
+"""Lake files into PostgreSQL `raw` tables, idempotently."""

@@ -1,0 +1,70 @@
+"""What each lake stream loads into: its record type, table, key and the columns taken
+out of each record beside the full JSONB."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+from tgmed_common.lake import DETECTIONS, MESSAGES, Lake
+from tgmed_common.records import DetectionRecord, MessageRecord
+
+
+@dataclass(frozen=True)
+class Stream:
+    name: str  # the lake stream, also the audit's stream name
+    model: type[BaseModel]
+    table: str
+    key: tuple[str, ...]
+    columns: tuple[str, ...]  # extracted columns, in COPY order, before record/source_file
+    newer: str  # the column that decides which version of a row wins
+    values: Callable[[BaseModel], tuple[str, ...]]
+    files: Callable[[Lake], list]
+
+    @property
+    def copy_columns(self) -> tuple[str, ...]:
+        return (*self.columns, "record", "source_file")
+
+
+def _message_values(record: MessageRecord) -> tuple[str, ...]:
+    return (
+        record.channel_username,
+        str(record.message_id),
+        record.date.isoformat(),
+        record.scraped_at.isoformat(),
+    )
+
+
+def _detection_values(record: DetectionRecord) -> tuple[str, ...]:
+    return (
+        record.channel_username,
+        str(record.message_id),
+        record.model_hash,
+        record.detected_at.isoformat(),
+    )
+
+
+STREAMS: dict[str, Stream] = {
+    "messages": Stream(
+        name=MESSAGES,
+        model=MessageRecord,
+        table="raw.telegram_messages",
+        key=("channel_username", "message_id"),
+        columns=("channel_username", "message_id", "message_date", "scraped_at"),
+        newer="scraped_at",
+        values=_message_values,
+        files=Lake.message_files,
+    ),
+    "detections": Stream(
+        name=DETECTIONS,
+        model=DetectionRecord,
+        table="raw.yolo_detections",
+        key=("channel_username", "message_id", "model_hash"),
+        columns=("channel_username", "message_id", "model_hash", "detected_at"),
+        newer="detected_at",
+        values=_detection_values,
+        files=Lake.detection_files,
+    ),
+}

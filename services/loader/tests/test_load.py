@@ -1,0 +1,124 @@
+import json
+from datetime import timedelta
+
+import psycopg
+import pytest
+
+from tgmed_common.records import DetectionRecord
+from tgmed_loader.load import load_stream
+
+
+def count(url, table="raw.telegram_messages"):
+    with psycopg.connect(url) as conn:
+        return conn.execute(f"select count(*) from {table}").fetchone()[0]  # noqa: S608
+
+
+def test_loading_twice_gives_identical_rows_and_skips_every_file(db_url, lake, helpers):
+    for part in range(6):
+        records = [
+            helpers.message(ch, part * 100 + i)
+            for ch in ("chemed123", "tikvahpharma")
+            for i in range(1, 51)
+        ]
+        helpers.write_file(lake, f"run-{part:04d}", records[:50])
+        helpers.write_file(lake, f"runb-{part:04d}", records[50:])
+    first = load_stream(db_url, lake, "messages", workers=2)
+    assert first.loaded == 12 and first.rows == 600 and first.quarantined == 0
+    assert count(db_url) == 600
+    second = load_stream(db_url, lake, "messages", workers=2)
+    assert second.loaded == 0 and second.skipped == 12 and second.rows == 0
+    assert count(db_url) == 600
+    with psycopg.connect(db_url) as conn:
+        audit = conn.execute("select count(*), sum(row_count) from raw.load_audit").fetchone()
+    assert audit == (12, 600)
+
+
+def test_same_bytes_under_another_name_are_skipped_by_checksum(db_url, lake, helpers):
+    path = helpers.write_file(lake, "a", [helpers.message("chemed123", 1)])
+    load_stream(db_url, lake, "messages", workers=1)
+    copy = path.with_name("b.jsonl")
+    copy.write_bytes(path.read_bytes())
+    again = load_stream(db_url, lake, "messages", workers=1)
+    assert again.skipped == 2 and again.loaded == 0 and count(db_url) == 1
+
+
+def test_newer_scrape_updates_the_row_and_older_one_does_not(db_url, lake, helpers):
+    t0 = helpers.T0
+    helpers.write_file(lake, "r1", [helpers.message("chemed123", 1, views=10, scraped=t0)])
+    load_stream(db_url, lake, "messages", workers=1)
+    newer = helpers.message("chemed123", 1, views=99, scraped=t0 + timedelta(days=1))
+    helpers.write_file(lake, "r2", [newer, helpers.message("chemed123", 2)])
+    summary = load_stream(db_url, lake, "messages", workers=1)
+    assert summary.upserted_files == 1
+    older = helpers.message("chemed123", 1, views=50, scraped=t0 + timedelta(hours=1))
+    helpers.write_file(lake, "r3", [older])
+    load_stream(db_url, lake, "messages", workers=1)
+    with psycopg.connect(db_url) as conn:
+        views, source = conn.execute(
+            "select (record->>'views')::int, source_file from raw.telegram_messages "
+            "where channel_username = 'chemed123' and message_id = 1"
+        ).fetchone()
+    assert views == 99 and source.endswith("r2.jsonl")
+    assert count(db_url) == 2
+
+
+def test_repeated_key_inside_one_file_keeps_the_newest(db_url, lake, helpers):
+    t0 = helpers.T0
+    helpers.write_file(
+        lake,
+        "dup",
+        [
+            helpers.message("chemed123", 5, views=1, scraped=t0),
+            helpers.message("chemed123", 5, views=7, scraped=t0 + timedelta(minutes=5)),
+        ],
+    )
+    summary = load_stream(db_url, lake, "messages", workers=1)
+    assert summary.loaded == 1 and summary.upserted_files == 1
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute(
+            "select (record->>'views')::int from raw.telegram_messages"
+        ).fetchone() == (7,)
+
+
+def test_same_message_id_in_two_channels_does_not_collide(db_url, lake, helpers):
+    helpers.write_file(lake, "a", [helpers.message("chemed123", 1)])
+    helpers.write_file(lake, "b", [helpers.message("tikvahpharma", 1)])
+    load_stream(db_url, lake, "messages", workers=1)
+    assert count(db_url) == 2
+
+
+def test_detections_load_keyed_by_model(db_url, lake, helpers):
+    def detection(model_hash):
+        return DetectionRecord(
+            channel_username="chemed123",
+            message_id=3,
+            media_path="raw/x/3.jpg",
+            model_name="yolov8n",
+            model_hash=model_hash,
+            image_width=640,
+            image_height=480,
+            detections=[
+                {"class_id": 41, "class_name": "cup", "confidence": 0.8, "box": (1, 2, 3, 4)}
+            ],
+            detected_at=helpers.T0,
+        )
+
+    day = helpers.T0.date()
+    lake.write_records(lake.detection_file(day, "chemed123", "d1"), [detection("aaa")])
+    lake.write_records(lake.detection_file(day, "chemed123", "d2"), [detection("bbb")])
+    summary = load_stream(db_url, lake, "detections", workers=1)
+    assert summary.loaded == 2 and count(db_url, "raw.yolo_detections") == 2
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_malformed_file_is_quarantined_and_the_rest_loads(db_url, lake, helpers, workers):
+    good = helpers.write_file(lake, "good", [helpers.message("chemed123", i) for i in (1, 2)])
+    bad = good.with_name("bad.jsonl")
+    line = helpers.message("chemed123", 3).model_dump_json()
+    bad.write_text(line + "\n" + line.replace('"message_id":3', '"message_id":"x"') + "\n")
+    summary = load_stream(db_url, lake, "messages", workers=workers)
+    assert summary.loaded == 1 and summary.quarantined == 1 and count(db_url) == 2
+    assert not bad.exists()
+    (note,) = lake.quarantined("telegram_messages")
+    reason = json.loads(note.read_text())["reason"]
+    assert "bad.jsonl:2" in reason and "message_id" in reason
