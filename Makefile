@@ -8,7 +8,11 @@ SAMPLE := data/sample
 LAKE_DIR ?= data/lake
 export LAKE_DIR
 
-.PHONY: help setup sample demo test lint format bench clean
+PGDATA ?= data/pg
+# the embedded server's URL unless DATABASE_URL points elsewhere
+DB_URL = $${DATABASE_URL:-$$($(RUN) tgmed-devdb start --pgdata $(PGDATA) | sed -n 's/^DATABASE_URL=//p')}
+
+.PHONY: help setup sample demo test lint format bench clean db-start db-stop warehouse
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -23,10 +27,24 @@ $(SAMPLE)/truth.json:
 
 sample: setup $(SAMPLE)/truth.json  ## write the bundled sample exports (data/sample)
 
-demo: sample  ## the main job on the sample: exports -> lake (data/lake); run twice, adds nothing
+db-start: setup  ## start the embedded PostgreSQL (data/pg) and print DATABASE_URL
+	$(RUN) tgmed-devdb start --pgdata $(PGDATA)
+
+db-stop:  ## stop the embedded PostgreSQL
+	$(RUN) tgmed-devdb stop --pgdata $(PGDATA)
+
+demo: sample  ## the main job on the sample: exports -> lake -> PostgreSQL -> dbt marts; re-runs add nothing
 	$(RUN) tgmed-scraper import-export $(SAMPLE)/exports
 	@echo "lake: $(LAKE_DIR) ($$(find $(LAKE_DIR)/raw/telegram_messages -name '*.jsonl' | wc -l) message files," \
 		"$$(find $(LAKE_DIR)/raw/telegram_media -type f | wc -l) photos)"
+	@$(MAKE) --no-print-directory warehouse
+
+warehouse:  ## load the lake into PostgreSQL and build the marts (dbt)
+	@url="$(DB_URL)"; \
+	DATABASE_URL="$$url" $(RUN) tgmed-loader init-db && \
+	DATABASE_URL="$$url" $(RUN) tgmed-loader load all && \
+	DATABASE_URL="$$url" $(RUN) tgmed-transform build && \
+	echo "warehouse built: schemas raw, staging, marts (make db-start prints DATABASE_URL)"
 
 lint: setup  ## ruff lint + format check
 	$(RUN) ruff check .

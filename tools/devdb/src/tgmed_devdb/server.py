@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from pathlib import Path
 
 import psycopg
@@ -20,10 +21,12 @@ log = logging.getLogger(__name__)
 def start(pgdata: Path) -> str:
     """Start (or find running) the server for `pgdata`; returns the URL of its
     `postgres` database."""
-    import pgserver
-
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(pgdata.resolve(), cleanup_mode=None)
+    with warnings.catch_warnings():  # platformdirs: "XDG_RUNTIME_DIR is not set" (harmless)
+        warnings.simplefilter("ignore")
+        import pgserver
+
+        server = pgserver.get_server(pgdata.resolve(), cleanup_mode=None)
     return server.get_uri()
 
 

@@ -1,0 +1,213 @@
+"""Loader and dbt on 1M generated messages, against baselines measured in the same run.
+
+1. load: `tgmed-loader load messages` (read, validate every line, COPY, audit; 2
+   workers) against a bare COPY of the same rows, prebuilt in memory, into an
+   identical keyed table (one COPY and commit per file). Goal: ratio >= 0.8.
+2. re-run over loaded files against the first load. Goal: >= 50x faster.
+3. dbt: incremental run after 1% new messages against a full refresh. Goal: <= 0.1x.
+
+    uv run python bench/bench_load.py [--messages 1000000] [--files 200]
+
+Needs a PostgreSQL: DATABASE_URL's server, or the embedded one started here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+
+from tgmed_common.lake import Lake
+from tgmed_common.records import MessageRecord
+from tgmed_devdb.server import create_database, start, stop
+from tgmed_loader.load import _escape, load_stream
+from tgmed_loader.schema import ensure_raw_schema
+from tgmed_loader.streams import STREAMS
+
+TEXTS = [
+    "New stock! Paracetamol 500mg\nPrice 60 birr\n📞 Call/WhatsApp 0911 23 45 67\n#pharmacy",
+    "ፓራሲታሞል ይገኛል\nዋጋ 55 ብር\nለበለጠ መረጃ ይደውሉ 0933 44 55 66\n#መድሃኒት",
+    "Today's offers:\n- Brufen: 85 ETB\n- Vitamin C 1000mg: ETB 350\n- ORS sachets: 25 ETB\n",
+    "✅ CeraVe moisturizing cream\nPrice: 3,100 Birr\n📍 Bole, Addis Ababa\n#skincare",
+    "አዲስ ገቢ! ኒቪያ\nዋጋ፦ 1,200 ብር\n#cosmetics",
+    "Omron blood pressure monitor / የደም ግፊት መለኪያ\n💰 4,200 birr",
+]
+
+
+def make_lake(lake: Lake, messages: int, files: int, start_id: int = 1, tag: str = "r") -> int:
+    channels = [f"bench_channel_{i:02d}" for i in range(10)]
+    per_file = messages // files
+    scraped = datetime(2026, 11, 1, tzinfo=UTC)
+    first = datetime(2026, 6, 1, tzinfo=UTC)
+    message_id = start_id
+    for index in range(files):
+        channel = channels[index % len(channels)]
+        rows = []
+        for _ in range(per_file):
+            rows.append(
+                MessageRecord.model_construct(
+                    schema_version=1,
+                    source="telethon",
+                    channel_username=channel,
+                    channel_title=channel.title(),
+                    channel_id=1000 + index % 10,
+                    message_id=message_id,
+                    date=first + timedelta(minutes=message_id % 172_800),
+                    edit_date=None,
+                    text=TEXTS[message_id % len(TEXTS)],
+                    views=message_id % 5000,
+                    forwards=message_id % 7,
+                    replies=message_id % 3,
+                    media_type=None,
+                    media_path=None,
+                    grouped_id=None,
+                    forwarded_from=None,
+                    reply_to_message_id=None,
+                    scraped_at=scraped,
+                )
+            )
+            message_id += 1
+        lake.write_records(
+            lake.message_file(
+                date(2026, 6, 1) + timedelta(days=index % 120), channel, f"{tag}-{index:05d}"
+            ),
+            rows,
+        )
+    return per_file * files
+
+
+def bare_copy(url: str, lake: Lake) -> tuple[float, int]:
+    """COPY prebuilt rows of every file into an identical keyed table, commit per file."""
+    stream = STREAMS["messages"]
+    buffers = []
+    for path in stream.files(lake):
+        out = bytearray()
+        source = _escape(lake.relative(path).encode())
+        for raw in io.BytesIO(path.read_bytes()):
+            record = json.loads(raw)
+            out += (
+                (
+                    f"{record['channel_username']}\t{record['message_id']}\t{record['date']}\t"
+                    f"{record['scraped_at']}\t"
+                ).encode()
+                + _escape(raw)
+                + b"\t"
+                + source
+                + b"\n"
+            )
+        buffers.append(bytes(out))
+    rows = sum(b.count(b"\n") for b in buffers)
+    with psycopg.connect(url) as conn:
+        conn.execute("create schema if not exists bench")
+        conn.execute("drop table if exists bench.bare_messages")
+        conn.execute("create table bench.bare_messages (like raw.telegram_messages including all)")
+        conn.commit()
+        columns = ", ".join(stream.copy_columns)
+        started = time.perf_counter()
+        for buffer in buffers:
+            with (
+                conn.cursor() as cursor,
+                cursor.copy(f"copy bench.bare_messages ({columns}) from stdin") as copy,
+            ):  # noqa: S608
+                copy.write(buffer)
+            conn.commit()
+        seconds = time.perf_counter() - started
+        conn.execute("drop table bench.bare_messages")
+        conn.commit()
+    return seconds, rows
+
+
+def dbt(url: str, target: Path, *args: str) -> float:
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "DBT_TARGET_PATH": str(target),
+        "DBT_LOG_PATH": str(target / "logs"),
+    }
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "tgmed_transform.cli", "dbt", "--", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.perf_counter() - started
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    if not summary.get("success"):
+        raise RuntimeError(f"dbt {args} failed: {summary}\n{done.stderr[-3000:]}")
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=1_000_000)
+    parser.add_argument("--files", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--skip-dbt", action="store_true")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-load-"))
+    server = None
+    try:
+        url = os.environ.get("DATABASE_URL")
+        if not url:
+            server = work / "pgdata"
+            url = start(server)
+        url = create_database(url, "bench_load", replace=True)
+        lake = Lake(work / "lake")
+        started = time.perf_counter()
+        total = make_lake(lake, args.messages, args.files)
+        print(
+            f"lake: {total:,} messages in {args.files} files "
+            f"({time.perf_counter() - started:.0f}s to write)"
+        )
+        with psycopg.connect(url) as conn:
+            ensure_raw_schema(conn)
+        bare_seconds, bare_rows = bare_copy(url, lake)
+        summary = load_stream(url, lake, "messages", workers=args.workers)
+        assert summary.rows == total == bare_rows, (summary, total, bare_rows)
+        rerun = load_stream(url, lake, "messages", workers=args.workers)
+        assert rerun.skipped == args.files and rerun.rows == 0
+        bare_rate, load_rate = bare_rows / bare_seconds, total / summary.seconds
+        print(f"bare COPY: {bare_rate:,.0f} rows/s ({bare_seconds:.1f}s)")
+        print(
+            f"tgmed-loader ({args.workers} workers): {load_rate:,.0f} rows/s "
+            f"({summary.seconds:.1f}s)"
+        )
+        print(f"ratio loader/bare COPY: {load_rate / bare_rate:.2f} (goal >= 0.8)")
+        print(
+            f"re-run over loaded files: {rerun.seconds:.2f}s, "
+            f"{summary.seconds / rerun.seconds:,.0f}x faster than the first load (goal >= 50x)"
+        )
+        if args.skip_dbt:
+            return
+        target = work / "dbt-target"
+        dbt(url, target, "seed")
+        full = dbt(url, target, "run", "--full-refresh")
+        print(f"dbt run --full-refresh: {full:.1f}s")
+        make_lake(lake, total // 100, max(1, args.files // 100), start_id=total + 1, tag="new")
+        added = load_stream(url, lake, "messages", workers=args.workers)
+        incremental = dbt(url, target, "run")
+        print(f"dbt run after {added.rows:,} new messages (1%): {incremental:.1f}s")
+        print(f"ratio incremental/full refresh: {incremental / full:.3f} (goal <= 0.1)")
+        with contextlib.suppress(Exception):
+            build = dbt(url, target, "build")
+            print(f"dbt build (models + all tests) after the increment: {build:.1f}s")
+    finally:
+        if server is not None:
+            stop(server)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

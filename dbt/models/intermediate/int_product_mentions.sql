@@ -1,0 +1,102 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='message_key',
+        incremental_strategy='delete+insert',
+        indexes=[{'columns': ['message_key']}, {'columns': ['loaded_at']}],
+    )
+}}
+
+-- Which product each message names, and the price it gives for it.
+-- A product's price is the first price on the line naming it; when that line has none
+-- and the message names a single product, the first price anywhere in the message
+-- (the common "Product\nPrice 450 birr" layout).
+with lines as (
+
+    select * from {{ ref('int_message_lines') }}
+    {% if is_incremental() %}
+    where loaded_at > (select coalesce(max(loaded_at), '-infinity') from {{ this }})
+    {% endif %}
+
+),
+
+aliases as materialized (
+
+    select
+        product_key,
+        alias,
+        {{ product_alias_pattern('alias') }} as alias_pattern
+    from {{ ref('product_aliases') }}
+
+),
+
+matched_lines as (
+
+    select
+        lines.message_key,
+        lines.loaded_at,
+        aliases.product_key,
+        lines.line_number,
+        aliases.alias,
+        lines.line_price
+    from lines
+    inner join aliases
+        -- a plain substring search first (cheap), the word-boundary pattern only then
+        on strpos(lines.line_text, aliases.alias) > 0
+        and lines.line_text ~ aliases.alias_pattern
+
+),
+
+first_match as (
+
+    select distinct on (message_key, product_key)
+        message_key,
+        loaded_at,
+        product_key,
+        line_number,
+        alias as matched_alias,
+        line_price
+    from matched_lines
+    order by message_key, product_key, (line_price is null), line_number, length(alias) desc
+
+),
+
+message_prices as (
+
+    select distinct on (message_key)
+        message_key,
+        line_price as message_price
+    from lines
+    where line_price is not null
+    order by message_key, line_number
+
+),
+
+products_per_message as (
+
+    select message_key, count(*) as product_count
+    from first_match
+    group by message_key
+
+),
+
+final as (
+
+    select
+        first_match.message_key || ':' || first_match.product_key as mention_key,
+        first_match.message_key,
+        first_match.product_key,
+        first_match.matched_alias,
+        first_match.line_number,
+        coalesce(
+            first_match.line_price,
+            case when products_per_message.product_count = 1 then message_prices.message_price end
+        ) as price_birr,
+        first_match.loaded_at
+    from first_match
+    inner join products_per_message using (message_key)
+    left join message_prices using (message_key)
+
+)
+
+select * from final

@@ -1,0 +1,46 @@
+with messages as (
+
+    select * from {{ ref('stg_telegram_messages') }}
+
+),
+
+latest_title as (
+
+    select distinct on (channel_username)
+        channel_username,
+        channel_title
+    from messages
+    where channel_title is not null
+    order by channel_username, posted_at desc
+
+),
+
+totals as (
+
+    select
+        channel_username,
+        min(posted_at) as first_post_at,
+        max(posted_at) as last_post_at,
+        count(*) as post_count,
+        count(*) filter (where has_image) as image_post_count
+    from messages
+    group by channel_username
+
+),
+
+final as (
+
+    select
+        totals.channel_username as channel_key,
+        totals.channel_username,
+        coalesce(latest_title.channel_title, totals.channel_username) as channel_title,
+        totals.first_post_at,
+        totals.last_post_at,
+        totals.post_count,
+        totals.image_post_count
+    from totals
+    left join latest_title using (channel_username)
+
+)
+
+select * from final

@@ -1,0 +1,1 @@
+"""Runs the dbt project as a pipeline stage."""

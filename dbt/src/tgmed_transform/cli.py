@@ -1,0 +1,126 @@
+"""`tgmed-transform`: the dbt stage. Runs the project in `dbt/` against DATABASE_URL.
+
+    tgmed-transform build [--full-refresh] [--select ...]   seeds, models, tests
+    tgmed-transform docs                                    dbt docs generate
+    tgmed-transform dbt -- ARGS...                          any other dbt command
+
+dbt's own output goes to stderr; the last stdout line is a JSON summary (models built,
+tests passed/failed, per status). Exit code 0 when every node succeeded, 1 otherwise,
+2 for a configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings
+
+from tgmed_common.logs import configure_logging, emit_summary
+from tgmed_common.settings import ConfigError, env_config, load_settings, secret_values
+
+log = logging.getLogger("tgmed_transform")
+
+
+class TransformSettings(BaseSettings):
+    model_config = env_config()
+
+    database_url: SecretStr
+    dbt_project_dir: Path = Path(__file__).resolve().parents[2]
+
+
+def dbt_environment(database_url: str) -> dict[str, str]:
+    """DBT_PG_* variables for profiles.yml, from one DATABASE_URL (a host may be a unix
+    socket folder, given as ?host=/path)."""
+    parts = urlsplit(database_url)
+    query = parse_qs(parts.query)
+    host = query.get("host", [parts.hostname or "localhost"])[0]
+    return {
+        "DBT_PG_HOST": host,
+        "DBT_PG_PORT": str(parts.port or query.get("port", ["5432"])[0]),
+        "DBT_PG_USER": unquote(parts.username or "postgres"),
+        "DBT_PG_PASSWORD": unquote(parts.password or ""),
+        "DBT_PG_DBNAME": parts.path.lstrip("/") or "postgres",
+    }
+
+
+def summarize(command: str, result: Any, seconds: float) -> dict[str, Any]:
+    statuses: Counter = Counter()
+    failures = []
+    for item in getattr(result.result, "results", None) or []:
+        kind = item.node.resource_type
+        status = str(getattr(item.status, "value", item.status))
+        statuses[f"{kind}_{status}"] += 1
+        if status in {"error", "fail"}:
+            failures.append(f"{item.node.unique_id}: {item.message}")
+    return {
+        "stage": "transform",
+        "command": command,
+        "success": bool(result.success),
+        "counts": dict(sorted(statuses.items())),
+        "failures": failures[:20],
+        "seconds": round(seconds, 2),
+    }
+
+
+def run_dbt(args: list[str], settings: TransformSettings) -> dict[str, Any]:
+    from dbt.cli.main import dbtRunner
+
+    project = str(settings.dbt_project_dir)
+    os.environ.update(dbt_environment(settings.database_url.get_secret_value()))
+    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    os.environ.setdefault("DBT_VERSION_CHECK", "false")
+    started = time.monotonic()
+    with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the summary
+        result = dbtRunner().invoke([*args, "--project-dir", project, "--profiles-dir", project])
+    if result.exception is not None:
+        raise RuntimeError(f"dbt {args[0]} could not run: {result.exception}")
+    return summarize(args[0], result, time.monotonic() - started)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tgmed-transform", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--log-level", default="INFO")
+    commands = parser.add_subparsers(dest="command", required=True)
+    build = commands.add_parser("build", help="dbt build: seeds, models and their tests")
+    build.add_argument("--full-refresh", action="store_true")
+    build.add_argument("--select", nargs="+")
+    commands.add_parser("docs", help="dbt docs generate (target/index.html)")
+    passthrough = commands.add_parser("dbt", help="any dbt command: tgmed-transform dbt -- ARGS")
+    passthrough.add_argument("dbt_args", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        settings = load_settings(TransformSettings)
+        configure_logging(args.log_level, secret_values(settings))
+        if args.command == "build":
+            dbt_args = ["build"] + (["--full-refresh"] if args.full_refresh else [])
+            dbt_args += ["--select", *args.select] if args.select else []
+        elif args.command == "docs":
+            dbt_args = ["docs", "generate"]
+        else:
+            dbt_args = [a for a in args.dbt_args if a != "--"]
+        summary = run_dbt(dbt_args, settings)
+    except ConfigError as error:
+        log.error("%s", error)
+        emit_summary({"stage": "transform", "error": str(error)})
+        return 2
+    except Exception as error:
+        log.exception("transform failed")
+        emit_summary({"stage": "transform", "error": f"{type(error).__name__}: {error}"})
+        return 1
+    emit_summary(summary)
+    return 0 if summary["success"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
