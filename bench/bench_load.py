@@ -119,7 +119,7 @@ def bare_copy(url: str, lake: Lake) -> tuple[float, int]:
             with (
                 conn.cursor() as cursor,
                 cursor.copy(f"copy bench.bare_messages ({columns}) from stdin") as copy,
-            ):  # noqa: S608
+            ):
                 copy.write(buffer)
             conn.commit()
         seconds = time.perf_counter() - started

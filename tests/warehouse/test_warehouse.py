@@ -3,7 +3,7 @@ questions answered from the marts and checked against what the generator wrote."
 
 import json
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import psycopg
 import pytest
@@ -192,7 +192,7 @@ def test_a_newer_scrape_updates_the_marts_incrementally(warehouse):
     ((path, *_),) = [lake.message_files()]
     original = next(iter(read_messages(path)))
     newer = original.model_copy(
-        update={"views": 5000, "source": "telethon", "scraped_at": datetime.now(timezone.utc)}
+        update={"views": 5000, "source": "telethon", "scraped_at": datetime.now(UTC)}
     )  # the import's scrape is older
     lake.write_records(
         lake.message_file(original.date.date(), original.channel_username, "rescrape"), [newer]
