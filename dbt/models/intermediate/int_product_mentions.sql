@@ -25,25 +25,58 @@ aliases as materialized (
     select
         product_key,
         alias,
-        {{ product_alias_pattern('alias') }} as alias_pattern
+        {{ product_alias_pattern('alias') }} as alias_pattern,
+        left(split_part(alias, ' ', 1), 3) as alias_prefix
     from {{ ref('product_aliases') }}
+
+),
+
+line_words as (
+
+    -- the first three letters of every word: a hash join on them finds the few
+    -- (line, alias) pairs worth a closer look, instead of trying every alias on
+    -- every line (PostgreSQL caches only 32 compiled patterns; there are more aliases)
+    select distinct
+        lines.message_key,
+        lines.line_number,
+        left(btrim(words.word, '.,:;!?()[]/\-*#"''«»✅💰📍📞፦።፣'), 3) as word_prefix
+    from lines
+    cross join lateral string_to_table(lines.line_text, ' ') as words (word)
+
+),
+
+candidate_lines as (
+
+    select distinct
+        lines.message_key,
+        lines.loaded_at,
+        aliases.product_key,
+        lines.line_number,
+        lines.line_text,
+        aliases.alias,
+        aliases.alias_pattern,
+        lines.line_price
+    from line_words
+    inner join aliases
+        on line_words.word_prefix = aliases.alias_prefix
+    inner join lines
+        on line_words.message_key = lines.message_key
+        and line_words.line_number = lines.line_number
 
 ),
 
 matched_lines as (
 
     select
-        lines.message_key,
-        lines.loaded_at,
-        aliases.product_key,
-        lines.line_number,
-        aliases.alias,
-        lines.line_price
-    from lines
-    inner join aliases
-        -- a plain substring search first (cheap), the word-boundary pattern only then
-        on strpos(lines.line_text, aliases.alias) > 0
-        and lines.line_text ~ aliases.alias_pattern
+        message_key,
+        loaded_at,
+        product_key,
+        line_number,
+        alias,
+        line_price
+    from candidate_lines
+    where strpos(line_text, alias) > 0
+        and line_text ~ alias_pattern
 
 ),
 

@@ -1,6 +1,12 @@
+-- Built from fct_messages (typed, indexed) rather than the JSONB staging view.
 with messages as (
 
-    select * from {{ ref('stg_telegram_messages') }}
+    select
+        channel_key as channel_username,
+        channel_title,
+        posted_at,
+        has_image
+    from {{ ref('fct_messages') }}
 
 ),
 

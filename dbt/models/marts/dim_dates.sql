@@ -3,9 +3,9 @@
 with bounds as (
 
     select
-        coalesce(min(posted_date), current_date) as first_day,
-        coalesce(max(posted_date), current_date) as last_day
-    from {{ ref('stg_telegram_messages') }}
+        coalesce(min(date_key), current_date) as first_day,
+        coalesce(max(date_key), current_date) as last_day
+    from {{ ref('fct_messages') }}
 
 ),
 

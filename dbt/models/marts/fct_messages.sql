@@ -28,6 +28,7 @@ final as (
     select
         message_key,
         channel_username as channel_key,
+        channel_title,
         posted_date as date_key,
         message_id,
         posted_at,

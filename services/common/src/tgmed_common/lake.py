@@ -97,6 +97,13 @@ class Lake:
             / (f"{message_id}.{ext}")
         )
 
+    def media_owner(self, path: Path) -> tuple[str, int]:
+        """(channel, message id) of a media file, from its path."""
+        folder, stem = path.parent.name, path.stem
+        if not folder.startswith("channel=") or not stem.isdigit():
+            raise ValueError(f"{path} is not a lake media file (channel=<name>/<message_id>.<ext>)")
+        return folder.removeprefix("channel="), int(stem)
+
     def state_file(self, stream: str, channel: str) -> Path:
         return self.root / "state" / stream / f"channel={canonical_channel(channel)}.json"
 
