@@ -12,7 +12,13 @@ PGDATA ?= data/pg
 # the embedded server's URL unless DATABASE_URL points elsewhere
 DB_URL = $${DATABASE_URL:-$$($(RUN) tgmed-devdb start --pgdata $(PGDATA) | sed -n 's/^DATABASE_URL=//p')}
 
-.PHONY: help setup sample demo test lint format bench clean db-start db-stop warehouse
+YOLO_VENV := .venv-yolo
+SHARED_MODEL := $(abspath ../shared/models/yolov8n_int8.onnx)
+export YOLO_OFFLINE ?= 1
+export YOLO_AUTOINSTALL ?= false
+
+.PHONY: help setup sample demo test lint format bench clean db-start db-stop warehouse \
+	yolo-setup yolo-test detect
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -33,8 +39,9 @@ db-start: setup  ## start the embedded PostgreSQL (data/pg) and print DATABASE_U
 db-stop:  ## stop the embedded PostgreSQL
 	$(RUN) tgmed-devdb stop --pgdata $(PGDATA)
 
-demo: sample  ## the main job on the sample: exports -> lake -> PostgreSQL -> dbt marts; re-runs add nothing
+demo: sample yolo-setup  ## the main job on the sample: exports -> lake -> detect -> PostgreSQL -> dbt marts
 	$(RUN) tgmed-scraper import-export $(SAMPLE)/exports
+	@$(MAKE) --no-print-directory detect
 	@echo "lake: $(LAKE_DIR) ($$(find $(LAKE_DIR)/raw/telegram_messages -name '*.jsonl' | wc -l) message files," \
 		"$$(find $(LAKE_DIR)/raw/telegram_media -type f | wc -l) photos)"
 	@$(MAKE) --no-print-directory warehouse
@@ -46,12 +53,28 @@ warehouse:  ## load the lake into PostgreSQL and build the marts (dbt)
 	DATABASE_URL="$$url" $(RUN) tgmed-transform build && \
 	echo "warehouse built: schemas raw, staging, marts (make db-start prints DATABASE_URL)"
 
+$(YOLO_VENV)/.installed: services/yolo/pyproject.toml services/yolo/requirements.lock
+	python3 -m venv $(YOLO_VENV)
+	$(YOLO_VENV)/bin/pip install --quiet --disable-pip-version-check \
+		-c services/yolo/requirements.lock \
+		-e services/common -e "services/yolo[test]" -e services/scraper -e tools/sample
+	touch $@
+
+yolo-setup: $(YOLO_VENV)/.installed  ## the detection stage's own environment (.venv-yolo: torch, ultralytics)
+
+detect: yolo-setup  ## detect objects in lake photos (DETECT_MODEL; the shared COCO model here)
+	DETECT_MODEL=$${DETECT_MODEL:-$(SHARED_MODEL)} $(YOLO_VENV)/bin/tgmed-yolo detect
+
+yolo-test: yolo-setup  ## the detection stage's tests (real model)
+	$(YOLO_VENV)/bin/python -m pytest services/yolo/tests
+
 lint: setup  ## ruff lint + format check
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 
-test: lint  ## lint, then every test
-	$(RUN) pytest
+test: lint yolo-setup  ## lint, then every test (the workspace's, then the yolo stage's)
+	TGMED_YOLO_BIN=$(abspath $(YOLO_VENV)/bin) DETECT_MODEL=$(SHARED_MODEL) $(RUN) pytest
+	$(MAKE) --no-print-directory yolo-test
 
 format: setup  ## apply ruff fixes and formatting
 	$(RUN) ruff check --fix .
@@ -59,6 +82,8 @@ format: setup  ## apply ruff fixes and formatting
 
 bench: setup  ## benchmarks (ratios against a baseline measured in the same run)
 	$(RUN) python bench/bench_import.py
+	$(RUN) python bench/bench_load.py
+	$(YOLO_VENV)/bin/python bench/bench_detect.py
 
 clean:  ## remove the lake and the generated sample (not your .env)
 	rm -rf data/lake data/sample

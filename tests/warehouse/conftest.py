@@ -113,3 +113,51 @@ def warehouse(sample_lake, fresh_database, tmp_path_factory):
             "transform": transform,
             "stage": stage,
         }
+
+
+@pytest.fixture(scope="module")
+def detected_warehouse(fresh_database, tmp_path_factory):
+    """The sample through the real detection stage (its own environment, .venv-yolo, run
+    as a process the way the orchestrator's local mode runs it) and on into the marts."""
+    import os
+    import shutil
+    import subprocess
+
+    from tgmed_loader.cli import main as loader
+    from tgmed_transform.cli import main as transform
+
+    yolo_bin = os.environ.get("TGMED_YOLO_BIN", "")
+    model = os.environ.get("DETECT_MODEL", "")
+    if not (shutil.which("tgmed-yolo", path=yolo_bin or None) and Path(model).is_file()):
+        message = "needs the yolo environment (make yolo-setup) and DETECT_MODEL"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    root = tmp_path_factory.mktemp("detected")
+    truth = generate(root / "sample")
+    lake = Lake(root / "lake")
+    assert not import_exports(lake, root / "sample" / "exports").failed
+    env = {**os.environ, "LAKE_DIR": str(lake.root), "DETECT_MODEL": model}
+    done = subprocess.run(
+        [shutil.which("tgmed-yolo", path=yolo_bin or None), "detect"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    detect_summary = json.loads(done.stdout.strip().splitlines()[-1])
+    url = fresh_database("detected")
+    target = tmp_path_factory.mktemp("dbt-target-detected")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DATABASE_URL", url)
+        patch.setenv("LAKE_DIR", str(lake.root))
+        patch.setenv("DBT_TARGET_PATH", str(target))
+        patch.setenv("DBT_LOG_PATH", str(target / "logs"))
+        summaries = {
+            "detect": detect_summary,
+            "init": stage(loader, ["init-db"]),
+            "load": stage(loader, ["load", "all"]),
+            "build": stage(transform, ["build"]),
+        }
+    return {"url": url, "truth": truth, "lake": lake, "summaries": summaries}

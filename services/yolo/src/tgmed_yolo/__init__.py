@@ -1,0 +1,1 @@
+"""Object detection over lake photos: what is in the sellers' pictures."""

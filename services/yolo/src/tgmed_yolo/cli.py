@@ -1,0 +1,63 @@
+"""`tgmed-yolo detect`: object detection over lake photos (LAKE_DIR).
+
+Finds photos with no detection record for the current model (by weights hash), runs
+YOLO on them in batches, writes one record per image. Logs on stderr; the last stdout
+line is a JSON summary. Exit code 0 when every image got a record (unreadable files
+are recorded as failed and reported, not fatal), 1 when the stage itself failed, 2 for
+a usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from tgmed_common.lake import Lake
+from tgmed_common.logs import configure_logging, emit_summary
+from tgmed_common.settings import ConfigError, LakeSettings, load_settings
+from tgmed_yolo.model import offline_defaults
+
+log = logging.getLogger("tgmed_yolo")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tgmed-yolo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--log-level", default="INFO")
+    commands = parser.add_subparsers(dest="command", required=True)
+    detect = commands.add_parser(
+        "detect",
+        help="detect objects in lake photos not yet processed by this model",
+        description="Model, thresholds and batch size come from DETECT_* variables.",
+    )
+    detect.add_argument(
+        "--shard", default="0/1", help="i/n: process only this shard of the photos (default 0/1)"
+    )
+    detect.add_argument("--model", help="weights file (default DETECT_MODEL)")
+    args = parser.parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        lake = Lake(load_settings(LakeSettings).lake_dir)
+        offline_defaults(Path(lake.root).resolve().parent / "yolo-config")
+        from tgmed_yolo.detect import run_detection  # imports ultralytics: after the defaults
+        from tgmed_yolo.photos import Shard
+        from tgmed_yolo.settings import DetectSettings
+
+        overrides = {"model": args.model} if args.model else {}
+        settings = load_settings(DetectSettings, **overrides)
+        summary = run_detection(lake, settings, Shard.parse(args.shard))
+    except (ConfigError, FileNotFoundError, ValueError) as error:
+        log.error("%s", error)
+        emit_summary({"stage": "detect", "error": str(error)})
+        return 2
+    except Exception as error:
+        log.exception("detect failed")
+        emit_summary({"stage": "detect", "error": f"{type(error).__name__}: {error}"})
+        return 1
+    emit_summary(summary.as_dict())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

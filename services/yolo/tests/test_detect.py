@@ -1,0 +1,142 @@
+import socket
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tgmed_common.lake import read_detections
+from tgmed_yolo.detect import run_detection
+from tgmed_yolo.photos import Shard
+from tgmed_yolo.settings import DetectSettings
+
+
+def records(lake):
+    return [r for path in lake.detection_files() for r in read_detections(path)]
+
+
+def settings(model_path, **extra):
+    return DetectSettings(model=str(model_path), batch_size=8, commit_every=16, **extra)
+
+
+def test_finds_a_bus_and_people_in_ultralytics_bus_jpg(detector):
+    import ultralytics
+
+    from tgmed_yolo.detect import decode
+
+    image, error = decode(Path(ultralytics.__file__).parent / "assets" / "bus.jpg")
+    assert error is None
+    (found,) = detector.predict([image], confidence=0.25, iou=0.45, image_size=640)
+    classes = Counter(name for _, name, _, _ in found)
+    assert classes["bus"] >= 1 and classes["person"] >= 3
+    for _, _, confidence, (x1, y1, x2, y2) in found:
+        assert 0 < confidence <= 1 and 0 <= x1 < x2 <= 810 and 0 <= y1 < y2 <= 1080
+
+
+def test_sample_photos_get_records_whose_classes_match_what_is_in_them(
+    sample_lake, detector, model_path
+):
+    lake, truth = sample_lake
+    summary = run_detection(lake, settings(model_path), Shard(0, 1), detector)
+    photos = len(lake.media_files())
+    assert summary.images == photos and summary.failed == 0
+    got = {(r.channel_username, r.message_id): r for r in records(lake)}
+    assert len(got) == photos
+    expected = {
+        "coffee": "cup",
+        "astronaut": "person",
+        "grace_hopper": "person",
+        "camera": "person",
+        "chelsea": "cat",
+        "motorcycle_left": "motorcycle",
+    }
+    hits, totals = Counter(), Counter()
+    for (channel, message_id), record in got.items():
+        assert record.status == "ok" and record.image_width and record.image_height
+        assert record.model_hash == detector.hash and record.model_name == model_path.name
+        source = truth["channels"][channel]["photos_by_message"][str(message_id)]
+        if source in expected:
+            totals[source] += 1
+            hits[source] += expected[source] in {d.class_name for d in record.detections}
+    for source, total in totals.items():
+        assert hits[source] >= 0.8 * total, (source, hits[source], total)
+
+
+def test_second_run_processes_nothing_and_a_new_model_processes_everything_again(
+    sample_lake, detector, model_path, tmp_path
+):
+    import onnx
+
+    lake, _ = sample_lake
+    first = run_detection(lake, settings(model_path), Shard(0, 1), detector)
+    again = run_detection(lake, settings(model_path), Shard(0, 1), detector)
+    assert first.images > 0 and again.images == 0 and again.already_done == first.images
+    # the same network with other metadata: another weights file, another hash
+    other = onnx.load(str(model_path))
+    other.doc_string = "retrained"
+    other_path = tmp_path / "yolov8n_retrained.onnx"
+    onnx.save(other, str(other_path))
+    second_model = run_detection(lake, settings(other_path), Shard(0, 1))
+    assert second_model.images == first.images and second_model.model_hash != first.model_hash
+    by_model = Counter(r.model_hash for r in records(lake))
+    assert by_model == {first.model_hash: first.images, second_model.model_hash: first.images}
+
+
+def test_two_shards_cover_every_image_exactly_once(sample_lake, detector, model_path):
+    lake, _ = sample_lake
+    zero = run_detection(lake, settings(model_path), Shard(0, 2), detector)
+    one = run_detection(lake, settings(model_path), Shard(1, 2), detector)
+    paths = [r.media_path for r in records(lake)]
+    assert len(paths) == len(set(paths)) == len(lake.media_files()) == zero.images + one.images
+    assert zero.images > 0 and one.images > 0
+    with pytest.raises(ValueError, match="expected i/n"):
+        Shard.parse("half")
+    with pytest.raises(ValueError, match="0 <= i < n"):
+        Shard.parse("2/2")
+
+
+def test_corrupt_and_fake_images_are_recorded_as_failed_and_the_rest_go_on(
+    sample_lake, detector, model_path
+):
+    lake, _ = sample_lake
+    good = lake.media_files()
+    jpeg = good[0].read_bytes()
+    corrupt = lake.media_file("chemed123", 900001, "jpg")
+    corrupt.write_bytes(jpeg[: len(jpeg) // 3])  # cut short
+    fake = lake.media_file("chemed123", 900002, "jpg")
+    fake.write_text("this is a text file, not a photo\n")
+    summary = run_detection(lake, settings(model_path), Shard(0, 1), detector)
+    assert summary.failed == 2 and summary.images == len(good) + 2
+    failed = {r.message_id: r for r in records(lake) if r.status == "failed"}
+    assert set(failed) == {900001, 900002}
+    assert "truncated" in failed[900001].error
+    assert "cannot identify image file" in failed[900002].error
+    assert all(not r.detections for r in failed.values())
+    assert sum(1 for r in records(lake) if r.status == "ok") == len(good)
+    # failed images have their record: a re-run does not retry them forever
+    assert run_detection(lake, settings(model_path), Shard(0, 1), detector).images == 0
+
+
+def test_no_network_at_import_or_run_time(sample_lake, model_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    lake, _ = sample_lake
+    from tgmed_yolo.cli import main
+
+    monkeypatch.setenv("LAKE_DIR", str(lake.root))
+    monkeypatch.setenv("DETECT_MODEL", str(model_path))
+    monkeypatch.chdir(lake.root.parent)
+    assert main(["detect"]) == 0
+    assert len(records(lake)) == len(lake.media_files())
+
+
+def test_missing_model_is_a_clear_error(sample_lake, monkeypatch, capsys):
+    from tgmed_yolo.cli import main
+
+    lake, _ = sample_lake
+    monkeypatch.setenv("LAKE_DIR", str(lake.root))
+    monkeypatch.chdir(lake.root.parent)
+    assert main(["detect", "--model", "/nowhere/weights.onnx"]) == 2
+    assert "DETECT_MODEL" in capsys.readouterr().out
