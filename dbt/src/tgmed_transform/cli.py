@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
 import sys
 import time
@@ -25,10 +24,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
-from tgmed_common.logs import configure_logging, emit_summary
-from tgmed_common.settings import ConfigError, env_config, load_settings, secret_values
-
-log = logging.getLogger("tgmed_transform")
+from tgmed_common.logs import configure_logging
+from tgmed_common.settings import env_config, load_settings, secret_values
+from tgmed_common.stage import run_stage
 
 
 class TransformSettings(BaseSettings):
@@ -99,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     passthrough.add_argument("dbt_args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     configure_logging(args.log_level)
-    try:
+
+    def run() -> dict[str, Any]:
         settings = load_settings(TransformSettings)
         configure_logging(args.log_level, secret_values(settings))
         if args.command == "build":
@@ -109,17 +108,9 @@ def main(argv: list[str] | None = None) -> int:
             dbt_args = ["docs", "generate"]
         else:
             dbt_args = [a for a in args.dbt_args if a != "--"]
-        summary = run_dbt(dbt_args, settings)
-    except ConfigError as error:
-        log.error("%s", error)
-        emit_summary({"stage": "transform", "error": str(error)})
-        return 2
-    except Exception as error:
-        log.exception("transform failed")
-        emit_summary({"stage": "transform", "error": f"{type(error).__name__}: {error}"})
-        return 1
-    emit_summary(summary)
-    return 0 if summary["success"] else 1
+        return run_dbt(dbt_args, settings)
+
+    return run_stage("transform", run, failed=lambda summary: not summary["success"])
 
 
 if __name__ == "__main__":

@@ -11,20 +11,18 @@ usage or configuration error.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 import psycopg
 
 from tgmed_common.lake import Lake
-from tgmed_common.logs import configure_logging, emit_summary
-from tgmed_common.settings import ConfigError, LakeSettings, load_settings, secret_values
+from tgmed_common.logs import configure_logging
+from tgmed_common.settings import LakeSettings, load_settings, secret_values
+from tgmed_common.stage import run_stage
 from tgmed_loader.load import load_stream
 from tgmed_loader.schema import ensure_api_role, ensure_raw_schema
 from tgmed_loader.settings import ApiRoleSettings, DatabaseSettings, LoaderSettings
 from tgmed_loader.streams import STREAMS
-
-log = logging.getLogger("tgmed_loader")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -48,49 +46,37 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+def _run(args: argparse.Namespace) -> dict:
+    database = load_settings(DatabaseSettings)
+    configure_logging(args.log_level, secret_values(database))
+    url = database.database_url.get_secret_value()
+    if args.command == "init-db":
+        api = load_settings(ApiRoleSettings)
+        configure_logging(args.log_level, secret_values(api))
+        with psycopg.connect(url) as conn:
+            ensure_raw_schema(conn)
+            password = api.password.get_secret_value() if api.password else None
+            ensure_api_role(conn, api.user, password)
+        return {"stage": "init-db", "api_role": api.user}
+    lake = Lake(load_settings(LakeSettings).lake_dir)
+    workers = args.workers or load_settings(LoaderSettings).workers
+    streams = list(STREAMS) if args.stream == "all" else [args.stream]
+    summaries = [load_stream(url, lake, s, workers=workers).as_dict() for s in streams]
+    if len(summaries) == 1:
+        return summaries[0]
+    return {
+        "stage": "load",
+        "streams": summaries,
+        "quarantined": sum(s["quarantined"] for s in summaries),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     configure_logging(args.log_level)
-    try:
-        database = load_settings(DatabaseSettings)
-        configure_logging(args.log_level, secret_values(database))
-        url = database.database_url.get_secret_value()
-        if args.command == "init-db":
-            api = load_settings(ApiRoleSettings)
-            configure_logging(args.log_level, secret_values(api))
-            with psycopg.connect(url) as conn:
-                ensure_raw_schema(conn)
-                password = api.password.get_secret_value() if api.password else None
-                ensure_api_role(conn, api.user, password)
-            emit_summary({"stage": "init-db", "api_role": api.user})
-            return 0
-        lake = Lake(load_settings(LakeSettings).lake_dir)
-        workers = args.workers or load_settings(LoaderSettings).workers
-        streams = list(STREAMS) if args.stream == "all" else [args.stream]
-        summaries = [load_stream(url, lake, s, workers=workers).as_dict() for s in streams]
-        summary = (
-            summaries[0]
-            if len(summaries) == 1
-            else {
-                "stage": "load",
-                "streams": summaries,
-                "quarantined": sum(s["quarantined"] for s in summaries),
-            }
-        )
-        emit_summary(summary)
-        return 1 if summary["quarantined"] else 0
-    except ConfigError as error:
-        log.error("%s", error)
-        emit_summary({"stage": args.command, "error": str(error)})
-        return 2
-    except psycopg.OperationalError as error:
-        log.error("cannot reach the database (DATABASE_URL): %s", error)
-        emit_summary({"stage": args.command, "error": f"database unreachable: {error}"})
-        return 1
-    except Exception as error:
-        log.exception("%s failed", args.command)
-        emit_summary({"stage": args.command, "error": f"{type(error).__name__}: {error}"})
-        return 1
+    return run_stage(
+        args.command, lambda: _run(args), failed=lambda summary: bool(summary.get("quarantined"))
+    )
 
 
 if __name__ == "__main__":

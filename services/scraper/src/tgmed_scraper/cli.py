@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 from tgmed_common.lake import Lake
-from tgmed_common.logs import configure_logging, emit_summary, register_secrets
+from tgmed_common.logs import configure_logging, register_secrets
 from tgmed_common.settings import ConfigError, LakeSettings, load_settings, secret_values
+from tgmed_common.stage import run_stage
 from tgmed_scraper.export_import import import_exports
 from tgmed_scraper.scrape import ScrapeOptions, scrape_channels
 from tgmed_scraper.settings import ScraperSettings, TelegramAppSettings, TelegramSettings
 from tgmed_scraper.telegram_client import create_client
-
-log = logging.getLogger("tgmed_scraper")
 
 
 def _since(value: str) -> datetime:
@@ -101,7 +99,7 @@ async def _login(settings: TelegramAppSettings) -> None:
     print(session)
 
 
-async def _scrape(args: argparse.Namespace, lake: Lake) -> int:
+async def _scrape(args: argparse.Namespace, lake: Lake) -> dict:
     telegram = load_settings(TelegramSettings)
     register_secrets(secret_values(telegram))
     settings = load_settings(ScraperSettings)
@@ -125,33 +123,30 @@ async def _scrape(args: argparse.Namespace, lake: Lake) -> int:
         summary = await scrape_channels(client, lake, _channels(args), options)
     finally:
         await client.disconnect()
-    emit_summary(summary.as_dict())
-    return 1 if summary.failed else 0
+    return summary.as_dict()
+
+
+def _run(args: argparse.Namespace) -> dict:
+    lake = Lake(load_settings(LakeSettings).lake_dir)
+    if args.command == "login":
+        app = load_settings(TelegramAppSettings)
+        register_secrets(secret_values(app))
+        asyncio.run(_login(app))
+        return {"stage": "login", "logged_in": True}
+    if args.command == "scrape":
+        return asyncio.run(_scrape(args, lake))
+    return import_exports(lake, args.path, channel=args.channel).as_dict()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     configure_logging(args.log_level)
-    try:
-        lake = Lake(load_settings(LakeSettings).lake_dir)
-        if args.command == "login":
-            app = load_settings(TelegramAppSettings)
-            register_secrets(secret_values(app))
-            asyncio.run(_login(app))
-            return 0
-        if args.command == "scrape":
-            return asyncio.run(_scrape(args, lake))
-        summary = import_exports(lake, args.path, channel=args.channel)
-        emit_summary(summary.as_dict())
-        return 1 if summary.failed else 0
-    except (ConfigError, FileNotFoundError, ValueError) as error:
-        log.error("%s", error)
-        emit_summary({"stage": args.command, "error": str(error)})
-        return 2
-    except Exception as error:  # logged (and redacted) rather than a raw traceback
-        log.exception("%s failed", args.command)
-        emit_summary({"stage": args.command, "error": f"{type(error).__name__}: {error}"})
-        return 1
+    return run_stage(
+        args.command,
+        lambda: _run(args),
+        usage_errors=(FileNotFoundError, ValueError),
+        failed=lambda summary: bool(summary.get("failed_channels") or summary.get("failed")),
+    )
 
 
 if __name__ == "__main__":

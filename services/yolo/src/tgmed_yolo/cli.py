@@ -10,16 +10,14 @@ a usage or configuration error.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
 from tgmed_common.lake import Lake
-from tgmed_common.logs import configure_logging, emit_summary
-from tgmed_common.settings import ConfigError, LakeSettings, load_settings
+from tgmed_common.logs import configure_logging
+from tgmed_common.settings import LakeSettings, load_settings
+from tgmed_common.stage import run_stage
 from tgmed_yolo.model import offline_defaults
-
-log = logging.getLogger("tgmed_yolo")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     detect.add_argument("--model", help="weights file (default DETECT_MODEL)")
     args = parser.parse_args(argv)
     configure_logging(args.log_level)
-    try:
+
+    def run() -> dict:
         lake = Lake(load_settings(LakeSettings).lake_dir)
         offline_defaults(Path(lake.root).resolve().parent / "yolo-config")
         from tgmed_yolo.detect import run_detection  # imports ultralytics: after the defaults
@@ -46,17 +45,9 @@ def main(argv: list[str] | None = None) -> int:
 
         overrides = {"model": args.model} if args.model else {}
         settings = load_settings(DetectSettings, **overrides)
-        summary = run_detection(lake, settings, Shard.parse(args.shard))
-    except (ConfigError, FileNotFoundError, ValueError) as error:
-        log.error("%s", error)
-        emit_summary({"stage": "detect", "error": str(error)})
-        return 2
-    except Exception as error:
-        log.exception("detect failed")
-        emit_summary({"stage": "detect", "error": f"{type(error).__name__}: {error}"})
-        return 1
-    emit_summary(summary.as_dict())
-    return 0
+        return run_detection(lake, settings, Shard.parse(args.shard)).as_dict()
+
+    return run_stage("detect", run, usage_errors=(FileNotFoundError, ValueError))
 
 
 if __name__ == "__main__":
