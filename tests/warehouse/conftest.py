@@ -129,7 +129,10 @@ def detected_warehouse(fresh_database, tmp_path_factory):
     yolo_bin = os.environ.get("TGMED_YOLO_BIN", "")
     model = os.environ.get("DETECT_MODEL", "")
     if not (shutil.which("tgmed-yolo", path=yolo_bin or None) and Path(model).is_file()):
-        message = "needs the yolo environment (make yolo-setup) and DETECT_MODEL"
+        message = (
+            f"needs the yolo environment (make yolo-setup; TGMED_YOLO_BIN={yolo_bin!r}) "
+            f"and the model file DETECT_MODEL={model!r}"
+        )
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
