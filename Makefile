@@ -14,6 +14,9 @@ DB_URL = $${DATABASE_URL:-$$($(RUN) tgmed-devdb start --pgdata $(PGDATA) | sed -
 
 YOLO_VENV := .venv-yolo
 SHARED_MODEL := $(abspath ../shared/models/yolov8n_int8.onnx)
+# offline machines here have the shared COCO model beside the checkout; elsewhere the
+# usual yolov8n.pt (with internet access: YOLO_OFFLINE=0 lets ultralytics fetch it)
+DEFAULT_MODEL := $(if $(wildcard $(SHARED_MODEL)),$(SHARED_MODEL),yolov8n.pt)
 export YOLO_OFFLINE ?= 1
 export YOLO_AUTOINSTALL ?= false
 
@@ -63,7 +66,7 @@ $(YOLO_VENV)/.installed: services/yolo/pyproject.toml services/yolo/requirements
 yolo-setup: $(YOLO_VENV)/.installed  ## the detection stage's own environment (.venv-yolo: torch, ultralytics)
 
 detect: yolo-setup  ## detect objects in lake photos (DETECT_MODEL; the shared COCO model here)
-	DETECT_MODEL=$${DETECT_MODEL:-$(SHARED_MODEL)} $(YOLO_VENV)/bin/tgmed-yolo detect
+	DETECT_MODEL=$${DETECT_MODEL:-$(DEFAULT_MODEL)} $(YOLO_VENV)/bin/tgmed-yolo detect
 
 yolo-test: yolo-setup  ## the detection stage's tests (real model)
 	$(YOLO_VENV)/bin/python -m pytest services/yolo/tests
@@ -73,7 +76,7 @@ lint: setup  ## ruff lint + format check
 	$(RUN) ruff format --check .
 
 test: lint yolo-setup  ## lint, then every test (the workspace's, then the yolo stage's)
-	TGMED_YOLO_BIN=$(abspath $(YOLO_VENV)/bin) DETECT_MODEL=$(SHARED_MODEL) $(RUN) pytest
+	TGMED_YOLO_BIN=$(abspath $(YOLO_VENV)/bin) DETECT_MODEL=$${DETECT_MODEL:-$(SHARED_MODEL)} $(RUN) pytest
 	$(MAKE) --no-print-directory yolo-test
 
 format: setup  ## apply ruff fixes and formatting
