@@ -96,6 +96,7 @@ class FakeTelegramClient:
     fail_after: int | None = None  # raise after handing out this many messages
     flood_waits: list[int] = field(default_factory=list)  # raised at the start of listings
     expired_references: set[int] = field(default_factory=set)
+    partial_then_flood: set[int] = field(default_factory=set)  # half a photo, then FloodWait
     connected: bool = False
     _handed_out: int = 0
 
@@ -159,7 +160,12 @@ class FakeTelegramClient:
 
     async def download_media(self, message, file):
         photo_obj = message.media.photo
+        if message.id in self.partial_then_flood:
+            self.partial_then_flood.discard(message.id)
+            file.write(JPEG[: len(JPEG) // 2])
+            raise errors.FloodWaitError(request=None, capture=3)
         if message.id in self.expired_references and photo_obj.file_reference != b"ref-fresh":
+            file.write(JPEG[:100])  # a download cut short by the expired reference
             raise errors.FileReferenceExpiredError(request=None)
         self.downloads.append(message.id)
         file.write(JPEG)

@@ -149,12 +149,23 @@ def test_failed_lake_write_leaves_no_half_file_and_does_not_move_the_mark(
     assert {r.message_id for r in lake_records(lake)} == {i for i in range(1, 31) if i % 10}
 
 
-def test_expired_file_reference_is_refreshed_and_retried(client, tmp_path):
+def test_expired_file_reference_is_refreshed_and_retried(client, tmp_path, tg):
     client.expired_references = {3, 6}
     lake = Lake(tmp_path)
     result = run(client, lake).channels[0]
     assert result.photo_errors == 0 and result.photos == 9
-    assert lake.media_file("chemed123", 3, "jpg").is_file()
+    assert lake.media_file("chemed123", 3, "jpg").read_bytes() == tg.JPEG
+
+
+def test_a_retried_download_does_not_keep_the_partial_bytes(client, tmp_path, tg):
+    async def sleep(seconds):
+        pass
+
+    client.partial_then_flood = {9}
+    lake = Lake(tmp_path)
+    result = run(client, lake, sleep=sleep).channels[0]
+    assert result.flood_waits == 1 and result.photo_errors == 0
+    assert lake.media_file("chemed123", 9, "jpg").read_bytes() == tg.JPEG
 
 
 def test_photos_are_downloaded_once(client, tmp_path):

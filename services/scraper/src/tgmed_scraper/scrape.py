@@ -167,11 +167,16 @@ class ChannelScraper:
             return self.lake.relative(target)
         try:
             with self.writer.batch.open(target) as stream:
+
+                async def download(source: types.Message) -> None:
+                    # every attempt starts from an empty file: a retry after a
+                    # FloodWait or an expired reference must not append to a partial one
+                    stream.seek(0)
+                    stream.truncate()
+                    await self.client.download_media(source, file=stream)
+
                 try:
-                    await self._flood_safe(
-                        "downloading a photo",
-                        lambda: self.client.download_media(message, file=stream),
-                    )
+                    await self._flood_safe("downloading a photo", lambda: download(message))
                 except errors.FileReferenceExpiredError:
                     # references expire after a while: fetch the message again, retry once
                     fresh = await self._flood_safe(
@@ -180,10 +185,7 @@ class ChannelScraper:
                     )
                     if fresh is None:
                         raise
-                    await self._flood_safe(
-                        "downloading a photo",
-                        lambda: self.client.download_media(fresh, file=stream),
-                    )
+                    await self._flood_safe("downloading a photo", lambda: download(fresh))
             self.result.photos += 1
             return self.lake.relative(target)
         except ScrapeError:
