@@ -28,6 +28,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from dagster import ConfigurableResource, Failure, OpExecutionContext
+from dagster._core.errors import DagsterInvalidPropertyError
 
 from tgmed_orchestrator.stages import STAGE_ENV, STAGES, StageCommand
 
@@ -74,13 +75,15 @@ def parse_summary(lines: list[str]) -> dict[str, Any] | None:
 
 
 def _step_label(context: OpExecutionContext, command: StageCommand) -> dict[str, str]:
-    return {
-        STAGE_LABEL: command.stage,
-        "tgmed.invocation": command.label or command.stage,
-        "dagster/run-id": context.run_id,
-        "dagster/job": context.job_name,
-        "dagster/op": context.op.name,
-    }
+    labels = {STAGE_LABEL: command.stage, "tgmed.invocation": command.label or command.stage}
+    for key, read in [
+        ("dagster/run-id", lambda: context.run_id),
+        ("dagster/job", lambda: context.job_name),
+        ("dagster/op", lambda: context.op.name),
+    ]:
+        with contextlib.suppress(DagsterInvalidPropertyError):
+            labels[key] = read()
+    return labels
 
 
 class StageLauncher(ConfigurableResource):
@@ -191,12 +194,14 @@ class DockerStageLauncher(StageLauncher):
         """Variable names for docker (values read from the launching process), only the
         stage's own, optional ones only when set; LAKE_DIR points at the mounted lake."""
         required = set(REQUIRED_ENV[command.stage])
-        if command.stage == "scrape" and command.exports:
+        skip = {"LAKE_DIR"}
+        if command.exports:  # an import reads files: no Telegram credentials
+            skip |= required
             required = set()
         names = [
             name
             for name in STAGE_ENV[command.stage]
-            if name != "LAKE_DIR" and (name in required or name in os.environ)
+            if name not in skip and (name in required or name in os.environ)
         ]
         return [f"LAKE_DIR={self.lake_mount}", *names]
 
@@ -233,7 +238,8 @@ class DockerStageLauncher(StageLauncher):
         # Only this stage's own variables, volumes and network: unlike dagster-docker's
         # execute_docker_container, nothing is merged from the DockerRunLauncher (whose
         # env_vars hold Dagster's storage password and whose volumes hold docker.sock).
-        name = hash_str(context.run_id + context.op_handle.to_string() + command.label)
+        step = context.get_step_execution_context().step.key
+        name = hash_str(context.run_id + step + command.label)
         if context.retry_number:
             name = f"{name}-{context.retry_number}"
         client = docker.client.from_env()
