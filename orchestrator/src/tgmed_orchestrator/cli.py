@@ -4,6 +4,7 @@
     tgmed-orchestrator launch JOB [--config F]    run a job now, recorded in DAGSTER_HOME
     tgmed-orchestrator status                     schedules and sensors: on or off, last tick
     tgmed-orchestrator runs [--limit N]           the latest runs and how they ended
+    tgmed-orchestrator check-ui [--url U] [--job J]  the UI answers and shows J's last run SUCCESS
 
 `launch` runs the job in this process's instance (DAGSTER_HOME; SQLite by default), so
 the Dagster UI shows the run and its events afterwards. Exit code 0 when the run
@@ -137,6 +138,47 @@ def runs(limit: int) -> int:
     return 0
 
 
+RUNS_QUERY = """
+query Runs($job: String!) {
+  runsOrError(filter: {pipelineName: $job}, limit: 5) {
+    __typename
+    ... on Runs { results { runId status jobName } }
+    ... on PythonError { message }
+  }
+}
+"""
+
+
+def check_ui(url: str, job: str, wait_seconds: float) -> int:
+    """Poll the Dagster webserver until it answers, then ask it (GraphQL, what the UI
+    reads) for the job's runs: 0 when the newest one is SUCCESS."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            httpx.get(f"{url}/server_info", timeout=5).raise_for_status()
+            break
+        except httpx.HTTPError as error:
+            if time.monotonic() > deadline:
+                print(f"the Dagster UI at {url} did not answer: {error}", file=sys.stderr)
+                return 1
+            time.sleep(1)
+    response = httpx.post(
+        f"{url}/graphql", json={"query": RUNS_QUERY, "variables": {"job": job}}, timeout=30
+    )
+    response.raise_for_status()
+    runs = response.json()["data"]["runsOrError"].get("results") or []
+    for run in runs:
+        print(f"{run['jobName']} {run['runId']} {run['status']}")
+    if not runs:
+        print(f"the Dagster UI at {url} shows no run of {job}", file=sys.stderr)
+        return 1
+    return 0 if runs[0]["status"] == "SUCCESS" else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="tgmed-orchestrator", description=__doc__.split("\n\n")[0]
@@ -151,7 +193,13 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("status", help="schedules and sensors")
     latest = commands.add_parser("runs", help="the latest runs")
     latest.add_argument("--limit", type=int, default=10)
+    check = commands.add_parser("check-ui", help="the UI answers and shows a finished run")
+    check.add_argument("--url", default="http://127.0.0.1:3000")
+    check.add_argument("--job", default="telegram_pipeline")
+    check.add_argument("--wait", type=float, default=120, help="seconds to wait for the UI")
     args = parser.parse_args(argv)
+    if args.command == "check-ui":
+        return check_ui(args.url.rstrip("/"), args.job, args.wait)
     if args.command == "jobs":
         return list_jobs()
     if args.command == "launch":
