@@ -76,7 +76,11 @@ def failure_text(context: RunFailureSensorContext, ui_url: str) -> tuple[str, st
     lines = [context.failure_event.message or "the run failed"]
     for event in context.get_step_failure_events():
         data = event.step_failure_data
-        message = data.error.message.strip() if data and data.error else "no error message"
+        error, parts = (data.error if data else None), []
+        while error is not None:  # "Exceeded max_retries" is caused by the stage's failure
+            parts.append(error.message.strip())
+            error = error.cause
+        message = "\ncaused by: ".join(parts) or "no error message"
         lines.append(f"\nstep {event.step_key}:\n{message[:1500]}")
     lines.append(f"\n{ui_url.rstrip('/')}/runs/{run.run_id}")
     return f"tgmed: run of {run.job_name} failed ({run.run_id[:8]})", "\n".join(lines)
