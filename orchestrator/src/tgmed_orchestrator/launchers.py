@@ -399,46 +399,33 @@ class _Tee(io.TextIOBase):
 
 
 def launcher_from_settings() -> StageLauncher:
-    """The launcher of TGMED_LAUNCH_MODE, configured from TGMED_* variables."""
+    """The launcher of TGMED_LAUNCH_MODE, configured from the TGMED_* settings."""
     from tgmed_orchestrator.settings import orchestrator_settings
 
     settings = orchestrator_settings()
+    gpu_stages = [part.strip() for part in settings.gpu_stages.split(",") if part.strip()]
+    images = {
+        stage: os.environ.get(f"TGMED_IMAGE_{stage.upper()}")
+        or DEFAULT_IMAGES[stage].replace(":latest", f":{settings.image_tag}")
+        for stage in STAGES
+    }
     if settings.launch_mode == "docker":
         return DockerStageLauncher(
-            network=os.environ.get("TGMED_DOCKER_NETWORK", "tgmed"),
-            lake_volume=os.environ.get("TGMED_DOCKER_LAKE_VOLUME", "tgmed-lake"),
-            exports_volume=os.environ.get("TGMED_DOCKER_EXPORTS_VOLUME") or None,
-            gpu_stages=_split(os.environ.get("TGMED_GPU_STAGES", "")),
-            images=_images(),
+            network=settings.docker_network,
+            lake_volume=settings.docker_lake_volume,
+            exports_volume=settings.docker_exports_volume or None,
+            gpu_stages=gpu_stages,
+            images=images,
         )
     if settings.launch_mode == "k8s":
         return K8sStageLauncher(
-            namespace=os.environ.get("TGMED_K8S_NAMESPACE", "tgmed"),
-            lake_claim=os.environ.get("TGMED_K8S_LAKE_CLAIM", "tgmed-lake"),
-            exports_claim=os.environ.get("TGMED_K8S_EXPORTS_CLAIM") or None,
-            service_account_name=os.environ.get("TGMED_K8S_SERVICE_ACCOUNT") or None,
-            gpu_stages=_split(os.environ.get("TGMED_GPU_STAGES", "")),
-            images=_images(),
+            namespace=settings.k8s_namespace,
+            lake_claim=settings.k8s_lake_claim,
+            exports_claim=settings.k8s_exports_claim or None,
+            service_account_name=settings.k8s_service_account or None,
+            gpu_stages=gpu_stages,
+            images=images,
         )
-    bin_dirs = {
-        stage: os.environ[f"TGMED_{stage.upper()}_BIN"]
-        for stage in STAGES
-        if os.environ.get(f"TGMED_{stage.upper()}_BIN")
-    }
-    if os.environ.get("TGMED_YOLO_BIN"):
-        bin_dirs["detect"] = os.environ["TGMED_YOLO_BIN"]
-    return LocalStageLauncher(bin_dirs=bin_dirs)
-
-
-def _split(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
-def _images() -> dict[str, str]:
-    """TGMED_IMAGE_<STAGE> overrides; TGMED_IMAGE_TAG retags the defaults."""
-    tag = os.environ.get("TGMED_IMAGE_TAG", "latest")
-    return {
-        stage: os.environ.get(f"TGMED_IMAGE_{stage.upper()}")
-        or DEFAULT_IMAGES[stage].replace(":latest", f":{tag}")
-        for stage in STAGES
-    }
+    return LocalStageLauncher(
+        bin_dirs={"detect": settings.yolo_bin} if settings.yolo_bin else {},
+    )

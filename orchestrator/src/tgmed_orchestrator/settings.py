@@ -30,6 +30,18 @@ class OrchestratorSettings(BaseSettings):
     # stage retries (besides configuration errors and partial results: see ops.py)
     stage_retries: int = 2
     stage_retry_delay_seconds: float = 30.0
+    # local mode: bin folders of stage environments (the yolo stage has its own)
+    yolo_bin: str | None = None
+    # docker and k8s modes
+    image_tag: str = "latest"
+    gpu_stages: str = ""  # comma-separated, e.g. "detect"
+    docker_network: str = "tgmed"
+    docker_lake_volume: str = "tgmed-lake"
+    docker_exports_volume: str | None = None
+    k8s_namespace: str = "tgmed"
+    k8s_lake_claim: str = "tgmed-lake"
+    k8s_exports_claim: str | None = None
+    k8s_service_account: str | None = None
 
 
 class AlertSettings(BaseSettings):
