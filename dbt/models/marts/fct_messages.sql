@@ -9,11 +9,19 @@
             {'columns': ['channel_key', 'date_key']},
             {'columns': ['loaded_at']},
         ],
+        post_hook=[
+            "create index if not exists fct_messages_text_search on {{ this }}
+             using gin (to_tsvector('simple', message_text))",
+            "create index if not exists fct_messages_posted_at on {{ this }} (posted_at)",
+        ],
     )
 }}
 
 -- One row per message. Incremental: only rows (re)loaded since the last build are
 -- merged, so a re-scrape with grown view counts updates its row.
+-- The post-hooks keep the API's indexes (idempotent, so they also reach a table built
+-- before them): full-text search over the text with the 'simple' configuration (no
+-- stemming or stop words: it splits English and Amharic alike) and recency.
 with messages as (
 
     select * from {{ ref('stg_telegram_messages') }}
