@@ -55,7 +55,7 @@ VISUAL_SQL = """
 with images as (
     select
         channel_key,
-        count(*) as images_analyzed,
+        sum(photos)::bigint as images_analyzed,
         jsonb_object_agg(image_category, photos) as categories
     from (
         select channel_key, image_category, count(*) as photos
