@@ -227,7 +227,9 @@ def word_start(word: str, text: str) -> bool:
 
 @pytest.mark.parametrize("word", ["ፓራሲታሞል", "paracetamol", "ዋጋ"])
 def test_search_finds_every_message_with_the_word(client, lake_messages, word):
-    expected = {f"{r.channel_username}:{r.message_id}" for r in lake_messages if word_start(word, r.text)}
+    expected = {
+        f"{r.channel_username}:{r.message_id}" for r in lake_messages if word_start(word, r.text)
+    }
     assert expected
     found, offset = [], 0
     while True:
@@ -250,7 +252,9 @@ def test_search_amharic_prefix_and_all_words(client, lake_messages):
     assert prefix["count"] == 5
     both = get_ok(client, "/api/search/messages", query="paracetamol ፓራሲታሞል", limit=100)
     expected = [
-        r for r in lake_messages if word_start("paracetamol", r.text) and word_start("ፓራሲታሞል", r.text)
+        r
+        for r in lake_messages
+        if word_start("paracetamol", r.text) and word_start("ፓራሲታሞል", r.text)
     ]
     assert both["total"] == len(expected) > 0
 

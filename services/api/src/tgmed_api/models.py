@@ -8,6 +8,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+NO_NUL = r"^[^\x00]*$"
+"""Text parameters: PostgreSQL text cannot hold NUL, so one is refused (422) up front."""
+
 
 class ErrorBody(BaseModel):
     detail: str = Field(description="What went wrong and what to do about it.")

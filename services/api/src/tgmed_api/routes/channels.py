@@ -10,33 +10,23 @@ from psycopg import sql
 
 from tgmed_api.db import fetch_all, fetch_one
 from tgmed_api.deps import CacheDep, PoolDep, cached_json
-from tgmed_api.models import ActivityPoint, Channel, ChannelActivity, ChannelList, ErrorBody
+from tgmed_api.models import NO_NUL, ActivityPoint, Channel, ChannelActivity, ChannelList, ErrorBody
 
 router = APIRouter(prefix="/api/channels", tags=["channels"])
 
 CHANNELS_SQL = """
-with totals as (
-    select
-        channel_key,
-        coalesce(sum(view_count), 0)::bigint as view_count,
-        coalesce(sum(forward_count), 0)::bigint as forward_count,
-        coalesce(sum(reply_count), 0)::bigint as reply_count
-    from marts.fct_messages
-    group by channel_key
-)
 select
-    c.channel_username,
-    c.channel_title,
-    c.first_post_at,
-    c.last_post_at,
-    c.post_count,
-    c.image_post_count,
-    coalesce(t.view_count, 0) as view_count,
-    coalesce(t.forward_count, 0) as forward_count,
-    coalesce(t.reply_count, 0) as reply_count
-from marts.dim_channels as c
-left join totals as t using (channel_key)
-order by c.post_count desc, c.channel_username
+    channel_username,
+    channel_title,
+    first_post_at,
+    last_post_at,
+    post_count,
+    image_post_count,
+    view_count,
+    forward_count,
+    reply_count
+from marts.dim_channels
+order by post_count desc, channel_username
 """
 
 CHANNEL_SQL = """
@@ -104,7 +94,13 @@ async def channel_activity(
     pool: PoolDep,
     cache: CacheDep,
     channel_username: Annotated[
-        str, Path(min_length=1, max_length=64, description="Telegram username (any case)")
+        str,
+        Path(
+            min_length=1,
+            max_length=64,
+            pattern=NO_NUL,
+            description="Telegram username (any case)",
+        ),
     ],
     period: Annotated[Literal["day", "week"], Query()] = "day",
     date_from: Annotated[

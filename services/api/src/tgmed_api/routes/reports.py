@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from tgmed_api.db import fetch_all, fetch_one
 from tgmed_api.deps import CacheDep, PoolDep, cached_json
 from tgmed_api.models import (
+    NO_NUL,
     ChannelPrice,
     ChannelVisual,
     ClassCount,
@@ -22,17 +23,24 @@ from tgmed_api.models import (
 
 router = APIRouter(prefix="/api/reports", tags=["reports"])
 
+# Counted per (product, channel) first, on the (product_key, channel_key) index, so the
+# distinct channels need no sort of every mention.
 TOP_TEXT_SQL = """
+with per_channel as (
+    select product_key, channel_key, count(*) as mentions
+    from marts.fct_product_mentions
+    group by product_key, channel_key
+)
 select
-    m.product_key as key,
+    per_channel.product_key as key,
     p.product_name as name,
     p.category,
-    count(*) as occurrences,
-    count(distinct m.channel_key) as channel_count,
-    array_agg(distinct m.channel_key order by m.channel_key) as channels
-from marts.fct_product_mentions as m
+    sum(per_channel.mentions)::bigint as occurrences,
+    count(*) as channel_count,
+    array_agg(per_channel.channel_key order by per_channel.channel_key) as channels
+from per_channel
 inner join marts.dim_products as p using (product_key)
-group by m.product_key, p.product_name, p.category
+group by per_channel.product_key, p.product_name, p.category
 order by occurrences desc, key
 limit %(limit)s
 """
@@ -109,30 +117,31 @@ order by p.product_key
 limit 1
 """
 
+# One pass over the product's prices gives every channel's figures and the overall ones
+# (grouping sets; channel_key is null on the overall row); each channel's latest price
+# is one probe of the (product, channel, newest first) index (the dbt model's post-hook).
 PRICES_SQL = """
-select
-    channel_key as channel_username,
-    count(*) as price_count,
-    min(price_birr)::float8 as min_price,
-    percentile_cont(0.5) within group (order by price_birr) as median_price,
-    max(price_birr)::float8 as max_price,
-    (array_agg(price_birr::float8 order by posted_at desc, price_key desc))[1] as latest_price,
-    max(posted_at) as latest_at
-from marts.fct_product_prices
-where product_key = %(product)s
-group by channel_key
-order by channel_key
-"""
-
-OVERALL_SQL = """
-select
-    count(*) as price_count,
-    min(price_birr)::float8 as min_price,
-    percentile_cont(0.5) within group (order by price_birr) as median_price,
-    max(price_birr)::float8 as max_price
-from marts.fct_product_prices
-where product_key = %(product)s
-having count(*) > 0
+with stats as (
+    select
+        channel_key,
+        count(*) as price_count,
+        min(price_birr)::float8 as min_price,
+        percentile_cont(0.5) within group (order by price_birr) as median_price,
+        max(price_birr)::float8 as max_price
+    from marts.fct_product_prices
+    where product_key = %(product)s
+    group by grouping sets ((channel_key), ())
+)
+select stats.channel_key as channel_username, stats.*, latest.latest_price, latest.latest_at
+from stats
+left join lateral (
+    select price_birr::float8 as latest_price, posted_at as latest_at
+    from marts.fct_product_prices
+    where product_key = %(product)s and channel_key = stats.channel_key
+    order by posted_at desc, price_key desc
+    limit 1
+) as latest on true
+order by stats.channel_key nulls first
 """
 
 
@@ -198,6 +207,7 @@ async def prices(
         Query(
             min_length=1,
             max_length=100,
+            pattern=NO_NUL,
             description="Product key, name or alias (English, brand or Amharic), any case",
         ),
     ],
@@ -210,15 +220,15 @@ async def prices(
             raise HTTPException(
                 404, f"unknown product {product!r}: use a product key, name or alias"
             )
-        params = {"product": found["product_key"]}
-        rows = await fetch_all(pool, PRICES_SQL, params)
-        overall = await fetch_one(pool, OVERALL_SQL, params)
+        rows = await fetch_all(pool, PRICES_SQL, {"product": found["product_key"]})
+        overall = [r for r in rows if r["channel_username"] is None and r["price_count"]]
+        channels = [ChannelPrice(**r) for r in rows if r["channel_username"] is not None]
         return PriceReport(
             product_key=found["product_key"],
             product_name=found["product_name"],
-            overall=PriceStats(**overall) if overall else None,
-            data=[ChannelPrice(**r) for r in rows],
-            count=len(rows),
+            overall=PriceStats(**overall[0]) if overall else None,
+            data=channels,
+            count=len(channels),
         )
 
     return await cached_json(cache, ("prices", wanted.lower()), build)

@@ -7,8 +7,9 @@ query must match the start of a word of the message (a prefix query), so `ፓራ
 also finds `ፓራሲታሞሉ` (suffixed) and `para` finds `paracetamol`. The query text
 becomes a tsquery inside PostgreSQL (to_tsvector, then each lexeme quoted and marked as
 a prefix), never by formatting SQL: `%`, `_`, quotes and operators are plain
-characters. A GIN expression index on fct_messages (the dbt model's post-hook) serves
-the match; results are ranked by ts_rank, then newest first.
+characters. fct_messages stores each text's tsvector (search_vector) with a GIN
+index (the dbt model's post-hook) that serves the match; results are ranked by
+ts_rank, then newest first.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from tgmed_api.db import fetch_all
 from tgmed_api.deps import CacheDep, PoolDep, cached_json
-from tgmed_api.models import MessageHit, SearchResults
+from tgmed_api.models import NO_NUL, MessageHit, SearchResults
 
 router = APIRouter(prefix="/api/search", tags=["search"])
 
@@ -38,40 +39,42 @@ TSQUERY_SQL = r"""(
     from unnest(to_tsvector('simple', %(query)s))
 )::tsquery"""
 
+# The matches are materialized once (key, rank, time): counted for the total, and
+# ordered with LIMIT straight above the sort, so PostgreSQL keeps only the top rows
+# (a bounded heap) instead of sorting every match; the texts are read for one page only.
 SEARCH_SQL = sql.SQL("""
 with search as (
     select {tsquery} as tsquery
 ),
-matches as (
-    select
-        m.message_key,
-        m.channel_key,
-        m.message_id,
-        m.posted_at,
-        m.message_text,
-        m.view_count,
-        ts_rank(to_tsvector('simple', m.message_text), search.tsquery) as rank
+matches as materialized (
+    select m.message_key, m.posted_at, ts_rank(m.search_vector, search.tsquery) as rank
     from marts.fct_messages as m, search
-    where to_tsvector('simple', m.message_text) @@ search.tsquery
+    where m.search_vector @@ search.tsquery
+),
+page as (
+    select message_key, rank
+    from matches
+    order by rank desc, posted_at desc, message_key
+    limit %(limit)s offset %(offset)s
 )
 select
-    message_key,
-    channel_key as channel_username,
-    message_id,
-    posted_at,
-    message_text as text,
-    view_count,
-    rank,
-    count(*) over () as total
-from matches
-order by rank desc, posted_at desc, message_key
-limit %(limit)s offset %(offset)s
+    m.message_key,
+    m.channel_key as channel_username,
+    m.message_id,
+    m.posted_at,
+    m.message_text as text,
+    m.view_count,
+    page.rank,
+    (select count(*) from matches) as total
+from page
+inner join marts.fct_messages as m using (message_key)
+order by page.rank desc, m.posted_at desc, m.message_key
 """).format(tsquery=sql.SQL(TSQUERY_SQL))
 
 COUNT_SQL = sql.SQL("""
 select count(*) as total
 from marts.fct_messages
-where to_tsvector('simple', message_text) @@ {tsquery}
+where search_vector @@ {tsquery}
 """).format(tsquery=sql.SQL(TSQUERY_SQL))
 
 
@@ -88,6 +91,7 @@ async def search_messages(
         Query(
             min_length=1,
             max_length=MAX_QUERY_LENGTH,
+            pattern=NO_NUL,
             description="Words to find, English or Amharic (each matches a word's start)",
         ),
     ],
