@@ -21,7 +21,7 @@ export YOLO_OFFLINE ?= 1
 export YOLO_AUTOINSTALL ?= false
 
 .PHONY: help setup sample demo test lint format bench clean db-start db-stop warehouse \
-	yolo-setup yolo-test detect
+	yolo-setup yolo-test detect api
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -56,6 +56,10 @@ warehouse:  ## load the lake into PostgreSQL and build the marts (dbt)
 	DATABASE_URL="$$url" $(RUN) tgmed-transform build && \
 	echo "warehouse built: schemas raw, staging, marts (make db-start prints DATABASE_URL)"
 
+api: setup  ## serve the API on the embedded database (make warehouse first); docs at /docs
+	@url="$${API_DATABASE_URL:-$$($(RUN) tgmed-devdb url --pgdata $(PGDATA) --user $${API_DB_USER:-tgmed_api})}"; \
+	API_DATABASE_URL="$$url" $(RUN) tgmed-api serve
+
 $(YOLO_VENV)/.installed: services/yolo/pyproject.toml services/yolo/requirements.lock
 	python3 -m venv $(YOLO_VENV)
 	$(YOLO_VENV)/bin/pip install --quiet --disable-pip-version-check \
@@ -86,6 +90,7 @@ format: setup  ## apply ruff fixes and formatting
 bench: setup  ## benchmarks (ratios against a baseline measured in the same run)
 	$(RUN) python bench/bench_import.py
 	$(RUN) python bench/bench_load.py
+	$(RUN) python bench/bench_api.py
 	$(YOLO_VENV)/bin/python bench/bench_detect.py
 
 clean:  ## remove the lake and the generated sample (not your .env)

@@ -26,6 +26,8 @@ def free_port() -> int:
 class ThreadServer:
     """uvicorn serving `app` over real HTTP from a background thread."""
 
+    free_port = staticmethod(free_port)
+
     def __init__(self, app) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -44,6 +46,12 @@ class ThreadServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def thread_server() -> type[ThreadServer]:
+    """The class, for tests that serve an app of their own (conftest is not importable)."""
+    return ThreadServer
 
 
 @pytest.fixture(scope="session")

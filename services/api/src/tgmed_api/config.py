@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings
 
 from tgmed_common.settings import env_config
@@ -26,3 +26,10 @@ class ApiSettings(BaseSettings):
     cache_check_seconds: float = Field(default=5.0, ge=0, le=3600)
     """How often the marts' build version is read; a new build empties the cache."""
     log_level: str = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _a_postgres_url(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL of the read-only role (see .env.example)")
+        return value
