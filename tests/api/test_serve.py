@@ -17,7 +17,7 @@ from tgmed_api.config import ApiSettings
 from tgmed_api.main import create_app
 
 
-def serve(database_url: str) -> tuple[subprocess.Popen, str]:
+def serve(database_url: str, **extra_env: str) -> tuple[subprocess.Popen, str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -26,6 +26,7 @@ def serve(database_url: str) -> tuple[subprocess.Popen, str]:
         "API_DATABASE_URL": database_url,
         "API_HOST": "127.0.0.1",
         "API_PORT": str(port),
+        **extra_env,
     }
     process = subprocess.Popen(
         [shutil.which("tgmed-api"), "serve"],
@@ -68,7 +69,7 @@ def test_served_process_answers_over_http(api_database_url, api_warehouse):
 def test_unreachable_database_health_ok_ready_503(tmp_path):
     secret = "hunter2-secret"
     url = f"postgresql://tgmed_api:{secret}@/tgmed?host={tmp_path}&connect_timeout=1"
-    process, base = serve(url)
+    process, base = serve(url, API_POOL_TIMEOUT_SECONDS="2")
     try:
         assert httpx.get(f"{base}/health").status_code == 200
         ready = httpx.get(f"{base}/ready", timeout=30)

@@ -18,6 +18,8 @@ class ApiSettings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     pool_min_size: int = Field(default=2, ge=1, le=100)
     pool_max_size: int = Field(default=8, ge=1, le=100)
+    pool_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    """How long a request waits for a connection before it is answered 503."""
     statement_timeout_ms: int = Field(default=5000, ge=100, le=600_000)
     """A query running longer is cancelled and answered 503, so one heavy request cannot
     hold a connection for ever."""

@@ -35,7 +35,7 @@ def make_pool(settings: ApiSettings) -> AsyncConnectionPool:
         kwargs={"options": options, "row_factory": dict_row},
         configure=_configure,
         open=False,
-        timeout=10,
+        timeout=settings.pool_timeout_seconds,
         name="tgmed-api",
     )
 

@@ -12,11 +12,13 @@ from pydantic import BaseModel
 from tgmed_api.cache import BuildCache
 
 
-def get_pool(request: Request) -> AsyncConnectionPool:
+# async, though they do not await: FastAPI runs a plain `def` dependency in its thread
+# pool, a hand-off that cost a cached answer about half its throughput
+async def get_pool(request: Request) -> AsyncConnectionPool:
     return request.app.state.pool
 
 
-def get_cache(request: Request) -> BuildCache:
+async def get_cache(request: Request) -> BuildCache:
     return request.app.state.cache
 
 
