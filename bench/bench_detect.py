@@ -2,8 +2,7 @@
 
 Seed approach (the baseline, measured in the same run): a Python loop calling
 `model(path)` once per image. The stage: `run_detection` (threaded decoding overlapped
-with batched inference, records written to the lake), in one process and with its
-default worker processes (one per core, each pinned). Goal: >= 2x on a 2-core CPU.
+with batched inference, records written to the lake). Goal: >= 2x on a 2-core CPU.
 
     .venv-yolo/bin/python bench/bench_detect.py [--images 224] [--model PATH]
 """
@@ -36,7 +35,7 @@ def main() -> None:
     offline_defaults(work / "yolo-config")
     from tgmed_sample.generate import generate
     from tgmed_scraper.export_import import import_exports
-    from tgmed_yolo.detect import run_detection, worker_count
+    from tgmed_yolo.detect import run_detection
     from tgmed_yolo.settings import DetectSettings
 
     try:
@@ -59,40 +58,22 @@ def main() -> None:
             seed_objects += len(result[0].boxes)
         seed = time.perf_counter() - started
 
-        def stage(workers: int, detector=None) -> float:
-            """The stage as `tgmed-yolo detect` runs it, into a fresh lake each time;
-            with worker processes the time includes starting them and loading the model
-            in each (the seed's model load is not counted: the stage pays more)."""
-            target = Lake(work / f"lake-{workers}")
-            shutil.copytree(lake.root, target.root)
-            settings = DetectSettings(
-                model=str(args.model),
-                batch_size=args.batch,
-                decode_threads=args.threads,
-                workers=workers,
-            )
-            started = time.perf_counter()
-            summary = run_detection(target, settings, Shard(0, 1), detector)
-            seconds = time.perf_counter() - started
-            assert summary.images == len(photos) and summary.failed == 0
-            print(
-                f"tgmed-yolo detect, {workers or 'auto'} process(es), batch {args.batch}: "
-                f"{len(photos) / seconds:.2f} images/s ({seconds:.1f}s, "
-                f"{summary.objects} objects)"
-            )
-            return seconds
-
-        single = stage(1, detector)
-        parallel = stage(0)
+        settings = DetectSettings(
+            model=str(args.model), batch_size=args.batch, decode_threads=args.threads
+        )
+        started = time.perf_counter()
+        summary = run_detection(lake, settings, Shard(0, 1), detector)
+        stage = time.perf_counter() - started
+        assert summary.images == len(photos) and summary.failed == 0
         print(
             f"seed loop, model(path) per image: {len(photos) / seed:.2f} images/s "
             f"({seed:.1f}s, {seed_objects} objects)"
         )
-        print(f"ratio stage/seed, 1 process: {seed / single:.2f}")
         print(
-            f"ratio stage/seed, auto ({worker_count(DetectSettings())} processes): "
-            f"{seed / parallel:.2f} (goal >= 2)"
+            f"tgmed-yolo detect (batch {args.batch}, {args.threads} decode threads): "
+            f"{len(photos) / stage:.2f} images/s ({stage:.1f}s, {summary.objects} objects)"
         )
+        print(f"ratio stage/seed: {seed / stage:.2f} (goal >= 2)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

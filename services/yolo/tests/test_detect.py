@@ -94,31 +94,6 @@ def test_two_shards_cover_every_image_exactly_once(sample_lake, detector, model_
         Shard.parse("2/2")
 
 
-def test_worker_processes_cover_every_image_once_and_agree_with_one_process(
-    sample_lake, detector, model_path, tmp_path
-):
-    import shutil
-
-    from tgmed_common.lake import Lake
-
-    lake, _ = sample_lake
-    shutil.copytree(lake.root, tmp_path / "single")
-    single = Lake(tmp_path / "single")
-    one = run_detection(single, settings(model_path), Shard(0, 1), detector)
-    two = run_detection(lake, settings(model_path, workers=2), Shard(0, 1))
-    assert two.images == one.images == len(lake.media_files()) and two.failed == 0
-    assert two.model_hash == one.model_hash and two.files > 0
-    paths = [r.media_path for r in records(lake)]
-    assert len(paths) == len(set(paths)) == two.images
-    # each worker writes its own files (run id + worker number): both did work
-    assert {p.stem.rsplit("-", 1)[0][-2:] for p in lake.detection_files()} == {"w0", "w1"}
-    classes = {r.media_path: sorted(d.class_name for d in r.detections) for r in records(lake)}
-    expected = {r.media_path: sorted(d.class_name for d in r.detections) for r in records(single)}
-    same = sum(classes[path] == expected[path] for path in expected)
-    assert same >= 0.95 * len(expected), (same, len(expected))
-    assert run_detection(lake, settings(model_path, workers=2), Shard(0, 1)).images == 0
-
-
 def test_corrupt_and_fake_images_are_recorded_as_failed_and_the_rest_go_on(
     sample_lake, detector, model_path
 ):
@@ -152,7 +127,6 @@ def test_no_network_at_import_or_run_time(sample_lake, model_path, monkeypatch):
 
     monkeypatch.setenv("LAKE_DIR", str(lake.root))
     monkeypatch.setenv("DETECT_MODEL", str(model_path))
-    monkeypatch.setenv("DETECT_WORKERS", "1")  # in this process, where the socket is patched
     monkeypatch.chdir(lake.root.parent)
     assert main(["detect"]) == 0
     assert len(records(lake)) == len(lake.media_files())

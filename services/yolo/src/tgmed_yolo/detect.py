@@ -10,12 +10,10 @@ DETECT_COMMIT_EVERY images; a crash loses at most that much work, never a half f
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
 import time
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +26,7 @@ from tgmed_common.atomic import AtomicBatch
 from tgmed_common.lake import Lake, new_run_id
 from tgmed_common.progress import Progress
 from tgmed_common.records import Detection, DetectionRecord
-from tgmed_yolo.model import Detector, weights_hash
+from tgmed_yolo.model import Detector
 from tgmed_yolo.photos import Shard, pending_photos
 from tgmed_yolo.settings import DetectSettings
 
@@ -142,18 +140,25 @@ class RecordWriter:
         self.pending.clear()
 
 
-def _detect_paths(
-    lake: Lake,
-    settings: DetectSettings,
-    detector: Detector,
-    paths: list[Path],
-    writer: RecordWriter,
-    summary: DetectSummary,
-    progress: Progress | None,
-) -> None:
-    """Detect `paths` in batches (decoding ahead on a thread pool), records to `writer`."""
+def run_detection(
+    lake: Lake, settings: DetectSettings, shard: Shard, detector: Detector | None = None
+) -> DetectSummary:
+    started = time.monotonic()
+    detector = detector or Detector.load(settings.model, settings.device)
+    summary = DetectSummary(
+        model=detector.name, model_hash=detector.hash, device=detector.device, shard=str(shard)
+    )
+    pending, summary.already_done = pending_photos(lake, detector.hash, shard)
+    log.info(
+        "shard %s: %d photos to detect, %d already done with this model",
+        shard,
+        len(pending),
+        summary.already_done,
+    )
+    progress = Progress(f"detect shard {shard}", unit="images", total=len(pending))
+    writer = RecordWriter(lake, new_run_id())
     with ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode") as pool:
-        stream = _decoded(paths, pool, ahead=settings.batch_size * 2)
+        stream = _decoded(pending, pool, ahead=settings.batch_size * 2)
         for batch in _batches(stream, settings.batch_size):
             readable = [(path, image) for path, image, _ in batch if image is not None]
             found = (
@@ -197,122 +202,11 @@ def _detect_paths(
                         )
                     )
                 summary.images += 1
-                if progress:
-                    progress.advance()
+                progress.advance()
             if len(writer) >= settings.commit_every:
                 writer.flush()
     writer.flush()
-
-
-def worker_count(settings: DetectSettings) -> int:
-    """Processes to run: DETECT_WORKERS, or on the CPU one per core this process may use
-    (each pinned to its core: a small graph scales far better over processes than over
-    one session's threads), and one on a GPU."""
-    if settings.workers:
-        return settings.workers
-    if settings.device not in {"auto", "cpu"}:
-        return 1
-    if settings.device == "auto":
-        import torch
-
-        if torch.cuda.is_available():
-            return 1
-    return len(os.sched_getaffinity(0))
-
-
-def run_detection(
-    lake: Lake, settings: DetectSettings, shard: Shard, detector: Detector | None = None
-) -> DetectSummary:
-    started = time.monotonic()
-    # a bare name (yolov8n.pt, fetched by ultralytics when online) loads in-process
-    workers = 1 if detector or not Path(settings.model).is_file() else worker_count(settings)
-    if workers > 1:
-        summary = _run_in_processes(lake, settings, shard, workers)
-    else:
-        detector = detector or Detector.load(settings.model, settings.device)
-        summary = DetectSummary(
-            model=detector.name, model_hash=detector.hash, device=detector.device, shard=str(shard)
-        )
-        pending, summary.already_done = pending_photos(lake, detector.hash, shard)
-        _log_pending(shard, pending, summary.already_done)
-        progress = Progress(f"detect shard {shard}", unit="images", total=len(pending))
-        writer = RecordWriter(lake, new_run_id())
-        _detect_paths(lake, settings, detector, pending, writer, summary, progress)
-        summary.files = writer.files
-        progress.done()
+    summary.files = writer.files
     summary.seconds = time.monotonic() - started
-    return summary
-
-
-def _log_pending(shard: Shard, pending: list[Path], already: int) -> None:
-    log.info(
-        "shard %s: %d photos to detect, %d already done with this model",
-        shard,
-        len(pending),
-        already,
-    )
-
-
-# --- worker processes ------------------------------------------------------------------
-# Each worker loads the model once, is pinned to one core (onnxruntime and torch then
-# size their thread pools to it), and detects chunks of paths, writing its own lake files
-# (run id + worker number), so a crash of one loses at most its current chunk.
-
-_worker: dict[str, Any] = {}
-
-
-def _start_worker(root: str, settings: DetectSettings, run_id: str, cores: list, counter) -> None:
-    with counter.get_lock():
-        number = counter.value
-        counter.value += 1
-    os.sched_setaffinity(0, {cores[number % len(cores)]})
-    logging.basicConfig(level=logging.WARNING)  # the parent reports progress
-    detector = Detector.load(settings.model, settings.device)
-    _worker.update(
-        lake=Lake(Path(root)),
-        settings=settings,
-        detector=detector,
-        writer=RecordWriter(Lake(Path(root)), f"{run_id}-w{number}"),
-    )
-
-
-def _detect_chunk(paths: list[Path]) -> dict[str, Any]:
-    detector: Detector = _worker["detector"]
-    part = DetectSummary(model=detector.name, model_hash=detector.hash, device=detector.device)
-    writer: RecordWriter = _worker["writer"]
-    before = writer.files
-    _detect_paths(_worker["lake"], _worker["settings"], detector, paths, writer, part, None)
-    part.files = writer.files - before
-    return part.__dict__
-
-
-def _run_in_processes(
-    lake: Lake, settings: DetectSettings, shard: Shard, workers: int
-) -> DetectSummary:
-    weights = Path(settings.model)
-    model_hash = weights_hash(weights)
-    summary = DetectSummary(
-        model=weights.name, model_hash=model_hash, device=settings.device, shard=str(shard)
-    )
-    pending, summary.already_done = pending_photos(lake, model_hash, shard)
-    _log_pending(shard, pending, summary.already_done)
-    if not pending:
-        return summary
-    workers = min(workers, len(pending))
-    # small chunks balance the workers; at most commit_every images per lake write
-    size = max(1, min(settings.commit_every, -(-len(pending) // (workers * 4))))
-    chunks = [pending[i : i + size] for i in range(0, len(pending), size)]
-    log.info("%d worker processes, %d chunks of up to %d images", workers, len(chunks), size)
-    progress = Progress(f"detect shard {shard}", unit="images", total=len(pending))
-    context = multiprocessing.get_context("spawn")  # torch and fork do not mix
-    cores = sorted(os.sched_getaffinity(0))
-    initargs = (str(lake.root), settings, new_run_id(), cores, context.Value("i", 0))
-    with ProcessPoolExecutor(workers, context, _start_worker, initargs) as pool:
-        for part in pool.map(_detect_chunk, chunks):
-            for name in ("images", "failed", "objects", "files"):
-                setattr(summary, name, getattr(summary, name) + part[name])
-            summary.failures.update(part["failures"])
-            summary.device = part["device"]
-            progress.advance(part["images"])
     progress.done()
     return summary

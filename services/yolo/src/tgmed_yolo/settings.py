@@ -26,7 +26,5 @@ class DetectSettings(BaseSettings):
     """auto (CUDA when there is one, half precision there; CPU otherwise), cpu, 0, 1..."""
     decode_threads: int = Field(default=2, ge=1)
     """Threads decoding images while the model runs."""
-    workers: int = Field(default=0, ge=0)
-    """Detection processes. 0 = auto: one per CPU core on the CPU, one on a GPU."""
     commit_every: int = Field(default=256, ge=1)
     """Images per lake write (a crash loses at most this many images' work)."""
