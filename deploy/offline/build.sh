@@ -3,7 +3,7 @@
 # see base-images.sh) and wheels downloaded here on the host into deploy/wheelhouse
 # (deploy/wheelhouse-yolo for the torch stack, kept out of the other images' context).
 #   deploy/offline/build.sh [IMAGE...]     default: all images
-# Tags: tgmed/<image>:${TGMED_TAG:-latest}, what compose.yaml uses.
+# Tags: tgmed-<image>:${TGMED_TAG:-latest}, what compose.yaml and the orchestrator use.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 log() { echo "[build] $*" >&2; }
@@ -11,7 +11,7 @@ TAG="${TGMED_TAG:-latest}"
 BASE="${OFFLINE_PYTHON_IMAGE:-tgmed/python-base:bookworm}"
 PIP_ARGS="--no-index --find-links /wheelhouse"
 PIP=(python3 -m pip --disable-pip-version-check -q)
-IMAGES=("${@:-loader scraper dbt yolo api orchestrator dagster postgres}")
+IMAGES=("${@:-scraper loader transform yolo api orchestrator dagster postgres}")
 read -r -a IMAGES <<<"${IMAGES[*]}"
 
 bash deploy/offline/engine.sh
@@ -21,7 +21,7 @@ quiet_pip() { "${PIP[@]}" "$@" 2>&1 | grep -v "is ignored: it is neither" || tru
 
 dockerfile() {
     case "$1" in
-        dbt) echo dbt/Dockerfile ;;
+        transform) echo dbt/Dockerfile ;;
         orchestrator | dagster) echo "orchestrator/$1.Dockerfile" ;;
         postgres) echo deploy/postgres/Dockerfile ;;
         *) echo "services/$1/Dockerfile" ;;
@@ -63,7 +63,7 @@ for image in "${IMAGES[@]}"; do
     args=(--build-arg "PYTHON_IMAGE=$BASE" --build-arg "PIP_ARGS=$PIP_ARGS")
     [ "$image" = postgres ] && args=(--build-arg "POSTGRES_BASE=tgmed/postgres-base:bookworm")
     log "$image: docker build -f $file $context"
-    docker build -q -f "$file" "${args[@]}" -t "tgmed/$image:$TAG" "$context" >/dev/null
-    size=$(docker image inspect --format '{{.Size}}' "tgmed/$image:$TAG")
-    log "$image: tgmed/$image:$TAG $((size / 1000000)) MB in $((SECONDS - started)) s"
+    docker build -q -f "$file" "${args[@]}" -t "tgmed-$image:$TAG" "$context" >/dev/null
+    size=$(docker image inspect --format '{{.Size}}' "tgmed-$image:$TAG")
+    log "$image: tgmed-$image:$TAG $((size / 1000000)) MB in $((SECONDS - started)) s"
 done
