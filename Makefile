@@ -20,11 +20,20 @@ DEFAULT_MODEL := $(if $(wildcard $(SHARED_MODEL)),$(SHARED_MODEL),yolov8n.pt)
 export YOLO_OFFLINE ?= 1
 export YOLO_AUTOINSTALL ?= false
 
-.PHONY: help setup sample demo test lint format bench clean db-start db-stop warehouse \
-	yolo-setup yolo-test detect
+# Dagster, local mode: its instance (SQLite storage, run queue) lives in data/dagster
+export DAGSTER_HOME ?= $(abspath data/dagster)
+# what local mode's stages read: the sample's exports, the yolo environment, the model
+ORCH_ENV = TGMED_LAUNCH_MODE=local TGMED_SCRAPE_SOURCE=$${TGMED_SCRAPE_SOURCE:-export} \
+	TGMED_EXPORT_ROOT=$${TGMED_EXPORT_ROOT:-$(abspath $(SAMPLE)/exports)} \
+	TGMED_YOLO_BIN=$${TGMED_YOLO_BIN:-$(abspath $(YOLO_VENV)/bin)} \
+	DETECT_MODEL=$${DETECT_MODEL:-$(DEFAULT_MODEL)} LAKE_DIR=$(abspath $(LAKE_DIR))
+SERVE ?= 1
+
+.PHONY: help setup sample demo pipeline serve test lint format bench clean db-start db-stop \
+	warehouse yolo-setup yolo-test detect dagster-ui dagster-jobs dagster-launch dagster-status
 
 help:  ## list the commands
-	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 setup:  ## install uv if missing, then the locked dev environment (.venv)
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 \
@@ -42,12 +51,37 @@ db-start: setup  ## start the embedded PostgreSQL (data/pg) and print DATABASE_U
 db-stop:  ## stop the embedded PostgreSQL
 	$(RUN) tgmed-devdb stop --pgdata $(PGDATA)
 
-demo: sample yolo-setup  ## the main job on the sample: exports -> lake -> detect -> PostgreSQL -> dbt marts
-	$(RUN) tgmed-scraper import-export $(SAMPLE)/exports
-	@$(MAKE) --no-print-directory detect
+demo: pipeline  ## the main job on the sample through Dagster, then the Dagster UI and the API (SERVE=0: no serving)
+ifneq ($(SERVE),0)
+	@$(MAKE) --no-print-directory serve
+endif
+
+$(DAGSTER_HOME)/dagster.yaml: orchestrator/deploy/dagster.local.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp $< $@
+
+pipeline: sample yolo-setup $(DAGSTER_HOME)/dagster.yaml  ## run telegram_pipeline on the sample (Dagster, local mode): exports -> lake -> detect -> PostgreSQL -> dbt marts
+	@url="$(DB_URL)"; \
+	DATABASE_URL="$$url" $(ORCH_ENV) $(RUN) tgmed-orchestrator launch telegram_pipeline
 	@echo "lake: $(LAKE_DIR) ($$(find $(LAKE_DIR)/raw/telegram_messages -name '*.jsonl' | wc -l) message files," \
 		"$$(find $(LAKE_DIR)/raw/telegram_media -type f | wc -l) photos)"
-	@$(MAKE) --no-print-directory warehouse
+
+serve: $(DAGSTER_HOME)/dagster.yaml  ## the Dagster UI (with its daemon) and the API in the foreground; Ctrl-C stops them
+	@url="$(DB_URL)"; \
+	DATABASE_URL="$$url" $(ORCH_ENV) RUN="$(RUN)" orchestrator/serve.sh
+
+dagster-ui: serve  ## same as serve
+
+dagster-jobs: setup  ## list the Dagster jobs and their ops
+	@$(ORCH_ENV) $(RUN) tgmed-orchestrator jobs
+
+dagster-launch: $(DAGSTER_HOME)/dagster.yaml  ## run a job now: make dagster-launch JOB=transform [CONFIG=run.yaml]
+	@url="$(DB_URL)"; \
+	DATABASE_URL="$$url" $(ORCH_ENV) $(RUN) tgmed-orchestrator launch $(JOB) $(if $(CONFIG),--config $(CONFIG))
+
+dagster-status: $(DAGSTER_HOME)/dagster.yaml  ## schedules and sensors (on/off, last tick) and the latest runs
+	@$(ORCH_ENV) $(RUN) tgmed-orchestrator status
+	@$(ORCH_ENV) $(RUN) tgmed-orchestrator runs --limit 5
 
 warehouse:  ## load the lake into PostgreSQL and build the marts (dbt)
 	@url="$(DB_URL)"; \
@@ -88,5 +122,5 @@ bench: setup  ## benchmarks (ratios against a baseline measured in the same run)
 	$(RUN) python bench/bench_load.py
 	$(YOLO_VENV)/bin/python bench/bench_detect.py
 
-clean:  ## remove the lake and the generated sample (not your .env)
-	rm -rf data/lake data/sample
+clean:  ## remove the lake, the generated sample and Dagster's local instance (not your .env)
+	rm -rf data/lake data/sample data/dagster

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The Dagster UI (webserver + daemon: `dagster dev`) and the API (`tgmed-api serve`) in
+# the foreground; Ctrl-C (or SIGTERM) stops exactly what this script started.
+# Called by `make serve` / `make demo` with DATABASE_URL, DAGSTER_HOME and TGMED_* set.
+set -euo pipefail
+set -m  # each child its own process group: `dagster dev` ignores SIGTERM otherwise
+RUN=${RUN:-uv run --no-sync}
+DAGSTER_PORT=${DAGSTER_PORT:-3000}
+API_HOST=${API_HOST:-127.0.0.1}
+API_PORT=${API_PORT:-8000}
+export API_HOST API_PORT
+started=()
+
+stop() {
+  trap - INT TERM EXIT
+  for pid in "${started[@]}"; do
+    kill -TERM -- "-$pid" 2>/dev/null || true
+  done
+  for pid in "${started[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+}
+trap stop INT TERM EXIT
+
+$RUN dagster dev -m tgmed_orchestrator.definitions -h 127.0.0.1 -p "$DAGSTER_PORT" &
+started+=($!)
+
+# the API reads the marts with the read-only role that `tgmed-loader init-db` created
+if $RUN which tgmed-api >/dev/null 2>&1; then
+  API_DB_USER=${API_DB_USER:-tgmed_api}
+  API_DATABASE_URL=${API_DATABASE_URL:-$(printf '%s' "$DATABASE_URL" \
+    | sed -E "s#^(postgres(ql)?://)[^@/]*@#\1${API_DB_USER}:${API_DB_PASSWORD:-}@#")}
+  export API_DATABASE_URL
+  $RUN tgmed-api serve &
+  started+=($!)
+  api="http://$API_HOST:$API_PORT"
+else
+  api="(not installed in this checkout: tgmed-api)"
+fi
+
+echo
+echo "Dagster UI: http://127.0.0.1:$DAGSTER_PORT   (runs: http://127.0.0.1:$DAGSTER_PORT/runs)"
+echo "API:        $api"
+echo "Ctrl-C stops both."
+wait -n "${started[@]}" || true

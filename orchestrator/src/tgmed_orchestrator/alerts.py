@@ -1,0 +1,92 @@
+"""Alerts to people: a generic JSON webhook and the Telegram Bot API (httpx), each
+configured by environment (ALERT_*), neither required. An alert never carries a secret:
+the values of every secret variable the platform knows, and any password in a URL, are
+masked before it leaves."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from typing import Any
+
+import httpx
+from dagster import ConfigurableResource
+
+from tgmed_common.logs import REDACTED
+from tgmed_orchestrator.settings import AlertSettings
+from tgmed_orchestrator.stages import SECRET_ENV
+
+log = logging.getLogger(__name__)
+ALERT_SECRET_ENV = (*SECRET_ENV, "ALERT_WEBHOOK_URL", "ALERT_TELEGRAM_BOT_TOKEN")
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+@", re.IGNORECASE)
+MAX_TEXT = 3500  # Telegram allows 4096 characters per message
+
+
+def redact_secrets(text: str) -> str:
+    """`text` with every known secret value and URL password masked."""
+    for name in ALERT_SECRET_ENV:
+        value = os.environ.get(name, "")
+        if len(value) >= 4:
+            text = text.replace(value, REDACTED)
+    return _URL_PASSWORD.sub(rf"\g<scheme>{REDACTED}@", text)
+
+
+class Alerter(ConfigurableResource):
+    """Sends an alert to every configured channel; returns the channels that took it.
+    A channel that fails is logged and skipped: an alert must not fail the caller."""
+
+    webhook_url: str | None = None
+    telegram_bot_token: str | None = None
+    telegram_chat_id: str | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    timeout_seconds: float = 10.0
+
+    @classmethod
+    def from_settings(cls) -> Alerter:
+        settings = AlertSettings()
+        return cls(
+            webhook_url=settings.webhook_url.get_secret_value() if settings.webhook_url else None,
+            telegram_bot_token=(
+                settings.telegram_bot_token.get_secret_value()
+                if settings.telegram_bot_token
+                else None
+            ),
+            telegram_chat_id=settings.telegram_chat_id,
+            telegram_api_url=os.environ.get("ALERT_TELEGRAM_API_URL", "https://api.telegram.org"),
+            timeout_seconds=settings.timeout_seconds,
+        )
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.webhook_url or (self.telegram_bot_token and self.telegram_chat_id))
+
+    def send(self, title: str, text: str, fields: dict[str, Any] | None = None) -> list[str]:
+        title, text = redact_secrets(title), redact_secrets(text)[:MAX_TEXT]
+        fields = {k: redact_secrets(str(v)) for k, v in (fields or {}).items()}
+        sent = []
+        with httpx.Client(timeout=self.timeout_seconds) as client:
+            if self.webhook_url:
+                payload = {"text": f"{title}\n{text}", "title": title, "body": text, **fields}
+                if self._post(client, self.webhook_url, payload, "webhook"):
+                    sent.append("webhook")
+            if self.telegram_bot_token and self.telegram_chat_id:
+                url = f"{self.telegram_api_url}/bot{self.telegram_bot_token}/sendMessage"
+                payload = {
+                    "chat_id": self.telegram_chat_id,
+                    "text": f"{title}\n\n{text}",
+                    "disable_web_page_preview": True,
+                }
+                if self._post(client, url, payload, "telegram"):
+                    sent.append("telegram")
+        return sent
+
+    def _post(self, client: httpx.Client, url: str, payload: dict, channel: str) -> bool:
+        try:
+            response = client.post(url, json=payload)
+            response.raise_for_status()
+        except httpx.HTTPError as error:
+            # the URL may hold a token (the bot's, a webhook's): never log it
+            log.warning("alert via %s failed: %s", channel, type(error).__name__)
+            return False
+        return True

@@ -1,0 +1,213 @@
+"""`tgmed-orchestrator`: the few things a person does with the orchestrator from a shell.
+
+    tgmed-orchestrator jobs                       the jobs and their ops
+    tgmed-orchestrator launch JOB [--config F]    run a job now, recorded in DAGSTER_HOME
+    tgmed-orchestrator status                     schedules and sensors: on or off, last tick
+    tgmed-orchestrator runs [--limit N]           the latest runs and how they ended
+    tgmed-orchestrator check-ui [--url U] [--job J]  the UI answers and shows J's last run SUCCESS
+
+`launch` runs the job in this process's instance (DAGSTER_HOME; SQLite by default), so
+the Dagster UI shows the run and its events afterwards. Exit code 0 when the run
+succeeded, 1 when it failed, 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+DEFINITIONS_MODULE = "tgmed_orchestrator.definitions"
+
+
+def _defs():
+    from tgmed_orchestrator.definitions import defs
+
+    return defs
+
+
+def _instance():
+    from dagster import DagsterInstance
+
+    if not os.environ.get("DAGSTER_HOME"):
+        raise SystemExit("DAGSTER_HOME is not set (make targets set it to data/dagster)")
+    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    return DagsterInstance.get()
+
+
+def list_jobs() -> int:
+    repo = _defs().get_repository_def()
+    for job in sorted(repo.get_all_jobs(), key=lambda j: j.name):
+        if job.name.startswith("__"):
+            continue
+        ops = ", ".join(node.name for node in job.graph.nodes)
+        print(f"{job.name:20} {job.description or ''}\n{'':20} ops: {ops}")
+    return 0
+
+
+def _load_config(path: str | None) -> dict[str, Any]:
+    if not path:
+        return {}
+    text = Path(path).read_text(encoding="utf-8")
+    if path.endswith((".yaml", ".yml")):
+        import yaml
+
+        return yaml.safe_load(text) or {}
+    return json.loads(text)
+
+
+def launch(name: str, config_path: str | None, max_concurrent: int, log_level: str) -> int:
+    from dagster import DagsterEventType, execute_job
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+    repo = _defs().get_repository_def()
+    if not repo.has_job(name):
+        names = sorted(j.name for j in repo.get_all_jobs() if not j.name.startswith("__"))
+        print(f"no job {name!r}; jobs: {', '.join(names)}", file=sys.stderr)
+        return 2
+    run_config = _load_config(config_path)
+    run_config.setdefault(
+        "execution", {"config": {"multiprocess": {"max_concurrent": max_concurrent}}}
+    )
+    run_config.setdefault("loggers", {"console": {"config": {"log_level": log_level}}})
+    recon = ReconstructableRepository.for_module(
+        DEFINITIONS_MODULE, "defs", working_directory=str(Path.cwd())
+    ).get_reconstructable_job(name)
+    with _instance() as instance:
+        result = execute_job(recon, instance=instance, run_config=run_config, raise_on_error=False)
+        print(f"\nrun {result.run_id} of {name}: {'SUCCESS' if result.success else 'FAILURE'}")
+        for event in result.all_events:
+            if event.event_type == DagsterEventType.STEP_OUTPUT:
+                meta = event.event_specific_data.metadata.get("summary")
+                if meta is not None:
+                    print(f"  {event.step_key}: {json.dumps(meta.value, default=str)[:300]}")
+            elif event.event_type == DagsterEventType.STEP_FAILURE:
+                error = event.event_specific_data.error
+                print(
+                    f"  {event.step_key} FAILED: {error.message.splitlines()[0] if error else ''}"
+                )
+        return 0 if result.success else 1
+
+
+def status() -> int:
+    from dagster._core.scheduler.instigation import InstigatorType
+
+    defs = _defs()
+    repo = defs.get_repository_def()
+    with _instance() as instance:
+        stored = {
+            state.name: state
+            for state in instance.all_instigator_state()
+            if state.instigator_type in (InstigatorType.SCHEDULE, InstigatorType.SENSOR)
+        }
+        rows = [
+            ("schedule", s.name, s.cron_schedule, s.job_name, s.default_status)
+            for s in repo.schedule_defs
+        ] + [
+            (
+                "sensor",
+                s.name,
+                "",
+                ", ".join(t.job_name for t in s.targets) or "(all jobs)",
+                s.default_status,
+            )
+            for s in repo.sensor_defs
+        ]
+        for kind, name, cron, job, default in sorted(rows):
+            state = stored.get(name)
+            on = state.status.value if state else f"{default.value} (default)"
+            ticks = (
+                instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=1)
+                if (state)
+                else []
+            )
+            last = f"last tick {ticks[0].status.value} at {ticks[0].timestamp:.0f}" if ticks else ""
+            print(f"{kind:9} {name:30} {on:18} {cron:12} -> {job} {last}")
+    return 0
+
+
+def runs(limit: int) -> int:
+    with _instance() as instance:
+        for record in instance.get_run_records(limit=limit):
+            run = record.dagster_run
+            started = record.start_time or record.create_timestamp.timestamp()
+            print(f"{run.run_id}  {run.job_name:20} {run.status.value:10} started {started:.0f}")
+    return 0
+
+
+RUNS_QUERY = """
+query Runs($job: String!) {
+  runsOrError(filter: {pipelineName: $job}, limit: 5) {
+    __typename
+    ... on Runs { results { runId status jobName } }
+    ... on PythonError { message }
+  }
+}
+"""
+
+
+def check_ui(url: str, job: str, wait_seconds: float) -> int:
+    """Poll the Dagster webserver until it answers, then ask it (GraphQL, what the UI
+    reads) for the job's runs: 0 when the newest one is SUCCESS."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            httpx.get(f"{url}/server_info", timeout=5).raise_for_status()
+            break
+        except httpx.HTTPError as error:
+            if time.monotonic() > deadline:
+                print(f"the Dagster UI at {url} did not answer: {error}", file=sys.stderr)
+                return 1
+            time.sleep(1)
+    response = httpx.post(
+        f"{url}/graphql", json={"query": RUNS_QUERY, "variables": {"job": job}}, timeout=30
+    )
+    response.raise_for_status()
+    runs = response.json()["data"]["runsOrError"].get("results") or []
+    for run in runs:
+        print(f"{run['jobName']} {run['runId']} {run['status']}")
+    if not runs:
+        print(f"the Dagster UI at {url} shows no run of {job}", file=sys.stderr)
+        return 1
+    return 0 if runs[0]["status"] == "SUCCESS" else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="tgmed-orchestrator", description=__doc__.split("\n\n")[0]
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("jobs", help="the jobs and their ops")
+    run = commands.add_parser("launch", help="run a job now (recorded in DAGSTER_HOME)")
+    run.add_argument("job")
+    run.add_argument("--config", help="run config file (YAML or JSON)")
+    run.add_argument("--max-concurrent", type=int, default=2, help="steps at once (default 2)")
+    run.add_argument("--log-level", default="INFO", help="Dagster console log level")
+    commands.add_parser("status", help="schedules and sensors")
+    latest = commands.add_parser("runs", help="the latest runs")
+    latest.add_argument("--limit", type=int, default=10)
+    check = commands.add_parser("check-ui", help="the UI answers and shows a finished run")
+    check.add_argument("--url", default="http://127.0.0.1:3000")
+    check.add_argument("--job", default="telegram_pipeline")
+    check.add_argument("--wait", type=float, default=120, help="seconds to wait for the UI")
+    args = parser.parse_args(argv)
+    if args.command == "check-ui":
+        return check_ui(args.url.rstrip("/"), args.job, args.wait)
+    if args.command == "jobs":
+        return list_jobs()
+    if args.command == "launch":
+        return launch(args.job, args.config, args.max_concurrent, args.log_level)
+    if args.command == "status":
+        return status()
+    return runs(args.limit)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

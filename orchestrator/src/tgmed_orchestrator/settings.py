@@ -1,0 +1,90 @@
+"""The orchestrator's configuration, read from the environment (or `.env`) with the
+project's one settings pattern. Read when a run, sensor or schedule evaluates, never at
+import time, so a code location loads even where a variable is missing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings
+
+from tgmed_common.settings import env_config, load_settings
+
+LaunchMode = Literal["local", "docker", "k8s"]
+
+
+class OrchestratorSettings(BaseSettings):
+    """TGMED_* variables: how stages are launched and what the pipeline reads."""
+
+    model_config = env_config("TGMED_")
+
+    launch_mode: LaunchMode = "local"
+    # where scrape reads: the Telegram API (Telethon) or Telegram Desktop exports
+    scrape_source: Literal["telegram", "export"] = "telegram"
+    channels_file: Path = Path("config/channels.txt")
+    # one folder per channel (data/sample/exports after `make sample`)
+    export_root: Path = Path("data/sample/exports")
+    detect_shards: int = 1
+    # stage retries (besides configuration errors and partial results: see ops.py)
+    stage_retries: int = 2
+    stage_retry_delay_seconds: float = 30.0
+    # local mode: bin folders of stage environments (the yolo stage has its own)
+    yolo_bin: str | None = None
+    # docker and k8s modes
+    image_tag: str = "latest"
+    gpu_stages: str = ""  # comma-separated, e.g. "detect"
+    docker_network: str = "tgmed"
+    docker_lake_volume: str = "tgmed-lake"
+    docker_exports_volume: str | None = None
+    k8s_namespace: str = "tgmed"
+    k8s_lake_claim: str = "tgmed-lake"
+    k8s_exports_claim: str | None = None
+    k8s_service_account: str | None = None
+
+
+class AlertSettings(BaseSettings):
+    """ALERT_* variables; neither channel is required (no alert is sent then)."""
+
+    model_config = env_config("ALERT_")
+
+    # a generic JSON webhook (Slack-compatible `text` field plus structured fields)
+    webhook_url: SecretStr | None = None
+    # Telegram Bot API: the bot's token and the chat that receives alerts
+    telegram_bot_token: SecretStr | None = None
+    telegram_chat_id: str | None = None
+    # where a person opens the run (the Dagster UI), for links in alerts
+    dagster_ui_url: str = "http://127.0.0.1:3000"
+    timeout_seconds: float = 10.0
+
+
+class HealthSettings(BaseSettings):
+    """HEALTH_* thresholds of the pipeline health check."""
+
+    model_config = env_config("HEALTH_")
+
+    min_messages: int = 1
+    max_post_age_hours: float = 48.0
+    max_failed_runs_per_day: int = 0
+    max_quarantined_files: int = 0
+
+
+class CleanupSettings(BaseSettings):
+    model_config = env_config("CLEANUP_")
+
+    quarantine_days: int = 30
+    temp_hours: float = 24.0
+
+
+def orchestrator_settings() -> OrchestratorSettings:
+    return load_settings(OrchestratorSettings)
+
+
+class WarehouseSettings(BaseSettings):
+    """The warehouse the health check reads (the stages read the same variable)."""
+
+    model_config = env_config()
+
+    database_url: SecretStr
+    lake_dir: Path = Path("data/lake")

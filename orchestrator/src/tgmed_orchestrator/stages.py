@@ -1,0 +1,97 @@
+"""What a stage is to the orchestrator: a CLI, its arguments, and the environment
+variables it reads. The same command runs in every launch mode; only the launcher
+(local process, Docker container, Kubernetes Job) differs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# The four stage images (and the local virtual environments) carry these CLIs.
+STAGES = ("scrape", "detect", "load", "transform")
+
+# Variables each stage reads: the only ones passed to its container. Secrets among them
+# (TELEGRAM_API_HASH, TELEGRAM_SESSION, DATABASE_URL, API_DB_PASSWORD) come from the
+# launching process's environment (docker) or a Secret (k8s), never from a default.
+STAGE_ENV: dict[str, tuple[str, ...]] = {
+    "scrape": (
+        "LAKE_DIR",
+        "TELEGRAM_API_ID",
+        "TELEGRAM_API_HASH",
+        "TELEGRAM_SESSION",
+        "SCRAPER_CONCURRENCY",
+        "SCRAPER_FLOOD_WAIT_MAX_SECONDS",
+        "SCRAPER_BATCH_SIZE",
+        "SCRAPER_FIRST_RUN_LIMIT",
+        "SCRAPER_DOWNLOAD_PHOTOS",
+    ),
+    "detect": (
+        "LAKE_DIR",
+        "DETECT_MODEL",
+        "DETECT_CONFIDENCE",
+        "DETECT_IOU",
+        "DETECT_IMAGE_SIZE",
+        "DETECT_BATCH_SIZE",
+        "DETECT_DEVICE",
+        "DETECT_DECODE_THREADS",
+        "DETECT_COMMIT_EVERY",
+        "YOLO_OFFLINE",
+        "YOLO_AUTOINSTALL",
+    ),
+    "load": ("LAKE_DIR", "DATABASE_URL", "LOADER_WORKERS", "API_DB_USER", "API_DB_PASSWORD"),
+    "transform": ("DATABASE_URL",),
+}
+
+SECRET_ENV = ("TELEGRAM_API_HASH", "TELEGRAM_SESSION", "DATABASE_URL", "API_DB_PASSWORD")
+
+
+@dataclass(frozen=True)
+class StageCommand:
+    """One stage invocation: `argv[0]` is the stage's CLI (on PATH in its image, in its
+    virtual environment's bin folder locally)."""
+
+    stage: str
+    argv: tuple[str, ...]
+    # a name for logs, container and Job names: scrape-chemed123, detect-1-of-2
+    label: str = ""
+    exports: bool = field(default=False)  # reads the Telegram Desktop exports
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise ValueError(f"unknown stage {self.stage!r}; stages are {', '.join(STAGES)}")
+
+    @property
+    def display(self) -> str:
+        return " ".join(self.argv)
+
+
+def scrape_telegram(channel: str) -> StageCommand:
+    return StageCommand("scrape", ("tgmed-scraper", "scrape", "--channel", channel), channel)
+
+
+def scrape_export(path: str, channel: str) -> StageCommand:
+    """`path` as the stage sees it (the launcher maps the export root into containers)."""
+    return StageCommand(
+        "scrape",
+        ("tgmed-scraper", "import-export", path, "--channel", channel),
+        channel,
+        exports=True,
+    )
+
+
+def detect(shard: int, shards: int) -> StageCommand:
+    return StageCommand(
+        "detect", ("tgmed-yolo", "detect", "--shard", f"{shard}/{shards}"), f"{shard}-of-{shards}"
+    )
+
+
+def init_db() -> StageCommand:
+    return StageCommand("load", ("tgmed-loader", "init-db"), "init-db")
+
+
+def load(stream: str) -> StageCommand:
+    return StageCommand("load", ("tgmed-loader", "load", stream), stream)
+
+
+def transform(full_refresh: bool = False) -> StageCommand:
+    argv = ("tgmed-transform", "build", *(["--full-refresh"] if full_refresh else []))
+    return StageCommand("transform", argv, "build")

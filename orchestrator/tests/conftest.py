@@ -1,0 +1,83 @@
+"""Fixtures of the orchestrator's tests: a local HTTP server that records alerts, a
+small sample lake, and the yolo environment (skipped locally, required in CI)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+# The jobs' retry policy is read when tgmed_orchestrator.jobs is imported: tests keep
+# its shape (2 retries, exponential backoff) with a short first delay.
+os.environ.setdefault("TGMED_STAGE_RETRY_DELAY_SECONDS", "0.2")
+os.environ.setdefault("TGMED_STAGE_RETRIES", "2")
+
+
+class AlertServer:
+    def __init__(self) -> None:
+        self.received: list[dict] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                outer.received.append({"path": self.path, "json": json.loads(body)})
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b'{"ok": true}')
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def alert_server():
+    server = AlertServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def yolo_bin() -> tuple[str, str]:
+    """(bin folder of the yolo environment, model file): TGMED_YOLO_BIN and DETECT_MODEL,
+    set by `make test`. Missing: skipped on a workstation, a failure in CI."""
+    folder = os.environ.get("TGMED_YOLO_BIN", "")
+    model = os.environ.get("DETECT_MODEL", "")
+    if not (shutil.which("tgmed-yolo", path=folder or None) and Path(model).is_file()):
+        message = (
+            f"needs the yolo environment (make yolo-setup; TGMED_YOLO_BIN={folder!r}) "
+            f"and the model file DETECT_MODEL={model!r}"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return folder, model
+
+
+def make_sample(out: Path, posts: int = 16) -> Path:
+    """The bundled sample's generator, fewer posts per channel (detection on two CPU
+    cores takes about half a second per photo). Returns the exports folder."""
+    import subprocess
+    import sys
+
+    tool = Path(sys.executable).parent / "tgmed-sample"
+    subprocess.run(
+        [str(tool), "--out", str(out), "--posts-per-channel", str(posts)],
+        check=True,
+        capture_output=True,
+    )
+    return out / "exports"

@@ -1,0 +1,175 @@
+"""A failing stage fails its step with the stage's own error text in the event log,
+is retried or not by the policy (ops.py), and the failure sensor posts an alert to a
+real local HTTP server, without secrets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from dagster import DagsterEventType, DagsterInstance, build_run_status_sensor_context
+
+from tgmed_orchestrator.alerts import Alerter, redact_secrets
+from tgmed_orchestrator.jobs import STAGE_RETRY_POLICY, load_lake, scrape_and_load
+from tgmed_orchestrator.launchers import LocalStageLauncher
+from tgmed_orchestrator.sensors import run_failure_alert_sensor
+
+from .conftest import make_sample
+
+
+def step_events(result, step: str, kind: DagsterEventType) -> list:
+    return [e for e in result.all_events if e.step_key == step and e.event_type == kind]
+
+
+def alert_for(instance, result, alerter: Alerter) -> None:
+    """Evaluate the failure sensor on the run's failure event, as the daemon would."""
+    run = instance.get_run_by_id(result.run_id)
+    failure = instance.get_records_for_run(
+        result.run_id, of_type=DagsterEventType.RUN_FAILURE
+    ).records[0]
+    context = build_run_status_sensor_context(
+        sensor_name="run_failure_alert_sensor",
+        dagster_event=failure.event_log_entry.dagster_event,
+        dagster_instance=instance,
+        dagster_run=run,
+        resources={"alerter": alerter},
+    ).for_run_failure()
+    run_failure_alert_sensor(context)
+
+
+@pytest.fixture
+def instance(tmp_path):
+    (tmp_path / "dagster").mkdir()
+    with DagsterInstance.local_temp(str(tmp_path / "dagster")) as instance:
+        yield instance
+
+
+def test_bad_credentials_fail_the_scrape_once_and_alert(
+    tmp_path, monkeypatch, instance, alert_server
+):
+    monkeypatch.setenv("LAKE_DIR", str(tmp_path / "lake"))
+    monkeypatch.setenv("TELEGRAM_API_ID", "12345")
+    monkeypatch.setenv("TELEGRAM_API_HASH", "0123456789abcdef-hash")
+    monkeypatch.setenv("TELEGRAM_SESSION", "not-a-session-secret")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://tgmed:db-password-secret@127.0.0.1:9/none")
+    result = scrape_and_load.execute_in_process(
+        run_config={
+            "ops": {"plan_scrape_op": {"config": {"source": "telegram", "channels": ["CheMed123"]}}}
+        },
+        resources={"launcher": LocalStageLauncher(), "alerter": Alerter()},
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert not result.success
+    step = "scrape_op[chemed123]"
+    failures = step_events(result, step, DagsterEventType.STEP_FAILURE)
+    assert len(failures) == 1
+    message = failures[0].event_specific_data.error.message
+    # the stage's own words (Telethon's StringSession refusing the value), exit code 2
+    assert "tgmed-scraper scrape --channel CheMed123 exited with 2" in message
+    assert "configuration error (not retried)" in message
+    assert "Not a valid string" in message
+    # a configuration error is not retried: one attempt
+    assert step_events(result, step, DagsterEventType.STEP_UP_FOR_RETRY) == []
+    assert step_events(result, "load_messages_op", DagsterEventType.STEP_START) == []
+
+    alert_for(
+        instance,
+        result,
+        Alerter(
+            webhook_url=f"{alert_server.url}/hook",
+            telegram_bot_token="123:bot-token-secret",
+            telegram_chat_id="-100",
+            telegram_api_url=alert_server.url,
+        ),
+    )
+    paths = sorted(item["path"] for item in alert_server.received)
+    assert paths == ["/bot123:bot-token-secret/sendMessage", "/hook"]
+    hook = next(i["json"] for i in alert_server.received if i["path"] == "/hook")
+    assert hook["job"] == "scrape_and_load" and hook["run_id"] == result.run_id
+    assert "Not a valid string" in hook["text"] and step in hook["text"]
+    telegram = next(i["json"] for i in alert_server.received if i["path"] != "/hook")
+    assert telegram["chat_id"] == "-100" and "scrape_and_load" in telegram["text"]
+    sent = json.dumps(alert_server.received)
+    for secret in ["0123456789abcdef-hash", "not-a-session-secret", "db-password-secret"]:
+        assert secret not in sent
+
+
+def test_a_quarantined_file_fails_the_load_without_retry_and_alerts(
+    tmp_path, monkeypatch, instance, alert_server, fresh_database
+):
+    """The sample imported, one message file broken: the loader loads the rest, sets the
+    bad file aside and exits 1; the step fails with the loader's reason, not retried
+    (the file is gone from raw/), the run fails and the alert names the file."""
+    lake = tmp_path / "lake"
+    env = {"LAKE_DIR": str(lake), "DATABASE_URL": fresh_database("quarantine")}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exports = make_sample(tmp_path / "sample", posts=6)
+    scraper = Path(sys.executable).parent / "tgmed-scraper"
+    subprocess.run([str(scraper), "import-export", str(exports)], check=True, capture_output=True)
+    bad = sorted((lake / "raw" / "telegram_messages").rglob("*.jsonl"))[0]
+    bad.write_text('{"schema_version": 1, "channel_username": "x"\n', encoding="utf-8")
+    result = load_lake.execute_in_process(
+        resources={"launcher": LocalStageLauncher(), "alerter": Alerter()},
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert not result.success
+    failures = step_events(result, "load_messages_op", DagsterEventType.STEP_FAILURE)
+    assert len(failures) == 1
+    message = failures[0].event_specific_data.error.message
+    assert "tgmed-loader load messages exited with 1: partial result" in message
+    assert "quarantined=1" in message
+    assert bad.name in message  # the loader's own log line naming the file
+    assert step_events(result, "load_messages_op", DagsterEventType.STEP_UP_FOR_RETRY) == []
+    assert not bad.exists()
+    assert list((lake / "quarantine").rglob(f"{bad.name}.reason.json"))
+
+    alert_for(instance, result, Alerter(webhook_url=f"{alert_server.url}/hook"))
+    [hook] = [i["json"] for i in alert_server.received]
+    assert "load_lake" in hook["title"] and "quarantined=1" in hook["text"]
+
+
+def test_a_failing_stage_is_retried_with_backoff(tmp_path, monkeypatch, instance, alert_server):
+    """The database is down: the loader fails as a whole (exit 1 with an error), which
+    a retry may fix, so the step runs 1 + max_retries times, then fails with the
+    loader's own error."""
+    monkeypatch.setenv("LAKE_DIR", str(tmp_path / "lake"))
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://tgmed@/tgmed?host={tmp_path}/no-server")
+    result = load_lake.execute_in_process(
+        resources={"launcher": LocalStageLauncher(), "alerter": Alerter()},
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert not result.success
+    retries = step_events(result, "init_db_op", DagsterEventType.STEP_UP_FOR_RETRY)
+    assert len(retries) == STAGE_RETRY_POLICY.max_retries == 2
+    starts = step_events(result, "init_db_op", DagsterEventType.STEP_START)
+    restarts = step_events(result, "init_db_op", DagsterEventType.STEP_RESTARTED)
+    assert len(starts) + len(restarts) == 3
+    [failure] = step_events(result, "init_db_op", DagsterEventType.STEP_FAILURE)
+    error = failure.event_specific_data.error
+    assert error.message.strip() == "Exceeded max_retries of 2"
+    message = error.cause.message  # shown under it in the event log
+    assert "tgmed-loader init-db exited with 1: stage failed" in message
+    assert "no-server" in message  # psycopg's own words, through the stage
+    # backoff: the second wait is longer than the first
+    waits = [e.event_specific_data.seconds_to_wait for e in retries]
+    assert waits[1] > waits[0] > 0
+    alert_for(instance, result, Alerter(webhook_url=f"{alert_server.url}/hook"))
+    [hook] = [i["json"] for i in alert_server.received]
+    assert "Exceeded max_retries of 2\ncaused by: " in hook["text"]
+    assert "tgmed-loader init-db exited with 1: stage failed: OperationalError" in hook["text"]
+
+
+def test_redaction_masks_known_secrets_and_url_passwords(monkeypatch):
+    monkeypatch.setenv("API_DB_PASSWORD", "api-secret-value")
+    text = redact_secrets(
+        "failed: postgresql://u:pw123@host/db and api-secret-value, https://x.org/path"
+    )
+    assert text == "failed: postgresql://u:***@host/db and ***, https://x.org/path"

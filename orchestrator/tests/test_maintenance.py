@@ -1,0 +1,89 @@
+"""The health check (real PostgreSQL, thresholds, alert to a local HTTP server) and
+the cleanup job."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from dagster import DagsterInstance
+
+from tgmed_common.lake import Lake
+from tgmed_orchestrator.alerts import Alerter
+from tgmed_orchestrator.jobs import cleanup, pipeline_health
+from tgmed_orchestrator.launchers import LocalStageLauncher
+
+
+def test_health_check_alerts_on_breached_thresholds(
+    tmp_path, monkeypatch, fresh_database, alert_server
+):
+    url = fresh_database("health")
+    lake = Lake(tmp_path / "lake")
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("LAKE_DIR", str(lake.root))
+    loader = Path(sys.executable).parent / "tgmed-loader"
+    subprocess.run([str(loader), "init-db"], check=True, capture_output=True, env=os.environ)
+    bad = lake.root / "raw" / "telegram_messages" / "x.jsonl"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("nope\n")
+    lake.quarantine(bad, "test", stream="telegram_messages")
+    monkeypatch.setenv("HEALTH_MAX_QUARANTINED_FILES", "0")
+    alerter = Alerter(webhook_url=f"{alert_server.url}/hook")
+    result = pipeline_health.execute_in_process(
+        resources={"alerter": alerter}, instance=DagsterInstance.ephemeral()
+    )
+    assert result.success
+    output = result.output_for_node("pipeline_health_op")
+    assert output["counts"]["raw.telegram_messages"] == 0
+    assert output["counts"]["marts.fct_messages"] is None  # dbt never ran here
+    assert output["problems"] == [
+        "0 messages loaded, fewer than 1",
+        "1 quarantined files (threshold 0)",
+    ]
+    [hook] = [item["json"] for item in alert_server.received]
+    assert hook["check"] == "pipeline_health"
+    assert "1 quarantined files" in hook["text"]
+    assert url not in str(hook)
+
+    # within thresholds: no alert
+    monkeypatch.setenv("HEALTH_MIN_MESSAGES", "0")
+    monkeypatch.setenv("HEALTH_MAX_QUARANTINED_FILES", "5")
+    quiet = pipeline_health.execute_in_process(
+        resources={"alerter": alerter}, instance=DagsterInstance.ephemeral()
+    )
+    assert quiet.output_for_node("pipeline_health_op")["problems"] == []
+    assert len(alert_server.received) == 1
+
+
+def test_cleanup_removes_only_old_quarantine_entries_and_temp_files(tmp_path, monkeypatch):
+    lake = Lake(tmp_path / "lake")
+    monkeypatch.setenv("LAKE_DIR", str(lake.root))
+    for name in ["old.jsonl", "new.jsonl"]:
+        path = lake.root / "raw" / "telegram_messages" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x\n")
+        lake.quarantine(path, "test", stream="telegram_messages")
+    entries = sorted((lake.quarantine_root / "telegram_messages").iterdir())
+    old_entry = next(e for e in entries if any(e.rglob("old.jsonl")))
+    month_ago = time.time() - 40 * 86400
+    os.utime(old_entry, (month_ago, month_ago))
+    stale = lake.root / "raw" / "telegram_messages" / ".a.jsonl.tmp-0123456789ab"
+    fresh = lake.root / "raw" / "telegram_messages" / ".b.jsonl.tmp-0123456789ab"
+    stale.write_text("half")
+    fresh.write_text("being written")
+    os.utime(stale, (month_ago, month_ago))
+
+    result = cleanup.execute_in_process(
+        resources={"launcher": LocalStageLauncher()}, instance=DagsterInstance.ephemeral()
+    )
+    assert result.output_for_node("cleanup_op") == {
+        "quarantine_entries": 1,
+        "temp_files": 1,
+        "containers": 0,
+    }
+    assert not old_entry.exists() and not stale.exists()
+    assert fresh.exists()
+    assert [p.name for p in lake.quarantined()] == ["new.jsonl.reason.json"]

@@ -1,0 +1,101 @@
+"""Sensors and schedules evaluated with Dagster's test contexts."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+
+from dagster import (
+    DagsterInstance,
+    RunRequest,
+    SkipReason,
+    build_schedule_context,
+    build_sensor_context,
+)
+
+from tgmed_common.lake import Lake
+from tgmed_orchestrator.schedules import (
+    telegram_pipeline_schedule,
+    weekly_full_refresh_schedule,
+)
+from tgmed_orchestrator.sensors import GRACE_NS, lake_files_sensor, new_files
+
+
+def write(lake: Lake, stream: str, name: str) -> str:
+    path = lake.root / "raw" / stream / "date=2026-11-01" / "channel=chemed123" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("{}\n", encoding="utf-8")
+    return lake.relative(path)
+
+
+def evaluate(cursor: str | None, instance) -> tuple[object, str]:
+    context = build_sensor_context(cursor=cursor, instance=instance)
+    result = lake_files_sensor(context)
+    return result, context.cursor
+
+
+def test_lake_sensor_requests_one_run_per_new_set_of_files(tmp_path, monkeypatch):
+    lake = Lake(tmp_path / "lake")
+    monkeypatch.setenv("LAKE_DIR", str(lake.root))
+    instance = DagsterInstance.ephemeral()
+
+    result, cursor = evaluate(None, instance)
+    assert isinstance(result, SkipReason)  # an empty lake
+
+    first = {
+        write(lake, "telegram_messages", "a-000.jsonl"),
+        write(lake, "yolo_detections", "d-000.jsonl"),
+    }
+    (lake.root / "raw" / "telegram_messages" / ".x.jsonl.tmp-123").write_text("half")
+    result, cursor = evaluate(cursor, instance)
+    assert isinstance(result, RunRequest)
+    assert result.tags["tgmed/new-files"] == "2"  # the temporary file is not one
+    assert set(json.loads(cursor)["recent"]) == first
+
+    # the same files again: no run (the cursor remembers them)
+    again, same_cursor = evaluate(cursor, instance)
+    assert isinstance(again, SkipReason)
+    assert json.loads(same_cursor) == json.loads(cursor)
+
+    # one more file: a run for it alone, under another run key
+    time.sleep(0.01)
+    write(lake, "telegram_messages", "b-000.jsonl")
+    later, cursor = evaluate(cursor, instance)
+    assert isinstance(later, RunRequest)
+    assert later.tags["tgmed/new-files"] == "1"
+    assert later.tags["tgmed/first-file"].endswith("b-000.jsonl")
+    assert later.run_key != result.run_key
+
+
+def test_cursor_logic_late_and_old_files():
+    second = 1_000_000_000
+    files = {"a": 100 * second, "b": 200 * second}
+    fresh, cursor = new_files(files, None)
+    assert fresh == ["a", "b"]
+    # published a little late, with an older time than the newest seen: still found once
+    files["late"] = 200 * second - GRACE_NS // 2
+    fresh, cursor = new_files(files, cursor)
+    assert fresh == ["late"]
+    fresh, cursor = new_files(files, cursor)
+    assert fresh == []
+    # far older than the watermark: taken as seen (the cursor stays small)
+    files["ancient"] = 1 * second
+    assert new_files(files, cursor)[0] == []
+    assert "ancient" not in json.loads(cursor)["recent"]
+
+
+def test_daily_schedule_runs_the_pipeline_once_per_day():
+    when = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
+    request = telegram_pipeline_schedule(build_schedule_context(scheduled_execution_time=when))
+    assert request.run_key == "daily-2026-11-22"
+    assert request.tags["tgmed/schedule"] == "daily"
+    assert telegram_pipeline_schedule.cron_schedule == "0 2 * * *"
+
+
+def test_weekly_schedule_rebuilds_the_marts_in_full():
+    when = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)  # a Sunday
+    request = weekly_full_refresh_schedule(build_schedule_context(scheduled_execution_time=when))
+    assert request.run_key == "weekly-2026-11-22"
+    assert request.run_config == {"ops": {"transform_op": {"config": {"full_refresh": True}}}}
+    assert weekly_full_refresh_schedule.cron_schedule == "0 3 * * 0"
