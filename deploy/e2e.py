@@ -83,8 +83,9 @@ class Platform:
         self.api = f"http://127.0.0.1:{env['API_PORT']}"
 
     def compose(self, *argv: str, capture: bool = False) -> str:
+        files = ["-f", "compose.yaml", "-f", "deploy/compose.e2e.yaml"]
         return sh(
-            "docker", "compose", "--env-file", str(self.env_file), *argv,
+            "docker", "compose", "--env-file", str(self.env_file), *files, *argv,
             env=self.env, capture=capture,
         )
 
@@ -214,7 +215,7 @@ def main() -> int:
         fill_volume("tgmed-exports", sample / "exports", "tgmed-scraper:latest")
         fill_volume("tgmed-models", MODEL.parent, "tgmed-scraper:latest")
         log("docker compose up -d --wait")
-        platform.compose("--profile", "e2e", "up", "-d", "--wait", "--no-build")
+        platform.compose("up", "-d", "--wait", "--no-build")
         log(f"platform healthy after {time.monotonic() - started:.0f} s")
 
         run_id = platform.launch("telegram_pipeline")
@@ -276,7 +277,7 @@ def main() -> int:
         log("failure alert received by the webhook")
     finally:
         if not args.keep:
-            platform.compose("--profile", "e2e", "down", "-v", "--remove-orphans")
+            platform.compose("down", "-v", "--remove-orphans")
             sh("docker", "volume", "rm", "-f", "tgmed-exports", "tgmed-models", capture=True)
             # run and stage containers are not compose's: prune what runs left
             leftover = sh(

@@ -16,17 +16,20 @@ RUN python3 -m venv /opt/venv \
 COPY services/common /src/common
 COPY orchestrator/pyproject.toml /src/orchestrator/pyproject.toml
 COPY orchestrator/src /src/orchestrator/src
-RUN /opt/venv/bin/pip install $PIP_ARGS --no-deps /src/common /src/orchestrator
+RUN /opt/venv/bin/pip install $PIP_ARGS --no-deps /src/common /src/orchestrator \
+    && /opt/venv/bin/python -m pip uninstall -y -q pip
 
 FROM ${PYTHON_IMAGE}
 RUN useradd --system --uid 10001 --user-group --create-home tgmed \
     && mkdir -p /opt/dagster/home /opt/dagster/logs /lake \
     && chown -R tgmed:tgmed /opt/dagster /lake
 COPY --from=build /opt/venv /opt/venv
-COPY orchestrator/deploy/dagster.yaml /opt/dagster/home/dagster.yaml
+COPY orchestrator/deploy/dagster.yaml /opt/dagster/dagster.yaml.template
+COPY orchestrator/deploy/entrypoint.sh /usr/local/bin/dagster-entrypoint.sh
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 DAGSTER_HOME=/opt/dagster/home \
     LAKE_DIR=/lake
 USER tgmed
+ENTRYPOINT ["dagster-entrypoint.sh"]
 WORKDIR /opt/dagster/app
 EXPOSE 4000
 CMD ["dagster", "code-server", "start", "-h", "0.0.0.0", "-p", "4000", \

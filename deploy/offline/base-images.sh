@@ -14,6 +14,7 @@ WORK="${BASE_WORK:-/tmp/tgmed-base}"
 have() { docker image inspect "$1" >/dev/null 2>&1; }
 
 import_rootfs() {  # DIR IMAGE
+    rm -rf "$1"/usr/share/doc/* "$1"/usr/share/man/* "$1"/usr/share/info/* "$1"/usr/share/locale/*
     tar -C "$1" --exclude='./var/lib/apt/lists/*' --exclude='./var/cache/apt/*' \
         --exclude='./proc/*' --exclude='./sys/*' --exclude='./dev/*' -c . \
         | docker import --change 'ENV LANG=C.UTF-8' - "$2" >/dev/null
