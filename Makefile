@@ -30,7 +30,7 @@ ORCH_ENV = TGMED_LAUNCH_MODE=local TGMED_SCRAPE_SOURCE=$${TGMED_SCRAPE_SOURCE:-e
 SERVE ?= 1
 
 .PHONY: help setup sample demo pipeline serve test lint format bench clean db-start db-stop \
-	warehouse yolo-setup yolo-test detect dagster-ui dagster-jobs dagster-launch dagster-status
+	warehouse yolo-setup yolo-test detect dagster-ui dagster-jobs dagster-launch dagster-status api
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -90,6 +90,10 @@ warehouse:  ## load the lake into PostgreSQL and build the marts (dbt)
 	DATABASE_URL="$$url" $(RUN) tgmed-transform build && \
 	echo "warehouse built: schemas raw, staging, marts (make db-start prints DATABASE_URL)"
 
+api: setup  ## serve the API on the embedded database (make warehouse first); docs at /docs
+	@url="$${API_DATABASE_URL:-$$($(RUN) tgmed-devdb url --pgdata $(PGDATA) --user $${API_DB_USER:-tgmed_api})}"; \
+	API_DATABASE_URL="$$url" $(RUN) tgmed-api serve
+
 $(YOLO_VENV)/.installed: services/yolo/pyproject.toml services/yolo/requirements.lock
 	python3 -m venv $(YOLO_VENV)
 	$(YOLO_VENV)/bin/pip install --quiet --disable-pip-version-check \
@@ -120,6 +124,7 @@ format: setup  ## apply ruff fixes and formatting
 bench: setup  ## benchmarks (ratios against a baseline measured in the same run)
 	$(RUN) python bench/bench_import.py
 	$(RUN) python bench/bench_load.py
+	$(RUN) python bench/bench_api.py
 	$(YOLO_VENV)/bin/python bench/bench_detect.py
 
 clean:  ## remove the lake, the generated sample and Dagster's local instance (not your .env)

@@ -5,7 +5,10 @@ with messages as (
         channel_key as channel_username,
         channel_title,
         posted_at,
-        has_image
+        has_image,
+        view_count,
+        forward_count,
+        reply_count
     from {{ ref('fct_messages') }}
 
 ),
@@ -28,7 +31,10 @@ totals as (
         min(posted_at) as first_post_at,
         max(posted_at) as last_post_at,
         count(*) as post_count,
-        count(*) filter (where has_image) as image_post_count
+        count(*) filter (where has_image) as image_post_count,
+        coalesce(sum(view_count), 0)::bigint as view_count,
+        coalesce(sum(forward_count), 0)::bigint as forward_count,
+        coalesce(sum(reply_count), 0)::bigint as reply_count
     from messages
     group by channel_username
 
@@ -43,7 +49,10 @@ final as (
         totals.first_post_at,
         totals.last_post_at,
         totals.post_count,
-        totals.image_post_count
+        totals.image_post_count,
+        totals.view_count,
+        totals.forward_count,
+        totals.reply_count
     from totals
     left join latest_title using (channel_username)
 

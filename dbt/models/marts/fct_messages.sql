@@ -9,11 +9,21 @@
             {'columns': ['channel_key', 'date_key']},
             {'columns': ['loaded_at']},
         ],
+        post_hook=[
+            "create index if not exists fct_messages_search_vector on {{ this }}
+             using gin (search_vector)",
+        ],
     )
 }}
 
 -- One row per message. Incremental: only rows (re)loaded since the last build are
 -- merged, so a re-scrape with grown view counts updates its row.
+-- search_vector is the text's words for the API's full-text search: the 'simple'
+-- configuration (lower case, no stemming or stop words) splits English and Amharic
+-- alike. Stored, because ranking re-parsing every matched text is what made a common
+-- word's search slow (docs/benchmarks.md); the post-hook's GIN index (idempotent, so it
+-- also reaches a table built before it) serves the match. A table built before the
+-- column existed gets it empty for old rows: rebuild once with --full-refresh.
 with messages as (
 
     select * from {{ ref('stg_telegram_messages') }}
@@ -35,6 +45,7 @@ final as (
         edited_at,
         message_text,
         length(message_text) as text_length,
+        to_tsvector('simple', message_text) as search_vector,
         view_count,
         forward_count,
         reply_count,

@@ -4,10 +4,15 @@
         unique_key='message_key',
         incremental_strategy='delete+insert',
         indexes=[{'columns': ['product_key', 'channel_key']}, {'columns': ['loaded_at']}],
+        post_hook=[
+            "create index if not exists fct_product_prices_latest on {{ this }}
+             (product_key, channel_key, posted_at desc, price_key desc) include (price_birr)",
+        ],
     )
 }}
 
--- One row per price a message gives for a product, in birr.
+-- One row per price a message gives for a product, in birr. The post-hook's index
+-- (idempotent) gives the API each channel's latest price of a product in one probe.
 with mentions as (
 
     select * from {{ ref('int_product_mentions') }}

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tgmed_devdb.server import create_database, start, stop
+from tgmed_devdb.server import create_database, start, stop, with_user
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,11 +20,16 @@ def main(argv: list[str] | None = None) -> int:
         "--pgdata", type=Path, default=Path("data/pg"), help="server data folder (default: data/pg)"
     )
     parser.add_argument("--database", default="tgmed", help="warehouse database name")
+    parser.add_argument(
+        "--user", help="the URL for this role instead (e.g. the API's read-only tgmed_api)"
+    )
     args = parser.parse_args(argv)
     if args.command == "stop":
         print("stopped" if stop(args.pgdata) else "not running")
         return 0
     url = create_database(start(args.pgdata), args.database)
+    if args.user:
+        url = with_user(url, args.user)
     print(f"DATABASE_URL={url}" if args.command == "start" else url)
     return 0
 

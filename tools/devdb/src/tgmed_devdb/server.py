@@ -11,6 +11,7 @@ import logging
 import re
 import warnings
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
@@ -50,6 +51,15 @@ def stop(pgdata: Path) -> bool:
 def database_url(server_url: str, database: str) -> str:
     """The same server, another database."""
     return re.sub(r"/[^/?]*(\?|$)", rf"/{database}\1", server_url, count=1)
+
+
+def with_user(url: str, user: str, password: str | None = None) -> str:
+    """The same server and database, as another role (the embedded server trusts its
+    unix socket, so a role needs no password there)."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    auth = quote(user, safe="") + (":" + quote(password, safe="") if password else "")
+    return urlunsplit(parts._replace(netloc=f"{auth}@{host}"))
 
 
 def create_database(server_url: str, database: str, *, replace: bool = False) -> str:

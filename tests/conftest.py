@@ -1,5 +1,5 @@
 """The sample, through the real stages, into a real PostgreSQL: exports -> lake ->
-loader -> dbt build. Shared by the warehouse tests of this folder."""
+loader -> dbt build. Shared by the cross-stage tests (warehouse, api)."""
 
 from __future__ import annotations
 
@@ -83,36 +83,54 @@ def sample_lake(tmp_path_factory) -> tuple[Lake, dict, Path]:
     return lake, truth, root
 
 
-@pytest.fixture(scope="module")
-def warehouse(sample_lake, fresh_database, tmp_path_factory):
-    """A database holding the loaded sample and the built marts; yields its URL."""
+def build_warehouse(lake: Lake, url: str, target: Path) -> dict:
+    """init-db, load, dbt build into the database at `url`; the stages' summaries."""
     from tgmed_loader.cli import main as loader
     from tgmed_transform.cli import main as transform
 
-    lake, truth, _ = sample_lake
-    url = fresh_database("warehouse")
-    target = tmp_path_factory.mktemp("dbt-target")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DATABASE_URL", url)
         patch.setenv("LAKE_DIR", str(lake.root))
         patch.setenv("DBT_TARGET_PATH", str(target))
         patch.setenv("DBT_LOG_PATH", str(target / "logs"))
-        summaries = {
+        return {
             "init": stage(loader, ["init-db"]),
             "messages": stage(loader, ["load", "messages"]),
             "detections": stage(loader, ["load", "detections"]),
             "build": stage(transform, ["build"]),
         }
-        yield {
+
+
+@pytest.fixture(scope="session")
+def make_warehouse(sample_lake, fresh_database, tmp_path_factory):
+    """A factory: a new database holding the loaded sample and the built marts."""
+    from tgmed_loader.cli import main as loader
+    from tgmed_transform.cli import main as transform
+
+    lake, truth, _ = sample_lake
+
+    def make(prefix: str) -> dict:
+        url = fresh_database(prefix)
+        target = tmp_path_factory.mktemp(f"dbt-target-{prefix}")
+        return {
             "url": url,
             "truth": truth,
             "lake": lake,
-            "summaries": summaries,
+            "summaries": build_warehouse(lake, url, target),
             "target": target,
             "loader": loader,
             "transform": transform,
             "stage": stage,
         }
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def warehouse(make_warehouse):
+    """A database holding the loaded sample and the built marts (one per test module:
+    warehouse tests change it)."""
+    return make_warehouse("warehouse")
 
 
 @pytest.fixture(scope="module")

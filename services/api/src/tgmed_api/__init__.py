@@ -1,0 +1,1 @@
+"""The analytical API: FastAPI over the dbt marts, read through a read-only role."""

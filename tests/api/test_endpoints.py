@@ -1,0 +1,272 @@
+"""Every endpoint over real HTTP, checked against what the sample generator wrote
+(truth.json) and what the lake holds."""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections import Counter
+from datetime import date, timedelta, timezone
+
+import pytest
+
+from tgmed_common.lake import read_messages
+from tgmed_sample.photos import CONTENTS
+
+EAT = timezone(timedelta(hours=3))
+CATEGORY = {  # what the sample's photo sources show, as fct_images classifies them
+    "coffee": "product_display",
+    "astronaut": "lifestyle",
+    "camera": "lifestyle",
+    "grace_hopper": "lifestyle",
+    "chelsea": "other",
+    "rocket": "other",
+    "motorcycle_left": "other",
+}
+
+
+@pytest.fixture(scope="module")
+def truth(api_warehouse) -> dict:
+    return api_warehouse["truth"]
+
+
+@pytest.fixture(scope="module")
+def lake_messages(api_warehouse) -> list:
+    lake = api_warehouse["lake"]
+    return [record for path in lake.message_files() for record in read_messages(path)]
+
+
+def get_ok(client, path: str, **params) -> dict:
+    response = client.get(path, params=params)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    return response.json()
+
+
+def test_health_and_ready(client):
+    assert get_ok(client, "/health") == {"status": "ok"}
+    assert get_ok(client, "/ready") == {"status": "ready"}
+
+
+def test_openapi_docs_are_served(client):
+    assert "swagger" in client.get("/docs").text.lower()
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {
+        "/api/reports/top-products",
+        "/api/channels/{channel_username}/activity",
+        "/api/search/messages",
+        "/api/reports/visual-content",
+        "/api/reports/prices",
+        "/api/channels",
+        "/health",
+        "/ready",
+    } <= set(paths)
+
+
+def test_channels_with_totals(client, truth):
+    body = get_ok(client, "/api/channels")
+    assert body["count"] == len(body["data"]) == len(truth["channels"])
+    got = {c["channel_username"]: c for c in body["data"]}
+    for name, channel in truth["channels"].items():
+        assert got[name]["channel_title"] == channel["title"]
+        assert got[name]["post_count"] == channel["messages"]
+        assert got[name]["image_post_count"] == channel["photos"]
+        assert got[name]["first_post_at"] < got[name]["last_post_at"]
+    posts = [c["post_count"] for c in body["data"]]
+    assert posts == sorted(posts, reverse=True)
+
+
+def test_activity_per_day_counts_every_post_and_every_day(client, truth, lake_messages):
+    name = "chemed123"
+    per_day = Counter(
+        r.date.astimezone(EAT).date() for r in lake_messages if r.channel_username == name
+    )
+    images = Counter(
+        r.date.astimezone(EAT).date()
+        for r in lake_messages
+        if r.channel_username == name and r.media_type == "photo"
+    )
+    body = get_ok(client, f"/api/channels/{name.upper()}/activity")  # any case
+    assert body["channel_username"] == name and body["period"] == "day"
+    first, last = min(per_day), max(per_day)
+    assert (body["date_from"], body["date_to"]) == (first.isoformat(), last.isoformat())
+    days = {date.fromisoformat(p["period_start"]): p for p in body["data"]}
+    assert body["count"] == len(days) == (last - first).days + 1  # quiet days included
+    assert {d: p["post_count"] for d, p in days.items() if p["post_count"]} == dict(per_day)
+    assert sum(p["post_count"] for p in body["data"]) == truth["channels"][name]["messages"]
+    for day, point in days.items():
+        assert point["image_post_count"] == images[day]
+        share = images[day] / per_day[day] if per_day[day] else 0
+        assert point["media_share"] == pytest.approx(share)
+
+
+def test_activity_per_week_within_a_range(client, lake_messages):
+    name = "tikvahpharma"
+    start, end = date(2026, 9, 1), date(2026, 9, 30)
+    expected = Counter()
+    for r in lake_messages:
+        day = r.date.astimezone(EAT).date()
+        if r.channel_username == name and start <= day <= end:
+            expected[day - timedelta(days=day.weekday())] += 1
+    body = get_ok(
+        client, f"/api/channels/{name}/activity", period="week", **{"from": start, "to": end}
+    )
+    assert (body["date_from"], body["date_to"]) == ("2026-09-01", "2026-09-30")
+    got = {date.fromisoformat(p["period_start"]): p["post_count"] for p in body["data"]}
+    assert all(week.weekday() == 0 for week in got)
+    assert {w: n for w, n in got.items() if n} == dict(expected)
+    assert sum(got.values()) == sum(expected.values()) > 0
+
+
+def test_activity_errors(client):
+    missing = client.get("/api/channels/no_such_channel/activity")
+    assert missing.status_code == 404
+    assert "no_such_channel" in missing.json()["detail"]
+    for params in (
+        {"from": "2026-10-01", "to": "2026-09-01"},  # reversed
+        {"from": "2026-13-01"},  # not a date
+        {"to": "yesterday"},
+        {"period": "month"},
+    ):
+        response = client.get("/api/channels/chemed123/activity", params=params)
+        assert response.status_code == 422, params
+        assert response.json()["detail"]
+
+
+def test_top_products_by_text_mentions(client, truth):
+    expected = Counter()
+    channels: dict[str, set] = {}
+    for name, channel in truth["channels"].items():
+        expected.update(channel["mentions"])
+        for product, n in channel["mentions"].items():
+            if n:
+                channels.setdefault(product, set()).add(name)
+    top = sorted(expected.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
+    body = get_ok(client, "/api/reports/top-products")
+    assert body["source"] == "text" and body["count"] == 10
+    assert [(p["key"], p["occurrences"]) for p in body["data"]] == top
+    for item in body["data"]:
+        assert set(item["channels"]) == channels[item["key"]]
+        assert item["channel_count"] == len(channels[item["key"]])
+    assert body["data"][0]["name"] == "Paracetamol"
+    assert get_ok(client, "/api/reports/top-products", limit=3)["count"] == 3
+    for limit in (0, 101, "ten"):
+        assert client.get("/api/reports/top-products", params={"limit": limit}).status_code == 422
+
+
+def test_top_detected_classes_from_images(client, truth):
+    expected = Counter()
+    for channel in truth["channels"].values():
+        for source, n in channel["photo_sources"].items():
+            for class_name in CONTENTS[source]:
+                expected[class_name] += n
+    body = get_ok(client, "/api/reports/top-products", source="image", limit=100)
+    assert body["source"] == "image"
+    assert {i["key"]: i["occurrences"] for i in body["data"]} == dict(expected)
+    counts = [i["occurrences"] for i in body["data"]]
+    assert counts == sorted(counts, reverse=True)
+    assert all(i["category"] is None for i in body["data"])
+    assert client.get("/api/reports/top-products", params={"source": "video"}).status_code == 422
+
+
+def test_visual_content_per_channel(client, truth):
+    body = get_ok(client, "/api/reports/visual-content")
+    got = {c["channel_username"]: c for c in body["data"]}
+    assert body["count"] == len(truth["channels"])
+    for name, channel in truth["channels"].items():
+        item = got[name]
+        categories, classes = Counter(), Counter()
+        for source, n in channel["photo_sources"].items():
+            categories[CATEGORY[source]] += n
+            for class_name in CONTENTS[source]:
+                classes[class_name] += n
+        assert item["image_post_count"] == item["images_analyzed"] == channel["photos"]
+        assert item["image_post_share"] == pytest.approx(channel["photos"] / channel["messages"])
+        assert item["categories"] == dict(categories)
+        top = sorted(classes.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
+        assert [(c["class_name"], c["count"]) for c in item["top_classes"]] == top
+
+
+def test_price_range_of_a_known_product(client, truth):
+    body = get_ok(client, "/api/reports/prices", product="paracetamol")
+    assert (body["product_key"], body["currency"]) == ("paracetamol", "ETB")
+    expected = {
+        name: c["prices"]["paracetamol"]
+        for name, c in truth["channels"].items()
+        if c["prices"].get("paracetamol")
+    }
+    assert body["count"] == len(expected) >= 2
+    for item in body["data"]:
+        prices = expected[item["channel_username"]]
+        assert item["price_count"] == len(prices)
+        assert item["min_price"] == min(prices) and item["max_price"] == max(prices)
+        assert item["median_price"] == statistics.median(prices)
+        assert item["latest_price"] == prices[-1]  # the generator lists them in time order
+    everything = [p for prices in expected.values() for p in prices]
+    assert body["overall"] == {
+        "price_count": len(everything),
+        "min_price": min(everything),
+        "median_price": statistics.median(everything),
+        "max_price": max(everything),
+    }
+
+
+def test_prices_by_alias_and_unknown_product(client):
+    by_key = get_ok(client, "/api/reports/prices", product="paracetamol")
+    for alias in ("Panadol", "PARACETAMOL", "ፓራሲታሞል", " paracetamol "):
+        assert get_ok(client, "/api/reports/prices", product=alias) == by_key
+    missing = client.get("/api/reports/prices", params={"product": "unobtainium"})
+    assert missing.status_code == 404 and "unobtainium" in missing.json()["detail"]
+    assert client.get("/api/reports/prices").status_code == 422
+    assert client.get("/api/reports/prices", params={"product": ""}).status_code == 422
+
+
+def word_start(word: str, text: str) -> bool:
+    return re.search(rf"(?<!\w){re.escape(word)}", text.lower()) is not None
+
+
+@pytest.mark.parametrize("word", ["ፓራሲታሞል", "paracetamol", "ዋጋ"])
+def test_search_finds_every_message_with_the_word(client, lake_messages, word):
+    expected = {
+        f"{r.channel_username}:{r.message_id}" for r in lake_messages if word_start(word, r.text)
+    }
+    assert expected
+    found, offset = [], 0
+    while True:
+        body = get_ok(client, "/api/search/messages", query=word, limit=100, offset=offset)
+        assert body["total"] == len(expected) and body["count"] == len(body["data"])
+        found += body["data"]
+        if len(body["data"]) < 100:
+            break
+        offset += 100
+    assert {hit["message_key"] for hit in found} == expected
+    assert all(word_start(word, hit["text"]) for hit in found)
+    ranks = [hit["rank"] for hit in found]
+    assert ranks == sorted(ranks, reverse=True)  # best first, across pages
+
+
+def test_search_amharic_prefix_and_all_words(client, lake_messages):
+    # an Amharic word's start finds it with its suffixes
+    prefix = get_ok(client, "/api/search/messages", query="ፓራሲ", limit=5)
+    assert prefix["total"] == sum(word_start("ፓራሲ", r.text) for r in lake_messages) > 0
+    assert prefix["count"] == 5
+    both = get_ok(client, "/api/search/messages", query="paracetamol ፓራሲታሞል", limit=100)
+    expected = [
+        r
+        for r in lake_messages
+        if word_start("paracetamol", r.text) and word_start("ፓራሲታሞል", r.text)
+    ]
+    assert both["total"] == len(expected) > 0
+
+
+def test_search_pages_do_not_overlap(client):
+    first = get_ok(client, "/api/search/messages", query="birr", limit=10)
+    second = get_ok(client, "/api/search/messages", query="birr", limit=10, offset=10)
+    assert first["total"] == second["total"] > 20
+    assert not {h["message_key"] for h in first["data"]} & {
+        h["message_key"] for h in second["data"]
+    }
+    past = get_ok(client, "/api/search/messages", query="birr", offset=10_000)
+    assert past["data"] == [] and past["total"] == first["total"]
+    for params in ({"query": "birr", "limit": 0}, {"query": "birr", "offset": -1}, {}):
+        assert client.get("/api/search/messages", params=params).status_code == 422
