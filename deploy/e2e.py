@@ -85,16 +85,21 @@ class Platform:
     def compose(self, *argv: str, capture: bool = False) -> str:
         files = ["-f", "compose.yaml", "-f", "deploy/compose.e2e.yaml"]
         return sh(
-            "docker", "compose", "--env-file", str(self.env_file), *files, *argv,
-            env=self.env, capture=capture,
+            "docker",
+            "compose",
+            "--env-file",
+            str(self.env_file),
+            *files,
+            *argv,
+            env=self.env,
+            capture=capture,
         )
 
     def graphql(self, query: str, variables: dict) -> dict:
         body = json.dumps({"query": query, "variables": variables}).encode()
-        request = urllib.request.Request(
-            DAGSTER.format(port=self.port), body, {"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
+        url = DAGSTER.format(port=self.port)
+        request = urllib.request.Request(url, body, {"Content-Type": "application/json"})  # noqa: S310
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (http, local)
             answer = json.load(response)
         if answer.get("errors"):
             raise SystemExit(f"GraphQL errors: {answer['errors']}")
@@ -134,13 +139,20 @@ class Platform:
         return [e.get("message", "") for e in events if "Failure" in e["__typename"]]
 
     def get(self, path: str) -> dict:
-        with urllib.request.urlopen(self.api + path, timeout=30) as response:
+        with urllib.request.urlopen(self.api + path, timeout=30) as response:  # noqa: S310
             return json.load(response)
 
     def stage_containers(self, run_id: str) -> list[dict]:
         ids = sh(
-            "docker", "ps", "-a", "-q", "--filter", f"label=dagster/run-id={run_id}",
-            "--filter", "label=tgmed.stage", capture=True,
+            "docker",
+            "ps",
+            "-a",
+            "-q",
+            "--filter",
+            f"label=dagster/run-id={run_id}",
+            "--filter",
+            "label=tgmed.stage",
+            capture=True,
         ).split()
         if not ids:
             return []
@@ -155,7 +167,16 @@ class Platform:
             " select 'raw_messages', count(*) from raw.telegram_messages) c"
         )
         out = self.compose(
-            "exec", "-T", "postgres", "psql", "-U", "tgmed", "-d", "tgmed", "-tAc", query,
+            "exec",
+            "-T",
+            "postgres",
+            "psql",
+            "-U",
+            "tgmed",
+            "-d",
+            "tgmed",
+            "-tAc",
+            query,
             capture=True,
         )
         return json.loads(out.strip())
@@ -165,9 +186,20 @@ def fill_volume(volume: str, source: Path, image: str) -> None:
     """Copy a host folder into a named volume (through a throwaway container)."""
     sh("docker", "volume", "create", volume, capture=True)
     sh(
-        "docker", "run", "--rm", "--user", "0", "--entrypoint", "sh",
-        "-v", f"{volume}:/target", "-v", f"{source}:/source:ro", image,
-        "-c", "cp -r /source/. /target/ && chmod -R a+rX /target",
+        "docker",
+        "run",
+        "--rm",
+        "--user",
+        "0",
+        "--entrypoint",
+        "sh",
+        "-v",
+        f"{volume}:/target",
+        "-v",
+        f"{source}:/source:ro",
+        image,
+        "-c",
+        "cp -r /source/. /target/ && chmod -R a+rX /target",
     )
 
 
@@ -189,7 +221,7 @@ def main() -> int:
         sh("uv", "run", "--no-sync", "tgmed-sample", "--out", str(sample))
     truth = json.loads((sample / "truth.json").read_text())
 
-    socket_gid = str(os.stat("/var/run/docker.sock").st_gid)
+    socket_gid = str(Path("/var/run/docker.sock").stat().st_gid)
     env = {
         "POSTGRES_PASSWORD": secrets.token_urlsafe(18),
         "API_DB_PASSWORD": secrets.token_urlsafe(18),
@@ -221,7 +253,8 @@ def main() -> int:
         run_id = platform.launch("telegram_pipeline")
         status, seconds = platform.wait(run_id, timeout=1500)
         if status != "SUCCESS":
-            raise SystemExit(f"run {run_id}: {status}\n" + "\n".join(platform.failure_messages(run_id))[-4000:])
+            failures = "\n".join(platform.failure_messages(run_id))
+            raise SystemExit(f"run {run_id}: {status}\n{failures[-4000:]}")
         log(f"telegram_pipeline SUCCESS in {seconds:.0f} s")
         containers = platform.stage_containers(run_id)
         stages = {c["Config"]["Labels"]["tgmed.stage"]: c["Config"]["Image"] for c in containers}
@@ -234,7 +267,7 @@ def main() -> int:
         first = platform.mart_counts()
         expected_messages = sum(c["messages"] for c in truth["channels"].values())
         if first["raw_messages"] != expected_messages:
-            raise SystemExit(f"raw messages {first['raw_messages']} != sample's {expected_messages}")
+            raise SystemExit(f"raw messages {first['raw_messages']} != {expected_messages}")
         top = platform.get("/api/reports/top-products?limit=10")
         channel = next(iter(truth["channels"]))
         activity = platform.get(f"/api/channels/{channel}/activity?period=week")
@@ -280,15 +313,25 @@ def main() -> int:
             platform.compose("down", "-v", "--remove-orphans")
             sh("docker", "volume", "rm", "-f", "tgmed-exports", "tgmed-models", capture=True)
             # run and stage containers are not compose's: prune what runs left
-            leftover = sh(
-                "docker", "ps", "-a", "-q", "--filter", "label=tgmed.stage", capture=True
-            ).split() + sh(
-                "docker", "ps", "-a", "-q", "--filter", "label=tgmed.run", capture=True
-            ).split()
+            leftover = (
+                sh(
+                    "docker", "ps", "-a", "-q", "--filter", "label=tgmed.stage", capture=True
+                ).split()
+                + sh(
+                    "docker", "ps", "-a", "-q", "--filter", "label=tgmed.run", capture=True
+                ).split()
+            )
             if leftover:
                 sh("docker", "rm", "-f", *leftover, capture=True)
-    left = sh("docker", "ps", "-a", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}",
-              capture=True).split()
+    left = sh(
+        "docker",
+        "ps",
+        "-a",
+        "-q",
+        "--filter",
+        f"label=com.docker.compose.project={PROJECT}",
+        capture=True,
+    ).split()
     if left:
         raise SystemExit(f"containers left behind: {left}")
     log(f"e2e passed in {time.monotonic() - started:.0f} s")
