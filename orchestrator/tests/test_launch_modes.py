@@ -35,7 +35,9 @@ ENV = {
 
 @pytest.fixture
 def stage_env(monkeypatch):
-    for name in ["SCRAPER_CONCURRENCY", "LOADER_WORKERS", "API_DB_PASSWORD", "DETECT_DEVICE"]:
+    # exactly ENV: optional stage variables pass through only when set (make test sets
+    # YOLO_OFFLINE, for example), so clear every one the stages may read
+    for name in {name for names in stages.STAGE_ENV.values() for name in names}:
         monkeypatch.delenv(name, raising=False)
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
