@@ -147,9 +147,8 @@ up:  ## start the platform with docker compose (.env: POSTGRES_PASSWORD, API_DB_
 	DOCKER_GID=$$(stat -c %g /var/run/docker.sock) docker compose up -d --wait
 
 down:  ## stop the platform, and remove the run and stage containers its runs left
+	bash deploy/prune-containers.sh --all
 	docker compose down
-	@ids="$$(docker ps -aq --filter label=tgmed.stage) $$(docker ps -aq --filter label=tgmed.run)"; \
-		[ -z "$${ids// /}" ] || docker rm -f $$ids >/dev/null
 
 e2e: setup  ## containers end to end: build offline, compose up, a run through Dagster's GraphQL, down
 	$(RUN) python deploy/e2e.py

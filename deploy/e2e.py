@@ -310,19 +310,10 @@ def main() -> int:
         log("failure alert received by the webhook")
     finally:
         if not args.keep:
+            # run and stage containers are not compose's (and hold the volumes): first
+            sh("bash", "deploy/prune-containers.sh", "--all")
             platform.compose("down", "-v", "--remove-orphans")
             sh("docker", "volume", "rm", "-f", "tgmed-exports", "tgmed-models", capture=True)
-            # run and stage containers are not compose's: prune what runs left
-            leftover = (
-                sh(
-                    "docker", "ps", "-a", "-q", "--filter", "label=tgmed.stage", capture=True
-                ).split()
-                + sh(
-                    "docker", "ps", "-a", "-q", "--filter", "label=tgmed.run", capture=True
-                ).split()
-            )
-            if leftover:
-                sh("docker", "rm", "-f", *leftover, capture=True)
     left = sh(
         "docker",
         "ps",
