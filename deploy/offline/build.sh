@@ -67,3 +67,7 @@ for image in "${IMAGES[@]}"; do
     size=$(docker image inspect --format '{{.Size}}' "tgmed-$image:$TAG")
     log "$image: tgmed-$image:$TAG $((size / 1000000)) MB in $((SECONDS - started)) s"
 done
+
+# the legacy builder keeps each build stage as a dangling image (the yolo one is ~10 GB)
+reclaimed=$(docker image prune -f | tail -1)
+log "dangling build stages removed: ${reclaimed#Total reclaimed space: }"
