@@ -30,7 +30,8 @@ ORCH_ENV = TGMED_LAUNCH_MODE=local TGMED_SCRAPE_SOURCE=$${TGMED_SCRAPE_SOURCE:-e
 SERVE ?= 1
 
 .PHONY: help setup sample demo pipeline serve test lint format bench clean db-start db-stop \
-	warehouse yolo-setup yolo-test detect dagster-ui dagster-jobs dagster-launch dagster-status api
+	warehouse yolo-setup yolo-test detect dagster-ui dagster-jobs dagster-launch dagster-status api \
+	requirements images up down e2e
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -129,3 +130,25 @@ bench: setup  ## benchmarks (ratios against a baseline measured in the same run)
 
 clean:  ## remove the lake, the generated sample and Dagster's local instance (not your .env)
 	rm -rf data/lake data/sample data/dagster
+
+# --- containers (compose.yaml) -----------------------------------------------------------
+IMAGE_REQUIREMENTS := scraper loader transform api orchestrator
+requirements:  ## export each image's locked requirements from uv.lock (deploy/requirements)
+	@for name in $(IMAGE_REQUIREMENTS); do \
+		$(UV) export --frozen --no-dev --no-emit-workspace --package tgmed-$$name --no-header -q \
+			-o deploy/requirements/$$name.txt; done
+	@$(UV) export --frozen --no-dev --no-emit-workspace --package tgmed-orchestrator --extra ui \
+		--no-header -q -o deploy/requirements/dagster.txt
+
+images:  ## build every image offline (local base images, host wheelhouse; no registry needed)
+	bash deploy/offline/build.sh
+
+up:  ## start the platform with docker compose (.env: POSTGRES_PASSWORD, API_DB_PASSWORD, ...)
+	DOCKER_GID=$$(stat -c %g /var/run/docker.sock) docker compose up -d --wait
+
+down:  ## stop the platform, and remove the run and stage containers its runs left
+	bash deploy/prune-containers.sh --all
+	docker compose down
+
+e2e: setup  ## containers end to end: build offline, compose up, a run through Dagster's GraphQL, down
+	$(RUN) python deploy/e2e.py

@@ -173,3 +173,19 @@ def test_redaction_masks_known_secrets_and_url_passwords(monkeypatch):
         "failed: postgresql://u:pw123@host/db and api-secret-value, https://x.org/path"
     )
     assert text == "failed: postgresql://u:***@host/db and ***, https://x.org/path"
+
+
+@pytest.mark.parametrize(("code", "retried"), [(137, False), (143, False), (1, True), (2, False)])
+def test_a_stage_killed_from_outside_is_not_retried(code, retried):
+    """docker kill (137), a stop (143) or the OOM killer: a person is alerted instead of
+    the same step running into the same wall; a crash (1 without a summary) is retried."""
+    from dagster import Failure, build_op_context
+
+    from tgmed_orchestrator import stages
+    from tgmed_orchestrator.launchers import StageResult
+    from tgmed_orchestrator.ops import finish
+
+    with pytest.raises(Failure) as failure:
+        finish(build_op_context(), stages.transform(), StageResult(code, None, ["working"]))
+    assert failure.value.allow_retries is retried
+    assert ("killed from outside" in failure.value.description) is (code in {137, 143})

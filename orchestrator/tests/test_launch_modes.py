@@ -50,7 +50,7 @@ def docker_launcher(**overrides) -> DockerStageLauncher:
 
 
 def test_docker_configuration_per_stage(stage_env):
-    launcher = docker_launcher(exports_volume="tgmed-exports")
+    launcher = docker_launcher(exports_volume="tgmed-exports", models_volume="tgmed-models")
     context = build_op_context()
     configs = {
         "scrape": launcher.container_config(context, stages.scrape_telegram("CheMed123")),
@@ -92,8 +92,13 @@ def test_docker_configuration_per_stage(stage_env):
     assert detect["container_kwargs"]["device_requests"] == [
         {"driver": "nvidia", "count": -1, "capabilities": [["gpu"]]}
     ]
+    assert detect["container_kwargs"]["volumes"]["tgmed-models"] == {
+        "bind": "/models",
+        "mode": "ro",
+    }
     for name in ["scrape", "load", "transform"]:
         assert "device_requests" not in configs[name]["container_kwargs"]
+        assert "tgmed-models" not in configs[name]["container_kwargs"]["volumes"]
     assert configs["load"]["image"] == "tgmed-loader:latest"
     assert configs["load"]["env_vars"][1:] == ["DATABASE_URL"]
     assert configs["transform"]["command"] == ["tgmed-transform", "build"]

@@ -184,6 +184,10 @@ class DockerStageLauncher(StageLauncher):
     # a named volume or host folder holding Telegram Desktop exports (read-only)
     exports_volume: str | None = None
     exports_mount: str = "/exports"
+    # a named volume or host folder holding model weights, mounted read-only for detect
+    # (DETECT_MODEL then names a file under models_mount); None: the image's own
+    models_volume: str | None = None
+    models_mount: str = "/models"
     # stages given every GPU of the host (the yolo image uses one when it sees one)
     gpu_stages: list[str] = []
 
@@ -216,6 +220,8 @@ class DockerStageLauncher(StageLauncher):
                     allow_retries=False,
                 )
             volumes[self.exports_volume] = {"bind": self.exports_mount, "mode": "ro"}
+        if command.stage == "detect" and self.models_volume:
+            volumes[self.models_volume] = {"bind": self.models_mount, "mode": "ro"}
         kwargs: dict[str, Any] = {"volumes": volumes, "labels": _step_label(context, command)}
         if command.stage in self.gpu_stages:
             kwargs["device_requests"] = [
@@ -414,6 +420,7 @@ def launcher_from_settings() -> StageLauncher:
             network=settings.docker_network,
             lake_volume=settings.docker_lake_volume,
             exports_volume=settings.docker_exports_volume or None,
+            models_volume=settings.docker_models_volume or None,
             gpu_stages=gpu_stages,
             images=images,
         )

@@ -7,8 +7,11 @@
 - exit 1 with a summary but no `error` (a partial result: a file quarantined, a
   channel failed): the step fails without retry, so the run fails and the failure
   sensor alerts someone; a retry would not bring the set-aside input back.
-- anything else (the stage itself failed, crashed or was killed): the step fails and
-  the job's RetryPolicy retries it with backoff.
+- exit 137 or 143 (killed from outside: `docker kill`, `kubectl delete`, the kernel's
+  OOM killer): the step fails without retry; someone or something stopped the stage on
+  purpose, or it ran out of memory and would again, so a person is alerted instead.
+- anything else (the stage itself failed or crashed): the step fails and the job's
+  RetryPolicy retries it with backoff.
 """
 
 # (no `from __future__ import annotations`: Dagster reads these type hints at runtime)
@@ -55,6 +58,10 @@ def summary_metadata(summary: dict[str, Any] | None) -> dict[str, Any]:
     return metadata
 
 
+# exit codes of a process ended by a signal it did not choose (128 + signal)
+KILLED = {137: "SIGKILL: docker kill, out of memory", 143: "SIGTERM: stopped"}
+
+
 def finish(context: OpExecutionContext, command: StageCommand, result: StageResult) -> Output:
     metadata = {
         **summary_metadata(result.summary),
@@ -66,8 +73,11 @@ def finish(context: OpExecutionContext, command: StageCommand, result: StageResu
     error = (result.summary or {}).get("error")
     partial = result.exit_code == 1 and result.summary is not None and not error
     configuration = result.exit_code == 2
+    killed = result.exit_code in KILLED
     if configuration:
         kind = "configuration error (not retried)"
+    elif killed:
+        kind = f"killed from outside ({KILLED[result.exit_code]}; not retried)"
     elif partial:
         kind = "partial result: some input was set aside (not retried)"
     else:
@@ -80,7 +90,7 @@ def finish(context: OpExecutionContext, command: StageCommand, result: StageResu
             f"--- last lines of the stage's output ---\n{result.tail_text}"
         ),
         metadata=metadata,
-        allow_retries=not (configuration or partial),
+        allow_retries=not (configuration or partial or killed),
     )
 
 

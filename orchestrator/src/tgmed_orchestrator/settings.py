@@ -38,6 +38,7 @@ class OrchestratorSettings(BaseSettings):
     docker_network: str = "tgmed"
     docker_lake_volume: str = "tgmed-lake"
     docker_exports_volume: str | None = None
+    docker_models_volume: str | None = None
     k8s_namespace: str = "tgmed"
     k8s_lake_claim: str = "tgmed-lake"
     k8s_exports_claim: str | None = None

@@ -1,0 +1,333 @@
+"""End to end through containers, as a user runs the platform (.ci/run calls this).
+
+Builds every image offline (deploy/offline/build.sh: engine, base images, wheelhouse),
+`docker compose up -d --wait`, launches `telegram_pipeline` through the webserver's
+GraphQL API exactly as the UI does (the sample's Telegram Desktop exports as the
+source, the shared COCO model for detection), waits for SUCCESS, checks that every stage
+ran in its own container from its own image, asks the API for top products and a
+channel's activity, launches the job again (same marts), kills a stage container in the
+middle of a third run (the run fails within 2 minutes and the failure alert arrives),
+then `docker compose down -v` and checks that no container is left.
+
+    python deploy/e2e.py [--skip-build] [--keep]
+
+Talks only to this machine: the published ports on 127.0.0.1 and the compose network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = ROOT.parent / "shared" / "models" / "yolov8n_int8.onnx"
+PROJECT = "tgmed"
+DAGSTER = "http://127.0.0.1:{port}/graphql"
+STAGE_IMAGES = {
+    "scrape": "tgmed-scraper",
+    "detect": "tgmed-yolo",
+    "load": "tgmed-loader",
+    "transform": "tgmed-transform",
+}
+LAUNCH = """
+mutation LaunchRun($executionParams: ExecutionParams!) {
+  launchRun(executionParams: $executionParams) {
+    __typename
+    ... on LaunchRunSuccess { run { runId status } }
+    ... on PythonError { message stack }
+    ... on RunConfigValidationInvalid { errors { message } }
+    ... on InvalidSubsetError { message }
+  }
+}"""
+STATUS = """
+query RunStatus($runId: ID!) {
+  runOrError(runId: $runId) { __typename ... on Run { status } }
+}"""
+FAILURE_EVENTS = """
+query RunFailure($runId: ID!) {
+  logsForRun(runId: $runId) {
+    __typename
+    ... on EventConnection { events { __typename ... on MessageEvent { message } } }
+  }
+}"""
+
+
+def log(message: str) -> None:
+    print(f"[e2e {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def sh(*argv: str, env: dict | None = None, check: bool = True, capture: bool = False) -> str:
+    done = subprocess.run(
+        argv, env={**os.environ, **(env or {})}, text=True, capture_output=capture, check=False
+    )
+    if check and done.returncode:
+        detail = (done.stderr or "")[-3000:] if capture else ""
+        raise SystemExit(f"command failed ({done.returncode}): {' '.join(argv)}\n{detail}")
+    return done.stdout if capture else ""
+
+
+class Platform:
+    def __init__(self, env_file: Path, env: dict[str, str]) -> None:
+        self.env_file = env_file
+        self.env = env
+        self.port = env["DAGSTER_PORT"]
+        self.api = f"http://127.0.0.1:{env['API_PORT']}"
+
+    def compose(self, *argv: str, capture: bool = False) -> str:
+        files = ["-f", "compose.yaml", "-f", "deploy/compose.e2e.yaml"]
+        return sh(
+            "docker",
+            "compose",
+            "--env-file",
+            str(self.env_file),
+            *files,
+            *argv,
+            env=self.env,
+            capture=capture,
+        )
+
+    def graphql(self, query: str, variables: dict) -> dict:
+        body = json.dumps({"query": query, "variables": variables}).encode()
+        url = DAGSTER.format(port=self.port)
+        request = urllib.request.Request(url, body, {"Content-Type": "application/json"})  # noqa: S310
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (http, local)
+            answer = json.load(response)
+        if answer.get("errors"):
+            raise SystemExit(f"GraphQL errors: {answer['errors']}")
+        return answer["data"]
+
+    def launch(self, job: str) -> str:
+        params = {
+            "selector": {
+                "repositoryLocationName": "tgmed",
+                "repositoryName": "__repository__",
+                "jobName": job,
+            },
+            "runConfigData": {},
+        }
+        result = self.graphql(LAUNCH, {"executionParams": params})["launchRun"]
+        if result["__typename"] != "LaunchRunSuccess":
+            raise SystemExit(f"launchRun refused: {json.dumps(result)[:3000]}")
+        run_id = result["run"]["runId"]
+        log(f"launched {job}: run {run_id}")
+        return run_id
+
+    def status(self, run_id: str) -> str:
+        return self.graphql(STATUS, {"runId": run_id})["runOrError"]["status"]
+
+    def wait(self, run_id: str, timeout: float) -> tuple[str, float]:
+        started = time.monotonic()
+        status = ""
+        while time.monotonic() - started < timeout:
+            status = self.status(run_id)
+            if status in {"SUCCESS", "FAILURE", "CANCELED"}:
+                return status, time.monotonic() - started
+            time.sleep(2)
+        raise SystemExit(f"run {run_id} still {status} after {timeout:.0f} s")
+
+    def failure_messages(self, run_id: str) -> list[str]:
+        events = self.graphql(FAILURE_EVENTS, {"runId": run_id})["logsForRun"]["events"]
+        return [e.get("message", "") for e in events if "Failure" in e["__typename"]]
+
+    def get(self, path: str) -> dict:
+        with urllib.request.urlopen(self.api + path, timeout=30) as response:  # noqa: S310
+            return json.load(response)
+
+    def stage_containers(self, run_id: str) -> list[dict]:
+        ids = sh(
+            "docker",
+            "ps",
+            "-a",
+            "-q",
+            "--filter",
+            f"label=dagster/run-id={run_id}",
+            "--filter",
+            "label=tgmed.stage",
+            capture=True,
+        ).split()
+        if not ids:
+            return []
+        return json.loads(sh("docker", "inspect", *ids, capture=True))
+
+    def mart_counts(self) -> dict:
+        query = (
+            "select json_object_agg(t, n) from ("
+            " select 'fct_messages' t, count(*) n from marts.fct_messages union all"
+            " select 'fct_image_detections', count(*) from marts.fct_image_detections union all"
+            " select 'fct_product_mentions', count(*) from marts.fct_product_mentions union all"
+            " select 'raw_messages', count(*) from raw.telegram_messages) c"
+        )
+        out = self.compose(
+            "exec",
+            "-T",
+            "postgres",
+            "psql",
+            "-U",
+            "tgmed",
+            "-d",
+            "tgmed",
+            "-tAc",
+            query,
+            capture=True,
+        )
+        return json.loads(out.strip())
+
+
+def fill_volume(volume: str, source: Path, image: str) -> None:
+    """Copy a host folder into a named volume (through a throwaway container)."""
+    sh("docker", "volume", "create", volume, capture=True)
+    sh(
+        "docker",
+        "run",
+        "--rm",
+        "--user",
+        "0",
+        "--entrypoint",
+        "sh",
+        "-v",
+        f"{volume}:/target",
+        "-v",
+        f"{source}:/source:ro",
+        image,
+        "-c",
+        "cp -r /source/. /target/ && chmod -R a+rX /target",
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--skip-build", action="store_true", help="images already built")
+    parser.add_argument("--keep", action="store_true", help="leave the platform running")
+    args = parser.parse_args()
+    started = time.monotonic()
+    os.chdir(ROOT)
+    if not args.skip_build:
+        sh("bash", "deploy/offline/build.sh")
+    else:
+        sh("bash", "deploy/offline/engine.sh")
+    if not MODEL.is_file():
+        raise SystemExit(f"the shared model is missing: {MODEL}")
+    sample = ROOT / "data" / "sample"
+    if not (sample / "truth.json").is_file():
+        sh("uv", "run", "--no-sync", "tgmed-sample", "--out", str(sample))
+    truth = json.loads((sample / "truth.json").read_text())
+
+    socket_gid = str(Path("/var/run/docker.sock").stat().st_gid)
+    env = {
+        "POSTGRES_PASSWORD": secrets.token_urlsafe(18),
+        "API_DB_PASSWORD": secrets.token_urlsafe(18),
+        "POSTGRES_IMAGE": "tgmed-postgres:latest",
+        "PYTHON_IMAGE": "tgmed/python-base:bookworm",
+        "PIP_ARGS": "--no-index --find-links /wheelhouse",
+        "DOCKER_GID": socket_gid,
+        "DAGSTER_PORT": os.environ.get("E2E_DAGSTER_PORT", "13000"),
+        "API_PORT": os.environ.get("E2E_API_PORT", "18000"),
+        "TGMED_SCRAPE_SOURCE": "export",
+        "TGMED_EXPORT_ROOT": "/exports",
+        "TGMED_DOCKER_EXPORTS_VOLUME": "tgmed-exports",
+        "TGMED_DOCKER_MODELS_VOLUME": "tgmed-models",
+        "DETECT_MODEL": f"/models/{MODEL.name}",
+        "ALERT_WEBHOOK_URL": "http://alert-receiver:8080/alerts",
+        "ALERT_DAGSTER_UI_URL": "http://127.0.0.1:13000",
+    }
+    env_file = Path(tempfile.mkdtemp(prefix="tgmed-e2e-")) / ".env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    env_file.chmod(0o600)
+    platform = Platform(env_file, env)
+    try:
+        fill_volume("tgmed-exports", sample / "exports", "tgmed-scraper:latest")
+        fill_volume("tgmed-models", MODEL.parent, "tgmed-scraper:latest")
+        log("docker compose up -d --wait")
+        platform.compose("up", "-d", "--wait", "--no-build")
+        log(f"platform healthy after {time.monotonic() - started:.0f} s")
+
+        run_id = platform.launch("telegram_pipeline")
+        status, seconds = platform.wait(run_id, timeout=1500)
+        if status != "SUCCESS":
+            failures = "\n".join(platform.failure_messages(run_id))
+            raise SystemExit(f"run {run_id}: {status}\n{failures[-4000:]}")
+        log(f"telegram_pipeline SUCCESS in {seconds:.0f} s")
+        containers = platform.stage_containers(run_id)
+        stages = {c["Config"]["Labels"]["tgmed.stage"]: c["Config"]["Image"] for c in containers}
+        for stage, image in STAGE_IMAGES.items():
+            got = stages.get(stage, "")
+            if not got.startswith(image):
+                raise SystemExit(f"stage {stage} did not run in its own image {image}: {stages}")
+        log(f"{len(containers)} stage containers, images: {sorted(set(stages.values()))}")
+
+        first = platform.mart_counts()
+        expected_messages = sum(c["messages"] for c in truth["channels"].values())
+        if first["raw_messages"] != expected_messages:
+            raise SystemExit(f"raw messages {first['raw_messages']} != {expected_messages}")
+        top = platform.get("/api/reports/top-products?limit=10")
+        channel = next(iter(truth["channels"]))
+        activity = platform.get(f"/api/channels/{channel}/activity?period=week")
+        if not top["data"] or not activity["data"]:
+            raise SystemExit(f"empty API answers: {top} {activity}")
+        log(f"API: top product {top['data'][0]}, {len(activity['data'])} weeks for {channel}")
+
+        again = platform.launch("telegram_pipeline")
+        status, seconds = platform.wait(again, timeout=1500)
+        second = platform.mart_counts()
+        if status != "SUCCESS" or second != first:
+            raise SystemExit(f"second run {status}: marts {second} != {first}")
+        log(f"second run SUCCESS in {seconds:.0f} s, same marts: {second}")
+
+        # a stage container killed mid-run: the run fails, the alert arrives
+        killed = platform.launch("transform")
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            running = [c for c in platform.stage_containers(killed) if c["State"]["Running"]]
+            if running:
+                break
+            time.sleep(1)
+        else:
+            raise SystemExit("the transform stage container never started")
+        sh("docker", "kill", running[0]["Id"], capture=True)
+        kill_time = time.monotonic()
+        status, _ = platform.wait(killed, timeout=180)
+        failed_after = time.monotonic() - kill_time
+        if status != "FAILURE" or failed_after > 120:
+            raise SystemExit(f"killed run: {status} after {failed_after:.0f} s")
+        log(f"killed stage container: run FAILURE {failed_after:.0f} s later")
+        alerts = ""
+        for _ in range(60):
+            alerts = platform.compose("logs", "alert-receiver", capture=True)
+            if killed in alerts:
+                break
+            time.sleep(2)
+        else:
+            raise SystemExit(f"no failure alert for run {killed}: {alerts[-2000:]}")
+        log("failure alert received by the webhook")
+    finally:
+        if not args.keep:
+            # run and stage containers are not compose's (and hold the volumes): first
+            sh("bash", "deploy/prune-containers.sh", "--all")
+            platform.compose("down", "-v", "--remove-orphans")
+            sh("docker", "volume", "rm", "-f", "tgmed-exports", "tgmed-models", capture=True)
+    left = sh(
+        "docker",
+        "ps",
+        "-a",
+        "-q",
+        "--filter",
+        f"label=com.docker.compose.project={PROJECT}",
+        capture=True,
+    ).split()
+    if left:
+        raise SystemExit(f"containers left behind: {left}")
+    log(f"e2e passed in {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Build every image with no network inside any build: local base images (debootstrap,
+# see base-images.sh) and wheels downloaded here on the host into deploy/wheelhouse
+# (deploy/wheelhouse-yolo for the torch stack, kept out of the other images' context).
+#   deploy/offline/build.sh [IMAGE...]     default: all images
+# Tags: tgmed-<image>:${TGMED_TAG:-latest}, what compose.yaml and the orchestrator use.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+log() { echo "[build] $*" >&2; }
+TAG="${TGMED_TAG:-latest}"
+BASE="${OFFLINE_PYTHON_IMAGE:-tgmed/python-base:bookworm}"
+PIP_ARGS="--no-index --find-links /wheelhouse"
+PIP=(python3 -m pip --disable-pip-version-check -q)
+IMAGES=("${@:-scraper loader transform yolo api orchestrator dagster postgres}")
+read -r -a IMAGES <<<"${IMAGES[*]}"
+
+bash deploy/offline/engine.sh
+bash deploy/offline/base-images.sh
+
+quiet_pip() { "${PIP[@]}" "$@" 2>&1 | grep -v "is ignored: it is neither" || true; }
+
+dockerfile() {
+    case "$1" in
+        transform) echo dbt/Dockerfile ;;
+        orchestrator | dagster) echo "orchestrator/$1.Dockerfile" ;;
+        postgres) echo deploy/postgres/Dockerfile ;;
+        *) echo "services/$1/Dockerfile" ;;
+    esac
+}
+
+light_wheels() {  # the locked third-party wheels of one image (hash-checked)
+    local req="deploy/requirements/$1.txt"
+    [ -f "$req" ] || return 0
+    # pip wheel: downloads wheels, builds the few sdist-only packages (pyaes) into wheels
+    quiet_pip wheel --no-deps --require-hashes -r "$req" -w deploy/wheelhouse
+}
+
+yolo_context() {  # a context holding only what the yolo image needs, torch wheels included
+    local ctx=build/context-yolo
+    mkdir -p deploy/wheelhouse-yolo
+    quiet_pip download --only-binary=:all: -c services/yolo/requirements.lock \
+        ./services/common ./services/yolo hatchling \
+        "opencv-python-headless==$(sed -n 's/^opencv-python==//p' services/yolo/requirements.lock)" \
+        -d deploy/wheelhouse-yolo
+    rm -rf "$ctx" && mkdir -p "$ctx/deploy" "$ctx/services"
+    cp -al deploy/wheelhouse-yolo "$ctx/deploy/wheelhouse"
+    cp -r services/common services/yolo "$ctx/services/"
+    find "$ctx/services" -name tests -prune -exec rm -rf {} + -o -name __pycache__ -prune -exec rm -rf {} +
+    echo "$ctx"
+}
+
+quiet_pip download --only-binary=:all: hatchling -d deploy/wheelhouse  # builds our packages
+for image in "${IMAGES[@]}"; do
+    started=$SECONDS
+    file="$(dockerfile "$image")"
+    [ -f "$file" ] || { log "$image: no $file yet, skipped"; continue; }
+    context=.
+    case "$image" in
+        yolo) context="$(yolo_context)" ;;
+        postgres) ;;
+        *) light_wheels "$image" ;;
+    esac
+    args=(--build-arg "PYTHON_IMAGE=$BASE" --build-arg "PIP_ARGS=$PIP_ARGS")
+    [ "$image" = postgres ] && args=(--build-arg "POSTGRES_BASE=tgmed/postgres-base:bookworm")
+    log "$image: docker build -f $file $context"
+    docker build -q -f "$file" "${args[@]}" -t "tgmed-$image:$TAG" "$context" >/dev/null
+    size=$(docker image inspect --format '{{.Size}}' "tgmed-$image:$TAG")
+    log "$image: tgmed-$image:$TAG $((size / 1000000)) MB in $((SECONDS - started)) s"
+done
+
+# the legacy builder keeps each build stage as a dangling image (the yolo one is ~10 GB)
+reclaimed=$(docker image prune -f | tail -1)
+log "dangling build stages removed: ${reclaimed#Total reclaimed space: }"

@@ -1,0 +1,2 @@
+-- Dagster's run, event-log and schedule storage: its own database on the warehouse server
+create database dagster;
