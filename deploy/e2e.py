@@ -218,7 +218,7 @@ def main() -> int:
         raise SystemExit(f"the shared model is missing: {MODEL}")
     sample = ROOT / "data" / "sample"
     if not (sample / "truth.json").is_file():
-        sh("uv", "run", "--no-sync", "tgmed-sample", "--out", str(sample))
+        sh(str(Path(sys.executable).parent / "tgmed-sample"), "--out", str(sample))
     truth = json.loads((sample / "truth.json").read_text())
 
     socket_gid = str(Path("/var/run/docker.sock").stat().st_gid)
