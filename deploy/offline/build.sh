@@ -10,14 +10,27 @@ log() { echo "[build] $*" >&2; }
 TAG="${TGMED_TAG:-latest}"
 BASE="${OFFLINE_PYTHON_IMAGE:-tgmed/python-base:bookworm}"
 PIP_ARGS="--no-index --find-links /wheelhouse"
-PIP=(python3 -m pip --disable-pip-version-check -q)
+# the host's pip (with its index configuration): not a uv environment's python, which
+# has no pip (`make e2e` runs under `uv run`)
+for candidate in python3 /usr/bin/python3 /usr/local/bin/python3; do
+    if "$candidate" -m pip --version >/dev/null 2>&1; then HOST_PYTHON="$candidate"; break; fi
+done
+[ -n "${HOST_PYTHON:-}" ] || { log "no python3 with pip on this host (apt-get install python3-pip)"; exit 1; }
+PIP=("$HOST_PYTHON" -m pip --disable-pip-version-check -q)
 IMAGES=("${@:-scraper loader transform yolo api orchestrator dagster postgres}")
 read -r -a IMAGES <<<"${IMAGES[*]}"
 
 bash deploy/offline/engine.sh
 bash deploy/offline/base-images.sh
 
-quiet_pip() { "${PIP[@]}" "$@" 2>&1 | grep -v "is ignored: it is neither" || true; }
+quiet_pip() {  # pip, failing loudly; without the local index's noise
+    local out
+    if ! out="$("${PIP[@]}" "$@" 2>&1)"; then
+        grep -v "is ignored: it is neither" <<<"$out" >&2
+        log "pip $1 failed"
+        return 1
+    fi
+}
 
 dockerfile() {
     case "$1" in
@@ -41,7 +54,7 @@ yolo_context() {  # a context holding only what the yolo image needs, torch whee
     quiet_pip download --only-binary=:all: -c services/yolo/requirements.lock \
         ./services/common ./services/yolo hatchling \
         "opencv-python-headless==$(sed -n 's/^opencv-python==//p' services/yolo/requirements.lock)" \
-        -d deploy/wheelhouse-yolo
+        -d deploy/wheelhouse-yolo || return 1
     rm -rf "$ctx" && mkdir -p "$ctx/deploy" "$ctx/services"
     cp -al deploy/wheelhouse-yolo "$ctx/deploy/wheelhouse"
     cp -r services/common services/yolo "$ctx/services/"
@@ -56,7 +69,7 @@ for image in "${IMAGES[@]}"; do
     [ -f "$file" ] || { log "$image: no $file yet, skipped"; continue; }
     context=.
     case "$image" in
-        yolo) context="$(yolo_context)" ;;
+        yolo) context="$(yolo_context)" || exit 1 ;;
         postgres) ;;
         *) light_wheels "$image" ;;
     esac
