@@ -76,7 +76,7 @@ for image in "${IMAGES[@]}"; do
     args=(--build-arg "PYTHON_IMAGE=$BASE" --build-arg "PIP_ARGS=$PIP_ARGS")
     [ "$image" = postgres ] && args=(--build-arg "POSTGRES_BASE=tgmed/postgres-base:bookworm")
     log "$image: docker build -f $file $context"
-    docker build -q -f "$file" "${args[@]}" -t "tgmed-$image:$TAG" "$context" >/dev/null
+    docker build -q --force-rm -f "$file" "${args[@]}" -t "tgmed-$image:$TAG" "$context" >/dev/null
     size=$(docker image inspect --format '{{.Size}}' "tgmed-$image:$TAG")
     log "$image: tgmed-$image:$TAG $((size / 1000000)) MB in $((SECONDS - started)) s"
 done
