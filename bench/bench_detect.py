@@ -29,19 +29,28 @@ def main() -> None:
     parser.add_argument("--posts", type=int, default=130, help="sample posts per channel")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--lake", type=Path, help="an existing lake's photos instead of a generated sample"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     work = Path(tempfile.mkdtemp(prefix="bench-detect-"))
     offline_defaults(work / "yolo-config")
-    from tgmed_sample.generate import generate
-    from tgmed_scraper.export_import import import_exports
     from tgmed_yolo.detect import run_detection
     from tgmed_yolo.settings import DetectSettings
 
     try:
-        generate(work / "sample", posts_per_channel=args.posts)
         lake = Lake(work / "lake")
-        import_exports(lake, work / "sample" / "exports")
+        if args.lake:  # e.g. on a GPU machine without the sample generator's packages
+            shutil.copytree(
+                args.lake / "raw" / "telegram_media", lake.root / "raw" / "telegram_media"
+            )
+        else:
+            from tgmed_sample.generate import generate
+            from tgmed_scraper.export_import import import_exports
+
+            generate(work / "sample", posts_per_channel=args.posts)
+            import_exports(lake, work / "sample" / "exports")
         photos = lake.media_files()
         from ultralytics import YOLO
 
@@ -50,6 +59,9 @@ def main() -> None:
         print(f"{len(photos)} photos, model {detector.name} on {detector.device}")
         # warm both paths once (model load and first-call setup are not what we compare)
         seed_model(str(photos[0]), verbose=False)
+        from tgmed_yolo.detect import decode
+
+        detector.predict([decode(photos[0])[0]], confidence=0.25, iou=0.45, image_size=640)
 
         started = time.perf_counter()
         seed_objects = 0
