@@ -16,7 +16,19 @@ stop() {
   for pid in "${started[@]}"; do
     kill -TERM -- "-$pid" 2>/dev/null || true
   done
+  # dagster dev takes a few seconds to stop its webserver, daemon and code servers; one
+  # that has not stopped after 30 s (seen once, TERM arriving during its start-up) is
+  # killed with its whole process group, so nothing outlives this script
+  for _ in $(seq 1 30); do
+    alive=0
+    for pid in "${started[@]}"; do
+      kill -0 -- "-$pid" 2>/dev/null && alive=1
+    done
+    [ "$alive" = 0 ] && break
+    sleep 1
+  done
   for pid in "${started[@]}"; do
+    kill -KILL -- "-$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
 }
