@@ -13,6 +13,7 @@ its output; ops.py turns that into Dagster metadata, retries or a failure.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import io
 import json
@@ -87,10 +88,12 @@ def _step_label(context: OpExecutionContext, command: StageCommand) -> dict[str,
 
 
 class StageLauncher(ConfigurableResource):
-    """Runs one stage invocation and reports how it went."""
+    """Runs one stage invocation and reports how it went. An interface: the launch
+    modes below implement `launch`; this class itself cannot be built."""
 
+    @abc.abstractmethod
     def launch(self, context: OpExecutionContext, command: StageCommand) -> StageResult:
-        raise NotImplementedError
+        """Run the stage's command; its exit code, JSON summary and output tail."""
 
     def export_path(self, export_root: str, folder: str) -> str:
         """Where the stage finds an export folder (the root is mounted in containers)."""
