@@ -2,11 +2,23 @@ import json
 import logging
 
 import pytest
+from telethon.crypto import AuthKey
+from telethon.sessions import StringSession
 
 from tgmed_scraper import cli
 
 API_HASH = "0123456789abcdef0123456789abcdef"
-SESSION = "1BVtsOKABu" + "Zx9" * 40
+
+
+def session_string(address: str = "149.154.167.51", port: int = 443, dc_id: int = 2) -> str:
+    """A well-formed StringSession (as `login` prints) with a made-up authorization key."""
+    session = StringSession()
+    session.set_dc(dc_id, address, port)
+    session.auth_key = AuthKey(bytes(range(256)))
+    return session.save()
+
+
+SESSION = session_string()
 
 
 @pytest.fixture
@@ -44,7 +56,7 @@ def test_scrape_cli_ends_with_a_json_summary_and_never_logs_secrets(
             return await super().get_entity(username)
 
     fake = LeakyClient(channels=client.channels, ids=client.ids)
-    monkeypatch.setattr(cli, "create_client", lambda settings: fake)
+    monkeypatch.setattr(cli, "create_client", lambda settings, **_: fake)
     with caplog.at_level(logging.DEBUG):
         code = cli.main(
             ["--log-level", "DEBUG", "scrape", "--channel", "CheMed123", "--channel", "leaky"]
