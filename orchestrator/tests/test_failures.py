@@ -123,7 +123,7 @@ def test_a_quarantined_file_fails_the_load_without_retry_and_alerts(
     failures = step_events(result, "load_messages_op", DagsterEventType.STEP_FAILURE)
     assert len(failures) == 1
     message = failures[0].event_specific_data.error.message
-    assert "tgmed-loader load messages exited with 1: partial result" in message
+    assert "tgmed-loader load telegram exited with 1: partial result" in message
     assert "quarantined=1" in message
     assert bad.name in message  # the loader's own log line naming the file
     assert step_events(result, "load_messages_op", DagsterEventType.STEP_UP_FOR_RETRY) == []

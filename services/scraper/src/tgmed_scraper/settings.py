@@ -24,10 +24,16 @@ class TelegramAppSettings(BaseSettings):
     """TELEGRAM_SERVER's RSA public key (a PEM file's path, or the PEM text): needed to
     log in there the first time, when the session has no authorization key yet."""
 
+    # compose passes every name it knows, empty when unused: empty means unset
     @field_validator("server", "server_public_key", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("server_dc_id", mode="before")
+    @classmethod
+    def _empty_is_default(cls, value: object) -> object:
+        return 2 if isinstance(value, str) and not value.strip() else value
 
 
 class TelegramSettings(TelegramAppSettings):
