@@ -3,7 +3,10 @@ import json
 import os
 from datetime import timedelta
 
+from telethon import TelegramClient
 from telethon.errors import InvalidBufferError, TypeNotFoundError
+from telethon.sessions import StringSession
+from telethon.tl import functions, types
 
 from tgmed_common.channel_lock import hold_channel
 from tgmed_common.lake import MESSAGES, Lake, read_messages, read_observations, read_snapshots
@@ -420,3 +423,62 @@ def test_the_refresh_goes_in_batches_of_ids_and_waits_out_a_flood_wait(tmp_path,
     assert [c["offset_id"] for c in refresh] == [261, 161, 161, 61]  # 161 again after the wait
     assert slept == [6] and result.flood_waits == 1
     assert result.refreshed == 234 and result.service_messages == 26  # every post, once
+
+
+class PaddingHistoryServer(TelegramClient):
+    """Telethon's own TelegramClient, with `messages.getHistory` answered in memory the
+    way the server of the report did: each page also carries the `pad` messages before
+    the page's first id. Nothing connects: only the request is intercepted."""
+
+    def __init__(self, history: list, channel: types.Channel, pad: int) -> None:
+        super().__init__(StringSession(), 1, "0" * 32, receive_updates=False)
+        self.history, self.channel, self.pad = history, channel, pad
+
+    async def __call__(self, request, ordered=False, flood_sleep_threshold=None):
+        assert isinstance(request, functions.messages.GetHistoryRequest)
+        # reverse mode asks add_offset=-limit: the `limit` messages from offset_id up
+        assert request.add_offset == -request.limit
+        start = request.offset_id
+        page = [m for m in self.history if m.id >= start][: request.limit]
+        older = [m for m in self.history if m.id < start][-self.pad :] if self.pad else []
+        messages = sorted(page + older, key=lambda m: m.id, reverse=True)
+        return types.messages.ChannelMessages(
+            pts=1,
+            count=len(self.history),
+            messages=messages,
+            topics=[],
+            chats=[self.channel],
+            users=[],
+        )
+
+
+def test_telethons_own_reverse_iterator_hands_out_padded_ids_and_none_gets_written(
+    client, tmp_path, tg
+):
+    """The root of the report's bug, with Telethon's real `iter_messages`: in reverse
+    mode it checks no min_id, so a padded page yields old messages; the scraper drops
+    them."""
+    history = tg.make_messages(1000, 35)
+    entity = tg.module.channel_entity("chemed123", 1000)
+    server = PaddingHistoryServer(history, entity, pad=20)
+
+    async def handed_out(min_id):
+        return [m.id async for m in server.iter_messages(entity, min_id=min_id, reverse=True)]
+
+    assert asyncio.run(handed_out(30))[:3] == [11, 12, 13]  # old ids, as the report saw
+
+    class ThroughTelethon(tg.Client):
+        def iter_messages(self, entity, **kwargs):
+            self.iter_calls.append(kwargs)
+            return server.iter_messages(entity, **kwargs)
+
+    lake = Lake(tmp_path)
+    HighWaterMarks(lake, MESSAGES).advance("chemed123", 30)
+    through = ThroughTelethon(channels={"chemed123": history}, ids={"chemed123": 1000})
+    result = run(through, lake).channels[0]
+    assert lake_ids_sorted(lake) == [31, 32, 33, 34, 35]
+    assert result.messages == 5 and result.dropped_below_mark == 20
+
+
+def lake_ids_sorted(lake):
+    return sorted(r.message_id for r in lake_records(lake))
