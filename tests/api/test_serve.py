@@ -36,21 +36,20 @@ def serve(database_url: str, **extra_env: str) -> tuple[subprocess.Popen, str]:
         text=True,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    # no deadline of our own: it answers, or it exits (pytest-timeout bounds the test)
     while True:
         try:
-            httpx.get(f"{base}/health", timeout=1)
+            httpx.get(f"{base}/health", timeout=5)
             return process, base
         except httpx.TransportError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
+            if process.poll() is not None:
                 raise AssertionError(f"tgmed-api did not start: {process.communicate()}") from None
             time.sleep(0.2)
 
 
 def stop(process: subprocess.Popen) -> str:
     process.terminate()
-    _, err = process.communicate(timeout=15)
+    _, err = process.communicate()
     return err
 
 
