@@ -23,6 +23,7 @@ STAGE_ENV: dict[str, tuple[str, ...]] = {
         "SCRAPER_BATCH_SIZE",
         "SCRAPER_FIRST_RUN_LIMIT",
         "SCRAPER_DOWNLOAD_PHOTOS",
+        "SCRAPER_EXPORT_MAX_PHOTO_BYTES",
     ),
     "detect": (
         "LAKE_DIR",

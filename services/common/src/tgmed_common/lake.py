@@ -13,21 +13,24 @@ Nobody builds these paths by hand: use `Lake`.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
+import os
 import secrets
+import shutil
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from tgmed_common.atomic import (
     AtomicBatch,
     atomic_writer,
-    copy_file_atomic,
     is_temp,
     write_bytes_atomic,
 )
@@ -157,11 +160,13 @@ class Lake:
         """Set a bad file aside with a note saying why, so everything beside it goes on.
 
         A lake file is moved; a file from outside the lake (an export) is copied, since
-        it is the user's.
+        it is the user's, and only if it is a regular file reached without a symlink
+        (an untrusted export could point anywhere): otherwise only the note is written.
+        Returns the quarantined path (the note is that path + `.reason.json`).
         """
         source = path.resolve()
         inside = source.is_relative_to(self.root.resolve())
-        rel = Path(self.relative(source)) if inside else Path(source.name)
+        rel = Path(self.relative(source)) if inside else Path(path.name)
         if rel.parts[:2] == ("raw", stream):
             rel = rel.relative_to(Path("raw") / stream)
         target = self.quarantine_root / stream / new_run_id() / rel
@@ -170,12 +175,19 @@ class Lake:
             "reason": reason,
             "quarantined_at": datetime.now(UTC).isoformat(),
         }
+        original = None
+        if not inside:
+            try:
+                original = _open_regular_nofollow(path)
+            except OSError as error:
+                note["not_copied"] = f"{path} is not a regular file of its folder: {error}"
         reason_file = target.with_name(target.name + ".reason.json")
         write_bytes_atomic(reason_file, json.dumps(note, ensure_ascii=False, indent=2).encode())
         if inside:
             source.replace(target)
-        else:
-            copy_file_atomic(source, target)
+        elif original is not None:
+            with original, atomic_writer(target) as copy:
+                shutil.copyfileobj(original, copy, 1 << 20)
         return target
 
     def quarantined(self, stream: str | None = None) -> list[Path]:
@@ -183,6 +195,17 @@ class Lake:
         if not base.is_dir():
             return []
         return sorted(p for p in base.rglob("*.reason.json"))
+
+
+def _open_regular_nofollow(path: Path) -> BinaryIO:
+    """`path` opened for reading if it is a regular file and not a symlink (OSError
+    otherwise, ELOOP for a symlink)."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise OSError(errno.EINVAL, "not a regular file")
+    os.set_blocking(descriptor, True)
+    return os.fdopen(descriptor, "rb")
 
 
 def parse_line(path: Path, number: int, raw: bytes, model: type[R]) -> R:

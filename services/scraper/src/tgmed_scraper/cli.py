@@ -1,8 +1,8 @@
 """`tgmed-scraper`: log in once, scrape channels, or import Telegram Desktop exports.
 
 Logs go to stderr; the last line on stdout is a one-line JSON summary. Exit code 0 when
-everything went through, 1 when a channel or an export failed (the rest still went
-through), 2 for a usage or configuration error.
+everything went through, 1 when a channel or an export failed or an export's photo was
+refused (the rest still went through), 2 for a usage or configuration error.
 """
 
 from __future__ import annotations
@@ -135,7 +135,9 @@ def _run(args: argparse.Namespace) -> dict:
         return {"stage": "login", "logged_in": True}
     if args.command == "scrape":
         return asyncio.run(_scrape(args, lake))
-    return import_exports(lake, args.path, channel=args.channel).as_dict()
+    max_photo_bytes = load_settings(ScraperSettings).export_max_photo_bytes
+    summary = import_exports(lake, args.path, channel=args.channel, max_photo_bytes=max_photo_bytes)
+    return summary.as_dict()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,7 +147,10 @@ def main(argv: list[str] | None = None) -> int:
         args.command,
         lambda: _run(args),
         usage_errors=(FileNotFoundError, ValueError),
-        failed=lambda summary: bool(summary.get("failed_channels") or summary.get("failed")),
+        # a photo refused from an export is input set aside too: exit 1, someone looks
+        failed=lambda summary: bool(
+            summary.get("failed_channels") or summary.get("failed") or summary.get("media_refused")
+        ),
     )
 
 
