@@ -2,11 +2,18 @@
 
 Layout (relative to LAKE_DIR):
 
-    raw/telegram_messages/date=YYYY-MM-DD/channel=<name>/<run_id>.jsonl
+    raw/telegram_messages/date=YYYY-MM-DD/channel=<name>/<run_id>-<part>.jsonl
     raw/telegram_media/channel=<name>/<message_id>.<ext>
-    raw/yolo_detections/date=YYYY-MM-DD/channel=<name>/<run_id>.jsonl
+    raw/yolo_detections/date=YYYY-MM-DD/channel=<name>/<run_id>-<part>.jsonl
     state/<stream>/channel=<name>.json
-    quarantine/<stream>/<original relative path>   (+ .reason.json beside it)
+    quarantine/<stream>/<stamp>/<path>   (+ <path>.reason.json beside it)
+
+A record file's name is its writer's run id and a part number (a run writes in batches,
+and each batch may touch the same day again); `message_file` and `detection_file` take
+that name without `.jsonl`. In quarantine, `<stamp>` is a fresh run id per quarantined
+file, and `<path>` is a lake file's path below `raw/<stream>/` (moved there), or the
+name of a file from outside the lake (an export's `result.json`, copied). The note
+(`.reason.json`) holds the original path, the reason and when.
 
 Nobody builds these paths by hand: use `Lake`.
 """
@@ -73,7 +80,7 @@ class Lake:
     root: Path
 
     # paths -----------------------------------------------------------------------------
-    def _records_file(self, stream: str, day: date, channel: str, run_id: str) -> Path:
+    def _records_file(self, stream: str, day: date, channel: str, name: str) -> Path:
         channel = canonical_channel(channel)
         return (
             self.root
@@ -81,14 +88,16 @@ class Lake:
             / stream
             / f"date={day:%Y-%m-%d}"
             / f"channel={channel}"
-            / f"{run_id}.jsonl"
+            / f"{name}.jsonl"
         )
 
-    def message_file(self, day: date, channel: str, run_id: str) -> Path:
-        return self._records_file(MESSAGES, day, channel, run_id)
+    def message_file(self, day: date, channel: str, name: str) -> Path:
+        """`name`: `<run_id>-<part>`, without `.jsonl`."""
+        return self._records_file(MESSAGES, day, channel, name)
 
-    def detection_file(self, day: date, channel: str, run_id: str) -> Path:
-        return self._records_file(DETECTIONS, day, channel, run_id)
+    def detection_file(self, day: date, channel: str, name: str) -> Path:
+        """`name`: `<run_id>-<part>`, without `.jsonl`."""
+        return self._records_file(DETECTIONS, day, channel, name)
 
     def media_file(self, channel: str, message_id: int, ext: str) -> Path:
         ext = ext.lower().lstrip(".") or "bin"
