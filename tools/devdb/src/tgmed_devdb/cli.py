@@ -31,9 +31,10 @@ def run(command: list[str], pgdata: Path, database: str) -> int:
         return subprocess.call(command)
     was_running = running(pgdata)
     url = create_database(start(pgdata), database)
+    interrupted = []
     # a handler, not SIG_IGN: handlers are reset for the child at exec, ignored signals
     # would be inherited; SIGINT comes from the terminal to the child itself
-    signal.signal(signal.SIGINT, lambda *_: None)
+    signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
     child = subprocess.Popen(command, env={**os.environ, "DATABASE_URL": url})
     for forwarded in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(forwarded, lambda number, _: child.send_signal(number))
@@ -43,11 +44,14 @@ def run(command: list[str], pgdata: Path, database: str) -> int:
     if was_running:
         print(
             f"PostgreSQL ({pgdata}) keeps running: it was running before this command "
-            "(make db-stop stops it)"
+            "(make db-stop stops it)",
+            flush=True,
         )
     else:
         stop(pgdata)
-        print(f"stopped the embedded PostgreSQL ({pgdata}) this command started")
+        print(f"stopped the embedded PostgreSQL ({pgdata}) this command started", flush=True)
+    if interrupted:
+        return 0  # Ctrl-C: stopping was what the person asked for
     return 128 - code if code < 0 else code
 
 
