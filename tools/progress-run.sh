@@ -20,7 +20,12 @@ while kill -0 "$pid" 2>/dev/null; do
   done
   kill -0 "$pid" 2>/dev/null || break
   doing=$(grep -E '^(Collecting|Downloading|Installing|Building|Processing|Obtaining)' "$log" \
-    | tail -1 | cut -c1-90)
+    | tail -1)
+  case "$doing" in
+    "Installing collected packages:"*)
+      doing="installing $(($(tr -cd , <<<"$doing" | wc -c) + 1)) packages" ;;
+    *) doing=$(cut -c1-90 <<<"$doing") ;;
+  esac
   echo "$label: $((SECONDS - started)) s, $(grep -c '^Collecting' "$log") packages collected; ${doing:-working}"
 done
 wait "$pid"

@@ -109,7 +109,7 @@ class RunReporter:
             self.say(f"  FAILED  {step}: {_first_line(event.event_specific_data.error)}")
         elif kind == DagsterEventType.RUN_FAILURE:
             message = entry.user_message or ""
-            if "steps failed" not in message:
+            if "steps failed" not in message.lower():
                 self.say(f"  run failed: {message.splitlines()[0] if message else ''}")
 
     def _log_line(self, step: str, message: str, when: float) -> None:
@@ -124,10 +124,16 @@ class RunReporter:
 
 
 def _first_line(error) -> str:
-    if error is None:
-        return ""
-    text = getattr(error, "message", str(error)).strip()
-    return text.splitlines()[0] if text else ""
+    """What a person needs of a step's error: the first line of each message along its
+    cause chain, without Dagster's own wrapper names (RetryRequestedFromPolicy)."""
+    lines = []
+    while error is not None:
+        text = (getattr(error, "message", None) or str(error)).strip()
+        first = text.splitlines()[0] if text else ""
+        if first and not first.startswith("dagster._") and first not in lines:
+            lines.append(first)
+        error = getattr(error, "cause", None)
+    return "; caused by: ".join(lines)[:400]
 
 
 def submit(
