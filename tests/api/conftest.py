@@ -68,7 +68,11 @@ def api_database_url(api_warehouse) -> str:
 
 @pytest.fixture(scope="session")
 def api_settings(api_database_url) -> ApiSettings:
-    return ApiSettings(database_url=api_database_url)
+    # the defaults (5 s per statement, 10 s for a connection) are for serving; a loaded
+    # test machine must not turn a correct answer into a 503
+    return ApiSettings(
+        database_url=api_database_url, statement_timeout_ms=300_000, pool_timeout_seconds=300
+    )
 
 
 @pytest.fixture(scope="session")

@@ -96,7 +96,9 @@ def _restore_dim_channels(owner_url: str) -> None:
 
 
 def test_a_new_build_reaches_cached_answers(api_database_url, api_warehouse, thread_server):
-    settings = ApiSettings(database_url=api_database_url, cache_check_seconds=0)
+    settings = ApiSettings(
+        database_url=api_database_url, cache_check_seconds=0, statement_timeout_ms=300_000
+    )
     with thread_server(create_app(settings)) as server, httpx.Client(base_url=server.url) as http:
         before = http.get("/api/channels").json()
         assert http.get("/api/channels").json() == before  # cached
