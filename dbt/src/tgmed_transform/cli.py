@@ -79,7 +79,9 @@ def dbt_progress(label: str) -> tuple[Progress, Any]:
     def on_event(event: Any) -> None:
         name = event.info.name
         if name == "LogStartLine" and progress.total is None:
+            # the rate counts from the first node: parsing the project is not node work
             progress.total = int(event.data.total)
+            progress.started = progress._last_log = progress.clock()
         elif name == "NodeFinished":
             progress.advance()
 
