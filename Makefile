@@ -53,10 +53,10 @@ $(SAMPLE)/truth.json:
 sample: setup $(SAMPLE)/truth.json  ## write the bundled sample exports (data/sample)
 
 db-start: setup  ## start the embedded PostgreSQL (data/pg) and print DATABASE_URL
-	$(RUN) tgmed-devdb start --pgdata $(PGDATA)
+	@$(RUN) tgmed-devdb start --pgdata $(PGDATA)
 
 db-stop:  ## stop the embedded PostgreSQL
-	$(RUN) tgmed-devdb stop --pgdata $(PGDATA)
+	@$(RUN) tgmed-devdb stop --pgdata $(PGDATA)
 
 # the embedded PostgreSQL for as long as a command runs: stopped afterwards (Ctrl-C too)
 # if this command started it, else left running and said so (tgmed-devdb run)

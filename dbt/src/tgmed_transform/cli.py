@@ -81,7 +81,7 @@ def dbt_progress(label: str) -> tuple[Progress, Any]:
         if name == "LogStartLine" and progress.total is None:
             # the rate counts from the first node: parsing the project is not node work
             progress.total = int(event.data.total)
-            progress.started = progress._last_log = progress.clock()
+            progress.restart()
         elif name == "NodeFinished":
             progress.advance()
 

@@ -39,6 +39,11 @@ class Progress:
             self.started = self.clock()
         self._last_log = self.started
 
+    def restart(self) -> None:
+        """Count time from now: what came before was setup (a model loaded, a project
+        parsed), not the work the rate and ETA are about."""
+        self.started = self._last_log = self.clock()
+
     @property
     def rate(self) -> float:
         elapsed = self.clock() - self.started
