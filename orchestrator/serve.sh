@@ -29,11 +29,12 @@ api_log="$LOG_DIR/api-$stamp.log"
 set -m  # each child its own process group: `dagster dev` ignores SIGTERM otherwise
 started=()
 names=()
+all_names() { local text; text=$(printf '%s and ' "${names[@]}"); echo "${text% and }"; }
 
 stop() {  # $1: the exit status (0 after Ctrl-C: stopping is what was asked)
   trap - INT TERM EXIT
   [ ${#started[@]} -gt 0 ] || exit "$1"
-  echo "stopping ${names[*]} ..."
+  echo "stopping $(all_names) ..."
   for pid in "${started[@]}"; do
     kill -TERM -- "-$pid" 2>/dev/null || true
   done
@@ -52,7 +53,7 @@ stop() {  # $1: the exit status (0 after Ctrl-C: stopping is what was asked)
     kill -KILL -- "-$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
-  echo "stopped ${names[*]} (logs: $dagster_log, $api_log)"
+  echo "stopped $(all_names) (logs: $dagster_log, $api_log)"
   exit "$1"
 }
 trap 'stop 0' INT TERM
@@ -92,7 +93,7 @@ for target in "127.0.0.1 $DAGSTER_PORT 0 $dagster_log" "$API_HOST $API_PORT 1 $a
     fi
     sleep 0.5
     waited=$((waited + 1))
-    [ $((waited % 20)) = 0 ] && echo "starting ${names[*]} ... ($((waited / 2)) s)"
+    [ $((waited % 20)) = 0 ] && echo "starting $(all_names) ... ($((waited / 2)) s)"
   done
 done
 
