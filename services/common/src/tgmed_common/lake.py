@@ -3,17 +3,22 @@
 Layout (relative to LAKE_DIR):
 
     raw/telegram_messages/date=YYYY-MM-DD/channel=<name>/<run_id>-<part>.jsonl
+    raw/telegram_message_observations/date=YYYY-MM-DD/channel=<name>/<run_id>-<part>.jsonl
+    raw/telegram_channel_snapshots/date=YYYY-MM-DD/channel=<name>/<run_id>-<part>.jsonl
     raw/telegram_media/channel=<name>/<message_id>.<ext>
     raw/yolo_detections/date=YYYY-MM-DD/channel=<name>/<run_id>-<part>.jsonl
     state/<stream>/channel=<name>.json
+    state/locks/channel=<name>.lock   held while a process writes a channel
     quarantine/<stream>/<stamp>/<path>   (+ <path>.reason.json beside it)
 
-A record file's name is its writer's run id and a part number (a run writes in batches,
-and each batch may touch the same day again); `message_file` and `detection_file` take
-that name without `.jsonl`. In quarantine, `<stamp>` is a fresh run id per quarantined
-file, and `<path>` is a lake file's path below `raw/<stream>/` (moved there), or the
-name of a file from outside the lake (an export's `result.json`, copied). The note
-(`.reason.json`) holds the original path, the reason and when.
+Messages are partitioned by their own day; observations and snapshots by the day they
+were read; detections by the day of detection. A record file's name is its writer's run
+id and a part number (a run writes in batches, and each batch may touch the same day
+again); the `*_file` methods take that name without `.jsonl`. In quarantine, `<stamp>`
+is a fresh run id per quarantined file, and `<path>` is a lake file's path below
+`raw/<stream>/` (moved there), or the name of a file from outside the lake (an export's
+`result.json`, copied). The note (`.reason.json`) holds the original path, the reason
+and when.
 
 Nobody builds these paths by hand: use `Lake`.
 """
@@ -36,16 +41,27 @@ from typing import BinaryIO, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from tgmed_common.atomic import (
+    TEMP_MARKER,
     AtomicBatch,
     atomic_writer,
     is_temp,
     write_bytes_atomic,
 )
-from tgmed_common.records import DetectionRecord, MessageRecord, canonical_channel
+from tgmed_common.records import (
+    ChannelSnapshotRecord,
+    DetectionRecord,
+    MessageObservationRecord,
+    MessageRecord,
+    canonical_channel,
+)
 
 MESSAGES = "telegram_messages"
+OBSERVATIONS = "telegram_message_observations"
+SNAPSHOTS = "telegram_channel_snapshots"
 MEDIA = "telegram_media"
 DETECTIONS = "yolo_detections"
+# what a channel's writer (scrape or import, holding the channel's lock) writes
+CHANNEL_STREAMS = (MESSAGES, OBSERVATIONS, SNAPSHOTS)
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -95,6 +111,14 @@ class Lake:
         """`name`: `<run_id>-<part>`, without `.jsonl`."""
         return self._records_file(MESSAGES, day, channel, name)
 
+    def observation_file(self, day: date, channel: str, name: str) -> Path:
+        """`name`: `<run_id>-<part>`, without `.jsonl`."""
+        return self._records_file(OBSERVATIONS, day, channel, name)
+
+    def snapshot_file(self, day: date, channel: str, name: str) -> Path:
+        """`name`: `<run_id>-<part>`, without `.jsonl`."""
+        return self._records_file(SNAPSHOTS, day, channel, name)
+
     def detection_file(self, day: date, channel: str, name: str) -> Path:
         """`name`: `<run_id>-<part>`, without `.jsonl`."""
         return self._records_file(DETECTIONS, day, channel, name)
@@ -119,6 +143,22 @@ class Lake:
     def state_file(self, stream: str, channel: str) -> Path:
         return self.root / "state" / stream / f"channel={canonical_channel(channel)}.json"
 
+    def lock_file(self, channel: str) -> Path:
+        return self.root / "state" / "locks" / f"channel={canonical_channel(channel)}.lock"
+
+    def channel_temp_files(self, channel: str) -> list[Path]:
+        """Temporary files of unfinished writes by a channel's writer: its message,
+        observation and snapshot partitions, its media folder and its high-water mark
+        (not detections: the yolo stage writes those without the channel's lock). Only
+        safe to remove while holding the channel's lock (tgmed_common.channel_lock)."""
+        folder = f"channel={canonical_channel(channel)}"
+        pattern = f".*{TEMP_MARKER}*"
+        raw = self.root / "raw"
+        found = [p for s in CHANNEL_STREAMS for p in (raw / s).glob(f"date=*/{folder}/{pattern}")]
+        found += (raw / MEDIA / folder).glob(pattern)
+        found += (self.root / "state" / MESSAGES).glob(f".{folder}.*{TEMP_MARKER}*")
+        return sorted(p for p in found if is_temp(p))
+
     @property
     def quarantine_root(self) -> Path:
         return self.root / "quarantine"
@@ -142,6 +182,12 @@ class Lake:
 
     def message_files(self) -> list[Path]:
         return self._files(MESSAGES, "date=*/channel=*/*.jsonl")
+
+    def observation_files(self) -> list[Path]:
+        return self._files(OBSERVATIONS, "date=*/channel=*/*.jsonl")
+
+    def snapshot_files(self) -> list[Path]:
+        return self._files(SNAPSHOTS, "date=*/channel=*/*.jsonl")
 
     def detection_files(self) -> list[Path]:
         return self._files(DETECTIONS, "date=*/channel=*/*.jsonl")
@@ -247,3 +293,11 @@ def read_messages(path: Path) -> Iterator[MessageRecord]:
 
 def read_detections(path: Path) -> Iterator[DetectionRecord]:
     return read_records(path, DetectionRecord)
+
+
+def read_observations(path: Path) -> Iterator[MessageObservationRecord]:
+    return read_records(path, MessageObservationRecord)
+
+
+def read_snapshots(path: Path) -> Iterator[ChannelSnapshotRecord]:
+    return read_records(path, ChannelSnapshotRecord)
