@@ -2,7 +2,8 @@
 # progress-run.sh LABEL LOG COMMAND...
 # Runs COMMAND with all its output in LOG (an install's hundreds of lines, and the
 # warnings this machine's pip configuration adds to them, stay out of the terminal).
-# Every 20 s it prints one line: the time so far and what the log says it is doing.
+# It prints one line every 20 s for two minutes, then every minute: the time so far and
+# what the log says it is doing (a long install stays a few lines).
 # On failure it prints the log's last 30 lines and exits with COMMAND's status.
 set -uo pipefail
 label=$1
@@ -14,7 +15,8 @@ pid=$!
 trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid"; exit 130' INT TERM
 started=$SECONDS
 while kill -0 "$pid" 2>/dev/null; do
-  for _ in $(seq 1 40); do
+  every=$(( SECONDS - started < 120 ? 20 : 60 ))
+  for _ in $(seq 1 $((every * 2))); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.5
   done
