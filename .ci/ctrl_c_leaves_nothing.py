@@ -76,6 +76,7 @@ def main() -> int:
     command = argv[split + 1 :]
     before = set(processes())
     db_before = postmaster(args.pgdata)
+    args.log.parent.mkdir(parents=True, exist_ok=True)
     with args.log.open("w") as log:
         child = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

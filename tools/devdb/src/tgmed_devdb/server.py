@@ -43,7 +43,9 @@ def running(pgdata: Path) -> bool:
 
 def stop(pgdata: Path) -> bool:
     """Stop the server for `pgdata`; False when none was running."""
-    import pgserver
+    with warnings.catch_warnings():  # platformdirs: "XDG_RUNTIME_DIR is not set" (harmless)
+        warnings.simplefilter("ignore")
+        import pgserver
 
     if not running(pgdata):
         return False
