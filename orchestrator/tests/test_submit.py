@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -189,9 +190,9 @@ def test_the_command_prints_a_line_per_step_with_its_counts(submitted):
 
 
 def test_the_runs_show_on_the_jobs_page_in_the_jobs_list_and_overview(submitted, tmp_path):
-    from .test_pipeline_local import free_port
-
-    port = free_port()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
     webserver = subprocess.Popen(
         [
