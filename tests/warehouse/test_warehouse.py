@@ -2,8 +2,10 @@
 questions answered from the marts and checked against what the generator wrote."""
 
 import json
+import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -29,6 +31,16 @@ def test_every_stage_succeeds_and_dbt_passes_every_test(warehouse):
     counts = build["counts"]
     assert counts["test_pass"] >= 60 and counts["unit_test_pass"] == 3
     assert not any(k.endswith(("_fail", "_error", "_warn")) for k in counts)
+
+
+def test_readme_states_the_number_of_tests_dbt_runs(warehouse):
+    """The README's "N data tests and M unit tests" is what dbt build ran."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    stated = re.search(r"(\d+) data tests and (\d+) unit\s+tests", readme)
+    assert stated, "README.md no longer says how many dbt tests there are"
+    counts = warehouse["summaries"]["build"]["counts"]
+    ran = (counts.get("test_pass", 0), counts.get("unit_test_pass", 0))
+    assert (int(stated[1]), int(stated[2])) == ran, f"README says {stated[0]!r}; dbt ran {ran}"
 
 
 def test_top_ten_products_by_mentions(warehouse):

@@ -25,6 +25,7 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
 from tgmed_common.logs import configure_logging
+from tgmed_common.progress import Progress
 from tgmed_common.settings import env_config, load_settings, secret_values
 from tgmed_common.stage import run_stage
 
@@ -70,6 +71,23 @@ def summarize(command: str, result: Any, seconds: float) -> dict[str, Any]:
     }
 
 
+def dbt_progress(label: str) -> tuple[Progress, Any]:
+    """A Progress over dbt's nodes (seeds, models, tests) and the dbtRunner callback that
+    feeds it: the stage logs counts and an ETA instead of dbt's START/PASS line per node."""
+    progress = Progress(label, unit="nodes")
+
+    def on_event(event: Any) -> None:
+        name = event.info.name
+        if name == "LogStartLine" and progress.total is None:
+            # the rate counts from the first node: parsing the project is not node work
+            progress.total = int(event.data.total)
+            progress.restart()
+        elif name == "NodeFinished":
+            progress.advance()
+
+    return progress, on_event
+
+
 def run_dbt(args: list[str], settings: TransformSettings) -> dict[str, Any]:
     from dbt.cli.main import dbtRunner
 
@@ -77,11 +95,19 @@ def run_dbt(args: list[str], settings: TransformSettings) -> dict[str, Any]:
     os.environ.update(dbt_environment(settings.database_url.get_secret_value()))
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     os.environ.setdefault("DBT_VERSION_CHECK", "false")
+    # the stage's stderr is what Dagster's log shows: dbt's warnings and errors there,
+    # without colour codes; every line (debug included) stays in dbt.log (DBT_LOG_PATH)
+    os.environ.setdefault("DBT_USE_COLORS", "false")
+    os.environ.setdefault("DBT_LOG_LEVEL", "warn")
+    progress, on_event = dbt_progress(f"dbt {args[0]}")
     started = time.monotonic()
     with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the summary
-        result = dbtRunner().invoke([*args, "--project-dir", project, "--profiles-dir", project])
+        result = dbtRunner(callbacks=[on_event]).invoke(
+            [*args, "--project-dir", project, "--profiles-dir", project]
+        )
     if result.exception is not None:
         raise RuntimeError(f"dbt {args[0]} could not run: {result.exception}")
+    progress.done()
     return summarize(args[0], result, time.monotonic() - started)
 
 

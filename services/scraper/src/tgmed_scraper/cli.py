@@ -1,11 +1,12 @@
 """`tgmed-scraper`: log in once, scrape channels, or import Telegram Desktop exports.
 
 Logs go to stderr; the last line on stdout is a one-line JSON summary. Exit code 0 when
-everything went through, 1 when a channel or an export failed (the rest still went
-through; a scrape's summary says `outcome`: `transient` when every failure is worth
-retrying as is, `partial` otherwise), 2 for a usage or configuration error (a missing,
-empty, malformed or unknown TELEGRAM_SESSION included), 128 + the signal's number when
-stopped by SIGTERM or SIGINT (after a clean stop and the summary line).
+everything went through, 1 when a channel or an export failed or an export's photo was
+refused (the rest still went through; a scrape's summary says `outcome`: `transient`
+when every failure is worth retrying as is, `partial` otherwise), 2 for a usage or
+configuration error (a missing, empty, malformed or unknown TELEGRAM_SESSION included),
+128 + the signal's number when stopped by SIGTERM or SIGINT (after a clean stop and the
+summary line).
 """
 
 from __future__ import annotations
@@ -209,7 +210,10 @@ def _run(args: argparse.Namespace, stop: StopSignals) -> dict:
             return _failed_scrape(error, "interrupted")
     try:
         with stop.raising():
-            return import_exports(lake, args.path, channel=args.channel).as_dict()
+            max_photo_bytes = load_settings(ScraperSettings).export_max_photo_bytes
+            return import_exports(
+                lake, args.path, channel=args.channel, max_photo_bytes=max_photo_bytes
+            ).as_dict()
     except Interrupted as error:
         log.error("%s", error)
         return {"stage": "import-export", "outcome": "interrupted", "error": str(error)}
@@ -223,8 +227,12 @@ def main(argv: list[str] | None = None) -> int:
         args.command,
         lambda: _run(args, stop),
         usage_errors=(FileNotFoundError, ValueError),
+        # a photo refused from an export is input set aside too: exit 1, someone looks
         failed=lambda summary: bool(
-            summary.get("failed_channels") or summary.get("failed") or summary.get("error")
+            summary.get("failed_channels")
+            or summary.get("failed")
+            or summary.get("error")
+            or summary.get("media_refused")
         ),
     )
     return stop.exit_code or code
