@@ -20,7 +20,9 @@ from pydantic import (
 )
 
 MESSAGE_SCHEMA_VERSION = 1
-DETECTION_SCHEMA_VERSION = 1
+DETECTION_SCHEMA_VERSION = 2
+# version 1 (before content_hash and reused_from) is still read: lakes keep their files
+DETECTION_READABLE_VERSIONS = (1, 2)
 
 CHANNEL_PATTERN = re.compile(r"^[a-z0-9_]{1,64}$")
 
@@ -107,7 +109,13 @@ class Detection(BaseModel):
 
 class DetectionRecord(_Record):
     """What one model found in one lake photo. An image with nothing found, or one that
-    could not be read (status failed), still gets a record so it is not processed again."""
+    could not be read (status failed), still gets a record so it is not processed again.
+
+    Version 2 adds `content_hash` (sha256 of the photo file's bytes) and `reused_from`:
+    a photo whose bytes already had a record for the same model (a repost, a forward,
+    the same photo in another channel's album) is not run through the model again; its
+    record copies that record's findings and names, in `reused_from`, the lake path of
+    the photo the model actually ran on."""
 
     schema_version: int = DETECTION_SCHEMA_VERSION
     channel_username: ChannelName
@@ -121,3 +129,15 @@ class DetectionRecord(_Record):
     image_height: int | None = Field(default=None, gt=0)
     detections: list[Detection] = Field(default_factory=list)
     detected_at: UtcDatetime
+    content_hash: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    reused_from: str | None = None
+
+    @field_validator("schema_version", mode="before")
+    @classmethod
+    def _known_version(cls, value: object) -> object:  # overrides _Record's: reads 1 and 2
+        if value not in DETECTION_READABLE_VERSIONS:
+            raise ValueError(
+                f"schema_version {value!r} is not supported by this reader (it reads "
+                f"versions {DETECTION_READABLE_VERSIONS}); upgrade the stage or rewrite the file"
+            )
+        return value
