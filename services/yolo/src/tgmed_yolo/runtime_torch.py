@@ -11,6 +11,7 @@ must come from the file, with its shape, or loading fails: no weight is ever gue
 from __future__ import annotations
 
 import logging
+import warnings
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,11 @@ from tgmed_yolo.runtime import (
 log = logging.getLogger(__name__)
 
 JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
+# torchvision 0.29 warns on every decode that TorchCodec supersedes its image decoders;
+# its decode_jpeg (nvJPEG on CUDA, bundled in its wheel) is what this stage carries
+warnings.filterwarnings(
+    "ignore", message="The image decoding and encoding capabilities", category=DeprecationWarning
+)
 
 
 def whole_jpeg(data: bytes) -> bool:
