@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings
 
 from tgmed_common.settings import env_config
@@ -33,7 +33,13 @@ class DetectSettings(BaseSettings):
     photo as 480x640, fewer pixels) instead of image_size x image_size. Off by default:
     its detections miss the parity bar with the square input (docs/benchmarks.md)."""
     half: bool | None = None
-    """Half precision (torch runtime): default on CUDA, off on the CPU."""
+    """Half precision (torch runtime); empty or auto: on CUDA yes, on the CPU no."""
+
+    @field_validator("half", mode="before")
+    @classmethod
+    def _auto_half(cls, value: object) -> object:
+        return None if isinstance(value, str) and value.strip().lower() in {"", "auto"} else value
+
     decode_threads: int = Field(default=2, ge=1)
     """Threads reading (and hashing) photo files while the model runs."""
     commit_every: int = Field(default=256, ge=1)
