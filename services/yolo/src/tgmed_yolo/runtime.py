@@ -52,7 +52,7 @@ def decode_rgb(data: bytes) -> np.ndarray:
     where OpenCV would decode a cut JPEG half grey."""
     with _open_image(io.BytesIO(data), formats=PHOTO_FORMATS) as image:
         image.load()
-        return np.asarray(image.convert("RGB"))
+        return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
 
 
 def describe(error: BaseException) -> str:

@@ -17,6 +17,7 @@ from tgmed_yolo.onnx_graph import (
     dynamic_twin,
     export_info,
     is_static,
+    uint8_input,
 )
 from tgmed_yolo.runtime import (
     PAD_VALUE,
@@ -35,16 +36,16 @@ log = logging.getLogger(__name__)
 
 def letterbox(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """(H, W, 3) uint8 into `shape`, resized with OpenCV's bilinear filter and padded
-    grey, as ultralytics' LetterBox does."""
+    grey around the centre, as ultralytics' LetterBox does (the same pixels)."""
     import cv2
 
     height, width = image.shape[:2]
     new_h, new_w, top, left = placement(height, width, shape)
     if (new_h, new_w) != (height, width):
         image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    out = np.full((*shape, 3), PAD_VALUE, dtype=np.uint8)
-    out[top : top + new_h, left : left + new_w] = image
-    return out
+    bottom, right = shape[0] - new_h - top, shape[1] - new_w - left
+    grey = (PAD_VALUE,) * 3
+    return cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_CONSTANT, value=grey)
 
 
 class OnnxRuntimeDetector:
@@ -81,6 +82,7 @@ class OnnxRuntimeDetector:
             self.max_batch = graph.graph.input[0].type.tensor_type.shape.dim[0].dim_value or 1
         self.rectangular = rectangular and shapes_free
         self.image_size = image_size if shapes_free else info.image_size[0]
+        graph = uint8_input(graph)  # fed decoded pixels; the session scales them
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         # idle pool threads sleep instead of spinning: the loader thread decodes the next
@@ -97,25 +99,25 @@ class OnnxRuntimeDetector:
 
     def prepare(self, group: list[Loaded], shape: tuple[int, int]) -> Batch:
         batch = Batch(shape=shape)
-        planes = []
+        images = []
         for item in group:
             try:
                 image = decode_rgb(item.data)
             except Exception as error:
                 batch.failed.append((item.key, describe(error)))
                 continue
-            planes.append(letterbox(image, shape).transpose(2, 0, 1))
+            images.append(letterbox(image, shape))
             batch.keys.append(item.key)
             batch.sizes.append(image.shape[:2])
-        if planes:
-            batch.inputs = np.stack(planes).astype(np.float32) * np.float32(1 / 255)
+        if images:  # (N, H, W, 3) uint8, as decoded
+            batch.inputs = images[0][None] if len(images) == 1 else np.stack(images)
         return batch
 
     def feed(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
         """The session's inputs for one batch (the anchors of its shape on the twin)."""
         feed = {self.input_name: inputs}
         if self.feeds_anchors:
-            shape = inputs.shape[2:]
+            shape = inputs.shape[1:3]
             if shape not in self._anchors:
                 self._anchors[shape] = anchors_for(*shape)
             feed[ANCHORS_INPUT], feed[STRIDES_INPUT] = self._anchors[shape]
