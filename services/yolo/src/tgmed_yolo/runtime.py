@@ -126,19 +126,23 @@ def postprocess(
 ) -> list[list[Found]]:
     """ultralytics' NMS and box scaling on the network's (B, 4 + classes, anchors)
     output (a torch tensor on any device): the boxes its own predictor would give."""
+    import torch
     from ultralytics.utils import nms, ops
 
     kept = nms.non_max_suppression(raw, confidence, iou, max_det=MAX_DETECTIONS)
-    found = []
-    for detections, size in zip(kept, batch.sizes, strict=True):
-        boxes = ops.scale_boxes(batch.shape, detections[:, :4].float(), size)
-        boxes = boxes.double().cpu().numpy().round(1).tolist()
-        scores = detections[:, 4].float().cpu().numpy().tolist()
-        classes = detections[:, 5].cpu().numpy().astype(int).tolist()
+    # one transfer from the device for the whole batch, not one per photo
+    counts = [len(k) for k in kept]
+    merged = torch.cat(kept).double().cpu().numpy() if sum(counts) else np.zeros((0, 6))
+    found, start = [], 0
+    for count, size in zip(counts, batch.sizes, strict=True):
+        detections, start = merged[start : start + count], start + count
+        boxes = ops.scale_boxes(batch.shape, detections[:, :4].copy(), size).round(1)
         found.append(
             [
-                (cls_id, names[cls_id], round(float(score), 4), tuple(box))
-                for cls_id, score, box in zip(classes, scores, boxes, strict=True)
+                (int(cls_id), names[int(cls_id)], round(float(score), 4), tuple(box.tolist()))
+                for cls_id, score, box in zip(
+                    detections[:, 5], detections[:, 4], boxes, strict=True
+                )
             ]
         )
     return found
