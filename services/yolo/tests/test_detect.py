@@ -165,3 +165,20 @@ def test_missing_model_is_a_clear_error(sample_lake, monkeypatch, capsys):
     monkeypatch.chdir(lake.root.parent)
     assert main(["detect", "--model", "/nowhere/weights.onnx"]) == 2
     assert "DETECT_MODEL" in capsys.readouterr().out
+
+
+def test_shape_groups_fill_batches_hold_little_and_lose_nothing():
+    from tgmed_yolo.detect import ShapeGroups
+
+    groups = ShapeGroups(size=3, held=4)
+    shapes = [(640, 640), (480, 640), (640, 480)]
+    out, most_waiting = [], 0
+    for index in range(20):
+        out += groups.add(shapes[index % 7 % 3], index)
+        most_waiting = max(most_waiting, groups.waiting)
+    out += groups.drain()
+    assert most_waiting <= 4 and groups.waiting == 0
+    assert sorted(i for _, group in out for i in group) == list(range(20))
+    for shape, group in out:
+        assert 1 <= len(group) <= 3
+        assert all(shapes[i % 7 % 3] == shape for i in group)
