@@ -32,7 +32,7 @@ totals as (
         max(posted_at) as last_post_at,
         count(*) as post_count,
         count(*) filter (where has_image) as image_post_count,
-        coalesce(sum(view_count), 0)::bigint as view_count,
+        sum(view_count)::bigint as view_count,
         coalesce(sum(forward_count), 0)::bigint as forward_count,
         coalesce(sum(reply_count), 0)::bigint as reply_count
     from messages
