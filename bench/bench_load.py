@@ -35,6 +35,7 @@ from tgmed_loader.load import _escape, load_stream
 from tgmed_loader.schema import ensure_raw_schema
 from tgmed_loader.streams import STREAMS
 
+
 def corpus(size: int, seed: int = 7) -> list[str]:
     """`size` distinct post texts written the way the sample's sellers write them (the
     sample generator's own post writer: real product names in English, brand and
@@ -70,9 +71,11 @@ def corpus(size: int, seed: int = 7) -> list[str]:
                     products.append(product)
             fields = _text_fields(writer.post(products, language).parts)
             text = fields["text"]
-            texts.append(text if isinstance(text, str) else "".join(
-                part if isinstance(part, str) else part["text"] for part in text
-            ))
+            texts.append(
+                text
+                if isinstance(text, str)
+                else "".join(part if isinstance(part, str) else part["text"] for part in text)
+            )
     random.Random(seed).shuffle(texts)
     return texts[:size]
 

@@ -19,10 +19,18 @@
 -- like rpt_channel_daily.
 with changed_days as (
 
-    select distinct
+    -- days of messages (re)loaded since the last build, from the messages and from the
+    -- facts read here (a partial build may have rebuilt one and not the other)
+    select
         channel_key,
         date_key
     from {{ ref('fct_messages') }}
+    where {{ incremental_window() }}
+    union
+    select
+        channel_key,
+        date_key
+    from {{ ref('fct_product_prices') }}
     where {{ incremental_window() }}
 
 ),
