@@ -93,11 +93,16 @@ def page(browser):
     assert browser["outside"] == [], f"requests leaving 127.0.0.1: {browser['outside']}"
 
 
-def screenshot(page, name: str) -> None:
+def screenshot(page, name: str, selector: str | None = None) -> None:
+    """The page (or one element of it) as docs/img/<name>.png when asked for."""
     folder = os.environ.get("TGMED_SCREENSHOT_DIR")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+        path = str(Path(folder) / f"{name}.png")
+        if selector:
+            page.locator(selector).screenshot(path=path)
+        else:
+            page.screenshot(path=path, full_page=True)
 
 
 def loaded(page) -> None:
@@ -227,7 +232,7 @@ def test_dashboard_filters_and_prices_of_another_product(page, api_server, api_w
             continue
         assert float(row.locator(".min").inner_text()) == min(prices)
         assert float(row.locator(".max").inner_text()) == max(prices)
-    screenshot(page, "dashboard-prices")
+    screenshot(page, "dashboard-prices", "#prices-card")
 
 
 def rendering_fonts(page, selector: str) -> set[str]:
@@ -258,7 +263,7 @@ def test_amharic_search_returns_the_known_hits(page, api_server, lake_messages):
     assert word in first_text
     fonts = rendering_fonts(page, "#search-results li .text")
     assert any("Ethiopic" in f or "Abyssinica" in f for f in fonts), fonts
-    screenshot(page, "dashboard-search")
+    screenshot(page, "dashboard-search", "#search-card")
 
 
 def test_search_errors_are_shown_not_crashed(page, api_server):

@@ -82,10 +82,12 @@ async function drawTrends() {
     .map((activity) => ({name: activity.channel_username, type: "scatter", mode: "lines+markers",
       x: activity.data.map((p) => p.period_start), y: activity.data.map((p) => p.views_per_post),
       line: {color: colorOf(activity.channel_username)}}));
+  const empty = engagement.length === 0;
   await Plotly.react("engagement", engagement, layout({
-    yaxis: {title: {text: "views per post"}, rangemode: "tozero"}, xaxis: {type: "date"},
-    annotations: engagement.length ? [] : [{text: "no view counts in these posts (exports carry none)",
-      showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5}],
+    yaxis: {title: {text: "views per post"}, rangemode: "tozero", visible: !empty},
+    xaxis: {type: "date", visible: !empty},
+    annotations: empty ? [{text: "no view counts in these posts (exports carry none)",
+      showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5}] : [],
   }), CONFIG);
 }
 
