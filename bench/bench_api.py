@@ -272,7 +272,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--clients", type=int, default=8, help="concurrent clients, cached phase")
+    parser.add_argument(
+        "--uncached-clients",
+        type=int,
+        default=1,
+        help="concurrent clients with API_CACHE_SIZE=0: 1 measures the latency of a cold "
+        "answer; more measures queueing on the machine's cores as well",
+    )
     parser.add_argument("--database-url", help="a database built by an earlier run: reuse it")
     parser.add_argument("--keep", type=Path, help="keep the embedded server's data here")
     parser.add_argument("--phases", default="cached,uncached")
@@ -293,11 +300,15 @@ def main() -> None:
         with psycopg.connect(api_url) as conn:
             count = conn.execute("select count(*) from marts.fct_messages").fetchone()[0]
         print(f"serving {count:,} messages through the read-only role tgmed_api")
-        phases = {"cached": {}, "uncached": {"API_CACHE_SIZE": "0"}}
+        phases = {
+            "cached": ({}, args.clients),
+            "uncached": ({"API_CACHE_SIZE": "0"}, args.uncached_clients),
+        }
         for name in args.phases.split(","):
-            server = Server(api_url, **phases[name])
+            env, clients = phases[name]
+            server = Server(api_url, **env)
             try:
-                run_phase(f"{name} server", server, args.clients, args.seconds)
+                run_phase(f"{name} server", server, clients, args.seconds)
             finally:
                 server.stop()
     finally:

@@ -52,6 +52,6 @@ fi
 
 echo
 echo "Dagster UI: http://127.0.0.1:$DAGSTER_PORT   (runs: http://127.0.0.1:$DAGSTER_PORT/runs)"
-echo "API:        $api"
+echo "API:        $api   (dashboard: $api/dashboard/, dbt docs: $api/dbt-docs/, API docs: $api/docs)"
 echo "Ctrl-C stops both."
 wait -n "${started[@]}" || true

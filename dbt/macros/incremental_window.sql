@@ -62,6 +62,7 @@
             select min(xact_start)
             from pg_stat_activity
             where datname = current_database()
+                and backend_type = 'client backend'  -- not autovacuum's own work
                 and pid <> pg_backend_pid()
                 and xact_start is not null
         ),
@@ -85,23 +86,56 @@
 {%- endmacro %}
 
 
-{# The rows of `relation` to (re)process: every row at or after this model's last safe
-   point (everything on a first build or a full refresh). Put it in the WHERE clause of
-   the model's first read of its input; the column is the raw row's loaded_at. #}
+{# The rows to (re)process: every row at or after this model's last safe point
+   (everything on a first build or a full refresh). Put it in the WHERE clause of the
+   model's first read of its input; the column is the raw row's loaded_at.
+
+   The point is read when the model compiles and written into the SQL as a literal. As
+   a subquery (`loaded_at > (select max(loaded_at) from this)`) its value is unknown
+   when PostgreSQL plans the statement, so the planner assumed a third of the table
+   matches and planned hash joins and sorts over hundreds of thousands of rows for an
+   increment of a few thousand (docs/benchmarks.md); with the literal it reads the
+   column's statistics and plans for the rows that really match. #}
 {% macro incremental_window(column='loaded_at') -%}
     {%- if is_incremental() -%}
-        {#- a table built before the watermarks existed: from its newest row, if it has
-            the column, else from the beginning -#}
-        {%- set own_columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list -%}
-        {{ column }} >= coalesce(
-            (select processed_from from {{ watermarks_relation() }}
-             where model_name = '{{ this.identifier }}'),
-            {% if 'loaded_at' in own_columns -%}
-            (select max(loaded_at) from {{ this }}),
-            {% endif -%}
-            '-infinity'
-        )
+        {%- set since = '-infinity' -%}
+        {%- if execute -%}
+            {#- a table built before the watermarks existed: from its newest row, if it
+                has the column, else from the beginning -#}
+            {%- set own_columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list -%}
+            {%- set query -%}
+                select coalesce(
+                    (select processed_from from {{ watermarks_relation() }}
+                     where model_name = '{{ this.identifier }}'),
+                    {% if 'loaded_at' in own_columns -%}
+                    (select max(loaded_at) from {{ this }}),
+                    {% endif -%}
+                    '-infinity'
+                )::text
+            {%- endset -%}
+            {%- set since = run_query(query).columns[0].values()[0] -%}
+        {%- endif -%}
+        {{ column }} >= '{{ since }}'::timestamptz
     {%- else -%}
         true
     {%- endif -%}
+{%- endmacro %}
+
+
+{# post-hook: statistics for a table that has none (the first build, a full refresh:
+   dbt creates tables without them and autovacuum comes later, so the next build's
+   plans would rest on guesses). An incremental write leaves the existing ones, which
+   autovacuum keeps up to date. #}
+{% macro analyze_if_new() -%}
+    do $$
+    begin
+        if (
+            select last_analyze is null and last_autoanalyze is null
+            from pg_stat_user_tables
+            where relid = '{{ this }}'::regclass
+        ) then
+            analyze {{ this }};
+        end if;
+    end
+    $$
 {%- endmacro %}

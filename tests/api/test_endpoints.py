@@ -368,3 +368,34 @@ def test_price_history_and_points_match_the_sample(client, truth, lake_messages)
         for name, c in truth["channels"].items()
         if c["prices"].get("paracetamol")
     }
+
+
+@pytest.mark.parametrize("window", [5, 60, 100_000])
+def test_search_pages_alike_whichever_path_answers(api_settings, thread_server, window):
+    """The newest-first walk (common words), the GIN fallback (rare words) and the
+    count give the same pages and totals: the walk window shrunk to force each path."""
+    import httpx
+
+    from tgmed_api.main import create_app
+    from tgmed_api.routes import search
+
+    settings = api_settings.model_copy(update={"cache_size": 0})
+    with (
+        pytest.MonkeyPatch.context() as patch,
+        thread_server(create_app(settings)) as server,
+        httpx.Client(base_url=server.url) as http,
+    ):
+        answers = {}
+        for size in (window, 100_000):
+            patch.setattr(search, "WALK_WINDOW", size)
+            patch.setattr(search, "WALK_PER_RESULT", 0 if size == window else 50)
+            for query, offset in (("birr", 0), ("birr", 40), ("zithromax", 0), ("ፓራሲ", 10)):
+                got = http.get(
+                    "/api/search/messages", params={"query": query, "offset": offset, "limit": 20}
+                ).json()
+                answers.setdefault((query, offset), []).append(
+                    (got["total"], [h["message_key"] for h in got["data"]])
+                )
+    for key, (small, large) in answers.items():
+        assert small == large, key
+        assert small[0] > 0, key

@@ -5,7 +5,7 @@
         incremental_strategy='delete+insert',
         indexes=[{'columns': ['message_key']}, {'columns': ['loaded_at']}],
         pre_hook=["{{ note_safe_point() }}"],
-        post_hook=["{{ record_safe_point() }}", "analyze {{ this }}"],
+        post_hook=["{{ record_safe_point() }}", "{{ analyze_if_new() }}"],
     )
 }}
 

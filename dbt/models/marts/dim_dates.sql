@@ -1,11 +1,12 @@
 -- Every day from the first post to the last (days without posts included, so trends
--- show the gaps), with the calendar attributes reports group by.
+-- show the gaps), with the calendar attributes reports group by. The range comes from
+-- rpt_channel_daily (a row per channel and day), not a scan of every message.
 with bounds as (
 
     select
         coalesce(min(date_key), current_date) as first_day,
         coalesce(max(date_key), current_date) as last_day
-    from {{ ref('fct_messages') }}
+    from {{ ref('rpt_channel_daily') }}
 
 ),
 

@@ -16,7 +16,7 @@
             "create index if not exists fct_messages_search_vector on {{ this }}
              using gin (search_vector)",
             "{{ record_safe_point() }}",
-            "analyze {{ this }}",
+            "{{ analyze_if_new() }}",
         ],
     )
 }}

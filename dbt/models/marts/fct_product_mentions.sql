@@ -9,7 +9,7 @@
             {'columns': ['loaded_at']},
         ],
         pre_hook=["{{ note_safe_point() }}"],
-        post_hook=["{{ record_safe_point() }}", "analyze {{ this }}"],
+        post_hook=["{{ record_safe_point() }}", "{{ analyze_if_new() }}"],
     )
 }}
 

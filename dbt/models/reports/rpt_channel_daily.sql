@@ -5,7 +5,7 @@
         incremental_strategy='delete+insert',
         indexes=[{'columns': ['channel_key', 'date_key'], 'unique': True}],
         pre_hook=["{{ note_safe_point() }}"],
-        post_hook=["{{ record_safe_point() }}", "analyze {{ this }}"],
+        post_hook=["{{ record_safe_point() }}", "{{ analyze_if_new() }}"],
     )
 }}
 
@@ -45,6 +45,7 @@ final as (
         sum(view_count)::bigint as view_count,
         sum(forward_count)::bigint as forward_count,
         sum(reply_count)::bigint as reply_count,
+        min(posted_at) as first_posted_at,
         max(posted_at) as last_posted_at
     from messages
     group by channel_key, date_key

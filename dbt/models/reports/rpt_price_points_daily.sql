@@ -8,7 +8,7 @@
             {'columns': ['product_key', 'date_key']},
         ],
         pre_hook=["{{ note_safe_point() }}"],
-        post_hook=["{{ record_safe_point() }}", "analyze {{ this }}"],
+        post_hook=["{{ record_safe_point() }}", "{{ analyze_if_new() }}"],
     )
 }}
 

@@ -33,8 +33,8 @@ class Channel(BaseModel):
         "post's views are known (Telegram Desktop exports carry none). Unknown is null "
         "everywhere in this API, never 0.",
     )
-    forward_count: int = Field(ge=0)
-    reply_count: int = Field(ge=0)
+    forward_count: int | None = Field(ge=0, description="Forwards of the posts; null when unknown.")
+    reply_count: int | None = Field(ge=0, description="Replies to the posts; null when unknown.")
 
 
 class ChannelList(BaseModel):
@@ -53,8 +53,8 @@ class ActivityPoint(BaseModel):
     views_per_post: float | None = Field(
         ge=0, description="view_count over the posts with a known count; null when none."
     )
-    forward_count: int = Field(ge=0)
-    reply_count: int = Field(ge=0)
+    forward_count: int | None = Field(ge=0, description="null when no post's count is known.")
+    reply_count: int | None = Field(ge=0, description="null when no post's count is known.")
     image_post_count: int = Field(ge=0)
     media_share: float = Field(ge=0, le=1, description="Share of the posts with a photo.")
 

@@ -56,8 +56,8 @@ select
     coalesce(sum(posts.post_count), 0)::bigint as post_count,
     sum(posts.view_count)::bigint as view_count,
     coalesce(sum(posts.posts_with_views), 0)::bigint as posts_with_views,
-    coalesce(sum(posts.forward_count), 0)::bigint as forward_count,
-    coalesce(sum(posts.reply_count), 0)::bigint as reply_count,
+    sum(posts.forward_count)::bigint as forward_count,
+    sum(posts.reply_count)::bigint as reply_count,
     coalesce(sum(posts.image_post_count), 0)::bigint as image_post_count
 from days
 left join posts using (date_key)

@@ -10,11 +10,13 @@ a prefix), never by formatting SQL: `%`, `_`, quotes and operators are plain
 characters.
 
 Newest posts first, so the cost of a page is bounded by the page, not by how many posts
-match: a word in half the corpus is answered by walking the newest posts (posted_at
-index) until the page is full; a rare word by its GIN index (fct_messages'
-search_vector) and a sort of its few matches. The tsquery is computed first and passed
-back as a value, so the planner sees the actual words and picks between the two. The
-total is counted up to TOTAL_LIMIT (beyond it: "more than").
+match: the newest WALK_WINDOW posts (posted_at index) are tested first, which holds the
+page of any word in more than about 0.1% of the posts (and says its total is over
+TOTAL_LIMIT); a rarer word is answered from its GIN matches (fct_messages'
+search_vector), which are then few, sorted. The planner is not trusted to tell the two
+apart: its estimate for two prefix words together was off 100-fold (67 for 8,740),
+which sorted 8,740 matches for a page of 20 (docs/benchmarks.md). The total is
+counted up to TOTAL_LIMIT (beyond it: "more than").
 
 Words are letters and digits: emoji and punctuation are not words to the parser, so a
 query made only of them (`💊`, `!!!`) has nothing to search for and is refused (422,
@@ -31,7 +33,7 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from psycopg import sql
 
 from tgmed_api.db import fetch_all, fetch_one
-from tgmed_api.deps import CacheDep, FilterDep, PoolDep, cached_json
+from tgmed_api.deps import CacheDep, FilterDep, PoolDep, ReportFilter, cached_json
 from tgmed_api.models import NO_NUL, MessageHit, SearchResults
 
 router = APIRouter(prefix="/api/search", tags=["search"])
@@ -58,7 +60,62 @@ select (
 )::tsquery::text as tsquery
 """
 
+
+# Where a date range bounds posted_at itself (Addis Ababa days), so the newest-first
+# walk starts inside the range instead of filtering its way back to it.
+def _search_where(where: ReportFilter) -> sql.Composed:
+    parts = [where.where(dates=False, prefix="m.")]
+    if where.date_from is not None:
+        parts.append(
+            sql.SQL(
+                " and m.posted_at >= (%(date_from)s::date::timestamp"
+                " at time zone 'Africa/Addis_Ababa')"
+            )
+        )
+    if where.date_to is not None:
+        parts.append(
+            sql.SQL(
+                " and m.posted_at < ((%(date_to)s::date + 1)::timestamp"
+                " at time zone 'Africa/Addis_Ababa')"
+            )
+        )
+    return sql.Composed(parts)
+
+
+# 1. The newest WALK_WINDOW posts (posted_at index, newest first), the matches among
+#    them: for a word in more than ~0.1% of the posts this holds the page (and tells the
+#    total is over TOTAL_LIMIT) at a cost set by the window, not by the match count.
+WALK_SQL = """
+with recent as (
+    select m.message_key, m.posted_at, m.search_vector
+    from marts.fct_messages as m
+    where true {where}
+    order by m.posted_at desc, m.message_key desc
+    limit %(window)s
+),
+matches as (
+    select message_key, posted_at
+    from recent
+    where search_vector @@ %(tsquery)s::tsquery
+    order by posted_at desc, message_key desc
+    limit %(keep)s
+)
+select
+    (select count(*) from recent) as scanned,
+    coalesce(array_agg(message_key order by posted_at desc, message_key desc), '{{}}')
+        as keys
+from matches
+"""
+# 2. Fewer matches than the page needs there: a rare word, whose GIN matches are few;
+#    PostgreSQL sorts them (top-N) for the page.
 PAGE_SQL = """
+select m.message_key
+from marts.fct_messages as m
+where m.search_vector @@ %(tsquery)s::tsquery {where}
+order by m.posted_at desc, m.message_key desc
+limit %(limit)s offset %(offset)s
+"""
+HITS_SQL = """
 select
     m.message_key,
     m.channel_key as channel_username,
@@ -68,11 +125,9 @@ select
     m.view_count,
     ts_rank(m.search_vector, %(tsquery)s::tsquery) as rank
 from marts.fct_messages as m
-where m.search_vector @@ %(tsquery)s::tsquery {where}
+where m.message_key = any(%(keys)s)
 order by m.posted_at desc, m.message_key desc
-limit %(limit)s offset %(offset)s
 """
-
 COUNT_SQL = """
 select count(*) as total
 from (
@@ -82,6 +137,8 @@ from (
     limit %(count_limit)s
 ) as matches
 """
+WALK_WINDOW = 20_000
+WALK_PER_RESULT = 50  # deep pages walk further: posts per result needed (2% density)
 
 
 @router.get(
@@ -115,14 +172,31 @@ async def search_messages(
         if not tsquery:
             raise HTTPException(422, NO_WORD)
         params = {**where.params(), "tsquery": tsquery, "limit": limit, "offset": offset}
-        page_sql = sql.SQL(PAGE_SQL).format(where=where.where(prefix="m."))
-        rows = await fetch_all(pool, page_sql, params)
-        if offset == 0 and len(rows) < limit:
-            total = len(rows)  # the whole result is on this page
+        condition = _search_where(where)
+        needed = offset + limit
+        window = max(WALK_WINDOW, WALK_PER_RESULT * needed)
+        walked = await fetch_one(
+            pool,
+            sql.SQL(WALK_SQL).format(where=condition),
+            {**params, "window": window, "keep": max(needed, TOTAL_LIMIT + 1)},
+        )
+        matches: list[str] = walked["keys"] if walked else []
+        whole_table = walked is not None and walked["scanned"] < window
+        if len(matches) >= needed or whole_table:
+            keys = matches[offset:needed]
+        else:  # a rare word: its few GIN matches, sorted
+            paged = await fetch_all(pool, sql.SQL(PAGE_SQL).format(where=condition), params)
+            keys = [row["message_key"] for row in paged]
+        if len(matches) > TOTAL_LIMIT or whole_table:
+            total = len(matches)
         else:
-            count_sql = sql.SQL(COUNT_SQL).format(where=where.where(prefix="m."))
-            counted = await fetch_all(pool, count_sql, {**params, "count_limit": TOTAL_LIMIT + 1})
+            counted = await fetch_all(
+                pool,
+                sql.SQL(COUNT_SQL).format(where=condition),
+                {**params, "count_limit": TOTAL_LIMIT + 1},
+            )
             total = counted[0]["total"]
+        rows = await fetch_all(pool, HITS_SQL, {"keys": keys, "tsquery": tsquery}) if keys else []
         hits = [MessageHit(**r) for r in rows]
         return SearchResults(
             query=query,
