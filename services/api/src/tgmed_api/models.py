@@ -100,7 +100,8 @@ class SearchResults(BaseModel):
     total: int = Field(
         ge=0,
         description="Messages matching the query over all pages, counted up to "
-        "`total_limit`; when `total_is_exact` is false there are more.",
+        "`total_limit` (200, or the end of the page asked for); when `total_is_exact` is "
+        "false there are more.",
     )
     total_is_exact: bool
     total_limit: int

@@ -10,13 +10,14 @@ a prefix), never by formatting SQL: `%`, `_`, quotes and operators are plain
 characters.
 
 Newest posts first, so the cost of a page is bounded by the page, not by how many posts
-match: the newest WALK_WINDOW posts (posted_at index) are tested first, which holds the
-page of any word in more than about 0.1% of the posts (and says its total is over
-TOTAL_LIMIT); a rarer word is answered from its GIN matches (fct_messages'
+match: the newest posts are walked first (posted_at index) until the page is full, at
+most WALK_WINDOW of them, which fills the page of any word in more than about 0.5% of
+the posts; a rarer word is answered from its GIN matches (fct_messages'
 search_vector), which are then few, sorted. The planner is not trusted to tell the two
 apart: its estimate for two prefix words together was off 100-fold (67 for 8,740),
 which sorted 8,740 matches for a page of 20 (docs/benchmarks.md). The total is
-counted up to TOTAL_LIMIT (beyond it: "more than").
+counted up to TOTAL_LIMIT, or to the end of the page asked for when that is further
+(beyond it: "more than").
 
 Words are letters and digits: emoji and punctuation are not words to the parser, so a
 query made only of them (`💊`, `!!!`) has nothing to search for and is refused (422,
@@ -40,7 +41,9 @@ router = APIRouter(prefix="/api/search", tags=["search"])
 
 MAX_QUERY_LENGTH = 200
 MAX_OFFSET = 10_000
-TOTAL_LIMIT = 1_000
+TOTAL_LIMIT = 200
+"""Matches counted at least this far (and always past the page asked for): a count is
+bounded by the page, not by the match count."""
 
 EMPTY_QUERY = "the query is empty: give at least one word (English or Amharic)"
 NO_WORD = (
@@ -82,29 +85,21 @@ def _search_where(where: ReportFilter) -> sql.Composed:
     return sql.Composed(parts)
 
 
-# 1. The newest WALK_WINDOW posts (posted_at index, newest first), the matches among
-#    them: for a word in more than ~0.1% of the posts this holds the page (and tells the
-#    total is over TOTAL_LIMIT) at a cost set by the window, not by the match count.
+# 1. The newest posts, walked on the posted_at index, newest first, until the page is
+#    full (at most WALK_WINDOW posts): a word in more than about 0.5% of the posts fills
+#    its page after needed/share posts, a cost set by the page, not by the match count.
 WALK_SQL = """
-with recent as (
+select m.message_key
+from (
     select m.message_key, m.posted_at, m.search_vector
     from marts.fct_messages as m
     where true {where}
     order by m.posted_at desc, m.message_key desc
     limit %(window)s
-),
-matches as (
-    select message_key, posted_at
-    from recent
-    where search_vector @@ %(tsquery)s::tsquery
-    order by posted_at desc, message_key desc
-    limit %(keep)s
-)
-select
-    (select count(*) from recent) as scanned,
-    coalesce(array_agg(message_key order by posted_at desc, message_key desc), '{{}}')
-        as keys
-from matches
+) as m
+where m.search_vector @@ %(tsquery)s::tsquery
+order by m.posted_at desc, m.message_key desc
+limit %(needed)s
 """
 # 2. Fewer matches than the page needs there: a rare word, whose GIN matches are few;
 #    PostgreSQL sorts them (top-N) for the page.
@@ -137,7 +132,7 @@ from (
     limit %(count_limit)s
 ) as matches
 """
-WALK_WINDOW = 20_000
+WALK_WINDOW = 5_000
 WALK_PER_RESULT = 50  # deep pages walk further: posts per result needed (2% density)
 
 
@@ -175,34 +170,33 @@ async def search_messages(
         condition = _search_where(where)
         needed = offset + limit
         window = max(WALK_WINDOW, WALK_PER_RESULT * needed)
-        walked = await fetch_one(
+        walked = await fetch_all(
             pool,
             sql.SQL(WALK_SQL).format(where=condition),
-            {**params, "window": window, "keep": max(needed, TOTAL_LIMIT + 1)},
+            {**params, "window": window, "needed": needed},
         )
-        matches: list[str] = walked["keys"] if walked else []
-        whole_table = walked is not None and walked["scanned"] < window
-        if len(matches) >= needed or whole_table:
-            keys = matches[offset:needed]
-        else:  # a rare word: its few GIN matches, sorted
+        if len(walked) >= needed:
+            keys = [row["message_key"] for row in walked[offset:needed]]
+        else:  # a rare word (or the last page): its GIN matches, which are few, sorted
             paged = await fetch_all(pool, sql.SQL(PAGE_SQL).format(where=condition), params)
             keys = [row["message_key"] for row in paged]
-        if len(matches) > TOTAL_LIMIT or whole_table:
-            total = len(matches)
+        total_limit = max(TOTAL_LIMIT, needed)
+        if offset == 0 and len(keys) < limit:
+            total = len(keys)  # every match is on this page
         else:
             counted = await fetch_all(
                 pool,
                 sql.SQL(COUNT_SQL).format(where=condition),
-                {**params, "count_limit": TOTAL_LIMIT + 1},
+                {**params, "count_limit": total_limit + 1},
             )
             total = counted[0]["total"]
         rows = await fetch_all(pool, HITS_SQL, {"keys": keys, "tsquery": tsquery}) if keys else []
         hits = [MessageHit(**r) for r in rows]
         return SearchResults(
             query=query,
-            total=min(total, TOTAL_LIMIT),
-            total_is_exact=total <= TOTAL_LIMIT,
-            total_limit=TOTAL_LIMIT,
+            total=min(total, total_limit),
+            total_is_exact=total <= total_limit,
+            total_limit=total_limit,
             limit=limit,
             offset=offset,
             data=hits,
