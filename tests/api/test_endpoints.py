@@ -368,6 +368,18 @@ def test_price_history_and_points_match_the_sample(client, truth, lake_messages)
         for name, c in truth["channels"].items()
         if c["prices"].get("paracetamol")
     }
+    # the weekly mart (unfiltered) and the daily histogram folded per week (a range
+    # covering everything) agree
+    folded = get_ok(
+        client,
+        "/api/reports/prices/history",
+        product="paracetamol",
+        period="week",
+        **{"from": "2000-01-01", "to": "2100-01-01"},
+    )
+    assert folded["data"] == history["data"]
+    days = get_ok(client, "/api/reports/prices/history", product="paracetamol", period="day")
+    assert sum(p["price_count"] for p in days["data"]) == sum(per_channel.values())
 
 
 @pytest.mark.parametrize("window", [5, 60, 100_000])

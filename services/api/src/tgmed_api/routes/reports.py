@@ -161,6 +161,13 @@ inner join marts.dim_dates as dates using (date_key)
 where d.product_key = %(product)s {where}
 group by d.channel_key, dates.{bucket}, d.price_birr
 """
+# unfiltered weeks: the weekly histogram as it is (a few hundred rows for a product)
+HISTORY_WEEKS_SQL = """
+select channel_key, week_start_date as period_start, price_birr::float8 as price,
+    price_count as count, last_posted_at
+from marts.rpt_price_points_weekly
+where product_key = %(product)s {where}
+"""
 _BUCKETS = {"day": "date_key", "week": "week_start_date"}
 
 
@@ -327,11 +334,11 @@ async def price_history(
 ) -> Response:
     async def build() -> PriceHistory:
         found = await _find_product(pool, product)
-        rows = await fetch_all(
-            pool,
-            _query(HISTORY_SQL, where, prefix="d.", bucket=_BUCKETS[period]),
-            {**where.params(), "product": found["product_key"]},
-        )
+        if period == "week" and not where.has_dates:
+            query = _query(HISTORY_WEEKS_SQL, where)
+        else:
+            query = _query(HISTORY_SQL, where, prefix="d.", bucket=_BUCKETS[period])
+        rows = await fetch_all(pool, query, {**where.params(), "product": found["product_key"]})
         groups: dict[tuple[str, date], list] = defaultdict(list)
         for r in rows:
             groups[(r["channel_key"], r["period_start"])].append(
