@@ -23,6 +23,8 @@ final as (
         max(last_posted_at) as last_posted_at
     from daily
     group by product_key, channel_key, price_birr
+    -- stored in product order: one product's rows share a page or two
+    order by product_key, channel_key, price_birr
 
 )
 

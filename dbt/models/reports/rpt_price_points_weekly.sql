@@ -31,6 +31,8 @@ final as (
     from daily
     inner join dates using (date_key)
     group by daily.product_key, daily.channel_key, dates.week_start_date, daily.price_birr
+    -- stored in product order: one product's rows share a few pages
+    order by daily.product_key, daily.channel_key, dates.week_start_date
 
 )
 
