@@ -32,7 +32,7 @@ ORCH_ENV = TGMED_LAUNCH_MODE=local TGMED_SCRAPE_SOURCE=$${TGMED_SCRAPE_SOURCE:-e
 SERVE ?= 1
 
 .PHONY: help setup sample demo pipeline serve test lint format bench clean db-start db-stop \
-	warehouse yolo-setup yolo-test detect dagster-ui dagster-jobs dagster-launch dagster-status api \
+	warehouse yolo-setup yolo-test browser-setup detect dagster-ui dagster-jobs dagster-launch dagster-status api \
 	requirements images up down e2e
 
 help:  ## list the commands
@@ -122,6 +122,15 @@ yolo-setup: $(YOLO_VENV)/.installed  ## the detection stage's own environment (.
 detect: yolo-setup  ## detect objects in lake photos (DETECT_MODEL; the shared COCO model here)
 	DETECT_MODEL=$${DETECT_MODEL:-$(DEFAULT_MODEL)} $(YOLO_VENV)/bin/tgmed-yolo detect
 
+# the browser tests (dashboard, API docs, dbt docs) drive Debian's Chromium through
+# Playwright; an Ethiopic font renders the Amharic text, an emoji font the sellers' emoji
+BROWSER_PACKAGES := chromium chromium-driver fonts-noto-core fonts-noto-color-emoji
+browser-setup:  ## Chromium and the fonts the browser tests need (Debian packages; needs root)
+	@missing=$$(for p in $(BROWSER_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then echo "installing $$missing (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
 yolo-test: yolo-setup  ## the detection stage's tests (real model)
 	$(YOLO_VENV)/bin/python -m pytest services/yolo/tests
 
@@ -129,7 +138,7 @@ lint: setup  ## ruff lint + format check
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 
-test: lint yolo-setup  ## lint, then every test (the workspace's, then the yolo stage's)
+test: lint yolo-setup browser-setup  ## lint, then every test (the workspace's, then the yolo stage's)
 	TGMED_YOLO_BIN=$(abspath $(YOLO_VENV)/bin) DETECT_MODEL=$${DETECT_MODEL:-$(SHARED_MODEL)} $(RUN) pytest
 	$(MAKE) --no-print-directory yolo-test
 

@@ -142,6 +142,10 @@ class Platform:
         with urllib.request.urlopen(self.api + path, timeout=30) as response:  # noqa: S310
             return json.load(response)
 
+    def page(self, path: str) -> str:
+        with urllib.request.urlopen(self.api + path, timeout=30) as response:  # noqa: S310
+            return response.read().decode()
+
     def stage_containers(self, run_id: str) -> list[dict]:
         ids = sh(
             "docker",
@@ -274,6 +278,11 @@ def main() -> int:
         if not top["data"] or not activity["data"]:
             raise SystemExit(f"empty API answers: {top} {activity}")
         log(f"API: top product {top['data'][0]}, {len(activity['data'])} weeks for {channel}")
+        # the dashboard and the dbt docs the transform stage published, from the API service
+        dashboard, docs = platform.page("/dashboard/"), platform.page("/dbt-docs/")
+        if "plotly.min.js" not in dashboard or "rpt_channel_daily" not in docs:
+            raise SystemExit("the API service does not serve the dashboard and the dbt docs")
+        log(f"dashboard and dbt docs served ({len(docs):,} bytes of docs)")
 
         again = platform.launch("telegram_pipeline")
         status, seconds = platform.wait(again, timeout=1500)

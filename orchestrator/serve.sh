@@ -100,6 +100,7 @@ done
 echo
 echo "Dagster UI: http://127.0.0.1:$DAGSTER_PORT   (runs: http://127.0.0.1:$DAGSTER_PORT/runs)"
 echo "API:        $api"
+echo "            dashboard: http://$API_HOST:$API_PORT/dashboard/   dbt docs: http://$API_HOST:$API_PORT/dbt-docs/"
 echo "logs:       $dagster_log, $api_log"
 echo "Ctrl-C stops both."
 wait -n "${started[@]}" || true

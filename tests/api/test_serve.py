@@ -82,11 +82,16 @@ def test_unreachable_database_health_ok_ready_503(tmp_path):
 
 
 def _swap_dim_channels(owner_url: str, title: str) -> None:
-    """What a dbt build does to a table model: a new table under the same name."""
+    """What a dbt build does to a table model (a new table under the same name), and
+    the record its on-run-end hook writes (what the cache is keyed on)."""
     with psycopg.connect(owner_url) as conn:
         conn.execute("alter table marts.dim_channels rename to dim_channels_before")
         conn.execute("create table marts.dim_channels as select * from marts.dim_channels_before")
         conn.execute("update marts.dim_channels set channel_title = %s", [title])
+        conn.execute(
+            "insert into marts.dbt_builds (invocation_id, command, nodes_written, nodes)"
+            " values (gen_random_uuid()::text, 'build', 1, array['dim_channels'])"
+        )
 
 
 def _restore_dim_channels(owner_url: str) -> None:

@@ -1,8 +1,14 @@
 """`tgmed-transform`: the dbt stage. Runs the project in `dbt/` against DATABASE_URL.
 
-    tgmed-transform build [--full-refresh] [--select ...]   seeds, models, tests
-    tgmed-transform docs                                    dbt docs generate
+    tgmed-transform build [--full-refresh] [--select ...]   seeds, models, tests, then docs
+    tgmed-transform docs                                    dbt docs, published
     tgmed-transform dbt -- ARGS...                          any other dbt command
+
+The docs site (models, columns, tests, lineage: `dbt docs generate --static`, one
+self-contained HTML file) is published into the warehouse (`marts.dbt_docs`), where the
+API serves it at /dbt-docs/ through its read-only role: no shared volume between the
+transform stage and the API in any launch mode. `build` publishes it after a successful
+build (TRANSFORM_PUBLISH_DOCS=false or --no-docs skips it).
 
 dbt's own output goes to stderr; the last stdout line is a JSON summary (models built,
 tests passed/failed, per status). Exit code 0 when every node succeeded, 1 otherwise,
@@ -35,6 +41,9 @@ class TransformSettings(BaseSettings):
 
     database_url: SecretStr
     dbt_project_dir: Path = Path(__file__).resolve().parents[2]
+    transform_publish_docs: bool = True
+    """TRANSFORM_PUBLISH_DOCS: after a successful build, generate the dbt docs site and
+    publish it into the warehouse for the API's /dbt-docs/."""
 
 
 def dbt_environment(database_url: str) -> dict[str, str]:
@@ -111,6 +120,41 @@ def run_dbt(args: list[str], settings: TransformSettings) -> dict[str, Any]:
     return summarize(args[0], result, time.monotonic() - started)
 
 
+DOCS_TABLE_SQL = """
+create table if not exists marts.dbt_docs (
+    site text primary key,
+    html text not null,
+    generated_at timestamptz not null
+)
+"""
+PUBLISH_SQL = """
+insert into marts.dbt_docs (site, html, generated_at) values ('index', %s, now())
+on conflict (site) do update set html = excluded.html, generated_at = excluded.generated_at
+"""
+
+
+def target_dir(settings: TransformSettings) -> Path:
+    configured = os.environ.get("DBT_TARGET_PATH")
+    return Path(configured) if configured else settings.dbt_project_dir / "target"
+
+
+def publish_docs(settings: TransformSettings) -> dict[str, Any]:
+    """dbt docs generate --static, and the page into marts.dbt_docs (one transaction)."""
+    import psycopg2
+
+    summary = run_dbt(["docs", "generate", "--static"], settings)
+    if not summary["success"]:
+        return summary
+    page = target_dir(settings) / "static_index.html"
+    html = page.read_text(encoding="utf-8")
+    connect = psycopg2.connect(settings.database_url.get_secret_value())
+    with contextlib.closing(connect) as conn, conn, conn.cursor() as cursor:
+        cursor.execute(DOCS_TABLE_SQL)
+        cursor.execute(PUBLISH_SQL, (html,))
+    summary["docs_published_bytes"] = len(html.encode())
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tgmed-transform", description=__doc__.split("\n\n")[0])
     parser.add_argument("--log-level", default="INFO")
@@ -118,7 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     build = commands.add_parser("build", help="dbt build: seeds, models and their tests")
     build.add_argument("--full-refresh", action="store_true")
     build.add_argument("--select", nargs="+")
-    commands.add_parser("docs", help="dbt docs generate (target/index.html)")
+    build.add_argument("--no-docs", action="store_true", help="do not publish the docs site")
+    commands.add_parser(
+        "docs", help="dbt docs generate --static, published into marts.dbt_docs (/dbt-docs/)"
+    )
     passthrough = commands.add_parser("dbt", help="any dbt command: tgmed-transform dbt -- ARGS")
     passthrough.add_argument("dbt_args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
@@ -130,11 +177,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "build":
             dbt_args = ["build"] + (["--full-refresh"] if args.full_refresh else [])
             dbt_args += ["--select", *args.select] if args.select else []
-        elif args.command == "docs":
-            dbt_args = ["docs", "generate"]
-        else:
-            dbt_args = [a for a in args.dbt_args if a != "--"]
-        return run_dbt(dbt_args, settings)
+            summary = run_dbt(dbt_args, settings)
+            if summary["success"] and settings.transform_publish_docs and not args.no_docs:
+                docs = publish_docs(settings)
+                summary["docs_published_bytes"] = docs.get("docs_published_bytes", 0)
+                summary["seconds"] = round(summary["seconds"] + docs["seconds"], 2)
+                if not docs["success"]:
+                    summary["success"] = False
+                    summary["failures"] = ["dbt docs generate failed", *docs["failures"]]
+            return summary
+        if args.command == "docs":
+            return publish_docs(settings)
+        return run_dbt([a for a in args.dbt_args if a != "--"], settings)
 
     return run_stage("transform", run, failed=lambda summary: not summary["success"])
 
