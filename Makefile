@@ -95,7 +95,7 @@ api: setup  ## serve the API on the embedded database (make warehouse first); do
 	@url="$${API_DATABASE_URL:-$$($(RUN) tgmed-devdb url --pgdata $(PGDATA) --user $${API_DB_USER:-tgmed_api})}"; \
 	API_DATABASE_URL="$$url" $(RUN) tgmed-api serve
 
-$(YOLO_VENV)/.installed: services/yolo/pyproject.toml services/yolo/requirements.lock
+$(YOLO_VENV)/.installed: services/yolo/pyproject.toml services/yolo/requirements.lock services/common/pyproject.toml
 	python3 -m venv $(YOLO_VENV)
 	$(YOLO_VENV)/bin/pip install --quiet --disable-pip-version-check \
 		-c services/yolo/requirements.lock \

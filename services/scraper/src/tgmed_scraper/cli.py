@@ -2,7 +2,13 @@
 
 Logs go to stderr; the last line on stdout is a one-line JSON summary. Exit code 0 when
 everything went through, 1 when a channel or an export failed (the rest still went
-through), 2 for a usage or configuration error.
+through), 2 for a usage or configuration error. Launched by Dagster (Pipes), the outcome
+says which: a channel that failed on the network is `transient` (the scrape is retried;
+high-water marks make the channels already done no-ops), one that failed otherwise (no
+such channel, a FloodWait past the limit) or an export set aside is `set_aside`.
+
+One `scrape` is one process with one Telegram connection for all its channels: a
+session must never be used from two places at once (Telegram revokes the key).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from tgmed_common.channels import parse_channels, read_channels_file
 from tgmed_common.lake import Lake
 from tgmed_common.logs import configure_logging, register_secrets
 from tgmed_common.settings import ConfigError, LakeSettings, load_settings, secret_values
@@ -36,12 +43,9 @@ def _since(value: str) -> datetime:
 
 
 def _channels(args: argparse.Namespace) -> list[str]:
-    names = list(args.channel or [])
+    names = parse_channels("\n".join(args.channel or []), "--channel")
     if args.channels_file:
-        for line in Path(args.channels_file).read_text(encoding="utf-8").splitlines():
-            line = line.split("#", 1)[0].strip()
-            if line:
-                names.append(line)
+        names += read_channels_file(args.channels_file)  # the one parser (tgmed_common)
     if not names:
         raise ConfigError("no channel given: pass --channel NAME (repeatable) or --channels-file")
     return list(dict.fromkeys(names))
@@ -144,9 +148,15 @@ def main(argv: list[str] | None = None) -> int:
     return run_stage(
         args.command,
         lambda: _run(args),
-        usage_errors=(FileNotFoundError, ValueError),
-        failed=lambda summary: bool(summary.get("failed_channels") or summary.get("failed")),
+        usage_errors=(FileNotFoundError,),
+        transient=lambda summary: _all_transient(summary),
+        set_aside=lambda summary: bool(summary.get("failed_channels") or summary.get("failed")),
     )
+
+
+def _all_transient(summary: dict) -> bool:
+    failed = set(summary.get("failed_channels") or {})
+    return bool(failed) and failed <= set(summary.get("transient_channels") or [])
 
 
 if __name__ == "__main__":

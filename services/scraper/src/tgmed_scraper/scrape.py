@@ -22,6 +22,7 @@ from telethon.tl import types
 from tgmed_common.lake import MESSAGES, Lake, new_run_id
 from tgmed_common.progress import Progress
 from tgmed_common.records import canonical_channel
+from tgmed_common.stage import is_transient
 from tgmed_common.state import HighWaterMarks
 from tgmed_scraper.convert import has_photo, message_to_record
 from tgmed_scraper.writer import MessageBatchWriter
@@ -58,6 +59,7 @@ class ChannelResult:
     high_water_mark: int = 0
     files: int = 0
     error: str | None = None
+    transient: bool = False  # the error was the network's: a retry may succeed
 
 
 @dataclass
@@ -81,7 +83,18 @@ class ScrapeSummary:
             "files": sum(c.files for c in self.channels),
             "flood_waits": sum(c.flood_waits for c in self.channels),
             "failed_channels": {c.channel: c.error for c in self.failed},
+            "transient_channels": sorted(c.channel for c in self.failed if c.transient),
             "high_water_marks": {c.channel: c.high_water_mark for c in self.channels},
+            "per_channel": {
+                c.channel: {
+                    "messages": c.messages,
+                    "photos": c.photos,
+                    "photo_errors": c.photo_errors,
+                    "files": c.files,
+                    "high_water_mark": c.high_water_mark,
+                }
+                for c in self.channels
+            },
         }
 
 
@@ -271,6 +284,7 @@ async def scrape_channels(
                 )
                 log.error("%s", message)
                 scraper.result.error = message
+                scraper.result.transient = is_transient(error)
                 return scraper.result
 
     summary.channels = list(await asyncio.gather(*(one(c) for c in channels)))
