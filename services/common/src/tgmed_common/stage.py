@@ -90,11 +90,11 @@ class _PipesLogHandler(logging.Handler):
 def dagster_pipes() -> Iterator[Any]:
     """The Pipes context when Dagster launched this process, else None (by hand)."""
     try:
-        from dagster_pipes import is_dagster_pipes_process, open_dagster_pipes
+        from dagster_pipes import PipesEnvVarParamsLoader, open_dagster_pipes
     except ImportError:  # a stage installed without dagster-pipes still runs by hand
         yield None
         return
-    if not is_dagster_pipes_process():
+    if not PipesEnvVarParamsLoader().is_dagster_pipes_process():
         yield None
         return
     with open_dagster_pipes() as pipes:

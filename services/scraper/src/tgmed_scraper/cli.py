@@ -116,7 +116,13 @@ async def _scrape(args: argparse.Namespace, lake: Lake) -> dict:
         flood_wait_max_seconds=settings.flood_wait_max_seconds,
         download_photos=settings.download_photos and not args.no_photos,
     )
-    client = create_client(telegram)
+    try:
+        client = create_client(telegram)
+    except ValueError as error:  # Telethon refuses the session string itself
+        raise ConfigError(
+            f"TELEGRAM_SESSION is not a valid session string ({error}): run "
+            "`tgmed-scraper login` and store what it prints"
+        ) from None
     await client.connect()
     try:
         if not await client.is_user_authorized():
