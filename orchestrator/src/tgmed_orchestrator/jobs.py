@@ -33,8 +33,8 @@ STAGE_RETRY_POLICY = stage_retry_policy()
 # run); dbt's incremental models are kept correct by their own lookback as well
 WAREHOUSE_TAGS = {"tgmed/warehouse": "write"}
 
-LAKE = AssetSelection.keys(MESSAGES, MEDIA, DETECTIONS)
-RAW = AssetSelection.keys(RAW_MESSAGES, RAW_DETECTIONS)
+LAKE = AssetSelection.assets(MESSAGES, MEDIA, DETECTIONS)
+RAW = AssetSelection.assets(RAW_MESSAGES, RAW_DETECTIONS)
 DBT = AssetSelection.groups(*DBT_GROUPS)
 
 telegram_pipeline = define_asset_job(
@@ -48,7 +48,7 @@ telegram_pipeline = define_asset_job(
 )
 scrape_and_load = define_asset_job(
     "scrape_and_load",
-    selection=AssetSelection.keys(MESSAGES, MEDIA, RAW_MESSAGES),
+    selection=AssetSelection.assets(MESSAGES, MEDIA, RAW_MESSAGES),
     tags=WAREHOUSE_TAGS,
     op_retry_policy=STAGE_RETRY_POLICY,
     description="scrape, load messages",
@@ -62,7 +62,7 @@ transform = define_asset_job(
 )
 enrich = define_asset_job(
     "enrich",
-    selection=AssetSelection.keys(DETECTIONS, RAW_DETECTIONS),
+    selection=AssetSelection.assets(DETECTIONS, RAW_DETECTIONS),
     tags=WAREHOUSE_TAGS,
     op_retry_policy=STAGE_RETRY_POLICY,
     description="detect, load detections",
@@ -76,7 +76,7 @@ load_lake = define_asset_job(
 )
 pipeline_health = define_asset_job(
     "pipeline_health",
-    selection=AssetSelection.keys(HEALTH),
+    selection=AssetSelection.assets(HEALTH),
     description="row counts, freshness, failed runs, quarantine against thresholds; alerts",
 )
 

@@ -529,7 +529,7 @@ def launcher_from_settings() -> StageLauncher:
     settings = orchestrator_settings()
     gpu_stages = [part.strip() for part in settings.gpu_stages.split(",") if part.strip()]
     images = {
-        stage: os.environ.get(f"TGMED_IMAGE_{stage.upper()}")
+        stage: getattr(settings, f"image_{stage}")
         or DEFAULT_IMAGES[stage].replace(":latest", f":{settings.image_tag}")
         for stage in STAGES
     }

@@ -39,8 +39,12 @@ class OrchestratorSettings(BaseSettings):
     stage_timeouts: dict[str, float] = {}
     # local mode: bin folders of stage environments (the yolo stage has its own)
     yolo_bin: str | None = None
-    # docker and k8s modes
+    # docker and k8s modes: images tgmed-<stage>:<image_tag>, or one named per stage
     image_tag: str = "latest"
+    image_scrape: str | None = None
+    image_detect: str | None = None
+    image_load: str | None = None
+    image_transform: str | None = None
     gpu_stages: str = ""  # comma-separated, e.g. "detect"
     docker_network: str = "tgmed"
     docker_lake_volume: str = "tgmed-lake"
