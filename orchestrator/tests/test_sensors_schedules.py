@@ -15,11 +15,11 @@ from dagster import (
 )
 
 from tgmed_common.lake import Lake
+from tgmed_orchestrator.planning import CHANNELS
 from tgmed_orchestrator.schedules import (
     telegram_pipeline_schedule,
     weekly_full_refresh_schedule,
 )
-from tgmed_orchestrator.planning import CHANNELS
 from tgmed_orchestrator.sensors import (
     GRACE_NS,
     channel_partitions_sensor,

@@ -396,6 +396,12 @@ class K8sStageLauncher(StageLauncher):
     }
     # Secrets that hold Telegram credentials: never given to an export import
     telegram_secrets: list[str] = ["tgmed-telegram"]
+    # what each Secret holds (the cluster's manifests create them so; the ConfigMap holds
+    # every other, non-secret variable)
+    secret_env: dict[str, list[str]] = {
+        "tgmed-telegram": ["TELEGRAM_API_ID", "TELEGRAM_API_HASH", "TELEGRAM_SESSION"],
+        "tgmed-database": ["DATABASE_URL", "API_DB_PASSWORD"],
+    }
     gpu_stages: list[str] = []
     stage_resources: dict[str, dict[str, dict[str, str]]] = {
         "scrape": {"requests": {"cpu": "250m", "memory": "256Mi"}},
