@@ -15,7 +15,7 @@ SCRAPER_TESTS = Path(__file__).resolve().parents[3] / "services" / "scraper" / "
 
 
 def _update(change):
-    with open(STATE + ".lock", "a") as lock:
+    with Path(STATE + ".lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         path = Path(STATE)
         state = json.loads(path.read_text()) if path.exists() else {}
