@@ -9,12 +9,28 @@ import sys
 import time
 from pathlib import Path
 
-from dagster import DagsterInstance
+from dagster import DagsterEventType, DagsterInstance
 
 from tgmed_common.lake import Lake
 from tgmed_orchestrator.alerts import Alerter
-from tgmed_orchestrator.jobs import cleanup, pipeline_health
+from tgmed_orchestrator.definitions import defs
+from tgmed_orchestrator.jobs import cleanup
 from tgmed_orchestrator.launchers import LocalStageLauncher
+
+
+def health_run(alerter: Alerter):
+    """The pipeline_health job: the monitoring asset, materialized."""
+    return defs.resolve_job_def("pipeline_health").execute_in_process(
+        resources={"alerter": alerter}, instance=DagsterInstance.ephemeral()
+    )
+
+
+def health_metadata(result) -> dict:
+    [event] = [
+        e for e in result.all_events if e.event_type == DagsterEventType.ASSET_MATERIALIZATION
+    ]
+    assert event.asset_key.to_user_string() == "monitoring/pipeline_health"
+    return event.event_specific_data.materialization.metadata
 
 
 def test_health_check_alerts_on_breached_thresholds(
@@ -32,17 +48,16 @@ def test_health_check_alerts_on_breached_thresholds(
     lake.quarantine(bad, "test", stream="telegram_messages")
     monkeypatch.setenv("HEALTH_MAX_QUARANTINED_FILES", "0")
     alerter = Alerter(webhook_url=f"{alert_server.url}/hook")
-    result = pipeline_health.execute_in_process(
-        resources={"alerter": alerter}, instance=DagsterInstance.ephemeral()
-    )
+    result = health_run(alerter)
     assert result.success
-    output = result.output_for_node("pipeline_health_op")
-    assert output["counts"]["raw.telegram_messages"] == 0
-    assert output["counts"]["marts.fct_messages"] is None  # dbt never ran here
-    assert output["problems"] == [
-        "0 messages loaded, fewer than 1",
-        "1 quarantined files (threshold 0)",
-    ]
+    metadata = health_metadata(result)
+    assert metadata["rows.raw.telegram_messages"].value == 0
+    assert "rows.marts.fct_messages" not in metadata  # dbt never ran here
+    assert metadata["problems_found"].value == 2
+    assert metadata["quarantined_files"].value == 1
+    assert metadata["problems"].value == (
+        "- 0 messages loaded, fewer than 1\n- 1 quarantined files (threshold 0)"
+    )
     [hook] = [item["json"] for item in alert_server.received]
     assert hook["check"] == "pipeline_health"
     assert "1 quarantined files" in hook["text"]
@@ -51,10 +66,8 @@ def test_health_check_alerts_on_breached_thresholds(
     # within thresholds: no alert
     monkeypatch.setenv("HEALTH_MIN_MESSAGES", "0")
     monkeypatch.setenv("HEALTH_MAX_QUARANTINED_FILES", "5")
-    quiet = pipeline_health.execute_in_process(
-        resources={"alerter": alerter}, instance=DagsterInstance.ephemeral()
-    )
-    assert quiet.output_for_node("pipeline_health_op")["problems"] == []
+    quiet = health_run(alerter)
+    assert health_metadata(quiet)["problems_found"].value == 0
     assert len(alert_server.received) == 1
 
 

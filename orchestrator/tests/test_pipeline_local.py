@@ -76,7 +76,9 @@ query Partitions($key: AssetKeyInput!) {
 }"""
 ADD_PARTITION = """
 mutation Add($repo: RepositorySelector!, $key: String!) {
-  addDynamicPartition(repositorySelector: $repo, partitionsDefName: "channels", partitionKey: $key) {
+  addDynamicPartition(
+    repositorySelector: $repo, partitionsDefName: "channels", partitionKey: $key
+  ) {
     __typename
     ... on PythonError { message }
   }

@@ -11,7 +11,10 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_comments_blank_lines_case_and_duplicates():
-    text = "# channels\nCheMed123   # inline comment\n\n@lobelia4cosmetics\nchemed123\n  tikvahpharma#x\n"
+    text = (
+        "# channels\nCheMed123   # inline comment\n\n@lobelia4cosmetics\nchemed123\n"
+        "  tikvahpharma#x\n"
+    )
     assert parse_channels(text) == ["chemed123", "lobelia4cosmetics", "tikvahpharma"]
 
 
