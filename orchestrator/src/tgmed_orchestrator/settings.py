@@ -16,9 +16,10 @@ LaunchMode = Literal["local", "docker", "k8s"]
 
 
 class OrchestratorSettings(BaseSettings):
-    """TGMED_* variables: how stages are launched and what the pipeline reads."""
+    """TGMED_* variables: how stages are launched and what the pipeline reads. An empty
+    variable means its default (compose passes every name on, empty when unset)."""
 
-    model_config = env_config("TGMED_")
+    model_config = {**env_config("TGMED_"), "env_ignore_empty": True}
 
     launch_mode: LaunchMode = "local"
     # where scrape reads: the Telegram API (Telethon) or Telegram Desktop exports
