@@ -30,7 +30,7 @@ ORCH_ENV = TGMED_LAUNCH_MODE=local TGMED_SCRAPE_SOURCE=$${TGMED_SCRAPE_SOURCE:-e
 SERVE ?= 1
 
 .PHONY: help setup sample demo pipeline serve test lint format bench clean db-start db-stop \
-	warehouse yolo-setup yolo-test detect dagster-ui dagster-jobs dagster-launch dagster-status api \
+	warehouse dbt-lineage yolo-setup yolo-test detect dagster-ui dagster-jobs dagster-launch dagster-status api \
 	requirements images up down e2e
 
 help:  ## list the commands
@@ -83,6 +83,9 @@ dagster-launch: $(DAGSTER_HOME)/dagster.yaml  ## run a job now: make dagster-lau
 dagster-status: $(DAGSTER_HOME)/dagster.yaml  ## schedules and sensors (on/off, last tick) and the latest runs
 	@$(ORCH_ENV) $(RUN) tgmed-orchestrator status
 	@$(ORCH_ENV) $(RUN) tgmed-orchestrator runs --limit 5
+
+dbt-lineage: setup  ## after changing dbt models: the graph the orchestrator reads (dbt_lineage.json)
+	$(RUN) tgmed-transform lineage --out orchestrator/src/tgmed_orchestrator/dbt_lineage.json
 
 warehouse:  ## load the lake into PostgreSQL and build the marts (dbt)
 	@url="$(DB_URL)"; \

@@ -170,9 +170,11 @@ class Dagster:
         raise AssertionError(f"run {run_id} still {status}")
 
     def stop(self) -> None:
-        os.killpg(self.process.pid, signal.SIGTERM)
+        # Ctrl-C, as a person stops it (dagster dev outside a job-control shell ignores
+        # SIGTERM)
+        os.killpg(self.process.pid, signal.SIGINT)
         try:
-            self.process.wait(timeout=60)
+            self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
