@@ -80,10 +80,16 @@ def launch(name: str, config_path: str | None, max_concurrent: int, log_level: s
         result = execute_job(recon, instance=instance, run_config=run_config, raise_on_error=False)
         print(f"\nrun {result.run_id} of {name}: {'SUCCESS' if result.success else 'FAILURE'}")
         for event in result.all_events:
-            if event.event_type == DagsterEventType.STEP_OUTPUT:
-                meta = event.event_specific_data.metadata.get("summary")
-                if meta is not None:
-                    print(f"  {event.step_key}: {json.dumps(meta.value, default=str)[:300]}")
+            if event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+                materialization = event.event_specific_data.materialization
+                numbers = {
+                    key: value.value
+                    for key, value in materialization.metadata.items()
+                    if isinstance(value.value, int | float) and not isinstance(value.value, bool)
+                }
+                where = f" [{materialization.partition}]" if materialization.partition else ""
+                name = materialization.asset_key.to_user_string()
+                print(f"  {name}{where}: {json.dumps(numbers, default=str)[:300]}")
             elif event.event_type == DagsterEventType.STEP_FAILURE:
                 error = event.event_specific_data.error
                 print(
