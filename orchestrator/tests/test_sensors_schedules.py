@@ -157,3 +157,14 @@ def test_configured_channels_become_partitions(tmp_path, monkeypatch):
     monkeypatch.setenv("TGMED_CHANNELS_FILE", str(channels))
     result = channel_partitions_sensor(build_sensor_context(instance=instance))
     assert list(result.dynamic_partitions_requests[0].partition_keys) == ["newpharma"]
+
+
+def test_schedule_run_configs_fit_their_jobs():
+    """The weekly full refresh's run config is valid for the transform job's dbt step."""
+    from dagster import validate_run_config
+
+    from tgmed_orchestrator.definitions import defs
+
+    when = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
+    request = weekly_full_refresh_schedule(build_schedule_context(scheduled_execution_time=when))
+    assert validate_run_config(defs.resolve_job_def("transform"), request.run_config)
