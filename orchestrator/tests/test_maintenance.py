@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import psycopg
 from dagster import DagsterEventType, DagsterInstance
 
 from tgmed_common.lake import Lake
@@ -100,3 +101,33 @@ def test_cleanup_removes_only_old_quarantine_entries_and_temp_files(tmp_path, mo
     assert not old_entry.exists() and not stale.exists()
     assert fresh.exists()
     assert [p.name for p in lake.quarantined()] == ["new.jsonl.reason.json"]
+
+
+def test_freshness_check_of_the_newest_post_per_channel(tmp_path, monkeypatch, fresh_database):
+    """The check on raw/telegram_messages: each channel's newest post against
+    HEALTH_MAX_POST_AGE_HOURS (configuration), the stale ones named."""
+    from dagster import build_asset_check_context
+
+    from tgmed_orchestrator.assets.raw import newest_post_per_channel
+
+    url = fresh_database("freshness")
+    monkeypatch.setenv("DATABASE_URL", url)
+    loader = Path(sys.executable).parent / "tgmed-loader"
+    subprocess.run([str(loader), "init-db"], check=True, capture_output=True, env=os.environ)
+    with psycopg.connect(url) as conn:
+        for channel, hours in [("fresh_one", 2), ("stale_one", 100)]:
+            conn.execute(
+                "insert into raw.telegram_messages (channel_username, message_id, message_date,"
+                " scraped_at, record, source_file) values (%s, 1, now() - make_interval("
+                "hours => %s), now(), '{}', 'x')",
+                [channel, hours],
+            )
+    monkeypatch.setenv("HEALTH_MAX_POST_AGE_HOURS", "48")
+    result = newest_post_per_channel(build_asset_check_context())
+    assert not result.passed
+    assert result.metadata["stale_channels"].value == 1
+    assert result.metadata["threshold_hours"].value == 48
+    assert "stale_one" in result.metadata["stale"].value
+    assert "fresh_one" not in result.metadata["stale"].value
+    monkeypatch.setenv("HEALTH_MAX_POST_AGE_HOURS", "200")
+    assert newest_post_per_channel(build_asset_check_context()).passed
