@@ -57,7 +57,7 @@ def pipeline_health(context: AssetExecutionContext, alerter: Alerter) -> Materia
         sent = alerter.send(
             "tgmed: pipeline health check found problems",
             "\n".join(f"- {p}" for p in problems),
-            {"check": "pipeline_health", "run_id": context.run_id},
+            {"check": "pipeline_health", "run_id": context.run.run_id},
         )
         metadata["alerted"] = MetadataValue.text(", ".join(sent) or "no alert channel configured")
     else:
