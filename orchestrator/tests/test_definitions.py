@@ -73,9 +73,14 @@ def test_the_catalog_holds_the_lake_the_raw_tables_every_dbt_model_and_the_healt
     asset_graph = graph()
     keys = {k.to_user_string() for k in asset_graph.get_all_asset_keys()}
     lake = {"lake/telegram_messages", "lake/telegram_media", "lake/yolo_detections"}
-    raw = {"raw/telegram_messages", "raw/yolo_detections"}
+    raw = {
+        "raw/telegram_messages",
+        "raw/telegram_message_observations",
+        "raw/telegram_channel_snapshots",
+        "raw/yolo_detections",
+    }
     dbt = {"/".join(n["asset_key"]) for n in LINEAGE["assets"].values()}
-    assert len(DBT_MODELS) == 12 and len(dbt) == 15  # 12 models, 3 seeds
+    assert len(DBT_MODELS) == 17 and len(dbt) == 20  # 17 models, 3 seeds
     assert keys == lake | raw | dbt | {"monitoring/pipeline_health"}
     groups = {
         k.to_user_string(): asset_graph.get(k).group_name for k in asset_graph.get_all_asset_keys()
@@ -132,7 +137,7 @@ def test_every_dbt_test_is_a_check_on_its_model():
         ("/".join(LINEAGE["assets"][c["asset"]]["asset_key"]), c["name"])
         for c in LINEAGE["checks"].values()
     }
-    assert len(dbt_checks) == 70  # 68 data tests, 2 unit tests
+    assert len(dbt_checks) == 119  # 116 data tests, 3 unit tests
     assert dbt_checks <= checks
     assert ("marts/fct_messages", "unique_fct_messages_message_key") in checks
     # a source's test is checked on the model that reads the source
@@ -150,7 +155,13 @@ def test_every_dbt_test_is_a_check_on_its_model():
     [
         (
             "scrape_and_load",
-            {"lake/telegram_messages", "lake/telegram_media", "raw/telegram_messages"},
+            {
+                "lake/telegram_messages",
+                "lake/telegram_media",
+                "raw/telegram_messages",
+                "raw/telegram_message_observations",
+                "raw/telegram_channel_snapshots",
+            },
         ),
         ("enrich", {"lake/yolo_detections", "raw/yolo_detections"}),
         ("pipeline_health", {"monitoring/pipeline_health"}),
@@ -172,7 +183,9 @@ def test_pipeline_transform_and_load_lake_selections():
 
     assert selected("telegram_pipeline") == everything - {"monitoring/pipeline_health"}
     assert selected("transform") == dbt
-    assert selected("load_lake") == dbt | {"raw/telegram_messages", "raw/yolo_detections"}
+    raw = {k for k in everything if k.startswith("raw/")}
+    assert len(raw) == 4
+    assert selected("load_lake") == dbt | raw
     for job in ("telegram_pipeline", "scrape_and_load", "transform", "enrich", "load_lake"):
         assert defs.resolve_job_def(job).tags["tgmed/warehouse"] == "write"
 

@@ -104,9 +104,11 @@ def test_a_configuration_error_is_not_retried_and_alerts(
     failures = step_events(result, step, DagsterEventType.STEP_FAILURE)
     assert len(failures) == 1
     message = failures[0].event_specific_data.error.message
+    # the stage's own words (the session checked before anything dials), exit code 2
     assert "tgmed-scraper scrape --channel chemed123 exited with 2" in message
     assert "configuration error (not retried)" in message
-    assert "TELEGRAM_SESSION is not a valid session string" in message  # the stage's words
+    assert "TELEGRAM_SESSION is not a Telethon session string" in message
+    # a configuration error is not retried: one attempt
     assert step_events(result, step, DagsterEventType.STEP_UP_FOR_RETRY) == []
     assert step_events(result, "raw__telegram_messages", DagsterEventType.STEP_START) == []
 
@@ -124,7 +126,10 @@ def test_a_configuration_error_is_not_retried_and_alerts(
     assert paths == ["/bot123:bot-token-secret/sendMessage", "/hook"]
     hook = next(i["json"] for i in alert_server.received if i["path"] == "/hook")
     assert hook["job"] == "scrape_and_load" and hook["run_id"] == result.run_id
-    assert "TELEGRAM_SESSION is not a valid session string" in hook["text"]
+    assert "TELEGRAM_SESSION is not a Telethon session string" in hook["text"]
+    assert step in hook["text"]
+    telegram = next(i["json"] for i in alert_server.received if i["path"] != "/hook")
+    assert telegram["chat_id"] == "-100" and "scrape_and_load" in telegram["text"]
     sent = json.dumps(alert_server.received)
     for secret in ["0123456789abcdef-hash", "not-a-session-secret", "db-password-secret"]:
         assert secret not in sent
@@ -148,7 +153,7 @@ def test_a_quarantined_file_fails_the_load_without_retry_with_a_failed_check_and
     step = "raw__telegram_messages"
     [failure] = step_events(result, step, DagsterEventType.STEP_FAILURE)
     message = failure.event_specific_data.error.message
-    assert "tgmed-loader load messages exited with 1: input set aside (not retried" in message
+    assert "tgmed-loader load telegram exited with 1: input set aside (not retried" in message
     assert bad.name in message and "line 2" in message
     assert step_events(result, step, DagsterEventType.STEP_UP_FOR_RETRY) == []
     assert not bad.exists()

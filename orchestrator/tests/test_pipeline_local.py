@@ -236,7 +236,12 @@ def test_catalog_lineage_metadata_and_checks_after_the_run(platform):
     catalog = nodes(dagster)
     dbt = {"/".join(n["asset_key"]) for n in LINEAGE["assets"].values()}
     lake = {"lake/telegram_messages", "lake/telegram_media", "lake/yolo_detections"}
-    raw = {"raw/telegram_messages", "raw/yolo_detections"}
+    raw = {
+        "raw/telegram_messages",
+        "raw/telegram_message_observations",
+        "raw/telegram_channel_snapshots",
+        "raw/yolo_detections",
+    }
     assert lake | raw | dbt <= set(catalog)
     assert catalog["lake/telegram_messages"]["partitionDefinition"]["name"] == "channels"
 
@@ -271,7 +276,7 @@ def test_catalog_lineage_metadata_and_checks_after_the_run(platform):
         ("/".join(LINEAGE["assets"][c["asset"]]["asset_key"]), c["name"])
         for c in LINEAGE["checks"].values()
     }
-    assert len(checks) == 70
+    assert len(checks) == 119  # 116 data tests, 3 unit tests
     for model, name in checks:
         found = {c["name"]: c for c in catalog[model]["assetChecksOrError"]["checks"]}
         execution = found[name]["executionForLatestMaterialization"]

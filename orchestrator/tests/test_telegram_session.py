@@ -20,6 +20,17 @@ from tgmed_orchestrator.launchers import LocalStageLauncher
 FAKE = Path(__file__).parent / "fake_telegram"
 
 
+def session_string() -> str:
+    """A well-formed StringSession (as `login` prints) with a made-up key."""
+    from telethon.crypto import AuthKey
+    from telethon.sessions import StringSession
+
+    session = StringSession()
+    session.set_dc(2, "149.154.167.51", 443)
+    session.auth_key = AuthKey(bytes(range(256)))
+    return session.save()
+
+
 def test_two_channels_share_one_connection_and_a_network_failure_is_retried(tmp_path, monkeypatch):
     state = tmp_path / "telegram.json"
     lake = Lake(tmp_path / "lake")
@@ -30,7 +41,7 @@ def test_two_channels_share_one_connection_and_a_network_failure_is_retried(tmp_
     monkeypatch.setenv("LAKE_DIR", str(lake.root))
     monkeypatch.setenv("TELEGRAM_API_ID", "12345")
     monkeypatch.setenv("TELEGRAM_API_HASH", "0123456789abcdef")
-    monkeypatch.setenv("TELEGRAM_SESSION", "fake-session")
+    monkeypatch.setenv("TELEGRAM_SESSION", session_string())
     monkeypatch.setenv("SCRAPER_CONCURRENCY", "4")  # both channels at once, one client
     monkeypatch.setenv("SCRAPER_DOWNLOAD_PHOTOS", "false")
     with DagsterInstance.ephemeral() as instance:

@@ -17,7 +17,7 @@ from tgmed_orchestrator.assets.lake import telegram_lake, yolo_detections
 from tgmed_orchestrator.assets.monitoring import pipeline_health
 from tgmed_orchestrator.assets.raw import (
     newest_post_per_channel,
-    raw_telegram_messages,
+    raw_telegram,
     raw_yolo_detections,
 )
 from tgmed_orchestrator.jobs import JOBS
@@ -28,7 +28,7 @@ from tgmed_orchestrator.sensors import SENSORS
 ASSETS = [
     telegram_lake,
     yolo_detections,
-    raw_telegram_messages,
+    raw_telegram,
     raw_yolo_detections,
     dbt_models,
     pipeline_health,

@@ -8,7 +8,7 @@ from dagster import AssetSelection, Backoff, Jitter, RetryPolicy, define_asset_j
 
 from tgmed_orchestrator.assets.lake import DETECTIONS, MEDIA, MESSAGES
 from tgmed_orchestrator.assets.monitoring import HEALTH
-from tgmed_orchestrator.assets.raw import RAW_DETECTIONS, RAW_MESSAGES
+from tgmed_orchestrator.assets.raw import RAW_DETECTIONS, RAW_TELEGRAM
 from tgmed_orchestrator.maintenance import cleanup_op
 from tgmed_orchestrator.settings import orchestrator_settings
 
@@ -34,7 +34,7 @@ STAGE_RETRY_POLICY = stage_retry_policy()
 WAREHOUSE_TAGS = {"tgmed/warehouse": "write"}
 
 LAKE = AssetSelection.assets(MESSAGES, MEDIA, DETECTIONS)
-RAW = AssetSelection.assets(RAW_MESSAGES, RAW_DETECTIONS)
+RAW = AssetSelection.assets(*RAW_TELEGRAM, RAW_DETECTIONS)
 DBT = AssetSelection.groups(*DBT_GROUPS)
 
 telegram_pipeline = define_asset_job(
@@ -48,7 +48,7 @@ telegram_pipeline = define_asset_job(
 )
 scrape_and_load = define_asset_job(
     "scrape_and_load",
-    selection=AssetSelection.assets(MESSAGES, MEDIA, RAW_MESSAGES),
+    selection=AssetSelection.assets(MESSAGES, MEDIA, *RAW_TELEGRAM),
     tags=WAREHOUSE_TAGS,
     op_retry_policy=STAGE_RETRY_POLICY,
     description="scrape, load messages",

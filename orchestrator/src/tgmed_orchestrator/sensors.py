@@ -22,7 +22,13 @@ from dagster import (
 from tgmed_common.lake import Lake
 from tgmed_common.settings import LakeSettings, load_settings
 from tgmed_orchestrator.alerts import Alerter
-from tgmed_orchestrator.assets.raw import LISTED_AT, RAW_DETECTIONS, RAW_MESSAGES
+from tgmed_orchestrator.assets.raw import (
+    LISTED_AT,
+    RAW_DETECTIONS,
+    RAW_MESSAGES,
+    RAW_OBSERVATIONS,
+    RAW_SNAPSHOTS,
+)
 from tgmed_orchestrator.jobs import load_lake
 from tgmed_orchestrator.planning import CHANNELS, ScrapeConfig, plan
 from tgmed_orchestrator.settings import alert_settings, orchestrator_settings
@@ -35,10 +41,16 @@ GRACE_NS = 120 * 1_000_000_000
 
 
 def lake_record_files(lake: Lake) -> dict[str, int]:
-    """Lake-relative path -> publication time (ctime, ns) of every message and
-    detection file."""
+    """Lake-relative path -> publication time (ctime, ns) of every record file the
+    loader loads (messages, observations, channel snapshots, detections)."""
     found = {}
-    for path in [*lake.message_files(), *lake.detection_files()]:
+    files = [
+        *lake.message_files(),
+        *lake.observation_files(),
+        *lake.snapshot_files(),
+        *lake.detection_files(),
+    ]
+    for path in files:
         try:
             found[lake.relative(path)] = path.stat().st_ctime_ns
         except FileNotFoundError:  # quarantined between listing and stat
@@ -49,7 +61,12 @@ def lake_record_files(lake: Lake) -> dict[str, int]:
 # the raw table each stream's files load into; the load step records, as the metadata
 # `lake_listed_at_ns`, a time before the loader listed the lake: every file published
 # before it was loaded (or set aside) by that run
-STREAM_TABLES = {"raw/telegram_messages/": RAW_MESSAGES, "raw/yolo_detections/": RAW_DETECTIONS}
+STREAM_TABLES = {
+    "raw/telegram_messages/": RAW_MESSAGES,
+    "raw/telegram_message_observations/": RAW_OBSERVATIONS,
+    "raw/telegram_channel_snapshots/": RAW_SNAPSHOTS,
+    "raw/yolo_detections/": RAW_DETECTIONS,
+}
 
 
 def loaded_watermarks(instance: DagsterInstance) -> dict[AssetKey, int]:

@@ -1,17 +1,14 @@
 """Loaded by the scrape stage's Python when a test puts this folder on PYTHONPATH: the
-stage's Telegram client becomes the scraper tests' fake (real Telethon TL objects),
+stage's Telegram client becomes tgmed_sample's fake (real Telethon TL objects),
 which records in FAKE_TELEGRAM_STATE how many connections are open at once, across
 processes. Telegram's servers are the one thing that cannot run here."""
 
 import fcntl
-import importlib.util
 import json
 import os
-import sys
 from pathlib import Path
 
 STATE = os.environ.get("FAKE_TELEGRAM_STATE")
-SCRAPER_TESTS = Path(__file__).resolve().parents[3] / "services" / "scraper" / "tests"
 
 
 def _update(change):
@@ -25,12 +22,7 @@ def _update(change):
 
 
 def _install():
-    spec = importlib.util.spec_from_file_location(
-        "fake_telegram_conftest", SCRAPER_TESTS / "conftest.py"
-    )
-    fake = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = fake  # its dataclasses look themselves up there
-    spec.loader.exec_module(fake)
+    from tgmed_sample import fake_telegram as fake
 
     class CountingClient(fake.FakeTelegramClient):
         async def connect(self):
@@ -64,7 +56,7 @@ def _install():
                 raise ConnectionError("connection to Telegram lost (fake, once)")
             return await super().get_entity(username)
 
-    def create_client(settings):
+    def create_client(settings, **kwargs):
         client = CountingClient()
         for name in os.environ.get("FAKE_TELEGRAM_CHANNELS", "").split(","):
             if name:

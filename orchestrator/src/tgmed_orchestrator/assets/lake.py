@@ -70,7 +70,7 @@ def launch_all(
     return runs
 
 
-CHANNEL_NUMBERS = ("messages", "photos", "photo_errors", "files", "already_imported")
+CHANNEL_NUMBERS = ("messages", "read", "refreshed", "photos", "files", "already_imported")
 
 
 def channel_numbers(summary: dict[str, Any]) -> dict[str, Any]:
@@ -113,7 +113,7 @@ def telegram_lake(context: AssetExecutionContext, config: ScrapeConfig, launcher
     )
     if planned.source == "telegram":
         [run] = launch_all(context, launcher, [stages.scrape_telegram(planned.channels)])
-        per_channel = run.summary.get("per_channel") or {}
+        per_channel = run.summary.get("by_channel") or {}
         runs = [run]
     else:
         commands = [
@@ -133,9 +133,10 @@ def telegram_lake(context: AssetExecutionContext, config: ScrapeConfig, launcher
             yield AssetMaterialization(
                 asset_key=MEDIA, partition=name, metadata={"photos": numbers.get("photos", 0)}
             )
+    # the run's totals: each invocation's summary (one scrape, or one import per channel)
     totals = {
-        key: sum((per_channel.get(name) or {}).get(key, 0) or 0 for name in planned.channels)
-        for key in CHANNEL_NUMBERS
+        key: sum(int(run.summary.get(key) or 0) for run in runs)
+        for key in ("messages", "already_imported", "read", "photos", "photo_errors", "files")
     }
     seconds = round(max(run.seconds for run in runs), 3)
     yield MaterializeResult(

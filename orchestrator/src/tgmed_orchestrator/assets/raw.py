@@ -15,10 +15,12 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
+    AssetSpec,
     MaterializeResult,
     MetadataValue,
     asset,
     asset_check,
+    multi_asset,
 )
 
 from tgmed_common.settings import load_settings
@@ -29,6 +31,9 @@ from tgmed_orchestrator.outcomes import check, failure, reported, summary_metada
 from tgmed_orchestrator.settings import HealthSettings, WarehouseSettings
 
 RAW_MESSAGES = AssetKey(["raw", "telegram_messages"])
+RAW_OBSERVATIONS = AssetKey(["raw", "telegram_message_observations"])
+RAW_SNAPSHOTS = AssetKey(["raw", "telegram_channel_snapshots"])
+RAW_TELEGRAM = (RAW_MESSAGES, RAW_OBSERVATIONS, RAW_SNAPSHOTS)
 RAW_DETECTIONS = AssetKey(["raw", "yolo_detections"])
 GROUP = "raw"
 QUARANTINE_CHECK = "no_quarantined_files"  # the loader's name (tgmed_loader/report.py)
@@ -38,9 +43,12 @@ QUARANTINE_CHECK = "no_quarantined_files"  # the loader's name (tgmed_loader/rep
 LISTED_AT = "lake_listed_at_ns"
 
 
-def load(context: AssetExecutionContext, launcher: StageLauncher, stream: str, key: AssetKey):
+def load(
+    context: AssetExecutionContext, launcher: StageLauncher, stream: str, keys: tuple[AssetKey, ...]
+):
     """init-db (idempotent: a fresh database works on the first run), then the load;
-    what the loader reported, then its failure if it set files aside."""
+    what the loader reported (a materialization and a quarantine check per table), then
+    its failure if it set files aside."""
     check(launcher.launch(context, stages.init_db()))
     listed_at = time.time_ns()
     run = launcher.launch(context, stages.load(stream))
@@ -55,18 +63,21 @@ def load(context: AssetExecutionContext, launcher: StageLauncher, stream: str, k
         for r in reported(context, run)
     ]
     if run.succeeded or run.outcome == "set_aside":
-        if not any(isinstance(r, MaterializeResult) for r in results):
-            metadata = {**fallback(run), LISTED_AT: listed_at}
-            results.insert(0, MaterializeResult(asset_key=key, metadata=metadata))
-        if not any(isinstance(r, AssetCheckResult) for r in results):
-            results.append(
-                AssetCheckResult(
-                    asset_key=key,
-                    check_name=QUARANTINE_CHECK,
-                    passed=not run.summary.get("quarantined"),
-                    metadata={"files_quarantined": run.summary.get("quarantined", 0)},
+        materialized = {r.asset_key for r in results if isinstance(r, MaterializeResult)}
+        checked = {r.asset_key for r in results if isinstance(r, AssetCheckResult)}
+        for key in keys:
+            if key not in materialized:
+                metadata = {**fallback(run), LISTED_AT: listed_at}
+                results.insert(0, MaterializeResult(asset_key=key, metadata=metadata))
+            if key not in checked:
+                results.append(
+                    AssetCheckResult(
+                        asset_key=key,
+                        check_name=QUARANTINE_CHECK,
+                        passed=not run.summary.get("quarantined"),
+                        metadata={"files_quarantined": run.summary.get("quarantined", 0)},
+                    )
                 )
-            )
     yield from results
     if not run.succeeded:
         raise failure(run)
@@ -77,25 +88,53 @@ def fallback(run: StageRun) -> dict:
     return {**summary_metadata(run.summary), "seconds": round(run.seconds, 3)}
 
 
-@asset(
-    key=RAW_MESSAGES,
-    deps=[MESSAGES, MEDIA],
-    group_name=GROUP,
-    description="raw.telegram_messages in PostgreSQL: one row per (channel, message id), "
-    "the record as JSONB; a newer scrape replaces an older one (tgmed-loader load messages).",
-    check_specs=[
-        AssetCheckSpec(
-            QUARANTINE_CHECK,
-            asset=RAW_MESSAGES,
-            description="No message file was set aside by the load (quarantine/, with the "
-            "line and the reason).",
-        )
+def quarantine_check(key: AssetKey, what: str) -> AssetCheckSpec:
+    return AssetCheckSpec(
+        QUARANTINE_CHECK,
+        asset=key,
+        description=f"No {what} file was set aside by the load (quarantine/, with the "
+        "line and the reason).",
+    )
+
+
+@multi_asset(
+    name="raw_telegram",
+    specs=[
+        AssetSpec(
+            RAW_MESSAGES,
+            deps=[MESSAGES, MEDIA],
+            group_name=GROUP,
+            description="raw.telegram_messages in PostgreSQL: one row per (channel, message "
+            "id), the record as JSONB; a newer scrape replaces an older one.",
+            kinds={"postgres"},
+        ),
+        AssetSpec(
+            RAW_OBSERVATIONS,
+            deps=[MESSAGES],
+            group_name=GROUP,
+            description="raw.telegram_message_observations: one row per reading of a post's "
+            "counts (channel, message id, time read).",
+            kinds={"postgres"},
+        ),
+        AssetSpec(
+            RAW_SNAPSHOTS,
+            deps=[MESSAGES],
+            group_name=GROUP,
+            description="raw.telegram_channel_snapshots: the channel (subscribers, title) "
+            "per scrape.",
+            kinds={"postgres"},
+        ),
     ],
-    kinds={"postgres"},
+    check_specs=[
+        quarantine_check(RAW_MESSAGES, "message"),
+        quarantine_check(RAW_OBSERVATIONS, "observation"),
+        quarantine_check(RAW_SNAPSHOTS, "channel snapshot"),
+    ],
     op_tags={"tgmed/stage": "load"},
 )
-def raw_telegram_messages(context: AssetExecutionContext, launcher: StageLauncher):
-    yield from load(context, launcher, "messages", RAW_MESSAGES)
+def raw_telegram(context: AssetExecutionContext, launcher: StageLauncher):
+    """tgmed-loader load telegram: what the scraper writes, the three tables in one step."""
+    yield from load(context, launcher, "telegram", RAW_TELEGRAM)
 
 
 @asset(
@@ -115,7 +154,7 @@ def raw_telegram_messages(context: AssetExecutionContext, launcher: StageLaunche
     op_tags={"tgmed/stage": "load"},
 )
 def raw_yolo_detections(context: AssetExecutionContext, launcher: StageLauncher):
-    yield from load(context, launcher, "detections", RAW_DETECTIONS)
+    yield from load(context, launcher, "detections", (RAW_DETECTIONS,))
 
 
 def newest_posts(url: str) -> dict[str, datetime]:
