@@ -110,7 +110,7 @@ def test_a_configuration_error_is_not_retried_and_alerts(
     assert "TELEGRAM_SESSION is not a Telethon session string" in message
     # a configuration error is not retried: one attempt
     assert step_events(result, step, DagsterEventType.STEP_UP_FOR_RETRY) == []
-    assert step_events(result, "raw__telegram_messages", DagsterEventType.STEP_START) == []
+    assert step_events(result, "raw_telegram", DagsterEventType.STEP_START) == []
 
     alert_for(
         instance,
@@ -150,7 +150,7 @@ def test_a_quarantined_file_fails_the_load_without_retry_with_a_failed_check_and
     bad.write_text(good + '\n{"schema_version": 1, "channel_username": "x"\n', encoding="utf-8")
     result = run_job("load_lake", instance)
     assert not result.success
-    step = "raw__telegram_messages"
+    step = "raw_telegram"
     [failure] = step_events(result, step, DagsterEventType.STEP_FAILURE)
     message = failure.event_specific_data.error.message
     assert "tgmed-loader load telegram exited with 1: input set aside (not retried" in message
@@ -185,7 +185,7 @@ def test_a_transient_failure_is_retried_with_backoff(tmp_path, monkeypatch, inst
     monkeypatch.setenv("DATABASE_URL", f"postgresql://tgmed@/tgmed?host={tmp_path}/no-server")
     result = run_job("load_lake", instance)
     assert not result.success
-    step = "raw__telegram_messages"
+    step = "raw_telegram"
     retries = step_events(result, step, DagsterEventType.STEP_UP_FOR_RETRY)
     assert len(retries) == STAGE_RETRY_POLICY.max_retries == 2
     starts = step_events(result, step, DagsterEventType.STEP_START)
@@ -244,7 +244,7 @@ def test_a_stage_past_its_timeout_is_stopped_and_fails_without_retry(
     launcher = LocalStageLauncher(timeout_seconds=3600, stage_timeouts={"load": 4})
     result = run_job("load_lake", instance, launcher=launcher)
     assert not result.success
-    step = "raw__telegram_messages"
+    step = "raw_telegram"
     [failure] = step_events(result, step, DagsterEventType.STEP_FAILURE)
     message = failure.event_specific_data.error.message
     assert "tgmed-loader init-db exited with 124: timed out: stopped after 4 s" in message

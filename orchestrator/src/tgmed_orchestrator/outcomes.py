@@ -81,10 +81,12 @@ def details(run: StageRun) -> str:
         parts.append("failing: " + "; ".join(str(f) for f in failures))
     elif isinstance(failures, dict) and failures:
         parts.append("failures: " + "; ".join(f"{k}: {v}" for k, v in failures.items()))
-    for key in ("quarantine_reasons", "failed_channels", "failed"):
-        value = summary.get(key)
-        if isinstance(value, dict) and value:
-            parts.append(f"{key}: " + "; ".join(f"{k}: {v}" for k, v in value.items()))
+    # a load of several streams (`load telegram`) nests each stream's summary
+    for part in [summary, *(s for s in summary.get("streams") or [] if isinstance(s, dict))]:
+        for key in ("quarantine_reasons", "failed_channels", "failed"):
+            value = part.get(key)
+            if isinstance(value, dict) and value:
+                parts.append(f"{key}: " + "; ".join(f"{k}: {v}" for k, v in value.items()))
     for key in ("quarantined", "photo_errors"):
         if summary.get(key):
             parts.append(f"{key}={summary[key]}")
