@@ -6,13 +6,12 @@ from __future__ import annotations
 
 from dagster import AssetSelection, Backoff, Jitter, RetryPolicy, define_asset_job, job
 
+from tgmed_orchestrator.assets.dbt import SPECS as DBT_SPECS
 from tgmed_orchestrator.assets.lake import DETECTIONS, MEDIA, MESSAGES
 from tgmed_orchestrator.assets.monitoring import HEALTH
 from tgmed_orchestrator.assets.raw import RAW_DETECTIONS, RAW_TELEGRAM
 from tgmed_orchestrator.maintenance import cleanup_op
 from tgmed_orchestrator.settings import orchestrator_settings
-
-DBT_GROUPS = ("seeds", "staging", "intermediate", "marts")
 
 
 def stage_retry_policy() -> RetryPolicy:
@@ -35,7 +34,8 @@ WAREHOUSE_TAGS = {"tgmed/warehouse": "write"}
 
 LAKE = AssetSelection.assets(MESSAGES, MEDIA, DETECTIONS)
 RAW = AssetSelection.assets(*RAW_TELEGRAM, RAW_DETECTIONS)
-DBT = AssetSelection.groups(*DBT_GROUPS)
+# every model and seed in dbt's lineage, whatever folder (group) it lives in
+DBT = AssetSelection.assets(*(spec.key for spec in DBT_SPECS))
 
 telegram_pipeline = define_asset_job(
     "telegram_pipeline",

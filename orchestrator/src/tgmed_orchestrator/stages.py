@@ -48,7 +48,7 @@ STAGE_ENV: dict[str, tuple[str, ...]] = {
         "YOLO_AUTOINSTALL",
     ),
     "load": ("LAKE_DIR", "DATABASE_URL", "LOADER_WORKERS", "API_DB_USER", "API_DB_PASSWORD"),
-    "transform": ("DATABASE_URL", "DBT_PROJECT_DIR"),
+    "transform": ("DATABASE_URL", "DBT_PROJECT_DIR", "TRANSFORM_PUBLISH_DOCS"),
 }
 # what an export import must never see (issue 11): it reads files someone sent, so it
 # gets no Telegram credential in any mode
