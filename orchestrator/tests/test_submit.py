@@ -264,3 +264,18 @@ def test_no_dagster_process_outlives_the_commands(submitted):
         if f"DAGSTER_HOME={home}\0".encode() in environ:
             left.append((proc / "cmdline").read_bytes().replace(b"\0", b" ")[:200])
     assert not left, left
+
+
+def test_a_step_line_shows_counts_not_times_or_timestamps():
+    from tgmed_orchestrator.submit import counts_line
+
+    line = counts_line(
+        {
+            "rows_loaded": 1200,
+            "seconds": 3.5,
+            "lake_listed_at_ns": 1_795_837_741_874_104_419,
+            "counts": {"test_pass": 164},
+            "ok": True,
+        }
+    )
+    assert line == "rows_loaded 1,200, test_pass 164"

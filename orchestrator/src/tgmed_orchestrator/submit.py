@@ -46,7 +46,7 @@ PROGRESS_EVERY = 15.0
 MATERIALIZATIONS_LISTED = 10  # more (dbt's models) are counted, not listed
 WAREHOUSE_TAG = "tgmed/warehouse"
 _PROGRESS = re.compile(r"\bprogress: (?P<text>.+)$")
-_NOT_COUNTS = ("seconds", "per_second", "exit_code")
+_NOT_COUNTS = ("seconds", "per_second", "exit_code", "_ns")
 IN_PROGRESS = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
 
 
