@@ -184,6 +184,12 @@ def test_the_command_prints_a_line_per_step_with_its_counts(submitted):
     # ... dbt's (one per model) counts them, and its checks
     assert re.search(r"^  ok      dbt_models \(\d+ s\): \d+ assets materialized$", text, re.M)
     assert re.search(r"^ +checks: \d+ passed$", text, re.M)
+    # the sample's posts are old: the freshness check (severity WARN) warns by name, and
+    # no blocking check failed
+    assert re.search(
+        r"^ +checks: 0 passed; warning newest_post_per_channel \(see the UI\)$", text, re.M
+    )
+    assert "FAILED" not in text
     assert re.search(r"^run \S+ of telegram_pipeline: SUCCESS$", text, re.M)
     assert "DEBUG" not in text and "\x1b[" not in text  # no Dagster debug lines, no colours
     assert "keeping the daemon for the other runs it serves: enrich" in text

@@ -30,7 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import (
+    AssetCheckSeverity,
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRunStatus,
+    RunsFilter,
+)
 
 from tgmed_orchestrator.local_services import (
     ServicesLock,
@@ -109,7 +115,12 @@ class RunReporter:
             counts = counts_line(numbers)
             self.materialized.setdefault(step, []).append(f"{line}: {counts}" if counts else line)
         elif kind == DagsterEventType.ASSET_CHECK_EVALUATION:
-            self.checks.setdefault(step, []).append(bool(event.event_specific_data.passed))
+            evaluation = event.event_specific_data
+            outcome = "passed"
+            if not evaluation.passed:
+                warn = evaluation.severity == AssetCheckSeverity.WARN
+                outcome = f"{'warning' if warn else 'FAILED'} {evaluation.check_name}"
+            self.checks.setdefault(step, []).append(outcome)
         elif kind == DagsterEventType.STEP_SUCCESS:
             self._step_done(step, entry.timestamp - self.started.get(step, entry.timestamp))
         elif kind == DagsterEventType.STEP_UP_FOR_RETRY:
@@ -140,10 +151,16 @@ class RunReporter:
         else:
             self.say(f"{head}: {len(materialized)} assets materialized")
         if checks:
-            failed = checks.count(False)
+            others = sorted(outcome for outcome in checks if outcome != "passed")
+            listed = ", ".join(others[:MATERIALIZATIONS_LISTED])
+            more = (
+                f" and {len(others) - MATERIALIZATIONS_LISTED} more"
+                if len(others) > MATERIALIZATIONS_LISTED
+                else ""
+            )
             self.say(
-                f"          checks: {len(checks) - failed} passed"
-                + (f", {failed} FAILED (see the UI)" if failed else "")
+                f"          checks: {len(checks) - len(others)} passed"
+                + (f"; {listed}{more} (see the UI)" if others else "")
             )
 
     def _log_line(self, step: str, message: str, when: float) -> None:
