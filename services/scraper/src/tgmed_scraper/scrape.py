@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from telethon import errors
 from telethon.tl import types
 
+from tgmed_common.atomic import DiskFullError
 from tgmed_common.lake import MESSAGES, Lake, new_run_id
 from tgmed_common.progress import Progress
 from tgmed_common.records import canonical_channel
@@ -188,7 +189,9 @@ class ChannelScraper:
                     await self._flood_safe("downloading a photo", lambda: download(fresh))
             self.result.photos += 1
             return self.lake.relative(target)
-        except ScrapeError:
+        except (ScrapeError, DiskFullError):
+            # a full lake is not a photo problem: keeping the message without its photo
+            # would move the mark past a photo that is never fetched again
             raise
         except Exception as error:
             self.result.photo_errors += 1

@@ -1,7 +1,8 @@
 """The one way the scraper and the importer put messages in the lake: in batches, one
 immutable file per (day, channel) partition per batch, photos staged in the same batch,
-everything published with one group commit, and the channel's high-water mark moved
-only after the commit."""
+everything published with one group commit, and the channel's high-water mark staged in
+the same batch and published last (so it never passes a file that is not there, and a
+full disk fails the batch before any of it is published)."""
 
 from __future__ import annotations
 
@@ -53,9 +54,9 @@ class MessageBatchWriter:
 
     def _flush(self) -> int:
         if not self.pending:
-            self.batch.commit()
             if self.seen:
-                self.marks.advance(self.channel, self.seen)
+                self.marks.stage(self.channel, self.seen, self.batch)
+            self.batch.commit()
             return 0
         by_day: dict = defaultdict(list)
         for record in self.pending:
@@ -67,10 +68,12 @@ class MessageBatchWriter:
             self.lake.write_records(
                 self.lake.message_file(day, self.channel, stem), rows, self.batch
             )
+        # the mark is staged last: written before anything is published (a full disk
+        # fails here, with nothing published), renamed into place after the files
+        newest = self.marks.stage(self.channel, self.seen, self.batch)
         self.batch.commit()
         self.files += len(by_day)
         count = len(self.pending)
-        newest = self.marks.advance(self.channel, self.seen)
         self.written += count
         self.pending = []
         log.debug("%s: wrote %d messages, high-water mark %d", self.channel, count, newest)
