@@ -189,3 +189,54 @@ def test_a_stage_killed_from_outside_is_not_retried(code, retried):
         finish(build_op_context(), stages.transform(), StageResult(code, None, ["working"]))
     assert failure.value.allow_retries is retried
     assert ("killed from outside" in failure.value.description) is (code in {137, 143})
+
+
+def test_a_local_stage_killed_by_a_signal_is_not_retried(tmp_path, monkeypatch, instance):
+    """Regression (fault suite, kill -9): in local mode a stage killed by SIGKILL (the OOM
+    killer, an operator) came back as exit -9, not 137, and was retried, while the same
+    kill in docker mode fails the step at once. The loader hangs on a database that
+    never answers; it is killed from outside."""
+    import socket
+    import threading
+    import time
+
+    import psutil
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()  # accepts connections, never answers: init-db waits
+    port = listener.getsockname()[1]
+    monkeypatch.setenv("LAKE_DIR", str(tmp_path / "lake"))
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://tgmed:pw@127.0.0.1:{port}/tgmed")
+    stop = threading.Event()
+    killed: list[int] = []
+
+    def kill_the_loader() -> None:
+        while not stop.is_set():
+            for child in psutil.Process().children(recursive=True):
+                try:
+                    if "init-db" in child.cmdline():
+                        child.kill()
+                        killed.append(child.pid)
+                except psutil.NoSuchProcess:
+                    continue
+            time.sleep(0.1)
+
+    killer = threading.Thread(target=kill_the_loader, daemon=True)
+    killer.start()
+    try:
+        result = load_lake.execute_in_process(
+            resources={"launcher": LocalStageLauncher(), "alerter": Alerter()},
+            instance=instance,
+            raise_on_error=False,
+        )
+    finally:
+        stop.set()
+        killer.join()
+        listener.close()
+    assert killed and not result.success
+    [failure] = step_events(result, "init_db_op", DagsterEventType.STEP_FAILURE)
+    message = failure.event_specific_data.error.message
+    assert "tgmed-loader init-db exited with 137: killed from outside" in message
+    assert "killed by SIGKILL" in message
+    assert step_events(result, "init_db_op", DagsterEventType.STEP_UP_FOR_RETRY) == []

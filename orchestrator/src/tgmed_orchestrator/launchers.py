@@ -20,6 +20,7 @@ import json
 import os
 import queue
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -172,6 +173,12 @@ class LocalStageLauncher(StageLauncher):
             process.kill()
             code = process.wait()
             tail.append(f"killed after {self.timeout_seconds} s (timeout)")
+        if code < 0:
+            # killed by a signal: the shell's (and Docker's) 128 + signal, so a stage
+            # killed from outside (kill -9, the OOM killer) is treated the same in every
+            # launch mode (ops.py: not retried)
+            tail.append(f"killed by {signal.Signals(-code).name}")
+            code = 128 - code
         return StageResult(code, parse_summary(list(stdout)), list(tail))
 
 
