@@ -1,0 +1,140 @@
+"""`make chaos`: whole `telegram_pipeline` runs through Dagster with faults injected
+underneath them; prints one row per scenario (lost rows, duplicated rows, leftovers,
+time to FAILURE, alert) and keeps the table in docs/reliability.md.
+
+    python tests/faults/run_chaos.py                  every scenario (docker ones when the
+                                                      engine and the images are there)
+    python tests/faults/run_chaos.py --ci             the scenarios that take under 5 min
+    python tests/faults/run_chaos.py --only kill --trials 3
+
+Exit code 0 when every row meets the goal (0 lost, 0 duplicated, 0 leftovers, every
+failure detected and alerted within 2 minutes), 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from chaos import report
+from chaos.baseline import Baseline, stage_steps
+from chaos.platform import ROOT, LocalPlatform, log
+from chaos.progress import StageWatcher
+from chaos.report import Row
+from chaos.scenarios import SCENARIOS
+from chaos.trial import ensure_quiet
+
+
+def clean_baseline(platform: LocalPlatform) -> Baseline:
+    platform.reset_data()
+    with StageWatcher(platform.stage_processes) as watcher:
+        outcome = platform.run()
+    if outcome.status != "SUCCESS":
+        raise SystemExit(
+            f"the clean run ended {outcome.status}: " + " | ".join(outcome.events.failures())[:3000]
+        )
+    snap = platform.snapshot()
+    if snap.temp_files:
+        raise SystemExit(f"the clean run left temporary files: {snap.temp_files}")
+    baseline = Baseline(
+        outcome.seconds,
+        len(outcome.events.events),
+        snap,
+        stage_steps(outcome.events),
+        written=dict(watcher.totals),
+    )
+    log(
+        f"clean run: SUCCESS in {outcome.seconds:.0f} s, {baseline.events} events, "
+        f"stages wrote {baseline.written}"
+    )
+    for name, text in snap.summary().items():
+        log(f"  {name}: {text}")
+    return baseline
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", help="comma-separated scenario names: " + ", ".join(SCENARIOS))
+    parser.add_argument("--ci", action="store_true", help="only the scenarios under 5 minutes")
+    parser.add_argument("--trials", type=int, default=20, help="kill -9 trials (default 20)")
+    parser.add_argument("--seed", type=int, default=None, help="random kill points (default: time)")
+    parser.add_argument("--workdir", type=Path, help="work folder (default: a new temporary one)")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        help="write the table into this file (make chaos: docs/reliability.md)",
+    )
+    args = parser.parse_args(argv)
+    # stopped from outside (or started in the background, where SIGINT is ignored): the
+    # platform is still taken down (finally below)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    names = list(SCENARIOS)
+    if args.only:
+        names = [n.strip() for n in args.only.split(",") if n.strip()]
+        unknown = set(names) - set(SCENARIOS)
+        if unknown:
+            parser.error(f"unknown scenarios {sorted(unknown)}; known: {', '.join(SCENARIOS)}")
+    if args.ci:
+        names = [n for n in names if SCENARIOS[n].ci]
+    seed = args.seed if args.seed is not None else int(time.time())
+    rng = random.Random(seed)
+    started = time.monotonic()
+    started_machine = report.machine()
+    # short path: the embedded server's socket lives in its data folder
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="tgc-", dir="/tmp"))
+    log(f"scenarios {names}, seed {seed}, {started_machine}")
+    rows: list[Row] = []
+    platform = LocalPlatform(workdir)
+    try:
+        platform.prepare()
+        platform.start()
+        baseline = clean_baseline(platform)
+        for name in names:
+            scenario = SCENARIOS[name]
+            log(f"scenario {name}: {scenario.title}")
+            began = time.monotonic()
+            try:
+                found = scenario.run(platform, baseline, rng=rng, trials=args.trials)
+            except Exception as error:  # a scenario that breaks is a finding, not a crash
+                found = [
+                    Row(
+                        scenario.title, platform.mode, problems=[f"{type(error).__name__}: {error}"]
+                    )
+                ]
+                log(f"scenario {name} broke: {type(error).__name__}: {error}")
+            for row in found:
+                row.seconds = row.seconds or time.monotonic() - began
+                rows.append(row)
+                log(f"  -> {' | '.join(row.cells())}")
+            ensure_quiet(platform)
+    finally:
+        platform.close()
+        if not args.keep and args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    seconds = time.monotonic() - started
+    print()
+    print(report.table(rows))
+    found = report.details(rows)
+    if found:
+        print("\n" + found)
+    print(f"\n{len(rows)} rows in {seconds / 60:.1f} min (seed {seed})")
+    if args.report:
+        command = "make chaos" + (" (CI subset)" if args.ci else "")
+        report.write(ROOT / args.report, rows, seconds, command, started_machine)
+        log(f"table written to {args.report}")
+    return 0 if all(row.passed for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
