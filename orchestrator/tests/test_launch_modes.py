@@ -119,11 +119,74 @@ def test_docker_mode_without_gpu_and_exports(stage_env):
         launcher.container_config(context, stages.scrape_export("/exports/a", "a"))
 
 
-def fake_container(lines: list[bytes], code: int):
+def fake_container(lines: list[bytes], code: int, oom: bool = False):
     container = mock.MagicMock()
     container.logs.side_effect = lambda **kw: iter(lines) if kw.get("stream") else lines[-1]
     container.wait.return_value = {"StatusCode": code}
+    container.attrs = {"State": {"OOMKilled": oom}}
     return container
+
+
+def test_docker_memory_limit_per_stage(stage_env):
+    launcher = docker_launcher(memory_limits={"detect": "64m"})
+    context = build_op_context()
+    detect = launcher.container_config(context, stages.detect(0, 1))
+    load = launcher.container_config(context, stages.load("messages"))
+    assert process_config(DOCKER_CONTAINER_OP_CONFIG, detect).success
+    assert detect["container_kwargs"]["mem_limit"] == "64m"
+    assert detect["container_kwargs"]["memswap_limit"] == "64m"  # no swap beyond it
+    assert "mem_limit" not in load["container_kwargs"]
+
+
+def test_a_stage_killed_for_memory_says_so_and_is_not_retried(stage_env):
+    """Regression (fault suite, scenario 3): an OOM-killed stage container was reported
+    as "SIGKILL: docker kill, out of memory", the same words as an operator's kill; the
+    container runtime knows which it was, and the step says so."""
+    client = mock.MagicMock()
+    client.containers.list.return_value = []
+    client.containers.create.side_effect = lambda image, **kw: (
+        fake_container([b"loading the model\n"], 137, oom=True)
+        if kw["command"][0] == "tgmed-yolo"
+        else fake_container([b'{"stage": "init-db"}\n'], 0)
+    )
+    with mock.patch("docker.client.from_env", return_value=client):
+        result = enrich.execute_in_process(
+            resources={"launcher": docker_launcher(memory_limits={"detect": "64m"})},
+            instance=DagsterInstance.ephemeral(),
+            raise_on_error=False,
+        )
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = failure.event_specific_data.error.message
+    assert "exited with 137: killed: out of memory: the detect stage exceeded 64m" in message
+    assert "(not retried)" in message
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+
+
+def test_stage_containers_of_finished_runs_are_stopped_before_a_stage_starts():
+    """Regression (fault suite, kill -9 of a run worker container): run monitoring marks
+    the run failed, but its stage containers went on writing the lake and the warehouse
+    beside the next run."""
+    from dagster import DagsterRun, DagsterRunStatus
+
+    from tgmed_orchestrator.launchers import reap_orphans
+
+    instance = DagsterInstance.ephemeral()
+    for run_id, status in [("dead", DagsterRunStatus.FAILURE), ("alive", DagsterRunStatus.STARTED)]:
+        instance.add_run(DagsterRun(job_name="telegram_pipeline", run_id=run_id, status=status))
+    containers = {}
+    for run_id in ["dead", "alive", "gone"]:
+        container = mock.MagicMock()
+        container.name = f"stage-of-{run_id}"
+        container.labels = {"dagster/run-id": run_id, "tgmed.invocation": "build"}
+        containers[run_id] = container
+    client = mock.MagicMock()
+    client.containers.list.return_value = list(containers.values())
+    stopped = reap_orphans(build_op_context(instance=instance), client)
+    assert stopped == ["stage-of-dead", "stage-of-gone"]  # "gone": no such run any more
+    containers["dead"].kill.assert_called_once_with()
+    containers["alive"].kill.assert_not_called()
+    client.containers.list.assert_called_once_with(filters={"label": STAGE_LABEL})
 
 
 def test_enrich_job_in_docker_mode_runs_containers(stage_env):

@@ -56,6 +56,9 @@ class StageResult:
     exit_code: int | None
     summary: dict[str, Any] | None
     tail: list[str] = field(default_factory=list)
+    # why the stage ended, when the launcher knows better than the exit code (the
+    # container runtime says it was killed for memory)
+    reason: str | None = None
 
     @property
     def tail_text(self) -> str:
@@ -200,6 +203,9 @@ class DockerStageLauncher(StageLauncher):
     models_mount: str = "/models"
     # stages given every GPU of the host (the yolo image uses one when it sees one)
     gpu_stages: list[str] = []
+    # stage -> memory limit of its containers ("2g"; no swap beyond it): a stage that
+    # exceeds it is killed by the kernel and reported as out of memory
+    memory_limits: dict[str, str] = {}
 
     def export_path(self, export_root: str, folder: str) -> str:
         return str(PurePosixPath(self.exports_mount) / folder)
@@ -237,6 +243,9 @@ class DockerStageLauncher(StageLauncher):
             kwargs["device_requests"] = [
                 {"driver": "nvidia", "count": -1, "capabilities": [["gpu"]]}
             ]
+        if limit := self.memory_limits.get(command.stage):
+            kwargs["mem_limit"] = limit
+            kwargs["memswap_limit"] = limit
         return {
             "image": self.images[command.stage],
             "command": list(command.argv),
@@ -259,6 +268,7 @@ class DockerStageLauncher(StageLauncher):
         if context.retry_number:
             name = f"{name}-{context.retry_number}"
         client = docker.client.from_env()
+        reap_orphans(context, client)
         context.log.info(f"launching {command.display} in {config['image']} (container {name})")
         container = client.containers.create(
             config["image"],
@@ -282,7 +292,13 @@ class DockerStageLauncher(StageLauncher):
             tail.append(pending)
         code = container.wait()["StatusCode"]
         stdout = container.logs(stdout=True, stderr=False, tail=5).decode("utf-8", "replace")
-        return StageResult(code, parse_summary(stdout.splitlines()), list(tail))
+        container.reload()
+        reason = None
+        if container.attrs["State"].get("OOMKilled"):
+            limit = config["container_kwargs"].get("mem_limit", "the host's memory")
+            reason = f"out of memory: the {command.stage} stage exceeded {limit}"
+            tail.append(reason)
+        return StageResult(code, parse_summary(stdout.splitlines()), list(tail), reason)
 
     def prune(self, context: OpExecutionContext) -> int:
         import docker
@@ -295,6 +311,29 @@ class DockerStageLauncher(StageLauncher):
             container.remove()
             removed += 1
         return removed
+
+
+def reap_orphans(context: OpExecutionContext, client: Any) -> list[str]:
+    """Stop the stage containers of runs that have finished. A run whose worker died
+    (killed, its host restarted) is marked failed by run monitoring, but its stage
+    containers go on writing the lake and the warehouse; the next stage launched stops
+    them first, so nothing of a dead run runs beside a new one."""
+    stopped = []
+    for container in client.containers.list(filters={"label": STAGE_LABEL}):
+        run_id = container.labels.get("dagster/run-id")
+        if not run_id or run_id == context.run_id:
+            continue
+        run = context.instance.get_run_by_id(run_id)
+        if run is not None and not run.is_finished:
+            continue
+        context.log.warning(
+            f"stopping container {container.name} ({container.labels.get('tgmed.invocation')}) "
+            f"of run {run_id[:8]}, which has ended ({run.status.value if run else 'unknown'})"
+        )
+        with contextlib.suppress(Exception):
+            container.kill()
+        stopped.append(container.name)
+    return stopped
 
 
 class K8sStageLauncher(StageLauncher):
@@ -426,7 +465,13 @@ def launcher_from_settings() -> StageLauncher:
         for stage in STAGES
     }
     if settings.launch_mode == "docker":
+        memory = dict(
+            part.strip().split("=", 1)
+            for part in settings.docker_stage_memory.split(",")
+            if "=" in part
+        )
         return DockerStageLauncher(
+            memory_limits={stage.strip(): limit.strip() for stage, limit in memory.items()},
             network=settings.docker_network,
             lake_volume=settings.docker_lake_volume,
             exports_volume=settings.docker_exports_volume or None,

@@ -76,6 +76,8 @@ def finish(context: OpExecutionContext, command: StageCommand, result: StageResu
     killed = result.exit_code in KILLED
     if configuration:
         kind = "configuration error (not retried)"
+    elif killed and result.reason:
+        kind = f"killed: {result.reason} (not retried)"
     elif killed:
         kind = f"killed from outside ({KILLED[result.exit_code]}; not retried)"
     elif partial:
