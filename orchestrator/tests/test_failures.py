@@ -240,3 +240,56 @@ def test_a_local_stage_killed_by_a_signal_is_not_retried(tmp_path, monkeypatch, 
     assert "tgmed-loader init-db exited with 137: killed from outside" in message
     assert "killed by SIGKILL" in message
     assert step_events(result, "init_db_op", DagsterEventType.STEP_UP_FOR_RETRY) == []
+
+
+def test_a_stage_and_its_step_process_end_with_their_run(tmp_path, monkeypatch):
+    """Regression (fault suite, kill -9 of the run worker): the code server (or run
+    monitoring) marks a run whose worker died as failed, but the worker's step processes
+    and their stages lived on, writing the lake and the warehouse beside the next run,
+    and a step process that had lost its parent never exited. Here the run is marked
+    failed (as the code server does) while its stage hangs on a database that never
+    answers: the stage and its step process must end."""
+    import socket
+    import threading
+    import time
+
+    import psutil
+    from dagster import execute_job
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()  # accepts connections, never answers: init-db waits
+    monkeypatch.setenv("LAKE_DIR", str(tmp_path / "lake"))
+    monkeypatch.setenv(
+        "DATABASE_URL", f"postgresql://tgmed:pw@127.0.0.1:{listener.getsockname()[1]}/tgmed"
+    )
+    monkeypatch.setenv("TGMED_LAUNCH_MODE", "local")
+    recon = ReconstructableRepository.for_module(
+        "tgmed_orchestrator.definitions", "defs", working_directory=str(tmp_path)
+    ).get_reconstructable_job("load_lake")
+    (tmp_path / "dagster").mkdir()
+    with DagsterInstance.local_temp(str(tmp_path / "dagster")) as instance:
+        run = threading.Thread(
+            target=execute_job,
+            kwargs={"job": recon, "instance": instance, "raise_on_error": False},
+            daemon=True,
+        )
+        run.start()
+        deadline, stage = time.monotonic() + 300, None
+        while stage is None and time.monotonic() < deadline:
+            stage = next(
+                (p for p in psutil.Process().children(recursive=True) if "init-db" in p.cmdline()),
+                None,
+            )
+            time.sleep(0.1)
+        assert stage is not None, "the init-db stage never started"
+        step = stage.parent()
+        [record] = instance.get_run_records()
+        instance.report_run_failed(record.dagster_run)  # the worker is gone, says the server
+        _, alive = psutil.wait_procs([stage, step], timeout=60)
+        for process in alive:  # the test's own cleanup
+            process.kill()
+        listener.close()
+        run.join(timeout=120)
+    assert alive == [], f"still running after their run ended: {[p.pid for p in alive]}"

@@ -17,6 +17,7 @@ import abc
 import contextlib
 import io
 import json
+import logging
 import os
 import queue
 import shutil
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -32,6 +34,7 @@ from typing import Any
 from dagster import ConfigurableResource, Failure, OpExecutionContext
 from dagster._core.errors import DagsterInvalidPropertyError
 
+from tgmed_common.process import die_with_parent
 from tgmed_orchestrator.stages import STAGE_ENV, STAGES, StageCommand
 
 TAIL_LINES = 40
@@ -137,6 +140,7 @@ class LocalStageLauncher(StageLauncher):
         argv = [self.executable(command), *command.argv[1:]]
         context.log.info(f"launching {command.display} (local)")
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
+        step_process = os.getpid()
         process = subprocess.Popen(
             argv,
             stdout=subprocess.PIPE,
@@ -146,7 +150,11 @@ class LocalStageLauncher(StageLauncher):
             bufsize=1,
             env=env,
             cwd=self.cwd,
+            # the stage dies with this step process (kill -9, the OOM killer): a stage
+            # must never go on writing the lake after its run is gone
+            preexec_fn=lambda: die_with_parent(step_process),
         )
+        stop_watching = _end_with_the_run(context, process)
         lines: queue.Queue[tuple[str, str | None]] = queue.Queue()
 
         def pump(name: str, stream: io.TextIOBase) -> None:
@@ -176,6 +184,8 @@ class LocalStageLauncher(StageLauncher):
             process.kill()
             code = process.wait()
             tail.append(f"killed after {self.timeout_seconds} s (timeout)")
+        finally:
+            stop_watching()
         if code < 0:
             # killed by a signal: the shell's (and Docker's) 128 + signal, so a stage
             # killed from outside (kill -9, the OOM killer) is treated the same in every
@@ -183,6 +193,44 @@ class LocalStageLauncher(StageLauncher):
             tail.append(f"killed by {signal.Signals(-code).name}")
             code = 128 - code
         return StageResult(code, parse_summary(list(stdout)), list(tail))
+
+
+RUN_WATCH_SECONDS = 2.0
+
+
+def _end_with_the_run(context: OpExecutionContext, process: subprocess.Popen) -> Callable[[], None]:
+    """While the stage runs, check every few seconds that its run is still going. A run
+    whose worker process died (kill -9) is marked failed by the code server or by run
+    monitoring, but the worker's step processes live on, and a step process that has
+    lost its parent may never exit. When the run has ended, the stage is killed and
+    this step process exits: nothing of a dead run runs beside the next one. Returns
+    the function that ends the watch (called when the stage has ended)."""
+    done = threading.Event()
+    try:
+        instance, run_id = context.instance, context.run_id
+    except DagsterInvalidPropertyError:  # an op invoked directly (tests): no run
+        return done.set
+
+    def watch() -> None:
+        while not done.wait(RUN_WATCH_SECONDS):
+            try:
+                run = instance.get_run_by_id(run_id)
+            except Exception as error:  # storage unreachable for a moment: ask again
+                logging.getLogger(__name__).debug("run %s not read: %s", run_id, error)
+                continue
+            if run is not None and run.is_finished and not done.is_set():
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                os._exit(1)
+
+    thread = threading.Thread(target=watch, name="tgmed-run-watch", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        done.set()
+        thread.join(timeout=30)  # not a query after the step has moved on
+
+    return stop
 
 
 class DockerStageLauncher(StageLauncher):
