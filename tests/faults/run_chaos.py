@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from chaos import report
 from chaos.baseline import Baseline, stage_steps
+from chaos.docker_platform import engine_ready
 from chaos.platform import ROOT, LocalPlatform, log
 from chaos.progress import StageWatcher
 from chaos.report import Row
@@ -60,12 +61,62 @@ def clean_baseline(platform: LocalPlatform) -> Baseline:
     return baseline
 
 
+def run_mode(platform, names: list[str], rng: random.Random, trials: int) -> list[Row]:
+    """The clean run, then each scenario of this mode in turn."""
+    rows: list[Row] = []
+    names = [n for n in names if platform.mode in SCENARIOS[n].modes]
+    if not names:
+        return rows
+    baseline = clean_baseline(platform)
+    for name in names:
+        scenario = SCENARIOS[name]
+        log(f"scenario {name} ({platform.mode}): {scenario.title}")
+        began = time.monotonic()
+        try:
+            row = scenario.run(platform, baseline, rng, trials)
+        except Exception as error:  # a scenario that breaks is a finding, not a crash
+            row = Row(scenario.title, platform.mode, problems=[f"{type(error).__name__}: {error}"])
+            log(f"scenario {name} broke: {type(error).__name__}: {error}")
+        row.seconds = row.seconds or time.monotonic() - began
+        rows.append(row)
+        log(f"  -> {' | '.join(row.cells())} ({row.seconds / 60:.1f} min)")
+        ensure_quiet(platform)
+    return rows
+
+
+def docker_rows(
+    names: list[str], workdir: Path, local: LocalPlatform, rng: random.Random, trials: int
+) -> list[Row]:
+    wanted = [n for n in names if "docker" in SCENARIOS[n].modes]
+    if not wanted:
+        return []
+    reason = engine_ready()
+    if reason is None:
+        from chaos.docker_platform import DockerPlatform
+
+        platform = DockerPlatform(workdir / "docker", local)
+        log("waiting for the shared Docker engine's lock (/tmp/tgmed-docker.lock)")
+        if platform.lock(timeout=30 * 60):
+            try:
+                platform.start()
+                return run_mode(platform, wanted, rng, trials)
+            finally:
+                platform.close()
+        reason = "the Docker engine stayed busy (lock held) for 30 minutes"
+    log(f"docker mode skipped: {reason}")
+    return [Row(SCENARIOS[n].title, "docker", skipped=reason) for n in wanted]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", help="comma-separated scenario names: " + ", ".join(SCENARIOS))
     parser.add_argument("--ci", action="store_true", help="only the scenarios under 5 minutes")
     parser.add_argument("--trials", type=int, default=20, help="kill -9 trials (default 20)")
-    parser.add_argument("--seed", type=int, default=None, help="random kill points (default: time)")
+    parser.add_argument(
+        "--docker-trials", type=int, default=6, help="of those, in docker mode (default 6)"
+    )
+    parser.add_argument("--no-docker", action="store_true", help="local mode only")
+    parser.add_argument("--seed", type=int, default=None, help="random points (default: time)")
     parser.add_argument("--workdir", type=Path, help="work folder (default: a new temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument(
@@ -76,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     # stopped from outside (or started in the background, where SIGINT is ignored): the
-    # platform is still taken down (finally below)
+    # platforms are still taken down (finally below)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     signal.signal(signal.SIGINT, signal.default_int_handler)
     names = list(SCENARIOS)
@@ -87,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown scenarios {sorted(unknown)}; known: {', '.join(SCENARIOS)}")
     if args.ci:
         names = [n for n in names if SCENARIOS[n].ci]
+    docker = not (args.no_docker or args.ci) and any("docker" in SCENARIOS[n].modes for n in names)
+    docker_trials = min(args.docker_trials, args.trials) if docker else 0
     seed = args.seed if args.seed is not None else int(time.time())
     rng = random.Random(seed)
     started = time.monotonic()
@@ -95,31 +148,16 @@ def main(argv: list[str] | None = None) -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="tgc-", dir="/tmp"))
     log(f"scenarios {names}, seed {seed}, {started_machine}")
     rows: list[Row] = []
-    platform = LocalPlatform(workdir)
+    local = LocalPlatform(workdir)
     try:
-        platform.prepare()
-        platform.start()
-        baseline = clean_baseline(platform)
-        for name in names:
-            scenario = SCENARIOS[name]
-            log(f"scenario {name}: {scenario.title}")
-            began = time.monotonic()
-            try:
-                found = scenario.run(platform, baseline, rng=rng, trials=args.trials)
-            except Exception as error:  # a scenario that breaks is a finding, not a crash
-                found = [
-                    Row(
-                        scenario.title, platform.mode, problems=[f"{type(error).__name__}: {error}"]
-                    )
-                ]
-                log(f"scenario {name} broke: {type(error).__name__}: {error}")
-            for row in found:
-                row.seconds = row.seconds or time.monotonic() - began
-                rows.append(row)
-                log(f"  -> {' | '.join(row.cells())}")
-            ensure_quiet(platform)
+        local.prepare()
+        local.start()
+        rows += run_mode(local, names, rng, args.trials - docker_trials)
+        local.stop()
+        if docker:
+            rows += docker_rows(names, workdir, local, rng, docker_trials)
     finally:
-        platform.close()
+        local.close()
         if not args.keep and args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
     seconds = time.monotonic() - started

@@ -92,6 +92,13 @@ class EventLog:
     def step_events(self, step_key: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e.get("stepKey") == step_key]
 
+    def first_failure_at(self) -> float | None:
+        """When the first step failed (or failed and was set up for a retry): epoch s."""
+        for event in self.events:
+            if event["__typename"] in ("ExecutionStepFailureEvent", "ExecutionStepUpForRetryEvent"):
+                return int(event["timestamp"]) / 1000
+        return None
+
     def failures(self) -> list[str]:
         """Every failure text in the log: step failures (with their causes), the run's."""
         found = []

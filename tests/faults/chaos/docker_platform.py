@@ -329,8 +329,108 @@ class DockerPlatform:
             files += [p for p in Path(compute).rglob("*") if p.is_file()]
         return files
 
-    def inspect_stage_containers(self) -> list[dict]:
-        return [c.attrs for c in self.stage_containers(running=False)]
+    def set_stage_memory(self, limits: str) -> None:
+        """TGMED_DOCKER_STAGE_MEMORY for the runs from now on: the daemon, which hands it
+        to each run container, is recreated with it."""
+        self.extra_env = {"TGMED_DOCKER_STAGE_MEMORY": limits} if limits else {}
+        self.env_file.write_text("".join(f"{k}={v}\n" for k, v in self.compose_env().items()))
+        self.compose("up", "-d", "--wait", "--no-build", "dagster-daemon")
+        self.api.wait_ready(timeout=300)
+
+    # --- scenario 7 -----------------------------------------------------------------
+    def scan_containers(self, row: Any) -> None:
+        """No stage container may have the Docker socket or Dagster's storage
+        credentials; no image may carry a secret or a secrets file."""
+        daemon = self.client.containers.list(
+            filters={
+                "label": [
+                    f"com.docker.compose.project={PROJECT}",
+                    "com.docker.compose.service=dagster-daemon",
+                ]
+            }
+        )
+        storage_url = next(
+            (
+                e.split("=", 1)[1]
+                for c in daemon
+                for e in c.attrs["Config"]["Env"] or []
+                if e.startswith("DAGSTER_PG_URL=")
+            ),
+            "",
+        )
+        storage_password = storage_url.split("://", 1)[-1].split("@", 1)[0].partition(":")[2]
+        inspected = self.stage_containers(running=False)
+        for container in inspected:
+            attrs = container.attrs
+            name = (
+                f"{attrs['Config']['Labels'].get('tgmed.invocation', '?')} ({container.name[:12]})"
+            )
+            for mount in attrs.get("Mounts") or []:
+                if "docker.sock" in (mount.get("Source") or "") + (mount.get("Destination") or ""):
+                    row.problems.append(f"stage container {name} mounts the Docker socket")
+            env = attrs["Config"]["Env"] or []
+            if any(e.startswith(("DAGSTER_PG_URL=", "POSTGRES_PASSWORD=")) for e in env):
+                row.problems.append(f"stage container {name} has Dagster's storage URL")
+            elif storage_password and any(storage_password in e for e in env):
+                row.problems.append(
+                    f"stage container {name} holds the password of Dagster's storage role "
+                    "(its DATABASE_URL uses the same role as DAGSTER_PG_URL)"
+                )
+        row.trials += len(inspected)
+        images = [f"tgmed-{name}:{self.tag}" for name in IMAGES]
+        values = self.secrets.values()
+        for image in images:
+            for finding in scan_image(image, values):
+                row.problems.append(f"image {image}: {finding}")
+        row.trials += len(images)
+        row.injected += f"; {len(inspected)} stage containers inspected, {len(images)} images saved"
+
+
+def scan_image(image: str, secrets: dict[str, str]) -> list[str]:
+    """`docker save IMAGE`, read as it streams: secret values anywhere in its bytes,
+    and files that hold secrets by their name (.env, *.session) in any layer."""
+    import tarfile
+
+    findings: set[str] = set()
+    needles = {label: value.encode() for label, value in secrets.items()}
+    keep = max(len(v) for v in needles.values())
+    process = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
+    assert process.stdout is not None
+    tail = b""
+
+    class Scanning:
+        """The saved stream, scanned for secret values as tarfile reads it."""
+
+        def read(self, size: int = -1) -> bytes:
+            nonlocal tail
+            data = process.stdout.read(size if size > 0 else 1 << 20)
+            window = tail + data
+            for label, needle in needles.items():
+                if needle in window:
+                    findings.add(f"holds the value of {label}")
+            tail = window[-keep:]
+            return data
+
+    with tarfile.open(fileobj=Scanning(), mode="r|") as outer:
+        for member in outer:
+            # layers: <id>/layer.tar (docker save) or blobs/sha256/<digest> (OCI layout)
+            if not member.isfile() or not (
+                member.name.endswith(".tar") or member.name.startswith("blobs/")
+            ):
+                continue
+            layer = outer.extractfile(member)
+            if layer is None:
+                continue
+            with (
+                contextlib.suppress(tarfile.TarError),
+                tarfile.open(fileobj=layer, mode="r|") as inner,
+            ):
+                for item in inner:
+                    base = item.name.rsplit("/", 1)[-1]
+                    if base == ".env" or base.endswith(".session"):
+                        findings.add(f"has a secrets file {item.name}")
+    process.wait()
+    return sorted(findings)
 
 
 __all__ = ["DockerPlatform", "engine_ready", "json"]

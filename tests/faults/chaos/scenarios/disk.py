@@ -79,8 +79,10 @@ def one(
         if outcome.status != "FAILURE":
             row.problems.append(f"{what}: the run ended {outcome.status} on a full disk")
         else:
+            # from the first step that hit the full disk (failed, or set up for a retry)
             ended = outcome.run.end_time or time.time()
-            row.failure_seconds.append(max(0.0, ended - started))
+            hit = outcome.events.first_failure_at() or started
+            row.failure_seconds.append(max(0.0, ended - hit))
             await_alert(platform, outcome.run.run_id, ended, row)
             check_message(outcome.events.failures(), platform.lake, row, what)
         check_nothing_half_written(platform, clean_media, row, what)

@@ -52,6 +52,14 @@ LOCAL_VICTIMS = [
     Victim("load detections", "tgmed-loader load detections"),
     Victim("init-db", "tgmed-loader init-db"),
 ]
+# docker mode: the run worker is the run's container, each stage its own container
+DOCKER_VICTIMS = [
+    Victim("run worker container"),
+    Victim("scrape container", "tgmed-scraper"),
+    Victim("detect container", "tgmed-yolo"),
+    Victim("load container", "tgmed-loader load"),
+    Victim("transform container", "tgmed-transform"),
+]
 
 
 def one_trial(

@@ -39,13 +39,15 @@ def quarantine_notes(lake: Path) -> list[dict]:
 
 def check_set_aside(broken: list[Broken], notes: list[dict], row: Row) -> int:
     """How many broken items have a quarantine note naming their file (and line, where
-    the damage is on one); the others are recorded as problems."""
+    the damage is on one); the others are counted by stream, with an example each."""
     by_original = {Path(n["original_path"]).resolve(): n for n in notes}
     ok = 0
+    missing: dict[str, list[Broken]] = {}
+    unlocated: dict[str, list[tuple[Broken, str]]] = {}
     for item in broken:
         note = by_original.get(item.path.resolve())
-        if note is None:
-            row.problems.append(f"not set aside: {item.stream} {item.kind} {item.path.name}")
+        if note is None or (item.stream != "exports" and item.path.exists()):
+            missing.setdefault(item.stream, []).append(item)
             continue
         reason = note["reason"]
         where = item.path.name
@@ -54,14 +56,21 @@ def check_set_aside(broken: list[Broken], notes: list[dict], row: Row) -> int:
         else:
             located = item.line is None or f"{where}:{item.line}:" in reason
         if where not in reason or not located:
-            row.problems.append(
-                f"note without file and line: {item.stream} {item.kind} {where}: {reason[:200]}"
-            )
-            continue
-        if item.stream != "exports" and item.path.exists():
-            row.problems.append(f"still in the lake's raw area: {item.path}")
+            unlocated.setdefault(item.stream, []).append((item, reason))
             continue
         ok += 1
+    for stream, items in missing.items():
+        example = items[0]
+        row.problems.append(
+            f"{len(items)} broken {stream} files not set aside, e.g. {example.path.name} "
+            f"({example.kind})"
+        )
+    for stream, pairs in unlocated.items():
+        example, reason = pairs[0]
+        row.problems.append(
+            f"{len(pairs)} {stream} notes without file and line, e.g. {example.path.name} "
+            f"({example.kind}): {reason[:200]}"
+        )
     return ok
 
 
@@ -131,9 +140,9 @@ def run(platform: LocalPlatform, baseline: Baseline, rng: random.Random) -> Row:
         total_good, loaded = good_keys_loaded(platform.url, good_lake)
         if loaded != total_good:
             row.problems.append(
-                f"good lake records through: {loaded} of {total_good} (in this failed run)"
+                f"good input not through in the run that set the bad aside: {loaded} of "
+                f"{total_good} good lake records loaded"
             )
-            row.lost += total_good - loaded
         log(
             f"  set aside with file and line: {set_aside}/{len(broken)}; good records "
             f"loaded {loaded}/{total_good}"
@@ -150,6 +159,7 @@ def run(platform: LocalPlatform, baseline: Baseline, rng: random.Random) -> Row:
         total_good, loaded = good_keys_loaded(platform.url, good_lake)
         if loaded != total_good:
             row.problems.append(f"good lake records after the next run: {loaded}/{total_good}")
+            row.lost += total_good - loaded
         newly = len(quarantine_notes(platform.lake)) - len(notes)
         if newly:
             row.problems.append(f"the next run set aside {newly} more files")
