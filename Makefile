@@ -130,6 +130,7 @@ chaos-ci: setup yolo-setup  ## the fault suite's short scenarios (local mode; ru
 
 bench: setup  ## benchmarks (ratios against a baseline measured in the same run)
 	$(RUN) python bench/bench_import.py
+	$(RUN) python bench/bench_refresh.py
 	$(RUN) python bench/bench_load.py
 	$(RUN) python bench/bench_api.py
 	$(YOLO_VENV)/bin/python bench/bench_detect.py

@@ -65,10 +65,10 @@ def test_bad_credentials_fail_the_scrape_once_and_alert(
     failures = step_events(result, step, DagsterEventType.STEP_FAILURE)
     assert len(failures) == 1
     message = failures[0].event_specific_data.error.message
-    # the stage's own words (Telethon's StringSession refusing the value), exit code 2
+    # the stage's own words (the session checked before anything dials), exit code 2
     assert "tgmed-scraper scrape --channel CheMed123 exited with 2" in message
     assert "configuration error (not retried)" in message
-    assert "Not a valid string" in message
+    assert "TELEGRAM_SESSION is not a Telethon session string" in message
     # a configuration error is not retried: one attempt
     assert step_events(result, step, DagsterEventType.STEP_UP_FOR_RETRY) == []
     assert step_events(result, "load_messages_op", DagsterEventType.STEP_START) == []
@@ -87,7 +87,8 @@ def test_bad_credentials_fail_the_scrape_once_and_alert(
     assert paths == ["/bot123:bot-token-secret/sendMessage", "/hook"]
     hook = next(i["json"] for i in alert_server.received if i["path"] == "/hook")
     assert hook["job"] == "scrape_and_load" and hook["run_id"] == result.run_id
-    assert "Not a valid string" in hook["text"] and step in hook["text"]
+    assert "TELEGRAM_SESSION is not a Telethon session string" in hook["text"]
+    assert step in hook["text"]
     telegram = next(i["json"] for i in alert_server.received if i["path"] != "/hook")
     assert telegram["chat_id"] == "-100" and "scrape_and_load" in telegram["text"]
     sent = json.dumps(alert_server.received)
@@ -123,7 +124,7 @@ def test_a_quarantined_file_fails_the_load_without_retry_and_alerts(
     failures = step_events(result, "load_messages_op", DagsterEventType.STEP_FAILURE)
     assert len(failures) == 1
     message = failures[0].event_specific_data.error.message
-    assert "tgmed-loader load messages exited with 1: partial result" in message
+    assert "tgmed-loader load telegram exited with 1: partial result" in message
     assert "quarantined=1" in message
     assert bad.name in message  # the loader's own log line naming the file
     assert step_events(result, "load_messages_op", DagsterEventType.STEP_UP_FOR_RETRY) == []

@@ -202,10 +202,12 @@ def init_db_op(context: OpExecutionContext, launcher: StageLauncher) -> Output:
 
 @op(
     ins={"scraped": In(Nothing), "ready": In(Nothing)},
-    description="Load new message files into raw.telegram_messages.",
+    description="Load what the scraper wrote (messages, their observations, channel "
+    "snapshots) into raw.telegram_messages, raw.telegram_message_observations and "
+    "raw.telegram_channel_snapshots.",
 )
 def load_messages_op(context: OpExecutionContext, launcher: StageLauncher) -> Output:
-    return run(context, launcher, stages.load("messages"))
+    return run(context, launcher, stages.load("telegram"))
 
 
 @op(

@@ -28,10 +28,16 @@ GRACE_NS = 120 * 1_000_000_000
 
 
 def lake_record_files(lake: Lake) -> dict[str, int]:
-    """Lake-relative path -> publication time (ctime, ns) of every message and
-    detection file."""
+    """Lake-relative path -> publication time (ctime, ns) of every record file the
+    loader loads (messages, observations, channel snapshots, detections)."""
     found = {}
-    for path in [*lake.message_files(), *lake.detection_files()]:
+    files = [
+        *lake.message_files(),
+        *lake.observation_files(),
+        *lake.snapshot_files(),
+        *lake.detection_files(),
+    ]
+    for path in files:
         try:
             found[lake.relative(path)] = path.stat().st_ctime_ns
         except FileNotFoundError:  # quarantined between listing and stat

@@ -193,3 +193,54 @@ def test_plain_string_text_and_files_not_included(tmp_path):
     assert first.text == "plain ETB 90" and first.media_type == "photo"
     assert first.media_path is None and first.date.isoformat() == "2026-10-01T10:00:00+00:00"
     assert second.media_type == "document" and third.media_type == "voice"
+
+
+def test_reactions_are_read_when_the_export_has_them(sample, tmp_path):
+    exports, _ = sample
+    folder = tmp_path / "chemed123"
+    shutil.copytree(exports / "CheMed123", folder)
+    document = json.loads((folder / "result.json").read_text())
+    posts = [m for m in document["messages"] if m["type"] == "message"]
+    posts[0]["reactions"] = [
+        {"type": "emoji", "count": 7, "emoji": "👍", "recent": [{"from": "A", "date": "x"}]},
+        {"type": "custom_emoji", "count": 2, "document_id": "5368324170671202286"},
+        {"type": "paid", "count": 3},
+    ]
+    posts[1]["reactions"] = []
+    (folder / "result.json").write_text(json.dumps(document, ensure_ascii=False))
+    lake = Lake(tmp_path / "lake")
+    assert not import_exports(lake, folder).failed
+    records = {r.message_id: r for r in lake_records(lake)}
+    assert [(x.kind, x.reaction, x.count) for x in records[posts[0]["id"]].reactions] == [
+        ("emoji", "👍", 7),
+        ("custom_emoji", "custom_emoji:5368324170671202286", 2),
+        ("paid", "paid", 3),
+    ]
+    assert records[posts[1]["id"]].reactions == []
+    assert records[posts[2]["id"]].reactions is None  # the export does not say: unknown
+    assert records[posts[2]["id"]].views is None  # exports carry no counts
+    assert lake.observation_files() == [] and lake.snapshot_files() == []
+
+
+def test_a_reaction_without_a_count_is_a_clear_export_error(sample, tmp_path):
+    exports, _ = sample
+    folder = tmp_path / "chemed123"
+    shutil.copytree(exports / "CheMed123", folder)
+    document = json.loads((folder / "result.json").read_text())
+    post = next(m for m in document["messages"] if m["type"] == "message")
+    post["reactions"] = [{"type": "emoji", "emoji": "👍"}]
+    (folder / "result.json").write_text(json.dumps(document, ensure_ascii=False))
+    lake = Lake(tmp_path / "lake")
+    summary = import_exports(lake, folder)
+    (error,) = summary.failed.values()
+    assert f"(id {post['id']}): missing 'count'" in error and lake.message_files() == []
+
+
+def test_an_import_sweeps_what_a_killed_run_left_in_the_channel(sample, tmp_path):
+    exports, _ = sample
+    lake = Lake(tmp_path)
+    leftover = lake.media_file("tikvahpharma", 3, "jpg").with_name(".3.jpg.tmp-0123456789ab")
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"half a photo")
+    assert import_exports(lake, exports / "tikvahpharma").messages > 0
+    assert not leftover.exists()

@@ -2,10 +2,13 @@
 
 Layout (relative to LAKE_DIR):
 
-    raw/telegram_messages/date=YYYY-MM-DD/channel=<name>/<run_id>.jsonl
+    raw/telegram_messages/date=YYYY-MM-DD/channel=<name>/<run_id>.jsonl      (message day)
+    raw/telegram_message_observations/date=.../channel=<name>/<run_id>.jsonl (day read)
+    raw/telegram_channel_snapshots/date=.../channel=<name>/<run_id>.jsonl    (day read)
     raw/telegram_media/channel=<name>/<message_id>.<ext>
     raw/yolo_detections/date=YYYY-MM-DD/channel=<name>/<run_id>.jsonl
     state/<stream>/channel=<name>.json
+    state/locks/channel=<name>.lock                 held while a process writes a channel
     quarantine/<stream>/<original relative path>   (+ .reason.json beside it)
 
 Nobody builds these paths by hand: use `Lake`.
@@ -25,17 +28,28 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from tgmed_common.atomic import (
+    TEMP_MARKER,
     AtomicBatch,
     atomic_writer,
     copy_file_atomic,
     is_temp,
     write_bytes_atomic,
 )
-from tgmed_common.records import DetectionRecord, MessageRecord, canonical_channel
+from tgmed_common.records import (
+    ChannelSnapshotRecord,
+    DetectionRecord,
+    MessageObservationRecord,
+    MessageRecord,
+    canonical_channel,
+)
 
 MESSAGES = "telegram_messages"
+OBSERVATIONS = "telegram_message_observations"
+SNAPSHOTS = "telegram_channel_snapshots"
 MEDIA = "telegram_media"
 DETECTIONS = "yolo_detections"
+# what a channel's writer (scrape or import, holding the channel's lock) writes
+CHANNEL_STREAMS = (MESSAGES, OBSERVATIONS, SNAPSHOTS)
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -84,6 +98,12 @@ class Lake:
     def message_file(self, day: date, channel: str, run_id: str) -> Path:
         return self._records_file(MESSAGES, day, channel, run_id)
 
+    def observation_file(self, day: date, channel: str, run_id: str) -> Path:
+        return self._records_file(OBSERVATIONS, day, channel, run_id)
+
+    def snapshot_file(self, day: date, channel: str, run_id: str) -> Path:
+        return self._records_file(SNAPSHOTS, day, channel, run_id)
+
     def detection_file(self, day: date, channel: str, run_id: str) -> Path:
         return self._records_file(DETECTIONS, day, channel, run_id)
 
@@ -106,6 +126,22 @@ class Lake:
 
     def state_file(self, stream: str, channel: str) -> Path:
         return self.root / "state" / stream / f"channel={canonical_channel(channel)}.json"
+
+    def lock_file(self, channel: str) -> Path:
+        return self.root / "state" / "locks" / f"channel={canonical_channel(channel)}.lock"
+
+    def channel_temp_files(self, channel: str) -> list[Path]:
+        """Temporary files of unfinished writes by a channel's writer: its message,
+        observation and snapshot partitions, its media folder and its high-water mark
+        (not detections: the yolo stage writes those without the channel's lock). Only
+        safe to remove while holding the channel's lock (tgmed_common.channel_lock)."""
+        folder = f"channel={canonical_channel(channel)}"
+        pattern = f".*{TEMP_MARKER}*"
+        raw = self.root / "raw"
+        found = [p for s in CHANNEL_STREAMS for p in (raw / s).glob(f"date=*/{folder}/{pattern}")]
+        found += (raw / MEDIA / folder).glob(pattern)
+        found += (self.root / "state" / MESSAGES).glob(f".{folder}.*{TEMP_MARKER}*")
+        return sorted(p for p in found if is_temp(p))
 
     @property
     def quarantine_root(self) -> Path:
@@ -130,6 +166,12 @@ class Lake:
 
     def message_files(self) -> list[Path]:
         return self._files(MESSAGES, "date=*/channel=*/*.jsonl")
+
+    def observation_files(self) -> list[Path]:
+        return self._files(OBSERVATIONS, "date=*/channel=*/*.jsonl")
+
+    def snapshot_files(self) -> list[Path]:
+        return self._files(SNAPSHOTS, "date=*/channel=*/*.jsonl")
 
     def detection_files(self) -> list[Path]:
         return self._files(DETECTIONS, "date=*/channel=*/*.jsonl")
@@ -215,3 +257,11 @@ def read_messages(path: Path) -> Iterator[MessageRecord]:
 
 def read_detections(path: Path) -> Iterator[DetectionRecord]:
     return read_records(path, DetectionRecord)
+
+
+def read_observations(path: Path) -> Iterator[MessageObservationRecord]:
+    return read_records(path, MessageObservationRecord)
+
+
+def read_snapshots(path: Path) -> Iterator[ChannelSnapshotRecord]:
+    return read_records(path, ChannelSnapshotRecord)

@@ -3,7 +3,8 @@ records the scraper writes.
 
 An export is a folder with `result.json` and its media beside it (`photos/...`). Text is
 a string or an array of strings and entity objects; service messages are skipped; an
-export has no view, forward or reply counts (null). Dates come from `date_unixtime`
+export has no view, forward or reply counts (null); reactions are read when the export
+has them (Telegram Desktop writes them since 2023), else null. Dates come from `date_unixtime`
 (UTC); an export without it is read as UTC.
 
 An export is checked completely before anything is written: a broken one writes
@@ -22,9 +23,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from tgmed_common.channel_lock import ChannelBusy, hold_channel
 from tgmed_common.lake import MESSAGES, Lake, new_run_id
 from tgmed_common.progress import Progress
-from tgmed_common.records import CHANNEL_PATTERN, MediaType, MessageRecord, canonical_channel
+from tgmed_common.records import (
+    CHANNEL_PATTERN,
+    MediaType,
+    MessageRecord,
+    ReactionCount,
+    canonical_channel,
+)
 from tgmed_common.state import HighWaterMarks
 from tgmed_scraper.writer import MessageBatchWriter
 
@@ -129,6 +137,35 @@ def _text(value: Any) -> str:
     raise TypeError(f"text is a {type(value).__name__}, expected a string or an array")
 
 
+def _reactions(message: dict[str, Any]) -> list[ReactionCount] | None:
+    """`reactions` as Telegram Desktop writes them: {"type": "emoji", "count": 3,
+    "emoji": "👍"}, {"type": "custom_emoji", "count": 1, "document_id": ...},
+    {"type": "paid", "count": 5}; null when the export has none (older exports)."""
+    items = message.get("reactions")
+    if items is None:
+        return None
+    if not isinstance(items, list):
+        raise TypeError(f"reactions is a {type(items).__name__}, expected an array")
+    counts = []
+    for item in items:
+        kind = item.get("type") if isinstance(item, dict) else None
+        if kind == "emoji":
+            counts.append(ReactionCount(kind="emoji", reaction=item["emoji"], count=item["count"]))
+        elif kind == "custom_emoji":
+            counts.append(
+                ReactionCount(
+                    kind="custom_emoji",
+                    reaction=f"custom_emoji:{item['document_id']}",
+                    count=item["count"],
+                )
+            )
+        elif kind == "paid":
+            counts.append(ReactionCount(kind="paid", reaction="paid", count=item["count"]))
+        elif kind is None:
+            raise TypeError(f"a reaction without a type: {str(item)[:80]}")
+    return counts
+
+
 def _timestamp(message: dict[str, Any], unix_key: str, iso_key: str) -> datetime | None:
     if message.get(unix_key) is not None:
         return datetime.fromtimestamp(int(message[unix_key]), UTC)
@@ -219,6 +256,7 @@ def parse_export(
                 media_type=media_type,
                 forwarded_from=message.get("forwarded_from"),
                 reply_to_message_id=message.get("reply_to_message_id"),
+                reactions=_reactions(message),
                 scraped_at=scraped_at,
             )
         except KeyError as error:
@@ -256,11 +294,23 @@ def import_exports(lake: Lake, path: Path, *, channel: str | None = None) -> Imp
             note = lake.quarantine(export_file, str(error), stream="exports")
             log.error("copied %s to %s", export_file, note)
             continue
-        _write(lake, marks, parsed, summary)
+        try:
+            _write(lake, marks, parsed, summary)
+        except ChannelBusy as error:  # a scrape of the channel is running: try again later
+            log.error("%s", error)
+            summary.failed[str(export_file)] = str(error)
     return summary
 
 
 def _write(lake: Lake, marks: HighWaterMarks, parsed: ParsedExport, summary: ImportSummary) -> None:
+    # the channel's lock: no scrape writes it meanwhile, and what a killed run left is swept
+    with hold_channel(lake, parsed.channel):
+        _write_held(lake, marks, parsed, summary)
+
+
+def _write_held(
+    lake: Lake, marks: HighWaterMarks, parsed: ParsedExport, summary: ImportSummary
+) -> None:
     progress = Progress(f"import {parsed.channel}", unit="messages", total=len(parsed.records))
     writer = MessageBatchWriter(lake, marks, parsed.channel, summary.run_id)
     for record in sorted(parsed.records, key=lambda r: r.message_id):
