@@ -113,6 +113,47 @@ def test_long_flood_wait_fails_with_a_clear_message(client, tmp_path):
     assert lake_records(lake) == [] and HighWaterMarks(lake, MESSAGES).get("chemed123") == 0
 
 
+def test_floodwaits_are_waited_out_up_to_a_total_then_the_channel_says_until_when(
+    client, tmp_path, tg
+):
+    """Regression (fault suite, scenario 5: a FloodWait storm): each wait was bounded,
+    their sum was not (a storm of short waits could hold a run for hours), and a channel
+    stopped by a long wait said how long but not until when."""
+    slept = []
+
+    async def sleep(seconds):
+        slept.append(seconds)
+
+    now = tg.START + timedelta(days=60)
+    client.flood_waits = [5, 5, 5, 5, 5]
+    summary = run(
+        client,
+        Lake(tmp_path),
+        sleep=sleep,
+        flood_wait_max_seconds=60,
+        flood_wait_total_seconds=12,
+        now=lambda: now,
+    )
+    assert slept == [6, 6]  # 5 + 5 waited; a third would pass the total of 12
+    [failed] = summary.failed
+    assert "after 10s of waits in this run" in failed.error
+    assert "SCRAPER_FLOOD_WAIT_TOTAL_SECONDS=12" in failed.error
+    until = (now + timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert f"(until {until})" in failed.error
+    body = summary.as_dict()
+    assert body["rate_limited_until"] == {"chemed123": until}
+    assert body["flood_waited_seconds"] == 10 and body["outcome"] == "partial"
+
+
+def test_a_long_floodwait_says_until_when(client, tmp_path, tg):
+    now = tg.START + timedelta(days=60)
+    client.flood_waits = [3600]
+    summary = run(client, Lake(tmp_path), flood_wait_max_seconds=60, now=lambda: now)
+    until = (now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert f"(until {until})" in summary.failed[0].error
+    assert summary.as_dict()["rate_limited_until"] == {"chemed123": until}
+
+
 def test_crash_mid_scrape_keeps_what_was_written_and_no_more(client, tmp_path, tg):
     lake = Lake(tmp_path)
     client.fail_after = 12
