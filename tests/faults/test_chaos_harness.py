@@ -15,7 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from chaos import report
-from chaos.fake_telegram import FakeTelegramClient
+from chaos.fake_telegram import StormClient
 from chaos.malformed import broken_exports, lake_files
 from chaos.progress import stage_command
 from chaos.snapshot import Snapshot, TableState, compare, lake_snapshot
@@ -119,9 +119,9 @@ def test_the_fake_telegram_answers_floodwait_on_every_third_call(tmp_path):
     from telethon import errors
 
     calls = tmp_path / "calls.jsonl"
-    client = FakeTelegramClient(
+    client = StormClient(
         {
-            "channels": {"chaosa": {"messages": 5}},
+            "channels": {"chaosa": {"messages": 5}, "chaosb": {"messages": 5}},
             "flood_every": 3,
             "flood_seconds": [1, 2],
             "long_flood": {"channel": "chaosb", "seconds": 3600},
@@ -129,18 +129,21 @@ def test_the_fake_telegram_answers_floodwait_on_every_third_call(tmp_path):
         }
     )
 
-    async def calls_in_a_row() -> list:
+    async def calls_in_a_row(name: str, count: int) -> list:
         outcomes = []
-        for _ in range(6):
+        for _ in range(count):
             try:
-                outcomes.append((await client.get_entity("chaosa")).username)
+                outcomes.append((await client.get_entity(name)).username)
             except errors.FloodWaitError as wait:
                 outcomes.append(wait.seconds)
         return outcomes
 
-    assert asyncio.run(calls_in_a_row()) == ["chaosa", "chaosa", 1, "chaosa", "chaosa", 2]
+    a, b = "chaosa", "chaosb"
+    assert asyncio.run(calls_in_a_row(a, 6)) == [a, a, 1, a, a, 2]
+    # the long wait comes the first time chaosb's turn comes; then the cycle goes on
+    assert asyncio.run(calls_in_a_row(b, 6)) == [b, b, 3600, b, b, 2]
     logged = [json.loads(line) for line in calls.read_text().splitlines()]
-    assert [e["flood"] for e in logged if "flood" in e] == [1, 2]
+    assert [e["flood"] for e in logged if "flood" in e] == [1, 2, 3600, 2]
 
 
 @pytest.mark.parametrize(
