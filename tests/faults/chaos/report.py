@@ -31,6 +31,9 @@ class Row:
     # seconds from each failure to its alert; None where none arrived
     alert_seconds: list[float | None] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # (run id, when it failed): alerts checked at the end of the scenario (the receiver
+    # stamps each arrival, so waiting later measures the same latency)
+    pending_alerts: list[tuple[str, float]] = field(default_factory=list)
     seconds: float = 0.0
     skipped: str = ""
 

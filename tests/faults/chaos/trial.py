@@ -54,14 +54,24 @@ def kill9(pid: int) -> bool:
 
 
 def await_failure(
-    platform: LocalPlatform, run_id: str, fault_at: float, row: Row, timeout: float = 300
+    platform: LocalPlatform,
+    run_id: str,
+    fault_at: float,
+    row: Row,
+    timeout: float = 300,
+    *,
+    recover: bool = False,
 ) -> str:
     """The run's final status; records the seconds from the fault to FAILURE, or a
-    problem when the run did not fail (or not in time)."""
+    problem when the run did not fail (or not in time). `recover`: a run that recovers
+    through its retries (SUCCESS) is fine too (a Dagster step process that crashed is
+    retried like any crash)."""
     run = platform.wait_status(run_id, timeout)
     if run.status == "FAILURE":
         ended = run.end_time or time.time()
         row.failure_seconds.append(max(0.0, ended - fault_at))
+    elif run.status == "SUCCESS" and recover:
+        log(f"  run {run_id[:8]} recovered through its retries")
     elif run.status in FINISHED:
         row.problems.append(f"run {run_id[:8]}: {run.status} after the fault (expected FAILURE)")
     else:
@@ -77,6 +87,19 @@ def await_alert(platform: LocalPlatform, run_id: str, failed_at: float, row: Row
     alert = platform.receiver.wait_for(run_id, timeout=max(1.0, failed_at + 150 - time.time()))
     row.alert_seconds.append(None if alert is None else max(0.0, alert.received_at - failed_at))
     return alert.text if alert else ""
+
+
+def expect_alert(run_id: str, failed_at: float, row: Row) -> None:
+    """The alert naming the run is checked later (settle_alerts), so the next trial need
+    not wait for the failure sensor's next tick."""
+    row.pending_alerts.append((run_id, failed_at))
+
+
+def settle_alerts(platform: LocalPlatform, row: Row) -> None:
+    for run_id, failed_at in row.pending_alerts:
+        alert = platform.receiver.wait_for(run_id, timeout=max(1.0, failed_at + 150 - time.time()))
+        row.alert_seconds.append(None if alert is None else max(0.0, alert.received_at - failed_at))
+    row.pending_alerts.clear()
 
 
 def collect_leftover_processes(platform: LocalPlatform, row: Row, what: str) -> None:

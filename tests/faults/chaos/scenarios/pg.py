@@ -15,7 +15,7 @@ from chaos.dagster_api import FINISHED
 from chaos.platform import LocalPlatform, log
 from chaos.progress import wait_until_written
 from chaos.report import Row
-from chaos.trial import await_alert, compare_with_clean, recover_and_compare
+from chaos.trial import compare_with_clean, expect_alert, recover_and_compare, settle_alerts
 
 POINTS = [
     ("mid-load", "tgmed-loader load messages"),
@@ -60,9 +60,10 @@ def run(platform: LocalPlatform, baseline: Baseline, rng: random.Random) -> Row:
             row.problems.append(f"{what}: run {run_id[:8]} ended {outcome.status}")
             continue
         row.failure_seconds.append(max(0.0, (outcome.run.end_time or time.time()) - fault_at))
-        await_alert(platform, run_id, outcome.run.end_time or time.time(), row)
+        expect_alert(run_id, outcome.run.end_time or time.time(), row)
         log(f"  {what}: the run failed ({' | '.join(outcome.events.failures())[:200]})")
         recover_and_compare(platform, baseline, row, what)
+    settle_alerts(platform, row)
     row.trials = len(injected)
     row.injected = "restart: " + ", ".join(injected)
     row.seconds = time.monotonic() - started
