@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         "--docker-trials", type=int, default=6, help="of those, in docker mode (default 6)"
     )
     parser.add_argument("--no-docker", action="store_true", help="local mode only")
+    parser.add_argument("--docker-only", action="store_true", help="docker mode only")
     parser.add_argument("--seed", type=int, default=None, help="random points (default: time)")
     parser.add_argument("--workdir", type=Path, help="work folder (default: a new temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
@@ -140,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         names = [n for n in names if SCENARIOS[n].ci]
     docker = not (args.no_docker or args.ci) and any("docker" in SCENARIOS[n].modes for n in names)
     docker_trials = min(args.docker_trials, args.trials) if docker else 0
+    if args.docker_only:
+        docker, docker_trials = True, args.docker_trials
     seed = args.seed if args.seed is not None else int(time.time())
     rng = random.Random(seed)
     started = time.monotonic()
@@ -150,10 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     local = LocalPlatform(workdir)
     try:
-        local.prepare()
-        local.start()
-        rows += run_mode(local, names, rng, args.trials - docker_trials)
-        local.stop()
+        local.prepare()  # the sample and the fake Telegram's configuration, for both modes
+        if not args.docker_only:
+            local.start()
+            rows += run_mode(local, names, rng, args.trials - docker_trials)
+            local.stop()
         if docker:
             rows += docker_rows(names, workdir, local, rng, docker_trials)
     finally:
