@@ -313,18 +313,24 @@ def _write_held(
 ) -> None:
     progress = Progress(f"import {parsed.channel}", unit="messages", total=len(parsed.records))
     writer = MessageBatchWriter(lake, marks, parsed.channel, summary.run_id)
-    for record in sorted(parsed.records, key=lambda r: r.message_id):
-        source = parsed.photos.get(record.message_id)
-        if source is not None:
-            target = lake.media_file(parsed.channel, record.message_id, source.suffix)
-            if target.exists():
-                summary.photos_skipped += 1
-            else:
-                writer.batch.copy(source, target)
-                summary.photos += 1
-            record = record.model_copy(update={"media_path": lake.relative(target)})
-        writer.add(record)
-        progress.advance()
+    try:
+        for record in sorted(parsed.records, key=lambda r: r.message_id):
+            source = parsed.photos.get(record.message_id)
+            if source is not None:
+                target = lake.media_file(parsed.channel, record.message_id, source.suffix)
+                if target.exists():
+                    summary.photos_skipped += 1
+                else:
+                    writer.batch.copy(source, target)
+                    summary.photos += 1
+                record = record.model_copy(update={"media_path": lake.relative(target)})
+            writer.add(record)
+            progress.advance()
+    except BaseException:
+        # a photo that could not be copied (a full disk): the photos staged so far go
+        # too, at once, instead of filling the disk until the channel's next import
+        writer.batch.abort()
+        raise
     # one flush: an export is written whole (one file per day) and the mark moves once
     writer.flush()
     progress.done()
