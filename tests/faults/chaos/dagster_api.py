@@ -119,13 +119,29 @@ class DagsterApi:
         self.location: str | None = None
         self.repository = "__repository__"
 
-    def query(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    def query(
+        self, query: str, variables: dict[str, Any] | None = None, patience: float = 180
+    ) -> dict[str, Any]:
+        """One GraphQL request. The webserver may answer 5xx or not at all for a while
+        when its storage goes away (PostgreSQL restarted under it, in docker mode): asked
+        again for up to `patience` seconds."""
         body = json.dumps({"query": query, "variables": variables or {}}).encode()
-        request = urllib.request.Request(  # noqa: S310 (a local http URL)
-            f"{self.url}/graphql", body, {"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
-            answer = json.load(response)
+        deadline = time.monotonic() + patience
+        while True:
+            request = urllib.request.Request(  # noqa: S310 (a local http URL)
+                f"{self.url}/graphql", body, {"Content-Type": "application/json"}
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+                    answer = json.load(response)
+                break
+            except urllib.error.HTTPError as error:
+                if error.code < 500 or time.monotonic() > deadline:
+                    raise
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(2)
         if answer.get("errors"):
             raise DagsterApiError(f"GraphQL errors: {json.dumps(answer['errors'])[:2000]}")
         return answer["data"]

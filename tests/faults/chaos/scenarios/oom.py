@@ -10,6 +10,7 @@ import random
 import time
 
 from chaos.baseline import Baseline
+from chaos.platform import log
 from chaos.report import Row
 from chaos.trial import await_alert, collect_leftover_processes, recover_and_compare
 
@@ -40,6 +41,7 @@ def run(platform, baseline: Baseline, rng: random.Random) -> Row:
     else:
         finished = oom_at[0].attrs["State"].get("FinishedAt", "")
         fault_at = _epoch(finished) or fault_at
+        log(f"  detect container OOM-killed at {finished}; run ended {outcome.run.end_time}")
     if outcome.status != "FAILURE":
         row.problems.append(f"the run ended {outcome.status} (expected FAILURE)")
     else:

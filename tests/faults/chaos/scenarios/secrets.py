@@ -78,7 +78,8 @@ def scan_local(platform: LocalPlatform, row: Row) -> int:
     found: list[str] = []
     scanned = 0
     for path in platform.captured_logs():
-        find_secrets(f"log {path.relative_to(platform.workdir)}", path.read_bytes(), secrets, found)
+        name = path.relative_to(platform.workdir) if path.is_relative_to(platform.workdir) else path
+        find_secrets(f"log {name}", path.read_bytes(), secrets, found)
         scanned += 1
     for run_id, data in event_logs(platform).items():
         find_secrets(f"event log of run {run_id[:8]}", data, secrets, found)
