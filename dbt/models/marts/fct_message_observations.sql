@@ -10,6 +10,8 @@
             {'columns': ['date_key']},
             {'columns': ['loaded_at']},
         ],
+        pre_hook=["{{ note_safe_point() }}"],
+        post_hook=["{{ record_safe_point() }}", "{{ analyze_if_new() }}"],
     )
 }}
 
@@ -22,7 +24,7 @@ with observations as (
 
     select * from {{ ref('stg_telegram_message_observations') }}
     {% if is_incremental() %}
-    where loaded_at > (select coalesce(max(loaded_at), '-infinity') from {{ this }})
+    where {{ incremental_window() }}
     {% endif %}
 
 ),

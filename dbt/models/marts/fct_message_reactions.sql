@@ -3,7 +3,13 @@
         materialized='incremental',
         unique_key='message_key',
         incremental_strategy='delete+insert',
-        indexes=[{'columns': ['channel_key', 'reaction']}, {'columns': ['loaded_at']}],
+        indexes=[
+            {'columns': ['channel_key', 'reaction']},
+            {'columns': ['message_key']},
+            {'columns': ['loaded_at']},
+        ],
+        pre_hook=["{{ note_safe_point() }}"],
+        post_hook=["{{ record_safe_point() }}", "{{ analyze_if_new() }}"],
     )
 }}
 
@@ -17,7 +23,7 @@ with messages as (
     from {{ ref('fct_messages') }}
     where jsonb_typeof(reactions) = 'array'
     {% if is_incremental() %}
-        and loaded_at > (select coalesce(max(loaded_at), '-infinity') from {{ this }})
+        and {{ incremental_window() }}
     {% endif %}
 
 ),

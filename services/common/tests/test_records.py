@@ -125,3 +125,29 @@ def test_detection_confidence_bounded():
                 {"class_id": 0, "class_name": "person", "confidence": 1.5, "box": (1, 2, 3, 4)}
             ],
         )
+
+
+def test_detection_records_of_version_1_still_read_and_version_2_says_where_it_came_from():
+    fields = dict(
+        channel_username="x1",
+        message_id=1,
+        media_path="raw/telegram_media/channel=x1/1.jpg",
+        model_name="m",
+        model_hash="h",
+        detected_at=NOW,
+    )
+    old = '{"schema_version":1,' + DetectionRecord(**fields).model_dump_json(
+        exclude={"schema_version", "content_hash", "reused_from"}
+    ).removeprefix("{")
+    assert DetectionRecord.model_validate_json(old).content_hash is None
+    repost = DetectionRecord(
+        **{**fields, "channel_username": "y2", "media_path": "raw/telegram_media/channel=y2/9.jpg"},
+        content_hash="ab" * 32,
+        reused_from=fields["media_path"],
+    )
+    assert repost.schema_version == 2
+    assert DetectionRecord.model_validate_json(repost.model_dump_json()) == repost
+    with pytest.raises(ValidationError, match="schema_version 3 is not supported"):
+        DetectionRecord.model_validate_json(repost.model_dump_json().replace(":2,", ":3,", 1))
+    with pytest.raises(ValidationError, match="content_hash"):
+        DetectionRecord(**fields, content_hash="not-a-sha256")

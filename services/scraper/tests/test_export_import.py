@@ -1,4 +1,5 @@
 import json
+import re
 import shutil
 
 import pytest
@@ -193,6 +194,55 @@ def test_plain_string_text_and_files_not_included(tmp_path):
     assert first.text == "plain ETB 90" and first.media_type == "photo"
     assert first.media_path is None and first.date.isoformat() == "2026-10-01T10:00:00+00:00"
     assert second.media_type == "document" and third.media_type == "voice"
+
+
+def _layout_patterns() -> dict[str, re.Pattern]:
+    """The lake layout documented in tgmed_common.lake's docstring, as regexes."""
+    from tgmed_common import lake as lake_module
+
+    run_id = r"\d{8}T\d{6}Z-[0-9a-f]{8}"
+    parts = {
+        "<run_id>": run_id,
+        "<stamp>": run_id,
+        "<part>": r"\d{4}",
+        "<name>": r"[a-z0-9_]+",
+        "<message_id>": r"\d+",
+        "<ext>": r"[a-z0-9]+",
+        "<stream>": r"[a-z_]+",
+        "<path>": r".+",
+        "YYYY-MM-DD": r"\d{4}-\d{2}-\d{2}",
+    }
+    found = {}
+    for line in (lake_module.__doc__ or "").splitlines():
+        template = line.strip().split(" ")[0]
+        if line.startswith("    ") and template.count("/") >= 2:
+            pattern = re.escape(template)
+            for name, regex in parts.items():
+                pattern = pattern.replace(re.escape(name), regex)
+            found[template] = re.compile(pattern)
+    return found
+
+
+def test_the_lake_layout_documented_in_the_lake_module_is_what_an_import_writes(
+    sample, tmp_path, monkeypatch
+):
+    exports, _ = sample
+    lake = Lake(tmp_path / "lake")
+    import_exports(lake, exports)
+    folder, _ = _broken(exports, tmp_path, "no id")
+    import_exports(lake, folder)  # quarantined, with its note
+    patterns = _layout_patterns()
+    assert len(patterns) == 8, patterns
+    used = set()
+    for path in sorted(p for p in lake.root.rglob("*") if p.is_file()):
+        relative = path.relative_to(lake.root).as_posix()
+        matches = [t for t, pattern in patterns.items() if pattern.fullmatch(relative)]
+        assert matches, f"{relative} is not in the layout the lake module documents"
+        used.update(matches)
+    # what an import writes: messages, photos, the mark, the channel's lock, quarantine
+    # (observations and snapshots come from scrapes, detections from the yolo stage)
+    written_by_others = ("yolo_detections", "observations", "snapshots")
+    assert {t for t in patterns if not any(w in t for w in written_by_others)} <= used
 
 
 def test_reactions_are_read_when_the_export_has_them(sample, tmp_path):

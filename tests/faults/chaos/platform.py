@@ -189,7 +189,7 @@ class LocalPlatform:
 
     def telegram_run_config(self, channels: list[str]) -> dict[str, Any]:
         """Run configuration that scrapes these channels from (the fake) Telegram."""
-        scrape = {"plan_scrape_op": {"config": {"source": "telegram", "channels": channels}}}
+        scrape = {"telegram_lake": {"config": {"source": "telegram", "channels": channels}}}
         return {**self.run_config, "ops": scrape}
 
     def mount_small_lake(self, size_bytes: int) -> None:

@@ -152,6 +152,20 @@ def wait_until_written(
     return None, 0
 
 
+# what the local launcher puts between a step process and its stage (the stage's
+# timeout; `setpriv` and `env` exec, so they are never a process of their own for long)
+WRAPPERS = {"timeout", "setpriv", "env"}
+
+
+def step_process_of(process: psutil.Process) -> psutil.Process:
+    """The Dagster step process that launched a stage: the stage's parent, above the
+    launcher's `timeout`."""
+    parent = psutil.Process(process.ppid())
+    while parent.name() in WRAPPERS:
+        parent = psutil.Process(parent.ppid())
+    return parent
+
+
 def kill_when_written(
     find: Finder,
     command: str,
@@ -168,7 +182,7 @@ def kill_when_written(
     if process is None:
         return None, 0
     try:
-        victim = psutil.Process(process.ppid()) if parent else process
+        victim = step_process_of(process) if parent else process
         victim.kill()
     except psutil.NoSuchProcess:
         return None, 0

@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 MESSAGE_SCHEMA_VERSION = 2  # 2: reactions, forward source id and original message id
-DETECTION_SCHEMA_VERSION = 1
+DETECTION_SCHEMA_VERSION = 2  # 2: content_hash and reused_from (detection reuse)
 OBSERVATION_SCHEMA_VERSION = 1
 SNAPSHOT_SCHEMA_VERSION = 1
 
@@ -142,7 +142,16 @@ class Detection(BaseModel):
 
 class DetectionRecord(_Record):
     """What one model found in one lake photo. An image with nothing found, or one that
-    could not be read (status failed), still gets a record so it is not processed again."""
+    could not be read (status failed), still gets a record so it is not processed again.
+
+    Version 2 adds `content_hash` (sha256 of the photo file's bytes) and `reused_from`:
+    a photo whose bytes already had a record for the same model (a repost, a forward,
+    the same photo in another channel's album) is not run through the model again; its
+    record copies that record's findings and names, in `reused_from`, the lake path of
+    the photo the model actually ran on."""
+
+    # version 1 (before content_hash and reused_from) is still read: lakes keep their files
+    _older_versions: ClassVar[tuple[int, ...]] = (1,)
 
     schema_version: int = DETECTION_SCHEMA_VERSION
     channel_username: ChannelName
@@ -156,6 +165,8 @@ class DetectionRecord(_Record):
     image_height: int | None = Field(default=None, gt=0)
     detections: list[Detection] = Field(default_factory=list)
     detected_at: UtcDatetime
+    content_hash: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    reused_from: str | None = None
 
 
 class MessageObservationRecord(_Record):
