@@ -31,6 +31,7 @@ def test_compare_counts_lost_duplicated_and_unexpected_rows():
             "raw.telegram_messages": table("raw.telegram_messages", [("a", 1), ("a", 2), ("b", 1)]),
             "marts.fct_messages": table("marts.fct_messages", [("k1",), ("k2",)]),
             "raw.load_audit": table("raw.load_audit", [("f1",)]),
+            "marts.dbt_builds": table("marts.dbt_builds", [("i1",)]),
         }
     )
     after = Snapshot(
@@ -38,6 +39,7 @@ def test_compare_counts_lost_duplicated_and_unexpected_rows():
             "raw.telegram_messages": table("raw.telegram_messages", [("a", 1), ("b", 1)]),
             "marts.fct_messages": table("marts.fct_messages", [("k1",), ("k2",), ("k3",)], 2),
             "raw.load_audit": table("raw.load_audit", [("f9",), ("f8",)]),  # bookkeeping
+            "marts.dbt_builds": table("marts.dbt_builds", [("i2",), ("i3",)]),  # bookkeeping
             "marts.fct_x__dbt_tmp": table("marts.fct_x__dbt_tmp", [("z",)]),
         }
     )

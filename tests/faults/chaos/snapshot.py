@@ -23,8 +23,10 @@ from tgmed_common.atomic import is_temp
 from tgmed_common.lake import Lake
 
 # bookkeeping, not data: which lake files were loaded (file names carry run ids, so a
-# killed-then-resumed sequence writes other files than a clean run)
-BOOKKEEPING_TABLES = {"raw.load_audit"}
+# killed-then-resumed sequence writes other files than a clean run); one row per dbt
+# invocation that wrote anything (keyed by dbt's invocation id: a retried or rerun
+# build adds its own row)
+BOOKKEEPING_TABLES = {"raw.load_audit", "marts.dbt_builds"}
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 
 
