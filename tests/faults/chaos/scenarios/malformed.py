@@ -85,6 +85,8 @@ def good_keys_loaded(url: str, good: list[Path]) -> tuple[int, int]:
     found = 0
     with psycopg.connect(url) as conn:
         for stream, keys in wanted.items():
+            if conn.execute("select to_regclass(%s)", (f"raw.{stream}",)).fetchone()[0] is None:
+                continue  # nothing loaded yet: the loader never ran (its table not made)
             have = set(
                 conn.execute(
                     f"select channel_username, message_id from raw.{stream}"  # noqa: S608
