@@ -33,7 +33,7 @@ SERVE ?= 1
 
 .PHONY: help setup sample demo pipeline serve test lint format bench clean db-start db-stop \
 	warehouse yolo-setup yolo-test browser-setup dbt-lineage detect dagster-ui dagster-jobs dagster-launch dagster-status api \
-	requirements images up down e2e
+	requirements images up down e2e chaos chaos-ci
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -148,6 +148,12 @@ test: lint yolo-setup browser-setup  ## lint, then every test (the workspace's, 
 format: setup  ## apply ruff fixes and formatting
 	$(RUN) ruff check --fix .
 	$(RUN) ruff format .
+
+chaos: setup yolo-setup  ## fault suite: whole runs through Dagster with faults injected; table in docs/reliability.md (CHAOS_ARGS="--only kill --trials 3")
+	$(RUN) python tests/faults/run_chaos.py --report docs/reliability.md $(CHAOS_ARGS)
+
+chaos-ci: setup yolo-setup  ## the fault suite's short scenarios (local mode; run by .ci/run)
+	$(RUN) python tests/faults/run_chaos.py --ci $(CHAOS_ARGS)
 
 bench: setup  ## benchmarks (ratios against a baseline measured in the same run)
 	$(RUN) python bench/bench_import.py

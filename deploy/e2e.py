@@ -250,6 +250,19 @@ class Platform:
         return json.loads(out.strip())
 
 
+def platform_secrets_in(container: dict) -> list[str]:
+    """What a stage container must not have: the Docker socket (root on the host) or
+    Dagster's storage credentials (its run and event history, the daemon's state)."""
+    found = []
+    for mount in container.get("Mounts") or []:
+        if "docker.sock" in (mount.get("Source") or "") + (mount.get("Destination") or ""):
+            found.append(f"the Docker socket ({mount.get('Source')})")
+    for entry in container["Config"].get("Env") or []:
+        if entry.startswith(("DAGSTER_PG_URL=", "POSTGRES_PASSWORD=", "DAGSTER_HOME=")):
+            found.append(f"the variable {entry.split('=', 1)[0]}")
+    return found
+
+
 def fill_volume(volume: str, source: Path, image: str) -> None:
     """Copy a host folder into a named volume (through a throwaway container)."""
     sh("docker", "volume", "create", volume, capture=True)
@@ -331,6 +344,10 @@ def main() -> int:
             if not got.startswith(image):
                 raise SystemExit(f"stage {stage} did not run in its own image {image}: {stages}")
         log(f"{len(containers)} stage containers, images: {sorted(set(stages.values()))}")
+        for container in containers:
+            if leaked := platform_secrets_in(container):
+                raise SystemExit(f"stage container {container['Name']} has {', '.join(leaked)}")
+        log("no stage container has the Docker socket or Dagster's storage credentials")
         log(platform.check_assets(run_id))
 
         first = platform.mart_counts()

@@ -328,3 +328,110 @@ def test_what_each_outcome_means(code, outcome, retried, words):
     made = failure(run)
     assert made.allow_retries is retried
     assert words in made.description
+
+
+def test_a_local_stage_killed_by_a_signal_is_not_retried(tmp_path, monkeypatch, instance):
+    """Regression (fault suite, kill -9): in local mode a stage killed by SIGKILL (the OOM
+    killer, an operator) came back as exit -9, not 137, and was retried, while the same
+    kill in docker mode fails the step at once. The loader hangs on a database that
+    never answers; it is killed from outside."""
+    import socket
+    import threading
+    import time
+
+    import psutil
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()  # accepts connections, never answers: init-db waits
+    port = listener.getsockname()[1]
+    monkeypatch.setenv("LAKE_DIR", str(tmp_path / "lake"))
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://tgmed:pw@127.0.0.1:{port}/tgmed")
+    stop = threading.Event()
+    killed: list[int] = []
+
+    def kill_the_loader() -> None:
+        while not stop.is_set():
+            for child in psutil.Process().children(recursive=True):
+                try:
+                    if "init-db" in child.cmdline():
+                        child.kill()
+                        killed.append(child.pid)
+                except psutil.NoSuchProcess:
+                    continue
+            time.sleep(0.1)
+
+    killer = threading.Thread(target=kill_the_loader, daemon=True)
+    killer.start()
+    try:
+        result = run_job("load_lake", instance)
+    finally:
+        stop.set()
+        killer.join()
+        listener.close()
+    assert killed and not result.success
+    [failure] = step_events(result, "raw_telegram", DagsterEventType.STEP_FAILURE)
+    message = failure.event_specific_data.error.message
+    assert "tgmed-loader init-db exited with 137: killed from outside" in message
+    assert "killed by SIGKILL" in message
+    assert step_events(result, "raw_telegram", DagsterEventType.STEP_UP_FOR_RETRY) == []
+
+
+def test_a_stage_and_its_step_process_end_with_their_run(tmp_path, monkeypatch):
+    """Regression (fault suite, kill -9 of the run worker): the code server (or run
+    monitoring) marks a run whose worker died as failed, but the worker's step processes
+    and their stages lived on, writing the lake and the warehouse beside the next run,
+    and a step process that had lost its parent never exited. Here the run is marked
+    failed (as the code server does) while its stage hangs on a database that never
+    answers: the stage and its step process must end."""
+    import socket
+    import threading
+    import time
+
+    import psutil
+    from dagster import execute_job
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()  # accepts connections, never answers: init-db waits
+    monkeypatch.setenv("LAKE_DIR", str(tmp_path / "lake"))
+    monkeypatch.setenv(
+        "DATABASE_URL", f"postgresql://tgmed:pw@127.0.0.1:{listener.getsockname()[1]}/tgmed"
+    )
+    monkeypatch.setenv("TGMED_LAUNCH_MODE", "local")
+    recon = ReconstructableRepository.for_module(
+        "tgmed_orchestrator.definitions", "defs", working_directory=str(tmp_path)
+    ).get_reconstructable_job("load_lake")
+    (tmp_path / "dagster").mkdir()
+    with DagsterInstance.local_temp(str(tmp_path / "dagster")) as instance:
+        run = threading.Thread(
+            target=execute_job,
+            kwargs={"job": recon, "instance": instance, "raise_on_error": False},
+            daemon=True,
+        )
+        run.start()
+        deadline, stage = time.monotonic() + 300, None
+        while stage is None and time.monotonic() < deadline:
+            # the stage runs under coreutils `timeout`, a child of the step process
+            stage = next(
+                (
+                    p
+                    for p in psutil.Process().children(recursive=True)
+                    if "init-db" in p.cmdline() and p.name() != "timeout"
+                ),
+                None,
+            )
+            time.sleep(0.1)
+        assert stage is not None, "the init-db stage never started"
+        under = stage.parent()  # `timeout`
+        step = under.parent()
+        assert step.pid in {p.pid for p in psutil.Process().children()}
+        [record] = instance.get_run_records()
+        instance.report_run_failed(record.dagster_run)  # the worker is gone, says the server
+        _, alive = psutil.wait_procs([stage, under, step], timeout=60)
+        for process in alive:  # the test's own cleanup
+            process.kill()
+        listener.close()
+        run.join(timeout=120)
+    assert alive == [], f"still running after their run ended: {[p.pid for p in alive]}"

@@ -169,6 +169,97 @@ def test_docker_mode_without_gpu_and_exports(stage_env):
         launcher.container_config(context, stages.scrape_export("/exports/a", "a"))
 
 
+def fake_container(lines: list[bytes], code: int, oom: bool = False):
+    container = mock.MagicMock()
+    container.logs.side_effect = lambda **kw: iter(lines)
+    container.wait.return_value = {"StatusCode": code}
+    container.attrs = {"State": {"OOMKilled": oom}}
+    return container
+
+
+def test_docker_memory_limit_per_stage(stage_env):
+    launcher = docker_launcher(memory_limits={"detect": "64m"})
+    context = build_op_context()
+    detect = launcher.container_config(context, stages.detect(0, 1))
+    load = launcher.container_config(context, stages.load("messages"))
+    assert detect["container_kwargs"]["mem_limit"] == "64m"
+    assert detect["container_kwargs"]["memswap_limit"] == "64m"  # no swap beyond it
+    assert "mem_limit" not in load["container_kwargs"]
+
+
+def launch_in_a_run(launcher, command):
+    """launcher.launch inside a real (in-process) run: Pipes needs a step's context."""
+    launched = []
+
+    @op
+    def launching(context):
+        launched.append(launcher.launch(context, command))
+
+    @job
+    def one_stage():
+        launching()
+
+    assert one_stage.execute_in_process(instance=DagsterInstance.ephemeral()).success
+    return launched[0]
+
+
+def test_a_stage_killed_for_memory_says_so_and_is_not_retried(stage_env):
+    """Regression (fault suite, scenario 3): an OOM-killed stage container was reported
+    as "SIGKILL: docker kill, out of memory", the same words as an operator's kill; the
+    container runtime knows which it was (its state's OOMKilled), and the step says so."""
+    from tgmed_orchestrator.outcomes import failure
+
+    client = mock.MagicMock()
+    client.containers.list.return_value = []
+    client.containers.create.side_effect = lambda image, **kw: fake_container(
+        [b"loading the model\n"], 137, oom=True
+    )
+    launcher = docker_launcher(memory_limits={"detect": "64m"})
+    with mock.patch("docker.client.from_env", return_value=client):
+        run = launch_in_a_run(launcher, stages.detect(0, 1))
+    [call] = client.containers.create.call_args_list
+    assert call.kwargs["mem_limit"] == "64m"
+    assert run.exit_code == 137 and run.reason == "out of memory: the detect stage exceeded 64m"
+    made = failure(run)
+    assert "exited with 137: killed: out of memory: the detect stage exceeded 64m" in (
+        made.description
+    )
+    assert "(not retried)" in made.description
+    assert made.allow_retries is False
+    # the same exit without OOMKilled: an operator's kill, in the usual words
+    client.containers.create.side_effect = lambda image, **kw: fake_container([b"x\n"], 137)
+    with mock.patch("docker.client.from_env", return_value=client):
+        run = launch_in_a_run(launcher, stages.detect(0, 1))
+    assert run.reason is None
+    assert "killed from outside (SIGKILL" in failure(run).description
+
+
+def test_stage_containers_of_finished_runs_are_stopped_before_a_stage_starts():
+    """Regression (fault suite, kill -9 of a run worker container): run monitoring marks
+    the run failed, but its stage containers went on writing the lake and the warehouse
+    beside the next run."""
+    from dagster import DagsterRun, DagsterRunStatus
+
+    from tgmed_orchestrator.launchers import reap_orphans
+
+    instance = DagsterInstance.ephemeral()
+    for run_id, status in [("dead", DagsterRunStatus.FAILURE), ("alive", DagsterRunStatus.STARTED)]:
+        instance.add_run(DagsterRun(job_name="telegram_pipeline", run_id=run_id, status=status))
+    containers = {}
+    for run_id in ["dead", "alive", "gone"]:
+        container = mock.MagicMock()
+        container.name = f"stage-of-{run_id}"
+        container.labels = {"dagster/run-id": run_id, "tgmed.invocation": "build"}
+        containers[run_id] = container
+    client = mock.MagicMock()
+    client.containers.list.return_value = list(containers.values())
+    stopped = reap_orphans(build_op_context(instance=instance), client)
+    assert stopped == ["stage-of-dead", "stage-of-gone"]  # "gone": no such run any more
+    containers["dead"].kill.assert_called_once_with()
+    containers["alive"].kill.assert_not_called()
+    client.containers.list.assert_called_once_with(filters={"label": STAGE_LABEL})
+
+
 def run_as_container(
     command: list[str], env: dict[str, str], mounts: dict[str, Path]
 ) -> list[bytes]:

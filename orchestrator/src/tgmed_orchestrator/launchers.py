@@ -18,19 +18,29 @@ Every invocation has a timeout (TGMED_STAGE_TIMEOUT_SECONDS, per stage
 TGMED_STAGE_TIMEOUTS), enforced the same way in every mode: the command runs under
 coreutils `timeout` (TERM, then KILL 15 s later; exit 124), in k8s also bounded by the
 pod's activeDeadlineSeconds.
+
+Nothing of a run outlives it (found by the fault suite, docs/reliability.md): a stage
+killed by a signal reports 128 + signal in every mode (kill -9: 137, not retried); in
+local mode the stage and its `timeout` die with their step process (PR_SET_PDEATHSIG via
+util-linux `setpriv`) and the step process exits when its run has ended (its run worker
+killed); in docker mode a stage may have a memory limit, an OOM-killed stage says so,
+and the stage containers of finished runs are stopped before the next stage starts.
 """
 
 from __future__ import annotations
 
 import abc
 import contextlib
+import logging
 import os
 import re
 import shutil
+import signal
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -81,6 +91,9 @@ class StageRun:
     seconds: float = 0.0
     timeout_seconds: float = 0.0
     launcher_error: str = ""
+    # why the stage ended, when the launcher knows better than the exit code (the
+    # container runtime says it was killed for memory)
+    reason: str | None = None
 
     @property
     def timed_out(self) -> bool:
@@ -143,6 +156,56 @@ def with_timeout(argv: list[str], seconds: float) -> list[str]:
     return ["timeout", f"--kill-after={KILL_AFTER_SECONDS}", f"{seconds:g}", *argv]
 
 
+def signal_exit_code(code: int | None) -> int | None:
+    """A process killed by a signal, as the shell and Docker report it: 128 + signal
+    (Popen says -9 for kill -9; `timeout` re-raises its command's signal)."""
+    return 128 - code if code is not None and code < 0 else code
+
+
+def dying_with_parent(argv: list[str]) -> list[str]:
+    """The command under `setpriv --pdeathsig KILL` (util-linux), when there is one: the
+    kernel kills it when the process that started it dies, even by kill -9."""
+    if shutil.which("setpriv") is None:
+        return argv
+    return ["setpriv", "--pdeathsig", "KILL", *argv]
+
+
+RUN_WATCH_SECONDS = 2.0
+
+
+def end_with_the_run(context: Context) -> Callable[[], None]:
+    """While a stage runs, check every few seconds that its run is still going. A run
+    whose worker process died (kill -9) is marked failed by the code server or by run
+    monitoring, but the worker's step processes live on, and a step process that has
+    lost its parent may never exit. When the run has ended, this step process exits (its
+    stage, under PR_SET_PDEATHSIG, dies with it): nothing of a dead run runs beside the
+    next one. Returns the function that ends the watch (called when the stage ended)."""
+    done = threading.Event()
+    try:
+        instance, run_id = context.instance, context.run.run_id
+    except Exception:  # a context built for a test, outside any run
+        return done.set
+
+    def watch() -> None:
+        while not done.wait(RUN_WATCH_SECONDS):
+            try:
+                run = instance.get_run_by_id(run_id)
+            except Exception as error:  # storage unreachable for a moment: ask again
+                logging.getLogger(__name__).debug("run %s not read: %s", run_id, error)
+                continue
+            if run is not None and run.is_finished and not done.is_set():
+                os._exit(1)
+
+    thread = threading.Thread(target=watch, name="tgmed-run-watch", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        done.set()
+        thread.join(timeout=30)  # not a query after the step has moved on
+
+    return stop
+
+
 class StageLauncher(ConfigurableResource):
     """Runs one stage invocation and reports how it went. An interface: the launch
     modes below implement `_run`; this class itself cannot be built."""
@@ -177,7 +240,10 @@ class StageLauncher(ConfigurableResource):
             handler = self._run(context, command, timeout, dict(extras or {}))
             run.exit_code = 0
         except _StageExit as failed:
-            handler, run.exit_code, run.launcher_error = failed.handler, failed.code, failed.text
+            handler, run.launcher_error = failed.handler, failed.text
+            run.exit_code, run.reason = signal_exit_code(failed.code), failed.reason
+            if failed.code is not None and failed.code < 0:
+                run.reason = run.reason or f"killed by {signal.Signals(-failed.code).name}"
         run.seconds = time.monotonic() - started
         message = _outcome_message(handler)
         if message is not None:
@@ -201,9 +267,11 @@ class StageLauncher(ConfigurableResource):
 
 
 class _StageExit(Exception):
-    def __init__(self, handler: Any, code: int | None, text: str) -> None:
+    def __init__(
+        self, handler: Any, code: int | None, text: str, reason: str | None = None
+    ) -> None:
         super().__init__(text)
-        self.handler, self.code, self.text = handler, code, text
+        self.handler, self.code, self.text, self.reason = handler, code, text, reason
 
 
 class LocalStageLauncher(StageLauncher):
@@ -239,7 +307,9 @@ class LocalStageLauncher(StageLauncher):
         """The stage's command under `timeout`; an export import under `env -u` for each
         Telegram variable (PipesSubprocessClient always passes this process's
         environment on, so the variables are removed from the child's alone)."""
-        argv = with_timeout([self.executable(command), *command.argv[1:]], timeout)
+        # the stage dies with `timeout`, `timeout` with this step process
+        stage = dying_with_parent([self.executable(command), *command.argv[1:]])
+        argv = dying_with_parent(with_timeout(stage, timeout))
         if command.exports:
             unset = [part for name in TELEGRAM_ENV for part in ("-u", name)]
             argv = ["env", *unset, *argv]
@@ -254,6 +324,7 @@ class LocalStageLauncher(StageLauncher):
         client = PipesSubprocessClient(
             message_reader=reader, cwd=self.cwd, termination_timeout_seconds=KILL_AFTER_SECONDS
         )
+        stop_watching = end_with_the_run(context)
         try:
             client.run(
                 context=context,
@@ -263,6 +334,8 @@ class LocalStageLauncher(StageLauncher):
             )
         except Exception as error:  # DagsterPipesExecutionError: "failed with code N"
             raise _StageExit(reader.handler, _exit_code_from(error), str(error)) from None
+        finally:
+            stop_watching()
         return reader.handler
 
 
@@ -299,6 +372,9 @@ class DockerStageLauncher(StageLauncher):
     models_mount: str = "/models"
     # stages given every GPU of the host (the yolo image uses one when it sees one)
     gpu_stages: list[str] = []
+    # stage -> memory limit of its containers ("2g"; no swap beyond it): a stage that
+    # exceeds it is killed by the kernel and reported as out of memory
+    memory_limits: dict[str, str] = {}
 
     def export_path(self, export_root: str, folder: str) -> str:
         return str(PurePosixPath(self.exports_mount) / folder)
@@ -345,6 +421,9 @@ class DockerStageLauncher(StageLauncher):
             kwargs["device_requests"] = [
                 {"driver": "nvidia", "count": -1, "capabilities": [["gpu"]]}
             ]
+        if limit := self.memory_limits.get(command.stage):
+            kwargs["mem_limit"] = limit
+            kwargs["memswap_limit"] = limit
         timeout = timeout if timeout is not None else self.timeout_for(command.stage)
         return {
             "image": self.images[command.stage],
@@ -356,20 +435,38 @@ class DockerStageLauncher(StageLauncher):
     def _run(
         self, context: Context, command: StageCommand, timeout: float, extras: dict[str, Any]
     ) -> Any:
+        import docker
         from dagster_docker import PipesDockerClient, PipesDockerLogsMessageReader
 
         class RecordingDockerReader(_Recording, PipesDockerLogsMessageReader):
             pass
 
+        class RecordingDockerClient(PipesDockerClient):
+            """Keeps the container it created: the client stops it but leaves it (prune
+            removes it), so its state (OOMKilled) can be read after a failure."""
+
+            container: Any = None
+
+            def _create_container(self, *args: Any, **kwargs: Any) -> Any:
+                self.container = super()._create_container(*args, **kwargs)
+                return self.container
+
+        reap_orphans(context, docker.client.from_env())
         config = self.container_config(context, command, timeout)
         reader = RecordingDockerReader()
         # no env, no registry, no volumes of the run launcher: the client passes only what
         # is given here (unlike execute_docker_container)
-        client = PipesDockerClient(message_reader=reader)
+        client = RecordingDockerClient(message_reader=reader)
         try:
             client.run(context=context, extras=extras, **config)
         except Exception as error:  # "Container exited with non-zero status code: {...}"
-            raise _StageExit(reader.handler, _exit_code_from(error), str(error)) from None
+            reason = None
+            if client.container is not None and _oom_killed(client.container):
+                limit = config["container_kwargs"].get("mem_limit", "the host's memory")
+                reason = f"out of memory: the {command.stage} stage exceeded {limit}"
+                context.log.error(f"{command.display}: {reason}")
+            code = _exit_code_from(error)
+            raise _StageExit(reader.handler, code, str(error), reason) from None
         return reader.handler
 
     def prune(self, context: Context) -> int:
@@ -383,6 +480,40 @@ class DockerStageLauncher(StageLauncher):
             container.remove()
             removed += 1
         return removed
+
+
+def _oom_killed(container: Any) -> bool:
+    with contextlib.suppress(Exception):
+        container.reload()
+        return bool(container.attrs["State"].get("OOMKilled"))
+    return False
+
+
+def reap_orphans(context: Context, client: Any) -> list[str]:
+    """Stop the stage containers of runs that have finished. A run whose worker died
+    (killed, its host restarted) is marked failed by run monitoring, but its stage
+    containers go on writing the lake and the warehouse; the next stage launched stops
+    them first, so nothing of a dead run runs beside a new one."""
+    stopped = []
+    try:
+        current = context.run.run_id
+    except Exception:  # a context built for a test, outside any run
+        current = None
+    for container in client.containers.list(filters={"label": STAGE_LABEL}):
+        run_id = container.labels.get("dagster/run-id")
+        if not run_id or run_id == current:
+            continue
+        run = context.instance.get_run_by_id(run_id)
+        if run is not None and not run.is_finished:
+            continue
+        context.log.warning(
+            f"stopping container {container.name} ({container.labels.get(INVOCATION_LABEL)}) "
+            f"of run {run_id[:8]}, which has ended ({run.status.value if run else 'unknown'})"
+        )
+        with contextlib.suppress(Exception):
+            container.kill()
+        stopped.append(container.name)
+    return stopped
 
 
 class K8sStageLauncher(StageLauncher):
@@ -556,7 +687,13 @@ def launcher_from_settings() -> StageLauncher:
         "stage_timeouts": dict(settings.stage_timeouts),
     }
     if settings.launch_mode == "docker":
+        memory = dict(
+            part.strip().split("=", 1)
+            for part in settings.docker_stage_memory.split(",")
+            if "=" in part
+        )
         return DockerStageLauncher(
+            memory_limits={stage.strip(): limit.strip() for stage, limit in memory.items()},
             network=settings.docker_network,
             lake_volume=settings.docker_lake_volume,
             exports_volume=settings.docker_exports_volume or None,

@@ -66,6 +66,10 @@ def reason(run: StageRun) -> tuple[str, bool]:
         return f"the stage reported success but exited with {run.exit_code}", True
     if run.exit_code == 2:
         return "usage or configuration error (not retried)", False
+    if run.exit_code in KILLED and run.reason and run.reason.startswith("out of memory"):
+        return f"killed: {run.reason} (not retried)", False
+    if run.exit_code in KILLED and run.reason:
+        return f"killed from outside ({run.reason}; not retried)", False
     if run.exit_code in KILLED:
         return f"killed from outside ({KILLED[run.exit_code]}; not retried)", False
     return "the stage ended without reporting an outcome (retried)", True

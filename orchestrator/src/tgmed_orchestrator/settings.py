@@ -51,6 +51,8 @@ class OrchestratorSettings(BaseSettings):
     docker_lake_volume: str = "tgmed-lake"
     docker_exports_volume: str | None = None
     docker_models_volume: str | None = None
+    # memory limit per stage container: "detect=4g,load=1g" (none by default)
+    docker_stage_memory: str = ""
     k8s_namespace: str = "tgmed"
     k8s_lake_claim: str = "tgmed-lake"
     k8s_exports_claim: str | None = None

@@ -294,3 +294,30 @@ def test_an_import_sweeps_what_a_killed_run_left_in_the_channel(sample, tmp_path
     leftover.write_bytes(b"half a photo")
     assert import_exports(lake, exports / "tikvahpharma").messages > 0
     assert not leftover.exists()
+
+
+def test_a_full_disk_during_the_photo_copies_leaves_no_temporary_file(
+    sample, tmp_path, monkeypatch
+):
+    """Regression (fault suite, scenario 4): when the disk filled while an import copied
+    its photos, the photos staged before were left as temporary files (hidden, but
+    filling the full disk further) until the channel's next import swept them."""
+    import os
+
+    exports, _ = sample
+    lake = Lake(tmp_path / "lake")
+    real_copy = shutil.copyfileobj
+    copies = {"n": 0}
+
+    def full_after_three(source, target, *args):
+        copies["n"] += 1
+        if copies["n"] > 3:
+            raise OSError(28, "No space left on device")
+        return real_copy(source, target, *args)
+
+    monkeypatch.setattr(shutil, "copyfileobj", full_after_three)
+    with pytest.raises(OSError, match="no space left on the device holding"):
+        import_exports(lake, exports / "CheMed123")
+    assert [p for p in (tmp_path / "lake").rglob("*") if ".tmp-" in p.name] == []
+    assert lake_records(lake) == [] and HighWaterMarks(lake, MESSAGES).get("chemed123") == 0
+    assert not any(os.scandir(tmp_path / "lake" / "raw" / "telegram_media" / "channel=chemed123"))

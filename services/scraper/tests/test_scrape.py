@@ -2,6 +2,7 @@ import asyncio
 import json
 import os
 from datetime import timedelta
+from pathlib import Path
 
 from telethon import TelegramClient
 from telethon.errors import InvalidBufferError, TypeNotFoundError
@@ -112,6 +113,47 @@ def test_long_flood_wait_fails_with_a_clear_message(client, tmp_path):
     assert lake_records(lake) == [] and HighWaterMarks(lake, MESSAGES).get("chemed123") == 0
 
 
+def test_floodwaits_are_waited_out_up_to_a_total_then_the_channel_says_until_when(
+    client, tmp_path, tg
+):
+    """Regression (fault suite, scenario 5: a FloodWait storm): each wait was bounded,
+    their sum was not (a storm of short waits could hold a run for hours), and a channel
+    stopped by a long wait said how long but not until when."""
+    slept = []
+
+    async def sleep(seconds):
+        slept.append(seconds)
+
+    now = tg.START + timedelta(days=60)
+    client.flood_waits = [5, 5, 5, 5, 5]
+    summary = run(
+        client,
+        Lake(tmp_path),
+        sleep=sleep,
+        flood_wait_max_seconds=60,
+        flood_wait_total_seconds=12,
+        now=lambda: now,
+    )
+    assert slept == [6, 6]  # 5 + 5 waited; a third would pass the total of 12
+    [failed] = summary.failed
+    assert "after 10s of waits in this run" in failed.error
+    assert "SCRAPER_FLOOD_WAIT_TOTAL_SECONDS=12" in failed.error
+    until = (now + timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert f"(until {until})" in failed.error
+    body = summary.as_dict()
+    assert body["rate_limited_until"] == {"chemed123": until}
+    assert body["flood_waited_seconds"] == 10 and body["outcome"] == "partial"
+
+
+def test_a_long_floodwait_says_until_when(client, tmp_path, tg):
+    now = tg.START + timedelta(days=60)
+    client.flood_waits = [3600]
+    summary = run(client, Lake(tmp_path), flood_wait_max_seconds=60, now=lambda: now)
+    until = (now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert f"(until {until})" in summary.failed[0].error
+    assert summary.as_dict()["rate_limited_until"] == {"chemed123": until}
+
+
 def test_crash_mid_scrape_keeps_what_was_written_and_no_more(client, tmp_path, tg):
     lake = Lake(tmp_path)
     client.fail_after = 12
@@ -197,6 +239,59 @@ def test_channels_run_concurrently_and_a_failing_one_does_not_stop_the_rest(clie
     assert summary.failed[0].failure == "unavailable" and summary.outcome == "partial"
     by_channel = {c.channel: c.messages for c in summary.channels}
     assert by_channel == {"chemed123": 27, "nosuchchannel": 0, "lobelia4cosmetics": 11}
+
+
+def test_a_full_disk_while_downloading_a_photo_fails_the_channel_and_loses_no_photo(
+    client, tmp_path, monkeypatch, tg
+):
+    """Regression (fault suite, disk full): the photo download's ENOSPC was counted as a
+    photo error, the message kept without its photo and the mark moved past it, so the
+    photo was never fetched again."""
+    lake = Lake(tmp_path)
+    real_download = client.download_media
+
+    async def full_at_six(message, file):
+        if message.id == 6:
+            file.write(tg.JPEG[:100])
+            raise OSError(28, "No space left on device")
+        return await real_download(message, file)
+
+    monkeypatch.setattr(client, "download_media", full_at_six)
+    summary = run(client, lake, since=tg.START - timedelta(days=1))
+    error = summary.failed[0].error
+    assert "no space left on the device holding" in error and "free space there" in error
+    assert HighWaterMarks(lake, MESSAGES).get("chemed123") < 6
+    assert no_temp_files(tmp_path) == []
+    monkeypatch.setattr(client, "download_media", real_download)
+    run(client, lake)
+    records = lake_records(lake)
+    assert sorted(r.message_id for r in records) == [i for i in range(1, 31) if i % 10]
+    with_photo = [r for r in records if r.message_id % 3 == 0]
+    assert all(r.media_path and (tmp_path / r.media_path).is_file() for r in with_photo)
+
+
+def test_a_mark_that_cannot_be_written_publishes_nothing_so_the_rerun_duplicates_nothing(
+    client, tmp_path, monkeypatch, tg
+):
+    """Regression (fault suite, disk full): the batch was published before the mark was
+    written; when the mark could not be written (a full disk), the next run fetched the
+    published messages again and the lake held them twice."""
+    lake = Lake(tmp_path)
+    real_open = Path.open
+
+    def no_room_for_marks(self, mode="r", *args, **kwargs):
+        if "state" in self.parts and "x" in mode:
+            raise OSError(28, "No space left on device")
+        return real_open(self, mode, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", no_room_for_marks)
+    summary = run(client, lake, since=tg.START - timedelta(days=1))
+    assert "no space left" in summary.failed[0].error
+    assert lake_records(lake) == [] and no_temp_files(tmp_path) == []
+    monkeypatch.setattr(Path, "open", real_open)
+    run(client, lake)
+    ids = [r.message_id for r in lake_records(lake)]
+    assert sorted(ids) == [i for i in range(1, 31) if i % 10]  # each once
 
 
 # --- what a post carries: forwards, reactions, observations; the channel's snapshot -------

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import os
 import shutil
 import uuid
@@ -25,6 +26,40 @@ from typing import BinaryIO
 TEMP_MARKER = ".tmp-"
 _libc = ctypes.CDLL(None, use_errno=True)
 _syncfs = getattr(_libc, "syncfs", None)
+
+
+# the filesystem is full (or the user's quota is): retrying at once cannot help
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
+
+
+class DiskFullError(OSError):
+    """No space left where a file was being written. The write was undone (no temporary
+    file left, nothing published); the message names the folder and what to do."""
+
+    def __init__(self, target: Path, cause: OSError) -> None:
+        super().__init__(cause.errno, cause.strerror, str(target))
+        self.target = target
+        self.message = (
+            f"no space left on the device holding {target.parent} ({cause.strerror} while "
+            f"writing {target.name}): free space there or give that volume more, then run "
+            "again; nothing of this write was kept"
+        )
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@contextlib.contextmanager
+def _no_space_means_full(target: Path) -> Iterator[None]:
+    """ENOSPC/EDQUOT while writing `target` as a DiskFullError naming it."""
+    try:
+        yield
+    except DiskFullError:
+        raise
+    except OSError as error:
+        if error.errno in _NO_SPACE:
+            raise DiskFullError(target, error) from error
+        raise
 
 
 def temp_path_for(target: Path) -> Path:
@@ -59,15 +94,16 @@ def atomic_writer(target: Path, *, overwrite: bool = True) -> Iterator[BinaryIO]
     With overwrite=False an existing target is an error (FileExistsError): lake data
     files are immutable once written.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
     temp = temp_path_for(target)
     try:
-        with temp.open("xb") as stream:
-            yield stream
-            stream.flush()
-            os.fsync(stream.fileno())
-        _publish(temp, target, overwrite)
-        _fsync_path(target.parent)
+        with _no_space_means_full(target):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with temp.open("xb") as stream:
+                yield stream
+                stream.flush()
+                os.fsync(stream.fileno())
+            _publish(temp, target, overwrite)
+            _fsync_path(target.parent)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
@@ -99,11 +135,12 @@ class AtomicBatch:
 
     @contextlib.contextmanager
     def open(self, target: Path, *, overwrite: bool = True) -> Iterator[BinaryIO]:
-        target.parent.mkdir(parents=True, exist_ok=True)
         temp = temp_path_for(target)
         try:
-            with temp.open("xb") as stream:
-                yield stream
+            with _no_space_means_full(target):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with temp.open("xb") as stream:
+                    yield stream
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
@@ -131,21 +168,25 @@ class AtomicBatch:
         if not self.staged:
             return 0
         try:
-            synced = self._syncfs()
-            if not synced:
-                for temp, _, _ in self.staged:
-                    _fsync_path(temp)
-            folders = set()
-            published = 0
-            for temp, target, overwrite in self.staged:
-                _publish(temp, target, overwrite)
-                folders.add(target.parent)
-                published += 1
-            if not (synced and self._syncfs()):
-                for folder in folders:
-                    _fsync_path(folder)
+            with _no_space_means_full(self.staged[0][1]):
+                return self._commit()
         finally:
             self.abort()  # whatever was not published
+
+    def _commit(self) -> int:
+        synced = self._syncfs()
+        if not synced:
+            for temp, _, _ in self.staged:
+                _fsync_path(temp)
+        folders = set()
+        published = 0
+        for temp, target, overwrite in self.staged:
+            _publish(temp, target, overwrite)
+            folders.add(target.parent)
+            published += 1
+        if not (synced and self._syncfs()):
+            for folder in folders:
+                _fsync_path(folder)
         return published
 
     def abort(self) -> None:

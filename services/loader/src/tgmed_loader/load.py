@@ -24,6 +24,7 @@ import hashlib
 import io
 import logging
 import multiprocessing
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -35,6 +36,7 @@ import psycopg
 from psycopg import errors, sql
 
 from tgmed_common.lake import Lake, LakeRecordError, parse_line
+from tgmed_common.process import die_with_parent
 from tgmed_common.progress import Progress
 from tgmed_loader import faults
 from tgmed_loader.schema import ensure_raw_schema
@@ -217,8 +219,11 @@ class FileLoader:
 _worker: FileLoader | None = None
 
 
-def _init_worker(url: str, lake_root: str, stream_key: str) -> None:
+def _init_worker(url: str, lake_root: str, stream_key: str, leader: int) -> None:
     global _worker
+    # a worker dies with the loader: killed (kill -9, the OOM killer), the loader would
+    # otherwise leave its workers waiting forever, each holding a connection
+    die_with_parent(leader)
     conn = psycopg.connect(url)
     _worker = FileLoader(conn, Lake(Path(lake_root)), STREAMS[stream_key])
 
@@ -280,7 +285,7 @@ def load_stream(
                 max_workers=workers,
                 mp_context=context,
                 initializer=_init_worker,
-                initargs=(url, str(lake.root), stream_key),
+                initargs=(url, str(lake.root), stream_key, os.getpid()),
             ) as pool:
                 futures = [pool.submit(_load_in_worker, str(p)) for p in todo]
                 for future in as_completed(futures):

@@ -158,6 +158,7 @@ def _options(args: argparse.Namespace, settings: ScraperSettings) -> ScrapeOptio
         batch_size=settings.batch_size,
         concurrency=settings.concurrency,
         flood_wait_max_seconds=settings.flood_wait_max_seconds,
+        flood_wait_total_seconds=settings.flood_wait_total_seconds,
         download_photos=settings.download_photos and not args.no_photos,
         refresh_days=refresh_days,
         request_timeout=settings.request_timeout_seconds,

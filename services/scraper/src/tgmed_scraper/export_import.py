@@ -383,24 +383,30 @@ def _write_held(
     progress = Progress(f"import {parsed.channel}", unit="messages", total=len(parsed.records))
     writer = MessageBatchWriter(lake, marks, parsed.channel, summary.run_id)
     folder = parsed.path.parent
-    for record in sorted(parsed.records, key=lambda r: r.message_id):
-        photo = parsed.photos.get(record.message_id)
-        if photo is not None:
-            suffix = PurePosixPath(photo.replace("\\", "/")).suffix
-            target = lake.media_file(parsed.channel, record.message_id, suffix)
-            try:
-                if target.exists():
-                    summary.photos_skipped += 1
+    try:
+        for record in sorted(parsed.records, key=lambda r: r.message_id):
+            photo = parsed.photos.get(record.message_id)
+            if photo is not None:
+                suffix = PurePosixPath(photo.replace("\\", "/")).suffix
+                target = lake.media_file(parsed.channel, record.message_id, suffix)
+                try:
+                    if target.exists():
+                        summary.photos_skipped += 1
+                    else:
+                        _copy_photo(folder, photo, target, writer.batch, max_photo_bytes)
+                        summary.photos += 1
+                except (UnsafeExportPath, FileNotFoundError) as error:
+                    what = f"message {record.message_id}: photo {photo!r}: {error}"
+                    summary.refuse(parsed.path, what)
                 else:
-                    _copy_photo(folder, photo, target, writer.batch, max_photo_bytes)
-                    summary.photos += 1
-            except (UnsafeExportPath, FileNotFoundError) as error:
-                what = f"message {record.message_id}: photo {photo!r}: {error}"
-                summary.refuse(parsed.path, what)
-            else:
-                record = record.model_copy(update={"media_path": lake.relative(target)})
-        writer.add(record)
-        progress.advance()
+                    record = record.model_copy(update={"media_path": lake.relative(target)})
+            writer.add(record)
+            progress.advance()
+    except BaseException:
+        # a photo that could not be copied (a full disk): the photos staged so far go
+        # too, at once, instead of filling the disk until the channel's next import
+        writer.batch.abort()
+        raise
     # one flush: an export is written whole (one file per day) and the mark moves once
     writer.flush()
     progress.done()

@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 from telethon import errors, utils
 from telethon.tl import functions, types
 
+from tgmed_common.atomic import DiskFullError
 from tgmed_common.channel_lock import ChannelBusy, hold_channel
 from tgmed_common.lake import MESSAGES, Lake, new_run_id
 from tgmed_common.progress import Progress
@@ -84,6 +85,7 @@ class ScrapeOptions:
     batch_size: int = 500
     concurrency: int = 4
     flood_wait_max_seconds: int = 120
+    flood_wait_total_seconds: int = 600
     download_photos: bool = True
     refresh_days: int = 0  # the CLI's default is SCRAPER_REFRESH_DAYS
     request_timeout: float = 60.0
@@ -107,6 +109,8 @@ class ChannelResult:
     photos_skipped: int = 0
     photo_errors: int = 0
     flood_waits: int = 0
+    flood_waited: int = 0  # seconds Telegram asked this channel to wait, waited out
+    retry_at: str | None = None  # rate limited: when Telegram lets it ask again (UTC)
     high_water_mark: int = 0
     files: int = 0
     temp_files_swept: int = 0
@@ -177,6 +181,8 @@ class ScrapeSummary:
             "transient_channels": [
                 c.channel for c in self.failed if c.failure == TransientScrapeError.kind
             ],
+            "flood_waited_seconds": self.total("flood_waited"),
+            "rate_limited_until": {c.channel: c.retry_at for c in self.channels if c.retry_at},
             "high_water_marks": {c.channel: c.high_water_mark for c in self.channels},
             "subscribers": {c.channel: c.subscribers for c in self.channels if c.snapshots},
             "by_channel": {
@@ -256,14 +262,27 @@ class ChannelScraper:
                         await close()
 
     async def _wait_out(self, wait: errors.FloodWaitError, what: str) -> None:
+        """Wait a FloodWait out, unless it is longer than SCRAPER_FLOOD_WAIT_MAX_SECONDS
+        or would bring this channel's waiting past SCRAPER_FLOOD_WAIT_TOTAL_SECONDS: then
+        the channel stops (what was fetched is saved) and says until when to wait."""
         limit = self.options.flood_wait_max_seconds
-        if wait.seconds > limit:
+        total = self.options.flood_wait_total_seconds
+        until = self.options.now() + timedelta(seconds=wait.seconds)
+        if wait.seconds > limit or self.result.flood_waited + wait.seconds > total:
+            self.result.retry_at = until.strftime("%Y-%m-%dT%H:%M:%SZ")
+            why = (
+                f"more than SCRAPER_FLOOD_WAIT_MAX_SECONDS={limit}"
+                if wait.seconds > limit
+                else f"after {self.result.flood_waited}s of waits in this run, more than "
+                f"SCRAPER_FLOOD_WAIT_TOTAL_SECONDS={total} in all"
+            )
             raise RateLimited(
                 f"channel {self.channel}: Telegram asks to wait {wait.seconds}s before "
-                f"{what}, more than SCRAPER_FLOOD_WAIT_MAX_SECONDS={limit}; re-run after "
-                "that time (the scrape resumes where it stopped) or raise the limit"
+                f"{what} (until {self.result.retry_at}), {why}; re-run after that time (the "
+                "scrape resumes where it stopped) or raise the limit"
             ) from None
         self.result.flood_waits += 1
+        self.result.flood_waited += wait.seconds
         log.warning(
             "channel %s: FloodWait of %ds while %s; waiting it out",
             self.channel,
@@ -419,7 +438,9 @@ class ChannelScraper:
                     await self._request("downloading a photo", lambda: download(fresh))
             self.result.photos += 1
             return self.lake.relative(target)
-        except (ScrapeError, SessionError):
+        except (ScrapeError, SessionError, DiskFullError):
+            # a full lake is not a photo problem: keeping the message without its photo
+            # would move the mark past a photo that is never fetched again
             raise
         except Exception as error:
             self.result.photo_errors += 1

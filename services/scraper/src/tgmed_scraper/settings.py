@@ -49,6 +49,9 @@ class ScraperSettings(BaseSettings):
     concurrency: int = Field(default=4, ge=1, le=32)
     """Channels scraped at the same time."""
     flood_wait_max_seconds: int = Field(default=120, ge=0)
+    flood_wait_total_seconds: int = Field(default=600, ge=0)
+    """All the FloodWaits one channel waits out in one run, at most: past it the channel
+    stops (what it fetched is saved) and says until when Telegram asks it to wait."""
     """A FloodWait up to this long is waited out; a longer one fails the channel."""
     batch_size: int = Field(default=500, ge=1)
     """Messages per lake file (and per high-water-mark step)."""

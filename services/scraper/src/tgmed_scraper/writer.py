@@ -1,8 +1,9 @@
 """The one way the scraper and the importer put messages in the lake: in batches, one
 immutable file per (day, channel) partition per batch, photos, the observations of the
 messages' counts and the channel's snapshot staged in the same batch, everything
-published with one group commit, and the channel's high-water mark moved only after
-the commit."""
+published with one group commit; the channel's high-water mark is staged in the same
+batch and published last (it never passes a file that is not there, and a full disk
+fails the batch before any of it is published)."""
 
 from __future__ import annotations
 
@@ -99,9 +100,9 @@ class MessageBatchWriter:
 
     def _flush(self) -> int:
         if not (self.pending or self.observations or self.snapshots):
-            self.batch.commit()
             if self.seen:
-                self.marks.advance(self.channel, self.seen)
+                self.marks.stage(self.channel, self.seen, self.batch)
+            self.batch.commit()
             return 0
         self._part += 1
         stem = f"{self.run_id}-{self._part:04d}"
@@ -112,10 +113,12 @@ class MessageBatchWriter:
         files += self._stage(
             self.snapshots, lambda r: r.observed_at.date(), self.lake.snapshot_file, stem
         )
+        # the mark is staged last: written before anything is published (a full disk
+        # fails here, with nothing published), renamed into place after the files
+        newest = self.marks.stage(self.channel, self.seen, self.batch) if self.seen else 0
         self.batch.commit()
         self.files += files
         count = len(self.pending)
-        newest = self.marks.advance(self.channel, self.seen) if self.seen else 0
         self.written += count
         self.refreshed_written += self._pending_refreshed
         self.observations_written += len(self.observations)

@@ -1,0 +1,28 @@
+"""Child processes that do not outlive their parent. A stage's worker processes (and,
+in the orchestrator's local mode, the stage process itself) ask the kernel to SIGKILL
+them when the process that started them dies, even by kill -9, so nothing is left
+writing the lake or holding a database connection after its owner is gone (Linux:
+PR_SET_PDEATHSIG; elsewhere nothing changes)."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+
+_PR_SET_PDEATHSIG = 1
+_prctl = (
+    getattr(ctypes.CDLL(None, use_errno=True), "prctl", None) if sys.platform == "linux" else None
+)
+
+
+def die_with_parent(parent: int | None = None) -> None:
+    """From now on, this process is killed when its parent dies. `parent`: the pid the
+    parent had when it started this process; if it is already gone (the parent died
+    before this call), exit at once. Safe between fork and exec (no allocation)."""
+    if _prctl is None:
+        return
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)

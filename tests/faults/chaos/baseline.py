@@ -1,0 +1,58 @@
+"""The clean run every scenario is compared with: its final lake and warehouse, and where
+in its event log each stage ran (so faults can be placed by progress, not by time)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from chaos.dagster_api import EventLog
+from chaos.snapshot import Snapshot
+
+# "launching tgmed-loader load messages (local)" / "... in tgmed-loader:latest (container
+# ...)": the launcher's words when it starts a stage (the step that launched it follows)
+LAUNCHING = re.compile(r"launching (?P<command>tgmed-[a-z]+ [^\n(]*?)\s*(\(|in tgmed-|as a |$)")
+STAGE_OF_CLI = {
+    "tgmed-scraper": "scrape",
+    "tgmed-yolo": "detect",
+    "tgmed-loader": "load",
+    "tgmed-transform": "transform",
+}
+
+
+@dataclass(frozen=True)
+class StageStep:
+    """A step of the clean run that launched a stage, and how many events it wrote."""
+
+    step_key: str
+    command: str  # the stage's command as the launcher logged it
+    events: int
+
+    @property
+    def stage(self) -> str:
+        return STAGE_OF_CLI.get(self.command.split()[0], "?")
+
+
+@dataclass
+class Baseline:
+    outcome_seconds: float
+    events: int
+    snapshot: Snapshot
+    steps: list[StageStep] = field(default_factory=list)
+    # stage command -> bytes it wrote (progress.StageWatcher)
+    written: dict[str, int] = field(default_factory=dict)
+
+    def commands_of(self, prefix: str) -> list[str]:
+        return sorted(c for c in self.written if c.startswith(prefix))
+
+    def steps_of(self, command_prefix: str) -> list[StageStep]:
+        return [s for s in self.steps if s.command.startswith(command_prefix)]
+
+
+def stage_steps(log: EventLog) -> list[StageStep]:
+    found: dict[str, str] = {}
+    for event in log.events:
+        match = LAUNCHING.search(event.get("message") or "")
+        if match and event.get("stepKey") and event["stepKey"] not in found:
+            found[event["stepKey"]] = match.group("command").strip()
+    return [StageStep(step, command, len(log.step_events(step))) for step, command in found.items()]

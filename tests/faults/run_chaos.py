@@ -1,0 +1,182 @@
+"""`make chaos`: whole `telegram_pipeline` runs through Dagster with faults injected
+underneath them; prints one row per scenario (lost rows, duplicated rows, leftovers,
+time to FAILURE, alert) and keeps the table in docs/reliability.md.
+
+    python tests/faults/run_chaos.py                  every scenario (docker ones when the
+                                                      engine and the images are there)
+    python tests/faults/run_chaos.py --ci             the scenarios that take under 5 min
+    python tests/faults/run_chaos.py --only kill --trials 3
+
+Exit code 0 when every row meets the goal (0 lost, 0 duplicated, 0 leftovers, every
+failure detected and alerted within 2 minutes), 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from chaos import report
+from chaos.baseline import Baseline, stage_steps
+from chaos.docker_platform import engine_ready
+from chaos.platform import ROOT, LocalPlatform, log
+from chaos.progress import StageWatcher
+from chaos.report import Row
+from chaos.scenarios import SCENARIOS
+from chaos.trial import ensure_quiet
+
+
+def clean_baseline(platform: LocalPlatform) -> Baseline:
+    platform.reset_data()
+    with StageWatcher(platform.stage_processes) as watcher:
+        outcome = platform.run()
+    if outcome.status != "SUCCESS":
+        raise SystemExit(
+            f"the clean run ended {outcome.status}: " + " | ".join(outcome.events.failures())[:3000]
+        )
+    snap = platform.snapshot()
+    if snap.temp_files:
+        raise SystemExit(f"the clean run left temporary files: {snap.temp_files}")
+    baseline = Baseline(
+        outcome.seconds,
+        len(outcome.events.events),
+        snap,
+        stage_steps(outcome.events),
+        written=dict(watcher.totals),
+    )
+    log(
+        f"clean run: SUCCESS in {outcome.seconds:.0f} s, {baseline.events} events, "
+        f"stages wrote {baseline.written}"
+    )
+    for name, text in snap.summary().items():
+        log(f"  {name}: {text}")
+    return baseline
+
+
+def run_mode(platform, names: list[str], rng: random.Random, trials: int) -> list[Row]:
+    """The clean run, then each scenario of this mode in turn."""
+    rows: list[Row] = []
+    names = [n for n in names if platform.mode in SCENARIOS[n].modes]
+    if not names:
+        return rows
+    baseline = clean_baseline(platform)
+    for name in names:
+        scenario = SCENARIOS[name]
+        log(f"scenario {name} ({platform.mode}): {scenario.title}")
+        began = time.monotonic()
+        try:
+            row = scenario.run(platform, baseline, rng, trials)
+        except Exception as error:  # a scenario that breaks is a finding, not a crash
+            row = Row(scenario.title, platform.mode, problems=[f"{type(error).__name__}: {error}"])
+            log(f"scenario {name} broke: {type(error).__name__}: {error}")
+        row.seconds = row.seconds or time.monotonic() - began
+        rows.append(row)
+        log(f"  -> {' | '.join(row.cells())} ({row.seconds / 60:.1f} min)")
+        ensure_quiet(platform)
+    return rows
+
+
+def docker_rows(
+    names: list[str], workdir: Path, local: LocalPlatform, rng: random.Random, trials: int
+) -> list[Row]:
+    wanted = [n for n in names if "docker" in SCENARIOS[n].modes]
+    if not wanted:
+        return []
+    reason = engine_ready()
+    if reason is None:
+        from chaos.docker_platform import DockerPlatform
+
+        platform = DockerPlatform(workdir / "docker", local)
+        log("waiting for the shared Docker engine's lock (/tmp/tgmed-docker.lock)")
+        if platform.lock(timeout=30 * 60):
+            try:
+                platform.start()
+                return run_mode(platform, wanted, rng, trials)
+            finally:
+                platform.close()
+        reason = "the Docker engine stayed busy (lock held) for 30 minutes"
+    log(f"docker mode skipped: {reason}")
+    return [Row(SCENARIOS[n].title, "docker", skipped=reason) for n in wanted]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", help="comma-separated scenario names: " + ", ".join(SCENARIOS))
+    parser.add_argument("--ci", action="store_true", help="only the scenarios under 5 minutes")
+    parser.add_argument("--trials", type=int, default=20, help="kill -9 trials (default 20)")
+    parser.add_argument(
+        "--docker-trials", type=int, default=6, help="of those, in docker mode (default 6)"
+    )
+    parser.add_argument("--no-docker", action="store_true", help="local mode only")
+    parser.add_argument("--docker-only", action="store_true", help="docker mode only")
+    parser.add_argument("--seed", type=int, default=None, help="random points (default: time)")
+    parser.add_argument("--workdir", type=Path, help="work folder (default: a new temporary one)")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        help="write the table into this file (make chaos: docs/reliability.md)",
+    )
+    args = parser.parse_args(argv)
+    # stopped from outside (or started in the background, where SIGINT is ignored): the
+    # platforms are still taken down (finally below)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    names = list(SCENARIOS)
+    if args.only:
+        names = [n.strip() for n in args.only.split(",") if n.strip()]
+        unknown = set(names) - set(SCENARIOS)
+        if unknown:
+            parser.error(f"unknown scenarios {sorted(unknown)}; known: {', '.join(SCENARIOS)}")
+    if args.ci:
+        names = [n for n in names if SCENARIOS[n].ci]
+    docker = not (args.no_docker or args.ci) and any("docker" in SCENARIOS[n].modes for n in names)
+    docker_trials = min(args.docker_trials, args.trials) if docker else 0
+    if args.docker_only:
+        docker, docker_trials = True, args.docker_trials
+    seed = args.seed if args.seed is not None else int(time.time())
+    rng = random.Random(seed)
+    started = time.monotonic()
+    started_machine = report.machine()
+    # short path: the embedded server's socket lives in its data folder
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="tgc-", dir="/tmp"))
+    log(f"scenarios {names}, seed {seed}, {started_machine}")
+    rows: list[Row] = []
+    local = LocalPlatform(workdir)
+    try:
+        local.prepare()  # the sample and the fake Telegram's configuration, for both modes
+        if not args.docker_only:
+            local.start()
+            rows += run_mode(local, names, rng, args.trials - docker_trials)
+            local.stop()
+        if docker:
+            rows += docker_rows(names, workdir, local, rng, docker_trials)
+    finally:
+        local.close()
+        if not args.keep and args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    seconds = time.monotonic() - started
+    print()
+    print(report.table(rows))
+    found = report.details(rows)
+    if found:
+        print("\n" + found)
+    print(f"\n{len(rows)} rows in {seconds / 60:.1f} min (seed {seed})")
+    if args.report:
+        command = "make chaos" + (" (CI subset)" if args.ci else "")
+        report.write(ROOT / args.report, rows, seconds, command, started_machine)
+        log(f"table written to {args.report}")
+    return 0 if all(row.passed for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
