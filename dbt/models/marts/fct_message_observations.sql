@@ -11,7 +11,11 @@
             {'columns': ['loaded_at']},
         ],
         pre_hook=["{{ note_safe_point() }}"],
-        post_hook=["{{ record_safe_point() }}", "{{ analyze_if_new() }}"],
+        post_hook=[
+            "{{ ensure_index(['channel_key', 'posted_date_key']) }}",
+            "{{ record_safe_point() }}",
+            "{{ analyze_if_new() }}",
+        ],
     )
 }}
 
@@ -19,7 +23,8 @@
 -- (its first read and each re-read of the refresh window), so views growth after a
 -- post can be modelled (hours_since_post against view_count); fct_messages keeps only
 -- the newest counts. Incremental: observations loaded since the last build are added
--- (readings never change, so a merge only guards against a re-load).
+-- (readings never change, so a merge only guards against a re-load). The report marts
+-- recompute a channel's posting days from it: (channel_key, posted_date_key) is indexed.
 with observations as (
 
     select * from {{ ref('stg_telegram_message_observations') }}

@@ -6,7 +6,7 @@ milliseconds whatever the number of messages; filters are one channel and a date
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response
@@ -153,20 +153,60 @@ from marts.rpt_price_points_daily
 where product_key = %(product)s {where}
 group by channel_key, price_birr
 """
+# A product's price statistics per channel and period. The unfiltered weekly history
+# reads them as they are from rpt_price_stats_weekly (a few hundred rows for a product).
+# Any other range, or the day period, folds the daily price histogram (rows of price, how
+# often, when last) and computes them here in PostgreSQL with the mart's arithmetic: min,
+# max, the exact median (the mean of the two middle prices for an even count, as
+# statistics.median: a price covers positions [upto - n, upto) of the sorted prices) and
+# the latest price (the newest post's; the higher price on a tie).
+HISTORY_WEEKLY_SQL = """
+select
+    channel_key as channel_username,
+    week_start_date as period_start,
+    price_count,
+    min_price::float8 as min_price,
+    median_price::float8 as median_price,
+    max_price::float8 as max_price,
+    latest_price::float8 as latest_price,
+    latest_at
+from marts.rpt_price_stats_weekly
+where product_key = %(product)s {where}
+order by channel_key, week_start_date
+"""
 HISTORY_SQL = """
-select d.channel_key, dates.{bucket} as period_start, d.price_birr::float8 as price,
-    sum(d.price_count)::integer as count, max(d.last_posted_at) as last_posted_at
+with points as (
+    {points}
+),
+ranked as (
+    select
+        points.*,
+        sum(n) over (partition by channel_key, period_start order by price) as upto,
+        sum(n) over (partition by channel_key, period_start) as total
+    from points
+)
+select
+    channel_key as channel_username,
+    period_start,
+    total::integer as price_count,
+    min(price)::float8 as min_price,
+    (((min(price) filter (where upto - n <= (total - 1) / 2 and (total - 1) / 2 < upto))
+        + (min(price) filter (where upto - n <= total / 2 and total / 2 < upto))) / 2)::float8
+        as median_price,
+    max(price)::float8 as max_price,
+    (array_agg(price order by last_posted_at desc, price desc))[1]::float8 as latest_price,
+    max(last_posted_at) as latest_at
+from ranked
+group by channel_key, period_start, total
+order by channel_key, period_start
+"""
+HISTORY_DAILY_POINTS = """
+select d.channel_key, dates.{bucket} as period_start, d.price_birr as price,
+    sum(d.price_count) as n, max(d.last_posted_at) as last_posted_at
 from marts.rpt_price_points_daily as d
 inner join marts.dim_dates as dates using (date_key)
 where d.product_key = %(product)s {where}
 group by d.channel_key, dates.{bucket}, d.price_birr
-"""
-# unfiltered weeks: the weekly histogram as it is (a few hundred rows for a product)
-HISTORY_WEEKS_SQL = """
-select channel_key, week_start_date as period_start, price_birr::float8 as price,
-    price_count as count, last_posted_at
-from marts.rpt_price_points_weekly
-where product_key = %(product)s {where}
 """
 _BUCKETS = {"day": "date_key", "week": "week_start_date"}
 
@@ -335,19 +375,14 @@ async def price_history(
     async def build() -> PriceHistory:
         found = await _find_product(pool, product)
         if period == "week" and not where.has_dates:
-            query = _query(HISTORY_WEEKS_SQL, where)
+            query = _query(HISTORY_WEEKLY_SQL, where)
         else:
-            query = _query(HISTORY_SQL, where, prefix="d.", bucket=_BUCKETS[period])
-        rows = await fetch_all(pool, query, {**where.params(), "product": found["product_key"]})
-        groups: dict[tuple[str, date], list] = defaultdict(list)
-        for r in rows:
-            groups[(r["channel_key"], r["period_start"])].append(
-                (r["price"], r["count"], r["last_posted_at"])
+            points = sql.SQL(HISTORY_DAILY_POINTS).format(
+                where=where.where(prefix="d."), bucket=sql.Identifier(_BUCKETS[period])
             )
-        points = [
-            PriceHistoryPoint(channel_username=channel, period_start=start, **_stats(group))
-            for (channel, start), group in sorted(groups.items())
-        ]
+            query = sql.SQL(HISTORY_SQL).format(points=points)
+        rows = await fetch_all(pool, query, {**where.params(), "product": found["product_key"]})
+        points = [PriceHistoryPoint(**r) for r in rows]
         return PriceHistory(
             product_key=found["product_key"],
             product_name=found["product_name"],
