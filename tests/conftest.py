@@ -373,6 +373,7 @@ def scraped_warehouse(fresh_database, tmp_path_factory) -> dict:
     then scrapes 2 to 4 -> load -> dbt build (incremental). Returns the database URL and
     the scenario (its truth)."""
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
     from tgmed_loader.cli import main as loader
     from tgmed_scraper.scrape import ScrapeOptions, scrape_channels
@@ -387,9 +388,11 @@ def scraped_warehouse(fresh_database, tmp_path_factory) -> dict:
     def scrape(number: int) -> None:
         now = scenario.advance_to(number)
         options = ScrapeOptions(refresh_days=7, now=lambda: now)
-        summary = asyncio.run(
-            scrape_channels(scenario.fake, lake, list(scenario.SUBSCRIBERS), options)
-        )
+        scraping = scrape_channels(scenario.fake, lake, list(scenario.SUBSCRIBERS), options)
+        # in a thread of its own: the fixture may be set up inside a test whose browser
+        # (Playwright's sync API) keeps an event loop running in this one
+        with ThreadPoolExecutor(1) as thread:
+            summary = thread.submit(asyncio.run, scraping).result()
         assert summary.outcome == "ok", summary.as_dict()
         summaries.append({"scrape": number, "observations": summary.total("observations")})
 

@@ -213,11 +213,14 @@ async function drawEngagement() {
     || engagement.data.some((p) => p.posts_with_subscribers > 0);
   $("engagement-empty").hidden = scraped;
   $("engagement-empty").textContent = scraped ? "" : NO_SCRAPES;
+  // exports can carry reactions: the plots stay when there is anything to draw
+  $("engagement-plots").hidden = !scraped && reactions.count === 0;
 
   const lines = byChannel(subscribers.data).map(([channel, points]) => ({
     name: channel, type: "scatter", mode: "lines+markers", line: {color: colorOf(channel)},
     x: points.map((p) => p.period_start), y: points.map((p) => p.subscriber_count)}));
-  await Plotly.react("subscribers", lines, lines.length ? layout({xaxis: {type: "date"},
+  await Plotly.react("subscribers", lines, lines.length ? layout({
+    xaxis: {type: "date"},
     yaxis: {title: {text: `subscribers (last scrape of the ${f.period})`}}})
     : emptyLayout("no subscriber counts: no scrape yet"), CONFIG);
 
@@ -237,8 +240,8 @@ async function drawEngagement() {
     }
   }
   await Plotly.react("views-per-subscriber", rates, rates.length ? layout({
-    xaxis: {type: "date"}, yaxis: {title: {text: `views per subscriber (posts of the ${f.period})`},
-      rangemode: "tozero"},
+    margin: {l: 50, r: 50, t: 10, b: 40}, xaxis: {type: "date"},
+    yaxis: {title: {text: "views per subscriber"}, rangemode: "tozero"},
     yaxis2: {title: {text: "reactions per post (dotted)"}, overlaying: "y", side: "right",
       rangemode: "tozero", showgrid: false}})
     : emptyLayout("no views or reactions known for these posts"), CONFIG);
@@ -248,7 +251,8 @@ async function drawEngagement() {
   const bars = channels.map((channel) => ({name: channel, type: "bar", orientation: "h",
     marker: {color: colorOf(channel)}, y: labels,
     x: reactions.data.map((item) => (item.channels.find((c) => c.channel_username === channel)
-      || {reaction_count: 0}).reaction_count).reverse()}));
+      || {reaction_count: 0}).reaction_count).reverse()}))
+    .filter((trace) => trace.x.some((count) => count > 0));
   await Plotly.react("reactions", reactions.count ? bars : [], reactions.count ? layout({
     barmode: "stack", margin: {l: 90, r: 20, t: 10, b: 40},
     xaxis: {title: {text: "reactions on the posts"}}})
