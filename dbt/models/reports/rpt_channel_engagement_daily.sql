@@ -34,31 +34,13 @@ with changed_days as (
 
 messages as (
 
-    select
-        messages.message_key,
-        messages.channel_key,
-        messages.date_key,
-        messages.view_count,
-        messages.reaction_count
-    from {{ ref('fct_messages') }} as messages
-    {% if is_incremental() %}
-    inner join changed_days using (channel_key, date_key)
-    {% endif %}
+    {{ rows_in_slices(ref('fct_messages')) }}
 
 ),
 
 readings as (
 
-    select
-        observations.message_key,
-        observations.observed_at,
-        observations.views_per_subscriber
-    from {{ ref('fct_message_observations') }} as observations
-    {% if is_incremental() %}
-    inner join changed_days
-        on observations.channel_key = changed_days.channel_key
-        and observations.posted_date_key = changed_days.date_key
-    {% endif %}
+    {{ rows_in_slices(ref('fct_message_observations'), keys=('channel_key', 'posted_date_key')) }}
 
 ),
 

@@ -39,15 +39,18 @@ with changed_days as (
 
 reactions as (
 
-    select reactions.*
-    from {{ ref('fct_message_reactions') }} as reactions
     {% if is_incremental() %}
-    -- through the posts of the changed days (indexed on both sides)
-    where reactions.message_key in (
-        select messages.message_key
-        from {{ ref('fct_messages') }} as messages
-        inner join changed_days using (channel_key, date_key)
-    )
+    -- through the posts of the changed days, both probed by index
+    select reactions.*
+    from ({{ rows_in_slices(ref('fct_messages')) }}) as messages
+    cross join lateral (
+        select *
+        from {{ ref('fct_message_reactions') }} as message_reactions
+        where message_reactions.message_key = messages.message_key
+        offset 0
+    ) as reactions
+    {% else %}
+    select * from {{ ref('fct_message_reactions') }}
     {% endif %}
 
 ),

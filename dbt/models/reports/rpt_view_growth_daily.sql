@@ -26,22 +26,23 @@ with changed_days as (
 
 ),
 
+observations as (
+
+    {{ rows_in_slices(ref('fct_message_observations'), keys=('channel_key', 'posted_date_key')) }}
+
+),
+
 readings as (
 
     select
-        observations.channel_key,
-        observations.posted_date_key as date_key,
-        observations.message_key,
-        observations.hours_since_post,
-        observations.view_count,
-        observations.views_per_subscriber,
-        {{ post_age_bucket_start('observations.hours_since_post') }} as age_hours_from
-    from {{ ref('fct_message_observations') }} as observations
-    {% if is_incremental() %}
-    inner join changed_days
-        on observations.channel_key = changed_days.channel_key
-        and observations.posted_date_key = changed_days.date_key
-    {% endif %}
+        channel_key,
+        posted_date_key as date_key,
+        message_key,
+        hours_since_post,
+        view_count,
+        views_per_subscriber,
+        {{ post_age_bucket_start('hours_since_post') }} as age_hours_from
+    from observations
 
 ),
 
