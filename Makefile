@@ -32,7 +32,7 @@ ORCH_ENV = TGMED_LAUNCH_MODE=local TGMED_SCRAPE_SOURCE=$${TGMED_SCRAPE_SOURCE:-e
 SERVE ?= 1
 
 .PHONY: help setup sample demo pipeline serve test lint format bench clean db-start db-stop \
-	warehouse yolo-setup yolo-test browser-setup detect dagster-ui dagster-jobs dagster-launch dagster-status api \
+	warehouse yolo-setup yolo-test browser-setup dbt-lineage detect dagster-ui dagster-jobs dagster-launch dagster-status api \
 	requirements images up down e2e
 
 help:  ## list the commands
@@ -96,6 +96,9 @@ dagster-status: $(DAGSTER_HOME)/dagster.yaml  ## schedules and sensors (on/off, 
 	@$(ORCH_ENV) $(RUN) tgmed-orchestrator status
 	@$(ORCH_ENV) $(RUN) tgmed-orchestrator runs --limit 5
 
+dbt-lineage: setup  ## after changing dbt models: the graph the orchestrator reads (dbt_lineage.json)
+	$(RUN) tgmed-transform lineage --out orchestrator/src/tgmed_orchestrator/dbt_lineage.json
+
 warehouse:  ## load the lake into PostgreSQL and build the marts (dbt)
 	@url="$(DB_URL)"; \
 	DATABASE_URL="$$url" $(RUN) tgmed-loader init-db && \
@@ -107,7 +110,7 @@ api: setup  ## serve the API on the embedded database (make warehouse first); do
 	@url="$${API_DATABASE_URL:-$$($(RUN) tgmed-devdb url --pgdata $(PGDATA) --user $${API_DB_USER:-tgmed_api})}"; \
 	API_DATABASE_URL="$$url" $(RUN) tgmed-api serve
 
-$(YOLO_VENV)/.installed: services/yolo/pyproject.toml services/yolo/requirements.lock
+$(YOLO_VENV)/.installed: services/yolo/pyproject.toml services/yolo/requirements.lock services/common/pyproject.toml
 	@echo "yolo-setup: installing the detection stage's own environment ($(YOLO_VENV): torch," \
 		"ultralytics; 2-10 minutes, once; log: $(YOLO_VENV)/install.log)"
 	@python3 -m venv $(YOLO_VENV)

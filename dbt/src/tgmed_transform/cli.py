@@ -2,6 +2,7 @@
 
     tgmed-transform build [--full-refresh] [--select ...]   seeds, models, tests, then docs
     tgmed-transform docs                                    dbt docs, published
+    tgmed-transform lineage [--out FILE]                    the project's graph for Dagster
     tgmed-transform dbt -- ARGS...                          any other dbt command
 
 The docs site (models, columns, tests, lineage: `dbt docs generate --static`, one
@@ -11,8 +12,11 @@ transform stage and the API in any launch mode. `build` publishes it after a suc
 build (TRANSFORM_PUBLISH_DOCS=false or --no-docs skips it).
 
 dbt's own output goes to stderr; the last stdout line is a JSON summary (models built,
-tests passed/failed, per status). Exit code 0 when every node succeeded, 1 otherwise,
-2 for a configuration error.
+tests passed/failed, per status, the failing tests by name). Exit code 0 when every node
+succeeded, 1 otherwise, 2 for a configuration error. Launched by Dagster (Pipes), each
+model and seed built is reported as a materialization (its row count, seconds) and each
+test as a check result on its model, under the names the orchestrator gives in the
+Pipes extras (`dbt_nodes`: unique_id -> asset key or check).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from tgmed_common.logs import configure_logging
 from tgmed_common.progress import Progress
 from tgmed_common.settings import env_config, load_settings, secret_values
 from tgmed_common.stage import run_stage
+from tgmed_transform.report import report_nodes
 
 
 class TransformSettings(BaseSettings):
@@ -64,12 +69,25 @@ def dbt_environment(database_url: str) -> dict[str, str]:
 def summarize(command: str, result: Any, seconds: float) -> dict[str, Any]:
     statuses: Counter = Counter()
     failures = []
+    nodes = []
     for item in getattr(result.result, "results", None) or []:
-        kind = item.node.resource_type
+        kind = str(getattr(item.node.resource_type, "value", item.node.resource_type))
         status = str(getattr(item.status, "value", item.status))
         statuses[f"{kind}_{status}"] += 1
         if status in {"error", "fail"}:
             failures.append(f"{item.node.unique_id}: {item.message}")
+        name = getattr(item.node, "alias", None) or item.node.name
+        nodes.append(
+            {
+                "unique_id": item.node.unique_id,
+                "kind": kind,
+                "status": status,
+                "relation": f"{item.node.schema}.{name}" if kind in {"model", "seed"} else None,
+                "seconds": round(float(item.execution_time or 0), 3),
+                "failures": item.failures,
+                "message": str(item.message or "")[:500],
+            }
+        )
     return {
         "stage": "transform",
         "command": command,
@@ -77,6 +95,7 @@ def summarize(command: str, result: Any, seconds: float) -> dict[str, Any]:
         "counts": dict(sorted(statuses.items())),
         "failures": failures[:20],
         "seconds": round(seconds, 2),
+        "nodes": nodes,
     }
 
 
@@ -166,10 +185,18 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser(
         "docs", help="dbt docs generate --static, published into marts.dbt_docs (/dbt-docs/)"
     )
+    lineage = commands.add_parser(
+        "lineage", help="write the project's graph (models, seeds, tests) for the orchestrator"
+    )
+    lineage.add_argument("--out", type=Path, help="file to write (default: stdout)")
     passthrough = commands.add_parser("dbt", help="any dbt command: tgmed-transform dbt -- ARGS")
     passthrough.add_argument("dbt_args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     configure_logging(args.log_level)
+    if args.command == "lineage":
+        from tgmed_transform.lineage import write_lineage
+
+        return write_lineage(args.out)
 
     def run() -> dict[str, Any]:
         settings = load_settings(TransformSettings)
@@ -190,7 +217,12 @@ def main(argv: list[str] | None = None) -> int:
             return publish_docs(settings)
         return run_dbt([a for a in args.dbt_args if a != "--"], settings)
 
-    return run_stage("transform", run, failed=lambda summary: not summary["success"])
+    return run_stage(
+        "transform",
+        run,
+        failed=lambda summary: not summary["success"],
+        report=report_nodes,
+    )
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ queue (QueuedRunCoordinator), so the tag limits apply: a warehouse job waits for
 warehouse job that is running. Who takes it off the queue: see local_services.py.
 
 While it waits and runs, the terminal gets one line per step with the stage's counts
-(from the step's metadata), the stages' own progress lines for slow steps (at most one
+(the numbers of the assets it materialized, or of an op's summary; a step that
+materialized many assets, like dbt's, gets their count and its checks instead), the
+stages' own progress lines for slow steps (at most one
 per step every PROGRESS_EVERY seconds), retries and failures; the full logs stay in the
 UI. Exit code 0 when the run succeeded, 1 when it failed, 130 when Ctrl-C canceled it.
 """
@@ -41,6 +43,7 @@ from tgmed_orchestrator.local_services import (
 
 POLL_SECONDS = 0.5
 PROGRESS_EVERY = 15.0
+MATERIALIZATIONS_LISTED = 10  # more (dbt's models) are counted, not listed
 WAREHOUSE_TAG = "tgmed/warehouse"
 _PROGRESS = re.compile(r"\bprogress: (?P<text>.+)$")
 _NOT_COUNTS = ("seconds", "per_second", "exit_code")
@@ -76,6 +79,8 @@ class RunReporter:
     out: TextIO
     started: dict[str, float] = field(default_factory=dict)
     summaries: dict[str, Any] = field(default_factory=dict)
+    materialized: dict[str, list[str]] = field(default_factory=dict)
+    checks: dict[str, list[bool]] = field(default_factory=dict)
     last_progress: dict[str, float] = field(default_factory=dict)
 
     def say(self, text: str) -> None:
@@ -96,10 +101,17 @@ class RunReporter:
             summary = event.event_specific_data.metadata.get("summary")
             if summary is not None:
                 self.summaries[step] = summary.value
+        elif kind == DagsterEventType.ASSET_MATERIALIZATION:
+            materialization = event.event_specific_data.materialization
+            numbers = {key: value.value for key, value in materialization.metadata.items()}
+            where = f" [{materialization.partition}]" if materialization.partition else ""
+            line = f"{materialization.asset_key.to_user_string()}{where}"
+            counts = counts_line(numbers)
+            self.materialized.setdefault(step, []).append(f"{line}: {counts}" if counts else line)
+        elif kind == DagsterEventType.ASSET_CHECK_EVALUATION:
+            self.checks.setdefault(step, []).append(bool(event.event_specific_data.passed))
         elif kind == DagsterEventType.STEP_SUCCESS:
-            took = entry.timestamp - self.started.get(step, entry.timestamp)
-            counts = counts_line(self.summaries.get(step))
-            self.say(f"  ok      {step} ({took:.0f} s){': ' + counts if counts else ''}")
+            self._step_done(step, entry.timestamp - self.started.get(step, entry.timestamp))
         elif kind == DagsterEventType.STEP_UP_FOR_RETRY:
             data = event.event_specific_data
             wait = getattr(data, "seconds_to_wait", None)
@@ -111,6 +123,28 @@ class RunReporter:
             message = entry.user_message or ""
             if "steps failed" not in message.lower():
                 self.say(f"  run failed: {message.splitlines()[0] if message else ''}")
+
+    def _step_done(self, step: str, took: float) -> None:
+        materialized = self.materialized.get(step, [])
+        checks = self.checks.get(step, [])
+        head = f"  ok      {step} ({took:.0f} s)"
+        if step in self.summaries:
+            counts = counts_line(self.summaries[step])
+            self.say(f"{head}{': ' + counts if counts else ''}")
+        elif len(materialized) == 1:
+            self.say(f"{head}: {materialized[0]}")
+        elif len(materialized) <= MATERIALIZATIONS_LISTED:
+            self.say(head)
+            for line in materialized:
+                self.say(f"          {line}")
+        else:
+            self.say(f"{head}: {len(materialized)} assets materialized")
+        if checks:
+            failed = checks.count(False)
+            self.say(
+                f"          checks: {len(checks) - failed} passed"
+                + (f", {failed} FAILED (see the UI)" if failed else "")
+            )
 
     def _log_line(self, step: str, message: str, when: float) -> None:
         match = _PROGRESS.search(message)

@@ -7,8 +7,11 @@
 snapshots); `all` is that and the detections.
 
 Logs on stderr, one JSON summary line on stdout. Exit code 0 when every file loaded or
-was already loaded, 1 when a file was quarantined (the rest still loaded), 2 for a
-usage or configuration error.
+was already loaded, 1 when a file was quarantined (the rest still loaded) or the
+database failed, 2 for a usage or configuration error. Launched by Dagster (Pipes), a
+load also reports the table it loaded as a materialization (rows, files, seconds, the
+table's row count) and the check `no_quarantined_files` on it, naming each file set
+aside and why (with the line).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from tgmed_common.logs import configure_logging
 from tgmed_common.settings import LakeSettings, load_settings, secret_values
 from tgmed_common.stage import run_stage
 from tgmed_loader.load import load_stream
+from tgmed_loader.report import report_loads
 from tgmed_loader.schema import ensure_api_role, ensure_raw_schema
 from tgmed_loader.settings import ApiRoleSettings, DatabaseSettings, LoaderSettings
 from tgmed_loader.streams import STREAMS, TELEGRAM_STREAMS
@@ -81,7 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     configure_logging(args.log_level)
     return run_stage(
-        args.command, lambda: _run(args), failed=lambda summary: bool(summary.get("quarantined"))
+        args.command,
+        lambda: _run(args),
+        transient_errors=(psycopg.OperationalError,),
+        set_aside=lambda summary: bool(summary.get("quarantined")),
+        report=report_loads,
     )
 
 

@@ -6,7 +6,12 @@ refused (the rest still went through; a scrape's summary says `outcome`: `transi
 when every failure is worth retrying as is, `partial` otherwise), 2 for a usage or
 configuration error (a missing, empty, malformed or unknown TELEGRAM_SESSION included),
 128 + the signal's number when stopped by SIGTERM or SIGINT (after a clean stop and the
-summary line).
+summary line). Launched by Dagster (Pipes), the outcome goes to the orchestrator too:
+`transient` is retried, `partial` (a channel failed for good), an export set aside or a
+refused photo is `set_aside`.
+
+One `scrape` is one process with one Telegram connection for all its channels: a
+session must never be used from two places at once (Telegram revokes the key).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from pathlib import Path
 
 from telethon import errors
 
+from tgmed_common.channels import parse_channels, read_channels_file
 from tgmed_common.lake import Lake
 from tgmed_common.logs import configure_logging, register_secrets
 from tgmed_common.settings import ConfigError, LakeSettings, load_settings, secret_values
@@ -48,12 +54,9 @@ def _since(value: str) -> datetime:
 
 
 def _channels(args: argparse.Namespace) -> list[str]:
-    names = list(args.channel or [])
+    names = parse_channels("\n".join(args.channel or []), "--channel")
     if args.channels_file:
-        for line in Path(args.channels_file).read_text(encoding="utf-8").splitlines():
-            line = line.split("#", 1)[0].strip()
-            if line:
-                names.append(line)
+        names += read_channels_file(args.channels_file)  # the one parser (tgmed_common)
     if not names:
         raise ConfigError("no channel given: pass --channel NAME (repeatable) or --channels-file")
     return list(dict.fromkeys(names))
@@ -226,14 +229,15 @@ def main(argv: list[str] | None = None) -> int:
     code = run_stage(
         args.command,
         lambda: _run(args, stop),
-        usage_errors=(FileNotFoundError, ValueError),
-        # a photo refused from an export is input set aside too: exit 1, someone looks
-        failed=lambda summary: bool(
-            summary.get("failed_channels")
-            or summary.get("failed")
-            or summary.get("error")
-            or summary.get("media_refused")
+        # a bad path is a usage error; bad data is not (pydantic's ValidationError is a
+        # ValueError: it must not pass for a configuration error)
+        usage_errors=(FileNotFoundError,),
+        transient=lambda summary: summary.get("outcome") == "transient",
+        # a photo refused from an export is input set aside too: someone looks
+        set_aside=lambda summary: bool(
+            summary.get("failed_channels") or summary.get("failed") or summary.get("media_refused")
         ),
+        failed=lambda summary: bool(summary.get("error")),
     )
     return stop.exit_code or code
 
