@@ -141,7 +141,7 @@ def test_every_dbt_test_is_a_check_on_its_model():
         ("/".join(LINEAGE["assets"][c["asset"]]["asset_key"]), c["name"])
         for c in LINEAGE["checks"].values()
     }
-    assert len(dbt_checks) == 167  # README: 164 data tests, 3 unit tests
+    assert len(dbt_checks) == 238  # README: 232 data tests, 6 unit tests
     assert dbt_checks <= checks
     assert ("marts/fct_messages", "unique_fct_messages_message_key") in checks
     # a source's test is checked on the model that reads the source

@@ -276,7 +276,7 @@ def test_catalog_lineage_metadata_and_checks_after_the_run(platform):
         ("/".join(LINEAGE["assets"][c["asset"]]["asset_key"]), c["name"])
         for c in LINEAGE["checks"].values()
     }
-    assert len(checks) == 119  # 116 data tests, 3 unit tests
+    assert len(checks) == 238  # README: 232 data tests, 6 unit tests
     for model, name in checks:
         found = {c["name"]: c for c in catalog[model]["assetChecksOrError"]["checks"]}
         execution = found[name]["executionForLatestMaterialization"]
