@@ -272,10 +272,21 @@ def dbt(url: str, target: Path, *args: str) -> float:
 
 
 def slowest_models(target: Path, count: int = 5) -> str:
-    """The slowest nodes of the last dbt invocation (its run_results.json)."""
+    """The slowest nodes of the last dbt invocation (its run_results.json), and the span
+    from the first node's start to the last one's end (the rest of the wall time is dbt's
+    start-up, parse and its on-run hooks)."""
     results = json.loads((target / "run_results.json").read_text())["results"]
     ranked = sorted(results, key=lambda r: -r["execution_time"])[:count]
-    return ", ".join(f"{r['unique_id'].split('.')[-1]} {r['execution_time']:.1f}s" for r in ranked)
+    times = [
+        datetime.fromisoformat(t[edge].replace("Z", "+00:00"))
+        for r in results
+        for t in r.get("timing", [])
+        for edge in ("started_at", "completed_at")
+        if t.get(edge)
+    ]
+    span = (max(times) - min(times)).total_seconds() if times else float("nan")
+    top = ", ".join(f"{r['unique_id'].split('.')[-1]} {r['execution_time']:.1f}s" for r in ranked)
+    return f"{top}; {len(results)} nodes from the first start to the last end {span:.1f}s"
 
 
 def main() -> None:
