@@ -6,7 +6,7 @@ milliseconds whatever the number of messages; filters are one channel and a date
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response
@@ -209,6 +209,23 @@ where d.product_key = %(product)s {where}
 group by d.channel_key, dates.{bucket}, d.price_birr
 """
 _BUCKETS = {"day": "date_key", "week": "week_start_date"}
+# A weekly history over a date range: the weeks wholly inside it as they are from
+# rpt_price_stats_weekly, only the partial weeks at its ends folded from the daily
+# histogram (a quarter's range folded whole was the slowest report, docs/benchmarks.md).
+HISTORY_WEEKS_SQL = """
+select * from ({whole}) as whole_weeks
+union all
+select * from ({edges}) as edge_weeks
+order by channel_username, period_start
+"""
+
+
+def _whole_weeks(date_from: date | None, date_to: date | None) -> tuple[date, date] | None:
+    """The first and the last Monday of the weeks (Monday to Sunday) wholly inside the
+    range, open ends as far as the data goes; None when no week is."""
+    first = date_from + timedelta(days=-date_from.weekday() % 7) if date_from else date.min
+    last = date_to - timedelta(days=(date_to.weekday() + 1) % 7 + 6) if date_to else date.max
+    return (first, last) if first <= last else None
 
 
 def _stats(points: list[tuple[float, int, datetime]]) -> dict[str, Any]:
@@ -374,14 +391,34 @@ async def price_history(
 ) -> Response:
     async def build() -> PriceHistory:
         found = await _find_product(pool, product)
+        weeks = _whole_weeks(where.date_from, where.date_to) if period == "week" else None
+        params = {**where.params(), "product": found["product_key"]}
         if period == "week" and not where.has_dates:
             query = _query(HISTORY_WEEKLY_SQL, where)
+        elif weeks is not None:
+            params |= {"first_week": weeks[0], "last_week": weeks[1]}
+            inside = " and week_start_date between %(first_week)s and %(last_week)s"
+            outside = (
+                " and (dates.week_start_date < %(first_week)s"
+                " or dates.week_start_date > %(last_week)s)"
+            )
+            whole = sql.SQL(HISTORY_WEEKLY_SQL.replace("order by channel_key, week_start_date", ""))
+            edges = sql.SQL(HISTORY_DAILY_POINTS).format(
+                where=where.where(prefix="d.") + sql.SQL(outside),
+                bucket=sql.Identifier("week_start_date"),
+            )
+            query = sql.SQL(HISTORY_WEEKS_SQL).format(
+                whole=whole.format(where=where.where(dates=False) + sql.SQL(inside)),
+                edges=sql.SQL(HISTORY_SQL.replace("order by channel_key, period_start", "")).format(
+                    points=edges
+                ),
+            )
         else:
             points = sql.SQL(HISTORY_DAILY_POINTS).format(
                 where=where.where(prefix="d."), bucket=sql.Identifier(_BUCKETS[period])
             )
             query = sql.SQL(HISTORY_SQL).format(points=points)
-        rows = await fetch_all(pool, query, {**where.params(), "product": found["product_key"]})
+        rows = await fetch_all(pool, query, params)
         points = [PriceHistoryPoint(**r) for r in rows]
         return PriceHistory(
             product_key=found["product_key"],
