@@ -9,9 +9,10 @@
 -- A product's price statistics per channel and week (Monday start): how many prices,
 -- min, the exact median (the mean of the two middle prices for an even count, as
 -- statistics.median), max, and the latest price (the newest post's; the higher on a
--- tie). The unfiltered weekly price history reads these few rows as they are; any other
--- range folds the daily histogram with the same arithmetic in the API
--- (routes/reports.py HISTORY_SQL; a test holds the two equal). Rebuilt from the weekly
+-- tie). The weekly price history reads these few rows as they are for every week wholly
+-- inside its date range; the partial weeks at a range's ends fold the daily histogram
+-- with the same arithmetic in the API (routes/reports.py HISTORY_SQL; tests hold the
+-- two equal). Rebuilt from the weekly
 -- histogram, which is small. A price covers positions [upto - price_count, upto) of
 -- the week's sorted prices.
 with points as (
