@@ -153,9 +153,10 @@ from marts.rpt_price_points_daily
 where product_key = %(product)s {where}
 group by channel_key, price_birr
 """
-# A product's price statistics per channel and period. The unfiltered weekly history
-# reads them as they are from rpt_price_stats_weekly (a few hundred rows for a product).
-# Any other range, or the day period, folds the daily price histogram (rows of price, how
+# A product's price statistics per channel and period. The weekly history reads them as
+# they are from rpt_price_stats_weekly (a few hundred rows for a product) for every week
+# wholly inside its range (HISTORY_WEEKS_SQL). The partial weeks at a range's ends, and
+# the day period, fold the daily price histogram (rows of price, how
 # often, when last) and computes them here in PostgreSQL with the mart's arithmetic: min,
 # max, the exact median (the mean of the two middle prices for an even count, as
 # statistics.median: a price covers positions [upto - n, upto) of the sorted prices) and
