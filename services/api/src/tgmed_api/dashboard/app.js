@@ -297,8 +297,19 @@ async function runSearch(event) {
 }
 
 // --- wiring ---------------------------------------------------------------------------
-async function refresh() {
+// One refresh at a time, in the order asked: a filter changed while a refresh is in
+// flight queues another (an older answer arriving late never paints over a newer one),
+// and the page says loaded only when the newest has drawn.
+let refreshes = 0;
+let refreshing = Promise.resolve();
+function refresh() {
+  const mine = ++refreshes;
   document.body.dataset.loaded = "false";
+  refreshing = refreshing.catch(() => {}).then(() => (mine === refreshes ? draw(mine) : undefined));
+  return refreshing;
+}
+
+async function draw(mine) {
   $("status").className = "";
   $("status").textContent = "Loading...";
   try {
@@ -311,7 +322,7 @@ async function refresh() {
     $("status").className = "error";
     $("status").textContent = `Could not load: ${error.message}`;
   }
-  document.body.dataset.loaded = "true";
+  if (mine === refreshes) document.body.dataset.loaded = "true";
 }
 
 async function start() {
