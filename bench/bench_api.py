@@ -1,7 +1,10 @@
 """The analytical API on 1M generated messages, against /health on the same server.
 
-1. build: 1M messages (bench_load's generator, 10 channels) and detection records for
-   2% of them, through the loader, then `dbt build` (models, indexes, tests).
+1. build: 1M messages (bench_load's generator, 10 channels) with reactions on a third,
+   two readings of each post's counts (2M observations) and the channels' subscribers
+   every 6 hours (the engagement marts' input, as scrapes write it), and detection
+   records for 2% of the posts, through the loader, then `dbt build` (models, indexes,
+   tests).
 2. serve: `tgmed-api serve` (uvicorn, one worker) as its own process, connected with the
    read-only role, exactly as deployed.
 3. load: a keep-alive HTTP/1.1 load generator (asyncio streams, N concurrent
@@ -42,7 +45,7 @@ from urllib.parse import quote
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_load import dbt, make_lake
+from bench_load import dbt, make_lake, write_snapshots
 
 from tgmed_common.lake import Lake
 from tgmed_common.records import DetectionRecord
@@ -74,6 +77,18 @@ ENDPOINTS = [
     ("/api/reports/prices?product=paracetamol", "report"),
     ("/api/reports/prices?product=paracetamol&from=2026-08-01&to=2026-08-31", "report"),
     ("/api/reports/prices/history?product=paracetamol&period=week", "report"),
+    (
+        "/api/reports/prices/history?product=paracetamol&period=week&from=2026-07-01&to=2026-09-30",
+        "report",
+    ),
+    ("/api/reports/subscribers?period=week", "report"),
+    ("/api/reports/subscribers?period=day&channel=bench_channel_03", "report"),
+    ("/api/reports/engagement?period=week", "report"),
+    ("/api/reports/engagement?period=day&channel=bench_channel_03&from=2026-07-01", "report"),
+    ("/api/reports/reactions?limit=10", "report"),
+    ("/api/reports/reactions?limit=10&from=2026-08-01&to=2026-08-31", "report"),
+    ("/api/reports/view-growth", "report"),
+    ("/api/reports/view-growth?channel=bench_channel_05&from=2026-07-01", "report"),
     ("/api/search/messages?query=zithromax&limit=20", "search"),  # 0.8% of the posts
     ("/api/search/messages?query=blood+pressure&limit=20", "search"),  # 0.9%
     ("/api/search/messages?query=" + quote("ዶቭ") + "&limit=20", "search"),  # 1.3%
@@ -118,15 +133,19 @@ def write_detections(lake: Lake, messages: int, every: int = 50) -> int:
 def build(url: str, work: Path, messages: int) -> None:
     lake = Lake(work / "lake")
     started = time.perf_counter()
-    total = make_lake(lake, messages, FILES)
+    total = make_lake(lake, messages, FILES, engagement=True)
+    write_snapshots(lake)
     images = write_detections(lake, total)
     with psycopg.connect(url) as conn:
         ensure_raw_schema(conn)
         ensure_api_role(conn, "tgmed_api", None)
     loaded = load_stream(url, lake, "messages", workers=2)
+    readings = load_stream(url, lake, "observations", workers=2)
+    snapshots = load_stream(url, lake, "snapshots", workers=2)
     detections = load_stream(url, lake, "detections", workers=2)
     print(
-        f"lake + load: {loaded.rows:,} messages, {detections.rows:,} detection records "
+        f"lake + load: {loaded.rows:,} messages, {readings.rows:,} readings of their counts, "
+        f"{snapshots.rows:,} channel snapshots, {detections.rows:,} detection records "
         f"({time.perf_counter() - started:.0f}s)"
     )
     seconds = dbt(url, work / "dbt-target", "build")

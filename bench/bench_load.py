@@ -29,7 +29,12 @@ from pathlib import Path
 import psycopg
 
 from tgmed_common.lake import Lake
-from tgmed_common.records import MessageRecord
+from tgmed_common.records import (
+    ChannelSnapshotRecord,
+    MessageObservationRecord,
+    MessageRecord,
+    ReactionCount,
+)
 from tgmed_devdb.server import create_database, start, stop
 from tgmed_loader.load import _escape, load_stream
 from tgmed_loader.schema import ensure_raw_schema
@@ -83,29 +88,59 @@ def corpus(size: int, seed: int = 7) -> list[str]:
 CORPUS_SIZE = 50_000  # distinct texts; message n gets text n % CORPUS_SIZE
 
 
-def make_lake(lake: Lake, messages: int, files: int, start_id: int = 1, tag: str = "r") -> int:
-    channels = [f"bench_channel_{i:02d}" for i in range(10)]
+CHANNELS = [f"bench_channel_{i:02d}" for i in range(10)]
+FIRST_POST = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def reactions_of(message_id: int) -> list:
+    """Every third post has reactions (👍, and ❤ on every sixth)."""
+    if message_id % 3:
+        return []
+    counts = [ReactionCount.model_construct(kind="emoji", reaction="👍", count=message_id % 40 + 1)]
+    if message_id % 6 == 0:
+        counts.append(
+            ReactionCount.model_construct(kind="emoji", reaction="❤", count=message_id % 9 + 1)
+        )
+    return counts
+
+
+def make_lake(
+    lake: Lake,
+    messages: int,
+    files: int,
+    start_id: int = 1,
+    tag: str = "r",
+    engagement: bool = False,
+) -> int:
+    """`messages` message records in `files` files (channels in turn, ids in order). With
+    `engagement`, as a scrape writes them: reactions on the posts, and two readings of
+    each post's counts (an hour after posting, and three days after, the newest; see
+    write_snapshots for the channels' subscribers). Generated for the benchmarks only:
+    labelled `bench_channel_*`, never in a demo."""
     texts = corpus(CORPUS_SIZE)
     per_file = messages // files
     scraped = datetime(2026, 11, 1, tzinfo=UTC)
-    first = datetime(2026, 6, 1, tzinfo=UTC)
     message_id = start_id
     for index in range(files):
-        channel = channels[index % len(channels)]
+        channel = CHANNELS[index % len(CHANNELS)]
         rows = []
+        readings: dict[date, list] = {}
         for _ in range(per_file):
+            posted = FIRST_POST + timedelta(minutes=message_id % 172_800)
+            views = message_id % 5000
+            reactions = reactions_of(message_id) if engagement else None
             rows.append(
                 MessageRecord.model_construct(
-                    schema_version=1,
+                    schema_version=2 if engagement else 1,
                     source="telethon",
                     channel_username=channel,
                     channel_title=channel.title(),
                     channel_id=1000 + index % 10,
                     message_id=message_id,
-                    date=first + timedelta(minutes=message_id % 172_800),
+                    date=posted,
                     edit_date=None,
                     text=texts[message_id % len(texts)],
-                    views=message_id % 5000,
+                    views=views,
                     forwards=message_id % 7,
                     replies=message_id % 3,
                     media_type=None,
@@ -113,9 +148,28 @@ def make_lake(lake: Lake, messages: int, files: int, start_id: int = 1, tag: str
                     grouped_id=None,
                     forwarded_from=None,
                     reply_to_message_id=None,
+                    **({"reactions": reactions} if engagement else {}),
                     scraped_at=scraped,
                 )
             )
+            if engagement:
+                for after, share in ((timedelta(hours=1), 0.4), (timedelta(days=3), 1.0)):
+                    observed = posted + after
+                    readings.setdefault(observed.date(), []).append(
+                        MessageObservationRecord.model_construct(
+                            schema_version=1,
+                            source="telethon",
+                            channel_username=channel,
+                            channel_id=1000 + index % 10,
+                            message_id=message_id,
+                            message_date=posted,
+                            views=int(views * share),
+                            forwards=message_id % 7,
+                            replies=message_id % 3,
+                            reactions=reactions,
+                            observed_at=observed,
+                        )
+                    )
             message_id += 1
         lake.write_records(
             lake.message_file(
@@ -123,7 +177,36 @@ def make_lake(lake: Lake, messages: int, files: int, start_id: int = 1, tag: str
             ),
             rows,
         )
+        for day, observations in readings.items():
+            lake.write_records(
+                lake.observation_file(day, channel, f"{tag}-{index:05d}"), observations
+            )
     return per_file * files
+
+
+def write_snapshots(lake: Lake, days: int = 124, every_hours: int = 6) -> int:
+    """Each channel's subscribers every `every_hours` over `days` from the first post, as
+    the scrapes' channel snapshots (growing by about a dozen a day)."""
+    written = 0
+    for number, channel in enumerate(CHANNELS):
+        by_day: dict[date, list] = {}
+        for step in range(days * 24 // every_hours):
+            observed = FIRST_POST + timedelta(hours=every_hours * step)
+            by_day.setdefault(observed.date(), []).append(
+                ChannelSnapshotRecord.model_construct(
+                    schema_version=1,
+                    source="telethon",
+                    channel_username=channel,
+                    channel_id=1000 + number,
+                    title=channel.title(),
+                    description=None,
+                    subscribers=5000 + 300 * number + step * 3,
+                    observed_at=observed,
+                )
+            )
+        for day, rows in by_day.items():
+            written += lake.write_records(lake.snapshot_file(day, channel, "bench"), rows)
+    return written
 
 
 def bare_copy(url: str, lake: Lake) -> tuple[float, int]:
@@ -189,10 +272,21 @@ def dbt(url: str, target: Path, *args: str) -> float:
 
 
 def slowest_models(target: Path, count: int = 5) -> str:
-    """The slowest nodes of the last dbt invocation (its run_results.json)."""
+    """The slowest nodes of the last dbt invocation (its run_results.json), and the span
+    from the first node's start to the last one's end (the rest of the wall time is dbt's
+    start-up, parse and its on-run hooks)."""
     results = json.loads((target / "run_results.json").read_text())["results"]
     ranked = sorted(results, key=lambda r: -r["execution_time"])[:count]
-    return ", ".join(f"{r['unique_id'].split('.')[-1]} {r['execution_time']:.1f}s" for r in ranked)
+    times = [
+        datetime.fromisoformat(t[edge].replace("Z", "+00:00"))
+        for r in results
+        for t in r.get("timing", [])
+        for edge in ("started_at", "completed_at")
+        if t.get(edge)
+    ]
+    span = (max(times) - min(times)).total_seconds() if times else float("nan")
+    top = ", ".join(f"{r['unique_id'].split('.')[-1]} {r['execution_time']:.1f}s" for r in ranked)
+    return f"{top}; {len(results)} nodes from the first start to the last end {span:.1f}s"
 
 
 def main() -> None:

@@ -4,10 +4,14 @@ loader -> dbt build. Shared by the cross-stage tests (warehouse, api)."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+import math
+import statistics
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
+from types import MappingProxyType
 
 import pytest
+from telethon.tl import types
 
 from tgmed_common.lake import Lake, read_messages
 from tgmed_common.records import DetectionRecord
@@ -182,3 +186,237 @@ def detected_warehouse(fresh_database, tmp_path_factory):
             "build": stage(transform, ["build"]),
         }
     return {"url": url, "truth": truth, "lake": lake, "summaries": summaries}
+
+
+# --- engagement: real scrapes through the fake Telegram ---------------------------------
+
+EAT = timezone(timedelta(hours=3))  # Addis Ababa: the days the marts count in
+
+
+def addis_day(moment: datetime) -> date:
+    return moment.astimezone(EAT).date()
+
+
+def week_of(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+SCENARIO_START = datetime(2026, 10, 3, 3, 0, tzinfo=UTC)  # a Saturday, 06:00 in Addis Ababa
+SCENARIO_SCRAPES = tuple(SCENARIO_START + timedelta(hours=h) for h in (20.5, 44.5, 68.5, 92.5))
+SCENARIO_SUBSCRIBERS = MappingProxyType(
+    {
+        "chemed123": (1500, 1540, 1610, 1650),
+        "lobelia4cosmetics": (800, 812, 790, 805),  # a channel can lose subscribers
+    }
+)
+SCENARIO_PEAK = MappingProxyType({"chemed123": (600, 50), "lobelia4cosmetics": (250, 20)})
+AGE_BUCKETS = (0, 1, 3, 6, 12, 24, 48, 72, 96, 120, 144, 168)  # macros/post_age_bucket.sql
+
+
+class EngagementScenario:
+    """Two channels' lives over four days, seen by four daily scrapes (the scraper's own
+    code, `scrape_channels`, over the fake Telegram's real Telethon objects, with its
+    clock set to each scrape's time). Posts appear every 6 hours; each one's views grow
+    with its age (fast in the first day, then slowly), its reactions with its views;
+    subscribers change between scrapes. Channel `lobelia4cosmetics` has reactions on
+    its first day's posts at the first scrape only (reactions then switched off): the
+    newest scrape says none, and the marts must forget them.
+
+    What every scrape read is kept here (`readings`, `snapshots`) as the truth the marts,
+    the API and the dashboard are compared with; the expectations below are computed
+    from it in plain Python, never from the warehouse."""
+
+    START = SCENARIO_START
+    POSTS = 16  # per channel, every 6 hours: Saturday to Tuesday (two ISO weeks)
+    SCRAPES = SCENARIO_SCRAPES
+    SUBSCRIBERS = SCENARIO_SUBSCRIBERS
+    PEAK = SCENARIO_PEAK
+    BUCKETS = AGE_BUCKETS
+
+    def __init__(self) -> None:
+        from tgmed_sample.fake_telegram import FakeTelegramClient, message
+
+        self.fake = FakeTelegramClient()
+        self.posts: dict[str, list] = {}
+        for name in self.SUBSCRIBERS:
+            self.fake.add_channel(name, messages=[])
+            posts = []
+            for message_id in range(1, self.POSTS + 1):
+                post = message(self.fake.ids[name], message_id)
+                post.date = self.START + timedelta(hours=6 * (message_id - 1))
+                if getattr(post, "edit_date", None) is not None:
+                    post.edit_date = post.date + timedelta(minutes=5)
+                posts.append(post)
+            self.posts[name] = posts
+        self.readings: list[dict] = []
+        self.snapshots: list[tuple[str, datetime, int]] = []
+
+    def views(self, channel: str, message_id: int, age_hours: float) -> int:
+        base, step = self.PEAK[channel]
+        peak = base + step * (message_id % 7)
+        return round(peak * (1 - math.exp(-age_hours / 18)))
+
+    def reactions(self, channel: str, post, views: int, scrape: int) -> dict[str, int]:
+        if channel == "lobelia4cosmetics":
+            first_day = addis_day(post.date) == addis_day(self.START)
+            return {"👏": 1 + post.id} if first_day and scrape == 0 else {}
+        counts = {"👍": views // 40}
+        if post.id % 2 == 0:
+            counts["❤"] = views // 90
+        if post.id % 3 == 0:
+            counts["🔥"] = views // 150
+        return {emoji: n for emoji, n in counts.items() if n > 0}
+
+    def advance_to(self, scrape: int) -> datetime:
+        """The fake Telegram as it is at scrape number `scrape`: the posts published by
+        then, their counts and reactions, the subscribers. Records what will be read."""
+        now = self.SCRAPES[scrape]
+        for name, posts in self.posts.items():
+            visible = [p for p in posts if p.date <= now]
+            self.fake.channels[name][:] = visible
+            subscribers = self.SUBSCRIBERS[name][scrape]
+            self.fake.subscribers[name] = subscribers
+            self.snapshots.append((name, now, subscribers))
+            for post in visible:
+                if not isinstance(post, types.Message):
+                    continue
+                age = (now - post.date).total_seconds() / 3600
+                post.views = self.views(name, post.id, age)
+                counts = self.reactions(name, post, post.views, scrape)
+                post.reactions = types.MessageReactions(
+                    results=[
+                        types.ReactionCount(reaction=types.ReactionEmoji(emoticon=e), count=n)
+                        for e, n in counts.items()
+                    ]
+                )
+                self.readings.append(
+                    {
+                        "channel": name,
+                        "message_id": post.id,
+                        "posted_at": post.date,
+                        "observed_at": now,
+                        "age_hours": age,
+                        "views": post.views,
+                        "reactions": counts,
+                        "subscribers": subscribers,
+                    }
+                )
+        return now
+
+    # --- what the marts must say, from the readings --------------------------------
+    def newest(self) -> dict[tuple[str, int], dict]:
+        """Each post's newest reading."""
+        latest: dict[tuple[str, int], dict] = {}
+        for reading in self.readings:
+            latest[(reading["channel"], reading["message_id"])] = reading
+        return latest
+
+    @staticmethod
+    def period_of(day: date, period: str) -> date:
+        return week_of(day) if period == "week" else day
+
+    def expected_subscribers(self, period: str) -> dict[tuple[str, date], int]:
+        last: dict[tuple[str, date], tuple[datetime, int]] = {}
+        for channel, when, count in self.snapshots:
+            key = (channel, self.period_of(addis_day(when), period))
+            if key not in last or when >= last[key][0]:
+                last[key] = (when, count)
+        return {key: count for key, (_, count) in last.items()}
+
+    def expected_engagement(self, period: str) -> dict[tuple[str, date], dict]:
+        groups: dict[tuple[str, date], list[dict]] = {}
+        for (channel, _), reading in self.newest().items():
+            day = self.period_of(addis_day(reading["posted_at"]), period)
+            groups.setdefault((channel, day), []).append(reading)
+        return {
+            key: {
+                "post_count": len(rows),
+                "views_per_post": statistics.mean(r["views"] for r in rows),
+                "views_per_subscriber": statistics.mean(
+                    r["views"] / r["subscribers"] for r in rows
+                ),
+                "reactions_per_post": statistics.mean(sum(r["reactions"].values()) for r in rows),
+            }
+            for key, rows in groups.items()
+        }
+
+    def expected_reactions(self) -> dict[str, dict[str, int]]:
+        """reaction -> channel -> users who reacted so (newest readings)."""
+        totals: dict[str, dict[str, int]] = {}
+        for (channel, _), reading in self.newest().items():
+            for emoji, count in reading["reactions"].items():
+                per_channel = totals.setdefault(emoji, {})
+                per_channel[channel] = per_channel.get(channel, 0) + count
+        return totals
+
+    def expected_growth(self) -> dict[tuple[str, int], dict]:
+        groups: dict[tuple[str, int], list[dict]] = {}
+        for reading in self.readings:
+            start = max(b for b in self.BUCKETS if b <= reading["age_hours"])
+            groups.setdefault((reading["channel"], start), []).append(reading)
+        return {
+            key: {
+                "reading_count": len(rows),
+                "mean_hours_since_post": statistics.mean(r["age_hours"] for r in rows),
+                "mean_views": statistics.mean(r["views"] for r in rows),
+                "mean_views_per_subscriber": statistics.mean(
+                    r["views"] / r["subscribers"] for r in rows
+                ),
+            }
+            for key, rows in groups.items()
+        }
+
+
+@pytest.fixture(scope="session")
+def scraped_warehouse(fresh_database, tmp_path_factory) -> dict:
+    """The engagement scenario through the real stages: scrape 1 -> load -> dbt build,
+    then scrapes 2 to 4 -> load -> dbt build (incremental). Returns the database URL and
+    the scenario (its truth)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tgmed_loader.cli import main as loader
+    from tgmed_scraper.scrape import ScrapeOptions, scrape_channels
+    from tgmed_transform.cli import main as transform
+
+    root = tmp_path_factory.mktemp("scraped-engagement")
+    lake = Lake(root / "lake")
+    url = fresh_database("engagement")
+    scenario = EngagementScenario()
+    summaries: list[dict] = []
+
+    def scrape(number: int) -> None:
+        now = scenario.advance_to(number)
+        options = ScrapeOptions(refresh_days=7, now=lambda: now)
+        scraping = scrape_channels(scenario.fake, lake, list(scenario.SUBSCRIBERS), options)
+        # in a thread of its own: the fixture may be set up inside a test whose browser
+        # (Playwright's sync API) keeps an event loop running in this one
+        with ThreadPoolExecutor(1) as thread:
+            summary = thread.submit(asyncio.run, scraping).result()
+        assert summary.outcome == "ok", summary.as_dict()
+        summaries.append({"scrape": number, "observations": summary.total("observations")})
+
+    def load_and_build() -> None:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("DATABASE_URL", url)
+            patch.setenv("LAKE_DIR", str(lake.root))
+            patch.setenv("DBT_TARGET_PATH", str(root / "dbt-target"))
+            patch.setenv("DBT_LOG_PATH", str(root / "dbt-target" / "logs"))
+            patch.setenv("TRANSFORM_PUBLISH_DOCS", "false")
+            steps = {
+                "init": stage(loader, ["init-db"]),
+                "load": stage(loader, ["load", "telegram"]),
+                "build": stage(transform, ["build"]),
+            }
+        for name, summary in steps.items():
+            assert summary["exit_code"] == 0, (name, summary)
+        summaries.append(steps)
+
+    scrape(0)
+    load_and_build()
+    for number in range(1, len(scenario.SCRAPES)):
+        scrape(number)
+    load_and_build()
+    # every post published by a scrape was read by it (all are inside the refresh window)
+    assert sum(s.get("observations", 0) for s in summaries) == len(scenario.readings)
+    return {"url": url, "scenario": scenario, "lake": lake, "summaries": summaries}

@@ -100,20 +100,25 @@
     {%- if is_incremental() -%}
         {%- set since = '-infinity' -%}
         {%- if execute -%}
-            {#- a table built before the watermarks existed: from its newest row, if it
-                has the column, else from the beginning -#}
-            {%- set own_columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list -%}
             {%- set query -%}
-                select coalesce(
-                    (select processed_from from {{ watermarks_relation() }}
-                     where model_name = '{{ this.identifier }}'),
-                    {% if 'loaded_at' in own_columns -%}
-                    (select max(loaded_at) from {{ this }}),
-                    {% endif -%}
-                    '-infinity'
-                )::text
+                select processed_from::text from {{ watermarks_relation() }}
+                where model_name = '{{ this.identifier }}'
             {%- endset -%}
-            {%- set since = run_query(query).columns[0].values()[0] -%}
+            {%- set found = run_query(query).columns[0].values() -%}
+            {%- if found -%}
+                {%- set since = found[0] -%}
+            {%- else -%}
+                {#- a table built before the watermarks existed: from its newest row, if
+                    it has the column, else from the beginning (the column lookup, a
+                    catalog query, only for such a table) -#}
+                {%- set own_columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list -%}
+                {%- if 'loaded_at' in own_columns -%}
+                    {%- set newest -%}
+                        select coalesce(max(loaded_at), '-infinity')::text from {{ this }}
+                    {%- endset -%}
+                    {%- set since = run_query(newest).columns[0].values()[0] -%}
+                {%- endif -%}
+            {%- endif -%}
         {%- endif -%}
         {{ column }} >= '{{ since }}'::timestamptz
     {%- else -%}

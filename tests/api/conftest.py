@@ -85,3 +85,21 @@ def api_server(api_settings) -> Iterator[ThreadServer]:
 def client(api_server) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=api_server.url, timeout=30) as http:
         yield http
+
+
+@pytest.fixture(scope="session")
+def scraped_api_server(scraped_warehouse) -> Iterator[ThreadServer]:
+    """The API over the warehouse of real scrapes (the engagement scenario)."""
+    settings = ApiSettings(
+        database_url=with_user(scraped_warehouse["url"], "tgmed_api"),
+        statement_timeout_ms=300_000,
+        pool_timeout_seconds=300,
+    )
+    with ThreadServer(create_app(settings)) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def scraped_client(scraped_api_server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=scraped_api_server.url, timeout=30) as http:
+        yield http

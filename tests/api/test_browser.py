@@ -235,6 +235,79 @@ def test_dashboard_filters_and_prices_of_another_product(page, api_server, api_w
     screenshot(page, "dashboard-prices", "#prices-card")
 
 
+def test_engagement_from_real_scrapes(page, scraped_api_server, scraped_warehouse):
+    """Four daily scrapes of two channels (the scraper over the fake Telegram's real
+    Telethon objects): subscribers, views per subscriber, reactions and views growth as
+    drawn, against what the scrapes read."""
+    scenario = scraped_warehouse["scenario"]
+    page.goto(f"{scraped_api_server.url}/dashboard/")
+    loaded(page)
+    assert page.is_hidden("#engagement-empty")
+    page.select_option("#period", "day")
+    loaded(page)
+
+    subscribers = {
+        (t["name"], x[:10]): y
+        for t in plot_data(page, "subscribers")
+        for x, y in zip(t["x"], t["y"], strict=True)
+    }
+    assert subscribers == {
+        (channel, day.isoformat()): n
+        for (channel, day), n in scenario.expected_subscribers("day").items()
+    }
+
+    engagement = scenario.expected_engagement("day")
+    rates = {t["name"]: t for t in plot_data(page, "views-per-subscriber")}
+    for channel in scenario.SUBSCRIBERS:
+        shown = dict(zip((x[:10] for x in rates[channel]["x"]), rates[channel]["y"], strict=True))
+        expected = {
+            day.isoformat(): truth["views_per_subscriber"]
+            for (name, day), truth in engagement.items()
+            if name == channel
+        }
+        assert shown.keys() == expected.keys(), channel
+        for day, value in expected.items():
+            assert shown[day] == pytest.approx(value, abs=1e-4), (channel, day)
+        reactions = rates[f"{channel} reactions"]
+        shown = dict(zip((x[:10] for x in reactions["x"]), reactions["y"], strict=True))
+        for (name, day), truth in engagement.items():
+            if name == channel:
+                assert shown[day.isoformat()] == pytest.approx(truth["reactions_per_post"])
+
+    bars = Counter()
+    for trace in plot_data(page, "reactions"):
+        for emoji, count in zip(trace["y"], trace["x"], strict=True):
+            if count:
+                bars[(emoji, trace["name"])] += count
+    assert dict(bars) == {
+        (emoji, channel): n
+        for emoji, per_channel in scenario.expected_reactions().items()
+        for channel, n in per_channel.items()
+    }
+
+    growth = scenario.expected_growth()
+    curves = {t["name"]: t for t in plot_data(page, "view-growth")}
+    assert set(curves) == set(scenario.SUBSCRIBERS)
+    for channel, curve in curves.items():
+        expected = [truth for (name, _), truth in sorted(growth.items()) if name == channel]
+        assert curve["x"] == pytest.approx([t["mean_hours_since_post"] for t in expected], abs=0.01)
+        assert curve["y"] == pytest.approx([t["mean_views"] for t in expected])
+        assert curve["y"] == sorted(curve["y"])  # views grow with the post's age
+    screenshot(page, "dashboard-engagement", "#engagement-card")
+
+
+def test_engagement_without_scrapes_says_so(page, api_server):
+    """The sample holds exports only: the view says there is no scrape yet, and draws
+    nothing it does not know."""
+    page.goto(f"{api_server.url}/dashboard/")
+    loaded(page)
+    assert page.is_visible("#engagement-empty")
+    assert page.inner_text("#engagement-empty").startswith("No Telegram scrapes yet")
+    assert page.is_hidden("#engagement-plots")  # the sample's exports carry no reactions
+    for element in ("subscribers", "views-per-subscriber", "reactions", "view-growth"):
+        assert plot_data(page, element) == [], element
+
+
 def rendering_fonts(page, selector: str) -> set[str]:
     """The fonts Chromium actually drew the element's text with (DevTools protocol)."""
     cdp = page.context.new_cdp_session(page)

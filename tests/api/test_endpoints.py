@@ -426,3 +426,67 @@ def test_search_pages_alike_whichever_path_answers(api_settings, thread_server, 
     for key, (small, large) in answers.items():
         assert small == large, key
         assert small[0] > 0, key
+
+
+def test_price_history_statistics_equal_the_price_report_of_each_week(client):
+    """The weekly history's statistics (rpt_price_stats_weekly, and the daily histogram
+    folded in SQL for a range) equal the price report's (computed in Python from the
+    histogram) for the same channel and week."""
+    history = get_ok(client, "/api/reports/prices/history", product="paracetamol", period="week")
+    assert history["count"] > 3
+    fields = ("price_count", "min_price", "median_price", "max_price", "latest_price")
+    for point in history["data"]:
+        start = date.fromisoformat(point["period_start"])
+        week = {"from": start.isoformat(), "to": (start + timedelta(days=6)).isoformat()}
+        report = get_ok(
+            client,
+            "/api/reports/prices",
+            product="paracetamol",
+            channel=point["channel_username"],
+            **week,
+        )
+        (channel,) = report["data"]
+        assert {f: point[f] for f in fields} == {f: channel[f] for f in fields}
+        assert point["latest_at"] == channel["latest_at"]
+
+
+def test_a_weekly_history_over_a_range_equals_the_price_report_of_each_part_week(client):
+    """Over a range that starts and ends mid-week, the whole weeks (from
+    rpt_price_stats_weekly) and the partial weeks at its ends (folded from the daily
+    histogram) each equal the price report of the days of that week inside the range."""
+    weeks = sorted(
+        {
+            date.fromisoformat(p["period_start"])
+            for p in get_ok(
+                client, "/api/reports/prices/history", product="paracetamol", period="week"
+            )["data"]
+        }
+    )
+    assert len(weeks) >= 3
+    start, end = weeks[0] + timedelta(days=2), weeks[-1] + timedelta(days=3)
+    history = get_ok(
+        client,
+        "/api/reports/prices/history",
+        product="paracetamol",
+        period="week",
+        **{"from": start.isoformat(), "to": end.isoformat()},
+    )
+    starts = {date.fromisoformat(p["period_start"]) for p in history["data"]}
+    assert {weeks[0], weeks[-1]} & starts and len(starts) >= 3
+    fields = ("price_count", "min_price", "median_price", "max_price", "latest_price")
+    for point in history["data"]:
+        week = date.fromisoformat(point["period_start"])
+        days = {
+            "from": max(week, start).isoformat(),
+            "to": min(week + timedelta(days=6), end).isoformat(),
+        }
+        report = get_ok(
+            client,
+            "/api/reports/prices",
+            product="paracetamol",
+            channel=point["channel_username"],
+            **days,
+        )
+        (channel,) = report["data"]
+        assert {f: point[f] for f in fields} == {f: channel[f] for f in fields}, (point, days)
+        assert point["latest_at"] == channel["latest_at"]

@@ -152,3 +152,35 @@ def test_report_marts_equal_a_recomputation_after_incremental_builds(incremental
     # a child never looks back less far than its incremental parents
     assert watermarks["int_product_mentions"] <= watermarks["int_message_lines"]
     assert watermarks["rpt_price_points_daily"] <= watermarks["fct_messages"]
+
+
+def test_a_full_refresh_keeps_the_indexes_post_hooks_add(incremental_warehouse):
+    """dbt renames the old table to a backup before post-hooks run: an index created
+    `if not exists` under a fixed name found the backup's and was skipped, so a full
+    refresh left fct_messages without its full-text index (macros/ensure_index.sql)."""
+    wanted = {
+        "fct_messages": "USING gin (search_vector)",
+        "fct_message_observations": "USING btree (channel_key, posted_date_key)",
+    }
+
+    def indexes() -> dict[str, list[str]]:
+        with psycopg.connect(incremental_warehouse["url"]) as conn:
+            found: dict[str, list[str]] = {}
+            for table, definition in conn.execute(
+                "select tablename, indexdef from pg_indexes where schemaname = 'marts'"
+            ).fetchall():
+                found.setdefault(table, []).append(definition)
+            return found
+
+    for table, definition in wanted.items():
+        assert sum(d.endswith(definition) for d in indexes()[table]) == 1, table
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DATABASE_URL", incremental_warehouse["url"])
+        patch.setenv("DBT_TARGET_PATH", str(incremental_warehouse["target"]))
+        summary = incremental_warehouse["stage"](
+            incremental_warehouse["transform"],
+            ["dbt", "--", "run", "--full-refresh", "--select", *wanted],
+        )
+    assert summary["success"], summary["failures"]
+    for table, definition in wanted.items():
+        assert sum(d.endswith(definition) for d in indexes()[table]) == 1, table

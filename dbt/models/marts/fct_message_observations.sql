@@ -11,7 +11,11 @@
             {'columns': ['loaded_at']},
         ],
         pre_hook=["{{ note_safe_point() }}"],
-        post_hook=["{{ record_safe_point() }}", "{{ analyze_if_new() }}"],
+        post_hook=[
+            "{{ ensure_index(['channel_key', 'posted_date_key']) }}",
+            "{{ record_safe_point() }}",
+            "{{ analyze_if_new() }}",
+        ],
     )
 }}
 
@@ -19,7 +23,8 @@
 -- (its first read and each re-read of the refresh window), so views growth after a
 -- post can be modelled (hours_since_post against view_count); fct_messages keeps only
 -- the newest counts. Incremental: observations loaded since the last build are added
--- (readings never change, so a merge only guards against a re-load).
+-- (readings never change, so a merge only guards against a re-load). The report marts
+-- recompute a channel's posting days from it: (channel_key, posted_date_key) is indexed.
 with observations as (
 
     select * from {{ ref('stg_telegram_message_observations') }}
@@ -29,11 +34,17 @@ with observations as (
 
 ),
 
-snapshots as (
+-- each channel's snapshots with a subscriber count, as two arrays in time order (a few
+-- hundred per channel)
+snapshots as materialized (
 
-    select channel_username, observed_at, subscriber_count
+    select
+        channel_username,
+        array_agg(observed_at order by observed_at) as observed_ats,
+        array_agg(subscriber_count order by observed_at) as subscriber_counts
     from {{ ref('stg_telegram_channel_snapshots') }}
     where subscriber_count is not null
+    group by channel_username
 
 ),
 
@@ -42,16 +53,16 @@ with_subscribers as (
     select
         observations.*,
         -- the channel's subscribers at the time of the reading: its latest snapshot
-        -- taken at or before it (a scrape takes the snapshot before reading posts)
-        (
-            select snapshots.subscriber_count
-            from snapshots
-            where snapshots.channel_username = observations.channel_username
-                and snapshots.observed_at <= observations.observed_at
-            order by snapshots.observed_at desc
-            limit 1
-        ) as subscriber_count
+        -- taken at or before it (a scrape takes the snapshot before reading posts).
+        -- width_bucket is a binary search: how many snapshots were taken at or before
+        -- the reading (0, an index out of the array, gives null). A correlated
+        -- subquery instead read and sorted every earlier snapshot of the channel for
+        -- each of 2M readings (over 15 minutes at 1M posts; docs/benchmarks.md).
+        snapshots.subscriber_counts[
+            width_bucket(observations.observed_at, snapshots.observed_ats)
+        ] as subscriber_count
     from observations
+    left join snapshots using (channel_username)
 
 ),
 

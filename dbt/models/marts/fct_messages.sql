@@ -13,8 +13,7 @@
         ],
         pre_hook=["{{ note_safe_point() }}"],
         post_hook=[
-            "create index if not exists fct_messages_search_vector on {{ this }}
-             using gin (search_vector)",
+            "{{ ensure_index(['search_vector'], 'gin') }}",
             "{{ record_safe_point() }}",
             "{{ analyze_if_new() }}",
         ],
@@ -26,8 +25,8 @@
 -- search_vector is the text's words for the API's full-text search: the 'simple'
 -- configuration (lower case, no stemming or stop words) splits English and Amharic
 -- alike. Stored, because ranking re-parsing every matched text is what made a common
--- word's search slow (docs/benchmarks.md); the post-hook's GIN index (idempotent, so it
--- also reaches a table built before it) serves the match. A table built before the
+-- word's search slow (docs/benchmarks.md); the post-hook's GIN index (ensure_index: it
+-- also reaches a table built before it, and survives a full refresh) serves the match. A table built before the
 -- column existed gets it empty for old rows: rebuild once with --full-refresh.
 with messages as (
 

@@ -26,11 +26,7 @@ with changed_days as (
 
 messages as (
 
-    select messages.*
-    from {{ ref('fct_messages') }} as messages
-    {% if is_incremental() %}
-    inner join changed_days using (channel_key, date_key)
-    {% endif %}
+    {{ rows_in_slices(ref('fct_messages')) }}
 
 ),
 

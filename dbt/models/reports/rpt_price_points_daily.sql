@@ -37,11 +37,7 @@ with changed_days as (
 
 prices as (
 
-    select prices.*
-    from {{ ref('fct_product_prices') }} as prices
-    {% if is_incremental() %}
-    inner join changed_days using (channel_key, date_key)
-    {% endif %}
+    {{ rows_in_slices(ref('fct_product_prices')) }}
 
 ),
 

@@ -20,7 +20,7 @@ from psycopg_pool import PoolTimeout
 from tgmed_api.cache import BuildCache
 from tgmed_api.config import ApiSettings
 from tgmed_api.db import build_version, make_pool
-from tgmed_api.routes import channels, health, pages, reports, search
+from tgmed_api.routes import channels, engagement, health, pages, reports, search
 from tgmed_api.warm import warm_default_views
 from tgmed_common.logs import configure_logging
 from tgmed_common.settings import load_settings, secret_values
@@ -106,7 +106,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         docs_url=None,  # served by routes/pages.py from installed assets, not a CDN
         redoc_url=None,
     )
-    for module in (health, channels, reports, search, pages):
+    for module in (health, channels, reports, engagement, search, pages):
         app.include_router(module.router)
     pages.mount_static(app)
 

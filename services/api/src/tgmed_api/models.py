@@ -175,3 +175,98 @@ class PriceReport(BaseModel):
     overall: PriceStats | None = Field(description="Over every channel; null when no price.")
     data: list[ChannelPrice]
     count: int = Field(ge=0)
+
+
+# --- engagement (from Telegram scrapes: exports carry no subscribers or view readings) --
+
+
+class SubscriberPoint(BaseModel):
+    channel_username: str
+    period_start: date = Field(description="The day, or the Monday starting the week.")
+    subscriber_count: int | None = Field(
+        ge=0,
+        description="Subscribers at the period's last snapshot with a known count; null when "
+        "the channel hid it.",
+    )
+    subscriber_change: int | None = Field(
+        description="Change since the channel's previous period in this answer; null for "
+        "the first, or when either count is unknown."
+    )
+    snapshot_count: int = Field(ge=0, description="Scrapes that read the channel's info.")
+    last_observed_at: datetime = Field(description="The period's last snapshot (UTC).")
+
+
+class Subscribers(BaseModel):
+    period: Literal["day", "week"]
+    data: list[SubscriberPoint] = Field(
+        description="Per channel and period with a snapshot, oldest first. Empty when no "
+        "Telegram scrape has run: exports carry no subscriber counts."
+    )
+    count: int = Field(ge=0)
+
+
+class EngagementPoint(BaseModel):
+    channel_username: str
+    period_start: date = Field(description="The day (or week) the posts were published.")
+    post_count: int = Field(ge=0)
+    posts_with_views: int = Field(ge=0)
+    views_per_post: float | None = Field(
+        ge=0, description="Views at the posts' newest scrape over posts_with_views."
+    )
+    posts_with_subscribers: int = Field(
+        ge=0, description="Posts read by a scrape that knew the channel's subscribers."
+    )
+    views_per_subscriber: float | None = Field(
+        ge=0,
+        description="Mean over those posts of views / subscribers at their newest reading "
+        "(engagement rate); null when none.",
+    )
+    posts_with_reactions: int = Field(ge=0, description="Posts whose reactions are known.")
+    reaction_count: int | None = Field(ge=0, description="Reactions on them; null when none.")
+    reactions_per_post: float | None = Field(ge=0)
+
+
+class Engagement(BaseModel):
+    period: Literal["day", "week"]
+    data: list[EngagementPoint] = Field(description="Per channel and period, oldest first.")
+    count: int = Field(ge=0)
+
+
+class ReactionChannel(BaseModel):
+    channel_username: str
+    reaction_count: int = Field(ge=0)
+    post_count: int = Field(ge=0)
+
+
+class ReactionItem(BaseModel):
+    reaction: str = Field(
+        description="The emoji; custom_emoji:<document id>; paid (Telegram Stars)."
+    )
+    reaction_kind: Literal["emoji", "custom_emoji", "paid"]
+    reaction_count: int = Field(ge=0, description="Users who reacted so.")
+    post_count: int = Field(ge=0, description="Posts with this reaction.")
+    channels: list[ReactionChannel]
+
+
+class Reactions(BaseModel):
+    data: list[ReactionItem] = Field(description="The most given reactions, most first.")
+    count: int = Field(ge=0)
+
+
+class GrowthPoint(BaseModel):
+    channel_username: str
+    age_hours_from: int = Field(ge=0, description="The age bucket: hours since posting, from.")
+    age_hours_to: int | None = Field(description="... to (exclusive); null: a week or more.")
+    reading_count: int = Field(ge=0, description="Readings of posts' counts at that age.")
+    post_count: int = Field(ge=0)
+    mean_hours_since_post: float = Field(ge=0)
+    mean_views: float | None = Field(ge=0, description="Mean views at those readings.")
+    mean_views_per_subscriber: float | None = Field(ge=0)
+
+
+class ViewGrowth(BaseModel):
+    data: list[GrowthPoint] = Field(
+        description="Per channel and age bucket, youngest first. Empty when no Telegram "
+        "scrape has run: exports carry no view readings."
+    )
+    count: int = Field(ge=0)

@@ -26,6 +26,10 @@ def default_paths(channels: list[str], product: str | None) -> list[str]:
         f"/api/reports/top-products?limit={top}&source=text",
         f"/api/reports/top-products?limit={top}&source=image",
         f"/api/reports/visual-content?top={defaults['visual_top']}",
+        f"/api/reports/subscribers?period={period}",
+        f"/api/reports/engagement?period={period}",
+        f"/api/reports/reactions?limit={defaults['reactions_top']}",
+        "/api/reports/view-growth",
     ]
     for channel in channels:
         paths.append(f"/api/channels/{channel}/activity?period={period}")

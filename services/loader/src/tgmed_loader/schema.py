@@ -67,6 +67,12 @@ create table if not exists raw.load_audit (
     loaded_at timestamptz not null default now()
 );
 create index if not exists load_audit_checksum on raw.load_audit (checksum);
+
+-- dbt's incremental models read the rows loaded since their last build (loaded_at at or
+-- after a point in time): without these, every incremental build read whole tables
+create index if not exists telegram_messages_loaded_at on raw.telegram_messages (loaded_at);
+create index if not exists telegram_message_observations_loaded_at
+    on raw.telegram_message_observations (loaded_at);
 """
 
 _LOCK = 72_901_337  # advisory lock id for schema changes

@@ -53,7 +53,7 @@ function selectedChannels() {
   return chosen ? [chosen] : state.channels;
 }
 
-// --- posting trends and engagement ---------------------------------------------------
+// --- posting trends -----------------------------------------------------------------------
 async function drawTrends() {
   const f = filters();
   const series = await Promise.all(selectedChannels().map((channel) =>
@@ -77,17 +77,6 @@ async function drawTrends() {
     yaxis2: {title: {text: "views"}, overlaying: "y", side: "right", rangemode: "tozero",
       showgrid: false},
     xaxis: {type: "date"},
-  }), CONFIG);
-  const engagement = series.filter((a) => a.data.some((p) => p.views_per_post !== null))
-    .map((activity) => ({name: activity.channel_username, type: "scatter", mode: "lines+markers",
-      x: activity.data.map((p) => p.period_start), y: activity.data.map((p) => p.views_per_post),
-      line: {color: colorOf(activity.channel_username)}}));
-  const empty = engagement.length === 0;
-  await Plotly.react("engagement", engagement, layout({
-    yaxis: {title: {text: "views per post"}, rangemode: "tozero", visible: !empty},
-    xaxis: {type: "date", visible: !empty},
-    annotations: empty ? [{text: "no view counts in these posts (exports carry none)",
-      showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5}] : [],
   }), CONFIG);
 }
 
@@ -188,6 +177,99 @@ async function drawVisual() {
     yaxis: {title: {text: "photos"}}}), CONFIG);
 }
 
+// --- engagement (what Telegram scrapes record; exports carry none of it) -------------
+const NO_SCRAPES = "No Telegram scrapes yet: exports carry no subscriber counts and no "
+  + "view readings, so subscribers, views per subscriber and views growth appear once "
+  + "`tgmed-scraper scrape` has read these channels.";
+
+function emptyLayout(text) {
+  return layout({xaxis: {visible: false}, yaxis: {visible: false},
+    annotations: [{text, showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5}]});
+}
+
+function byChannel(points) {
+  const groups = {};
+  for (const point of points) (groups[point.channel_username] ||= []).push(point);
+  return Object.entries(groups);
+}
+
+function reactionLabel(item) {
+  if (item.reaction_kind === "paid") return "⭐ paid";
+  if (item.reaction_kind === "custom_emoji") return `custom ${item.reaction.split(":")[1]}`;
+  return item.reaction;
+}
+
+async function drawEngagement() {
+  const f = filters();
+  const range = {channel: f.channel, from: f.from, to: f.to};
+  const [subscribers, engagement, reactions, growth] = await Promise.all([
+    api("/api/reports/subscribers", {...range, period: f.period}),
+    api("/api/reports/engagement", {...range, period: f.period}),
+    api("/api/reports/reactions", {...range, limit: state.defaults.reactions_top}),
+    api("/api/reports/view-growth", range),
+  ]);
+  state.data.engagement = {subscribers, engagement, reactions, growth};
+  const scraped = subscribers.count > 0 || growth.count > 0
+    || engagement.data.some((p) => p.posts_with_subscribers > 0);
+  $("engagement-empty").hidden = scraped;
+  $("engagement-empty").textContent = scraped ? "" : NO_SCRAPES;
+  // exports can carry reactions: the plots stay when there is anything to draw
+  $("engagement-plots").hidden = !scraped && reactions.count === 0;
+
+  const lines = byChannel(subscribers.data).map(([channel, points]) => ({
+    name: channel, type: "scatter", mode: "lines+markers", line: {color: colorOf(channel)},
+    x: points.map((p) => p.period_start), y: points.map((p) => p.subscriber_count)}));
+  await Plotly.react("subscribers", lines, lines.length ? layout({
+    xaxis: {type: "date"},
+    yaxis: {title: {text: `subscribers (last scrape of the ${f.period})`}}})
+    : emptyLayout("no subscriber counts: no scrape yet"), CONFIG);
+
+  const rates = [];
+  for (const [channel, points] of byChannel(engagement.data)) {
+    const color = colorOf(channel);
+    if (points.some((p) => p.views_per_subscriber !== null)) {
+      rates.push({name: channel, type: "scatter", mode: "lines+markers", line: {color},
+        x: points.map((p) => p.period_start), y: points.map((p) => p.views_per_subscriber),
+        text: points.map((p) => `${p.posts_with_subscribers} posts, ${p.views_per_post === null
+          ? "views unknown" : `${Math.round(p.views_per_post)} views per post`}`)});
+    }
+    if (points.some((p) => p.reactions_per_post !== null)) {
+      rates.push({name: `${channel} reactions`, type: "scatter", mode: "lines", yaxis: "y2",
+        line: {color, dash: "dot"}, x: points.map((p) => p.period_start),
+        y: points.map((p) => p.reactions_per_post)});
+    }
+  }
+  await Plotly.react("views-per-subscriber", rates, rates.length ? layout({
+    margin: {l: 50, r: 50, t: 10, b: 40}, xaxis: {type: "date"},
+    yaxis: {title: {text: "views per subscriber"}, rangemode: "tozero"},
+    yaxis2: {title: {text: "reactions per post (dotted)"}, overlaying: "y", side: "right",
+      rangemode: "tozero", showgrid: false}})
+    : emptyLayout("no views or reactions known for these posts"), CONFIG);
+
+  const channels = f.channel ? [f.channel] : state.channels;
+  const labels = reactions.data.map(reactionLabel).reverse();  // most given on top
+  const bars = channels.map((channel) => ({name: channel, type: "bar", orientation: "h",
+    marker: {color: colorOf(channel)}, y: labels,
+    x: reactions.data.map((item) => (item.channels.find((c) => c.channel_username === channel)
+      || {reaction_count: 0}).reaction_count).reverse()}))
+    .filter((trace) => trace.x.some((count) => count > 0));
+  await Plotly.react("reactions", reactions.count ? bars : [], reactions.count ? layout({
+    barmode: "stack", margin: {l: 90, r: 20, t: 10, b: 40},
+    xaxis: {title: {text: "reactions on the posts"}}})
+    : emptyLayout("no reactions in these posts"), CONFIG);
+
+  const curves = byChannel(growth.data).map(([channel, points]) => ({
+    name: channel, type: "scatter", mode: "lines+markers", line: {color: colorOf(channel)},
+    x: points.map((p) => p.mean_hours_since_post), y: points.map((p) => p.mean_views),
+    text: points.map((p) => `${p.age_hours_from}-${p.age_hours_to ?? ""} h: ${p.reading_count} readings`
+      + (p.mean_views_per_subscriber === null ? ""
+        : `, ${p.mean_views_per_subscriber.toFixed(3)} views per subscriber`))}));
+  await Plotly.react("view-growth", curves, curves.length ? layout({
+    xaxis: {title: {text: "hours since posting"}, type: "log"},
+    yaxis: {title: {text: "mean views at that age"}, rangemode: "tozero"}})
+    : emptyLayout("no view readings: no scrape yet"), CONFIG);
+}
+
 // --- search ---------------------------------------------------------------------------
 function escapeHtml(text) {
   return text.replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
@@ -215,13 +297,24 @@ async function runSearch(event) {
 }
 
 // --- wiring ---------------------------------------------------------------------------
-async function refresh() {
+// One refresh at a time, in the order asked: a filter changed while a refresh is in
+// flight queues another (an older answer arriving late never paints over a newer one),
+// and the page says loaded only when the newest has drawn.
+let refreshes = 0;
+let refreshing = Promise.resolve();
+function refresh() {
+  const mine = ++refreshes;
   document.body.dataset.loaded = "false";
+  refreshing = refreshing.catch(() => {}).then(() => (mine === refreshes ? draw(mine) : undefined));
+  return refreshing;
+}
+
+async function draw(mine) {
   $("status").className = "";
   $("status").textContent = "Loading...";
   try {
     await Promise.all([drawTrends(), drawTop("text", "top-products"), drawTop("image", "top-objects"),
-      drawPrices(), drawVisual()]);
+      drawPrices(), drawVisual(), drawEngagement()]);
     const f = filters();
     $("status").textContent = `${f.channel || "All channels"}, ${f.from || "first post"} to ${f.to || "last post"}, by ${f.period}`;
     if ($("query").value) await runSearch();
@@ -229,7 +322,7 @@ async function refresh() {
     $("status").className = "error";
     $("status").textContent = `Could not load: ${error.message}`;
   }
-  document.body.dataset.loaded = "true";
+  if (mine === refreshes) document.body.dataset.loaded = "true";
 }
 
 async function start() {

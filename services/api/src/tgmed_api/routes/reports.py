@@ -6,7 +6,7 @@ milliseconds whatever the number of messages; filters are one channel and a date
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response
@@ -153,22 +153,80 @@ from marts.rpt_price_points_daily
 where product_key = %(product)s {where}
 group by channel_key, price_birr
 """
+# A product's price statistics per channel and period. The weekly history reads them as
+# they are from rpt_price_stats_weekly (a few hundred rows for a product) for every week
+# wholly inside its range (HISTORY_WEEKS_SQL). The partial weeks at a range's ends, and
+# the day period, fold the daily price histogram (rows of price, how
+# often, when last) and computes them here in PostgreSQL with the mart's arithmetic: min,
+# max, the exact median (the mean of the two middle prices for an even count, as
+# statistics.median: a price covers positions [upto - n, upto) of the sorted prices) and
+# the latest price (the newest post's; the higher price on a tie).
+HISTORY_WEEKLY_SQL = """
+select
+    channel_key as channel_username,
+    week_start_date as period_start,
+    price_count,
+    min_price::float8 as min_price,
+    median_price::float8 as median_price,
+    max_price::float8 as max_price,
+    latest_price::float8 as latest_price,
+    latest_at
+from marts.rpt_price_stats_weekly
+where product_key = %(product)s {where}
+order by channel_key, week_start_date
+"""
 HISTORY_SQL = """
-select d.channel_key, dates.{bucket} as period_start, d.price_birr::float8 as price,
-    sum(d.price_count)::integer as count, max(d.last_posted_at) as last_posted_at
+with points as (
+    {points}
+),
+ranked as (
+    select
+        points.*,
+        sum(n) over (partition by channel_key, period_start order by price) as upto,
+        sum(n) over (partition by channel_key, period_start) as total
+    from points
+)
+select
+    channel_key as channel_username,
+    period_start,
+    total::integer as price_count,
+    min(price)::float8 as min_price,
+    (((min(price) filter (where upto - n <= (total - 1) / 2 and (total - 1) / 2 < upto))
+        + (min(price) filter (where upto - n <= total / 2 and total / 2 < upto))) / 2)::float8
+        as median_price,
+    max(price)::float8 as max_price,
+    (array_agg(price order by last_posted_at desc, price desc))[1]::float8 as latest_price,
+    max(last_posted_at) as latest_at
+from ranked
+group by channel_key, period_start, total
+order by channel_key, period_start
+"""
+HISTORY_DAILY_POINTS = """
+select d.channel_key, dates.{bucket} as period_start, d.price_birr as price,
+    sum(d.price_count) as n, max(d.last_posted_at) as last_posted_at
 from marts.rpt_price_points_daily as d
 inner join marts.dim_dates as dates using (date_key)
 where d.product_key = %(product)s {where}
 group by d.channel_key, dates.{bucket}, d.price_birr
 """
-# unfiltered weeks: the weekly histogram as it is (a few hundred rows for a product)
-HISTORY_WEEKS_SQL = """
-select channel_key, week_start_date as period_start, price_birr::float8 as price,
-    price_count as count, last_posted_at
-from marts.rpt_price_points_weekly
-where product_key = %(product)s {where}
-"""
 _BUCKETS = {"day": "date_key", "week": "week_start_date"}
+# A weekly history over a date range: the weeks wholly inside it as they are from
+# rpt_price_stats_weekly, only the partial weeks at its ends folded from the daily
+# histogram (a quarter's range folded whole was the slowest report, docs/benchmarks.md).
+HISTORY_WEEKS_SQL = """
+select * from ({whole}) as whole_weeks
+union all
+select * from ({edges}) as edge_weeks
+order by channel_username, period_start
+"""
+
+
+def _whole_weeks(date_from: date | None, date_to: date | None) -> tuple[date, date] | None:
+    """The first and the last Monday of the weeks (Monday to Sunday) wholly inside the
+    range, open ends as far as the data goes; None when no week is."""
+    first = date_from + timedelta(days=-date_from.weekday() % 7) if date_from else date.min
+    last = date_to - timedelta(days=(date_to.weekday() + 1) % 7 + 6) if date_to else date.max
+    return (first, last) if first <= last else None
 
 
 def _stats(points: list[tuple[float, int, datetime]]) -> dict[str, Any]:
@@ -334,20 +392,35 @@ async def price_history(
 ) -> Response:
     async def build() -> PriceHistory:
         found = await _find_product(pool, product)
+        weeks = _whole_weeks(where.date_from, where.date_to) if period == "week" else None
+        params = {**where.params(), "product": found["product_key"]}
         if period == "week" and not where.has_dates:
-            query = _query(HISTORY_WEEKS_SQL, where)
-        else:
-            query = _query(HISTORY_SQL, where, prefix="d.", bucket=_BUCKETS[period])
-        rows = await fetch_all(pool, query, {**where.params(), "product": found["product_key"]})
-        groups: dict[tuple[str, date], list] = defaultdict(list)
-        for r in rows:
-            groups[(r["channel_key"], r["period_start"])].append(
-                (r["price"], r["count"], r["last_posted_at"])
+            query = _query(HISTORY_WEEKLY_SQL, where)
+        elif weeks is not None:
+            params |= {"first_week": weeks[0], "last_week": weeks[1]}
+            inside = " and week_start_date between %(first_week)s and %(last_week)s"
+            outside = (
+                " and (dates.week_start_date < %(first_week)s"
+                " or dates.week_start_date > %(last_week)s)"
             )
-        points = [
-            PriceHistoryPoint(channel_username=channel, period_start=start, **_stats(group))
-            for (channel, start), group in sorted(groups.items())
-        ]
+            whole = sql.SQL(HISTORY_WEEKLY_SQL.replace("order by channel_key, week_start_date", ""))
+            edges = sql.SQL(HISTORY_DAILY_POINTS).format(
+                where=where.where(prefix="d.") + sql.SQL(outside),
+                bucket=sql.Identifier("week_start_date"),
+            )
+            query = sql.SQL(HISTORY_WEEKS_SQL).format(
+                whole=whole.format(where=where.where(dates=False) + sql.SQL(inside)),
+                edges=sql.SQL(HISTORY_SQL.replace("order by channel_key, period_start", "")).format(
+                    points=edges
+                ),
+            )
+        else:
+            points = sql.SQL(HISTORY_DAILY_POINTS).format(
+                where=where.where(prefix="d."), bucket=sql.Identifier(_BUCKETS[period])
+            )
+            query = sql.SQL(HISTORY_SQL).format(points=points)
+        rows = await fetch_all(pool, query, params)
+        points = [PriceHistoryPoint(**r) for r in rows]
         return PriceHistory(
             product_key=found["product_key"],
             product_name=found["product_name"],
