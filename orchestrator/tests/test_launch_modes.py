@@ -16,6 +16,7 @@ from kubernetes.client import ApiClient
 
 from tgmed_orchestrator import stages
 from tgmed_orchestrator.jobs import enrich
+from tgmed_orchestrator.jobs import transform as transform_job
 from tgmed_orchestrator.launchers import (
     STAGE_LABEL,
     DockerStageLauncher,
@@ -196,7 +197,7 @@ def k8s_launcher(**overrides) -> K8sStageLauncher:
 
 
 def test_k8s_configuration_per_stage():
-    launcher = k8s_launcher(exports_claim="tgmed-exports")
+    launcher = k8s_launcher(exports_claim="tgmed-exports", models_claim="tgmed-models")
     context = build_op_context()
     detect = launcher.job_config(context, stages.detect(0, 2))
     load = launcher.job_config(context, stages.load("messages"))
@@ -204,24 +205,48 @@ def test_k8s_configuration_per_stage():
         context, stages.scrape_export(launcher.export_path("/x", "lobelia"), "lobelia")
     )
     schema_keys = set(K8S_JOB_OP_CONFIG)
+    local_keys = {"load_incluster_config", "kubeconfig_file", "k8s_job_name"}
+    local_keys.add("delete_failed_k8s_jobs")
     for config in (detect, load, scrape):
-        assert set(config) - {"load_incluster_config"} <= schema_keys
+        assert set(config) - local_keys <= schema_keys
         assert config["namespace"] == "tgmed"
         assert config["env_config_maps"] == ["tgmed-config"]
         assert config["env_vars"] == ["LAKE_DIR=/lake"]
-        assert config["volumes"][0] == {
-            "name": "lake",
-            "persistent_volume_claim": {"claim_name": "tgmed-lake"},
-        }
-        assert config["volume_mounts"][0] == {"name": "lake", "mount_path": "/lake"}
+        assert config["volumes"][:2] == [
+            {"name": "lake", "persistent_volume_claim": {"claim_name": "tgmed-lake"}},
+            {"name": "tmp", "empty_dir": {}},
+        ]
+        assert config["volume_mounts"][:2] == [
+            {"name": "lake", "mount_path": "/lake"},
+            {"name": "tmp", "mount_path": "/tmp"},
+        ]
         assert config["job_spec_config"]["backoff_limit"] == 0  # Dagster retries
+        assert config["pod_spec_config"]["automount_service_account_token"] is False
+        assert config["pod_spec_config"]["security_context"]["run_as_non_root"] is True
+        security = config["container_config"]["security_context"]
+        assert security["read_only_root_filesystem"] is True
+        assert security["allow_privilege_escalation"] is False
+        assert {"cpu", "memory"} <= set(config["resources"]["limits"])
+        assert {"cpu", "memory"} <= set(config["resources"]["requests"])
+        assert config["delete_failed_k8s_jobs"] is False  # the exit code is read first
     assert detect["image"] == "tgmed-yolo:latest"
     assert detect["command"] == ["tgmed-yolo", "detect", "--shard", "0/2"]
-    assert detect["resources"]["limits"] == {"nvidia.com/gpu": "1"}
+    assert detect["resources"]["limits"] == {"cpu": "4", "memory": "6Gi", "nvidia.com/gpu": "1"}
     assert detect["env_secrets"] == []
+    assert detect["volumes"][2] == {
+        "name": "models",
+        "persistent_volume_claim": {"claim_name": "tgmed-models"},
+    }
+    assert detect["volume_mounts"][2] == {
+        "name": "models",
+        "mount_path": "/models",
+        "read_only": True,
+    }
     assert load["image"] == "tgmed-loader:latest"
     assert load["env_secrets"] == ["tgmed-database"]
-    assert "limits" not in load["resources"]
+    assert "nvidia.com/gpu" not in load["resources"]["limits"]
+    assert [v["name"] for v in load["volumes"]] == ["lake", "tmp"]
+    assert load["k8s_job_name"].startswith("tgmed-load-messages-")
     assert scrape["command"] == [
         "tgmed-scraper",
         "import-export",
@@ -229,24 +254,31 @@ def test_k8s_configuration_per_stage():
         "--channel",
         "lobelia",
     ]
-    assert scrape["volume_mounts"][1] == {
+    assert scrape["env_secrets"] == []  # an import needs no Telegram credentials
+    assert scrape["volume_mounts"][2] == {
         "name": "exports",
         "mount_path": "/exports",
         "read_only": True,
     }
 
 
-def test_k8s_mode_creates_a_valid_job_and_reads_the_summary():
-    """A stage op in k8s mode: the V1Job it submits passes the Kubernetes 1.33 schema
-    strictly, and the pod's last log line becomes the step's summary."""
+def job_client(log_lines: list[str]):
+    """A mocked dagster-k8s client whose Job has one pod that printed `log_lines`."""
     client = mock.MagicMock()
     pod = mock.MagicMock()
     pod.metadata.name = "tgmed-detect-pod"
     client.wait_for_job_to_have_pods.return_value = [pod]
     watch = mock.MagicMock()
-    watch.return_value.stream.side_effect = lambda *a, **kw: iter(
-        ["loading model", '{"stage": "detect", "images": 5, "objects": 9}']
-    )
+    watch.return_value.stream.side_effect = lambda *a, **kw: iter(list(log_lines))
+    return client, watch
+
+
+def test_k8s_mode_creates_a_valid_job_and_reads_the_summary():
+    """A stage op in k8s mode: the V1Job it submits passes the Kubernetes 1.25-1.33
+    schemas strictly, the pod's log lines reach the Dagster log, and its last line
+    becomes the step's summary."""
+    client, watch = job_client(["loading model", '{"stage": "detect", "images": 5, "objects": 9}'])
+    instance = DagsterInstance.ephemeral()
     with (
         mock.patch("kubernetes.config.load_incluster_config") as incluster,
         mock.patch(
@@ -256,42 +288,171 @@ def test_k8s_mode_creates_a_valid_job_and_reads_the_summary():
         mock.patch("kubernetes.watch.Watch", watch),
     ):
         result = enrich.execute_in_process(
-            resources={"launcher": k8s_launcher()},
+            resources={"launcher": k8s_launcher(service_account_name="tgmed-stage")},
             run_config={"ops": {"plan_detect_op": {"config": {"shards": 3}}}},
-            instance=DagsterInstance.ephemeral(),
+            instance=instance,
             op_selection=["plan_detect_op", "detect_op"],
         )
     assert result.success
     output = result.output_for_node("detect_op")["shard_1"]
     assert incluster.call_count == 3
     assert output == {"stage": "detect", "images": 5, "objects": 9}
+    messages = [
+        event.message
+        for event in instance.all_logs(result.run_id)
+        if event.step_key == "detect_op[shard_1]"
+    ]
+    assert "[detect:1-of-3] loading model" in messages  # the UI shows the stage's lines
     jobs = [c.args for c in client.batch_api.create_namespaced_job.call_args_list]
     assert [namespace for namespace, _ in jobs] == ["tgmed"] * 3
     manifests = [ApiClient().sanitize_for_serialization(job) for _, job in jobs]
     for manifest in manifests:
-        kubernetes_validate.validate(manifest, "1.33", strict=True)
+        for version in ("1.25", "1.29", "1.33"):
+            kubernetes_validate.validate(manifest, version, strict=True)
     names = {m["metadata"]["name"] for m in manifests}
     assert len(names) == 3  # one Job per shard
+    assert all(name.startswith("tgmed-detect-") and len(name) <= 63 for name in names)
     manifest = next(
         m
         for m in manifests
         if m["spec"]["template"]["spec"]["containers"][0]["command"][-1] == "1/3"
     )
-    kubernetes_validate.validate(manifest, "1.33", strict=True)
     pod_spec = manifest["spec"]["template"]["spec"]
     container = pod_spec["containers"][0]
     assert container["image"] == "tgmed-yolo:latest"
     assert container["command"] == ["tgmed-yolo", "detect", "--shard", "1/3"]
-    assert container["resources"]["limits"] == {"nvidia.com/gpu": "1"}
+    assert container["resources"]["limits"] == {
+        "cpu": "4",
+        "memory": "6Gi",
+        "nvidia.com/gpu": "1",
+    }
     assert {"name": "LAKE_DIR", "value": "/lake"} in container["env"]
     assert container["envFrom"] == [{"configMapRef": {"name": "tgmed-config"}}]
-    assert container["volumeMounts"] == [{"mountPath": "/lake", "name": "lake"}]
+    assert container["volumeMounts"] == [
+        {"mountPath": "/lake", "name": "lake"},
+        {"mountPath": "/tmp", "name": "tmp"},
+    ]
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+    }
+    assert pod_spec["securityContext"] == {
+        "fsGroup": 10001,
+        "runAsGroup": 10001,
+        "runAsNonRoot": True,
+        "runAsUser": 10001,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert pod_spec["serviceAccountName"] == "tgmed-stage"
+    assert pod_spec["automountServiceAccountToken"] is False
     assert pod_spec["volumes"] == [
-        {"name": "lake", "persistentVolumeClaim": {"claimName": "tgmed-lake"}}
+        {"name": "lake", "persistentVolumeClaim": {"claimName": "tgmed-lake"}},
+        {"emptyDir": {}, "name": "tmp"},
     ]
     assert pod_spec["restartPolicy"] == "Never"
     assert manifest["spec"]["backoffLimit"] == 0
     assert manifest["spec"]["ttlSecondsAfterFinished"] == 3600
+
+
+def terminated_pod(exit_code: int | None, reason: str = "Error"):
+    pod = mock.MagicMock()
+    pod.metadata.name = "tgmed-transform-build-pod"
+    status = mock.MagicMock()
+    if exit_code is None:
+        status.state.terminated = None
+    else:
+        status.state.terminated.exit_code = exit_code
+        status.state.terminated.reason = reason
+    pod.status.container_statuses = [status]
+    return pod
+
+
+@pytest.mark.parametrize(
+    ("pods", "attempts", "expected"),
+    [
+        # a configuration error: the same pod would fail the same way
+        ([terminated_pod(2)], 1, "exited with 2: configuration error (not retried)"),
+        # killed from outside (kubectl delete, OOM): a person is alerted instead
+        ([terminated_pod(137, "OOMKilled")], 1, "exited with 137: killed from outside"),
+        # the pod was deleted while it ran: gone by the time the Job failed
+        ([], 1, "exited with 143: killed from outside (SIGTERM: stopped; not retried)"),
+        # the stage failed by itself: retried (TGMED_STAGE_RETRIES=2 in these tests)
+        ([terminated_pod(1)], 3, "exited with 1: stage failed"),
+    ],
+    ids=["exit-2", "exit-137", "pod-deleted", "exit-1"],
+)
+def test_k8s_pod_exit_code_decides_the_retry(pods, attempts, expected):
+    client, watch = job_client(['{"stage": "transform", "error": "boom"}'])
+    client.wait_for_running_job_to_succeed.side_effect = RuntimeError("Job failed")
+    core = mock.MagicMock()
+    core.return_value.list_namespaced_pod.return_value.items = pods
+    instance = DagsterInstance.ephemeral()
+    with (
+        mock.patch("kubernetes.config.load_incluster_config"),
+        mock.patch(
+            "dagster_k8s.ops.k8s_job_op.DagsterKubernetesClient.production_client",
+            return_value=client,
+        ),
+        mock.patch("kubernetes.watch.Watch", watch),
+        mock.patch("kubernetes.client.CoreV1Api", core),
+    ):
+        result = transform_job.execute_in_process(
+            resources={"launcher": k8s_launcher()},
+            instance=instance,
+            raise_on_error=False,
+        )
+    assert not result.success
+    created = client.batch_api.create_namespaced_job.call_args_list
+    assert len(created) == attempts
+    names = [job.metadata.name for _, job in (c.args for c in created)]
+    for name in names:
+        core.return_value.list_namespaced_pod.assert_any_call(
+            "tgmed", label_selector=f"job-name={name}"
+        )
+    failures = [
+        str(e.event_specific_data)
+        for e in result.all_events
+        if e.event_type_value in {"STEP_FAILURE", "STEP_UP_FOR_RETRY"}
+    ]
+    assert expected in failures[0], failures[0]
+    # the failed Job stays until its TTL (its pod's exit code and log stay readable)
+    client.delete_job.assert_not_called()
+
+
+def test_k8s_gpu_stage_goes_to_the_gpu_pool(monkeypatch):
+    monkeypatch.setenv("TGMED_LAUNCH_MODE", "k8s")
+    monkeypatch.setenv("TGMED_GPU_STAGES", "detect")
+    monkeypatch.setenv("TGMED_K8S_GPU_NODE_SELECTOR", '{"nvidia.com/gpu.present": "true"}')
+    monkeypatch.setenv(
+        "TGMED_K8S_GPU_TOLERATIONS",
+        '[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]',
+    )
+    monkeypatch.setenv(
+        "TGMED_K8S_STAGE_RESOURCES",
+        '{"load": {"requests": {"cpu": "100m", "memory": "64Mi"},'
+        ' "limits": {"cpu": "1", "memory": "1Gi"}}}',
+    )
+    monkeypatch.setenv("TGMED_K8S_IMAGE_PULL_POLICY", "Never")
+    launcher = launcher_from_settings()
+    context = build_op_context()
+    detect = launcher.job_config(context, stages.detect(0, 4))
+    assert detect["pod_spec_config"]["node_selector"] == {"nvidia.com/gpu.present": "true"}
+    assert detect["pod_spec_config"]["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    assert detect["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert detect["image_pull_policy"] == "Never"
+    load = launcher.job_config(context, stages.load("messages"))
+    assert "node_selector" not in load["pod_spec_config"]
+    assert load["resources"] == {
+        "requests": {"cpu": "100m", "memory": "64Mi"},
+        "limits": {"cpu": "1", "memory": "1Gi"},
+    }
+    # the other stages keep their defaults
+    assert (
+        launcher.job_config(context, stages.transform())["resources"]["limits"]["memory"] == "2Gi"
+    )
 
 
 def test_launch_mode_comes_from_the_environment(monkeypatch):

@@ -19,11 +19,13 @@ import io
 import json
 import os
 import queue
+import re
 import shutil
 import subprocess
 import sys
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -48,6 +50,27 @@ REQUIRED_ENV = {
     "transform": ("DATABASE_URL",),
 }
 STAGE_LABEL = "tgmed.stage"
+# the user every stage image runs as (useradd --uid 10001 in each Dockerfile)
+STAGE_UID = 10001
+# requests and limits of each stage's pod (k8s mode; TGMED_K8S_STAGE_RESOURCES overrides)
+K8S_STAGE_RESOURCES: dict[str, dict[str, dict[str, str]]] = {
+    "scrape": {
+        "requests": {"cpu": "250m", "memory": "256Mi"},
+        "limits": {"cpu": "1", "memory": "1Gi"},
+    },
+    "detect": {
+        "requests": {"cpu": "1", "memory": "2Gi"},
+        "limits": {"cpu": "4", "memory": "6Gi"},
+    },
+    "load": {
+        "requests": {"cpu": "500m", "memory": "512Mi"},
+        "limits": {"cpu": "2", "memory": "2Gi"},
+    },
+    "transform": {
+        "requests": {"cpu": "500m", "memory": "512Mi"},
+        "limits": {"cpu": "2", "memory": "2Gi"},
+    },
+}
 
 
 @dataclass
@@ -293,7 +316,9 @@ class DockerStageLauncher(StageLauncher):
 class K8sStageLauncher(StageLauncher):
     """One Kubernetes Job per stage invocation (dagster-k8s `execute_k8s_job`): the
     stage's image and command, the lake claim, non-secret settings from a ConfigMap and
-    each stage's own Secrets. Dagster retries a failed step, so the Job itself does not."""
+    each stage's own Secrets, under a service account with no API access, non-root with
+    a read-only root filesystem. Dagster retries a failed step, so the Job itself does
+    not; the pod's exit code decides whether Dagster does (ops.finish)."""
 
     images: dict[str, str] = DEFAULT_IMAGES
     namespace: str = "tgmed"
@@ -303,6 +328,9 @@ class K8sStageLauncher(StageLauncher):
     lake_mount: str = "/lake"
     exports_claim: str | None = None
     exports_mount: str = "/exports"
+    # model weights for detect, mounted read-only (DETECT_MODEL names a file under it)
+    models_claim: str | None = None
+    models_mount: str = "/models"
     config_map: str = "tgmed-config"
     # Secrets (envFrom) per stage: only the stage that needs a secret sees it
     secrets: dict[str, list[str]] = {
@@ -311,23 +339,41 @@ class K8sStageLauncher(StageLauncher):
         "transform": ["tgmed-database"],
     }
     gpu_stages: list[str] = []
-    stage_resources: dict[str, dict[str, dict[str, str]]] = {
-        "scrape": {"requests": {"cpu": "250m", "memory": "256Mi"}},
-        "detect": {"requests": {"cpu": "1", "memory": "2Gi"}},
-        "load": {"requests": {"cpu": "500m", "memory": "512Mi"}},
-        "transform": {"requests": {"cpu": "500m", "memory": "512Mi"}},
-    }
+    # where GPU stages run: the GPU pool's node labels and taints
+    gpu_node_selector: dict[str, str] = {}
+    gpu_tolerations: list[dict[str, Any]] = []
+    stage_resources: dict[str, dict[str, dict[str, str]]] = K8S_STAGE_RESOURCES
     load_incluster_config: bool = True
+    kubeconfig_file: str | None = None
     ttl_seconds_after_finished: int = 3600
     timeout_seconds: int = 0
 
     def export_path(self, export_root: str, folder: str) -> str:
         return str(PurePosixPath(self.exports_mount) / folder)
 
+    def job_name(self, context: OpExecutionContext, command: StageCommand) -> str:
+        """tgmed-<stage>-<label>-<run id>-<step hash>: readable in `kubectl get pods`,
+        unique per step, at most 55 characters (execute_k8s_job appends `-<retry>` on a
+        retry; a Job name is a label value: 63 at most)."""
+        from dagster_shared.serdes.utils import hash_str
+
+        try:
+            step = context.get_step_execution_context().step.key
+        except Exception:  # a context built outside a run (tests): the invocation names it
+            step = command.label or command.stage
+        prefix = re.sub(r"[^a-z0-9]+", "-", f"{command.stage}-{command.label}".lower())
+        return f"tgmed-{prefix.strip('-')[:30]}-{context.run_id[:8]}-{hash_str(step)[:6]}"
+
     def job_config(self, context: OpExecutionContext, command: StageCommand) -> dict[str, Any]:
         """The keyword arguments of `execute_k8s_job` (k8s_job_op's config schema)."""
-        volumes = [{"name": "lake", "persistent_volume_claim": {"claim_name": self.lake_claim}}]
-        mounts = [{"name": "lake", "mount_path": self.lake_mount}]
+        volumes: list[dict[str, Any]] = [
+            {"name": "lake", "persistent_volume_claim": {"claim_name": self.lake_claim}},
+            {"name": "tmp", "empty_dir": {}},
+        ]
+        mounts: list[dict[str, Any]] = [
+            {"name": "lake", "mount_path": self.lake_mount},
+            {"name": "tmp", "mount_path": "/tmp"},  # noqa: S108 (an emptyDir of its own)
+        ]
         if command.exports:
             if not self.exports_claim:
                 raise Failure(
@@ -338,9 +384,29 @@ class K8sStageLauncher(StageLauncher):
                 {"name": "exports", "persistent_volume_claim": {"claim_name": self.exports_claim}}
             )
             mounts.append({"name": "exports", "mount_path": self.exports_mount, "read_only": True})
+        if command.stage == "detect" and self.models_claim:
+            volumes.append(
+                {"name": "models", "persistent_volume_claim": {"claim_name": self.models_claim}}
+            )
+            mounts.append({"name": "models", "mount_path": self.models_mount, "read_only": True})
         resources = {k: dict(v) for k, v in self.stage_resources.get(command.stage, {}).items()}
+        pod_spec: dict[str, Any] = {
+            # the stage never talks to the Kubernetes API
+            "automount_service_account_token": False,
+            "security_context": {
+                "run_as_non_root": True,
+                "run_as_user": STAGE_UID,
+                "run_as_group": STAGE_UID,
+                "fs_group": STAGE_UID,
+                "seccomp_profile": {"type": "RuntimeDefault"},
+            },
+        }
         if command.stage in self.gpu_stages:
             resources.setdefault("limits", {})["nvidia.com/gpu"] = "1"
+            if self.gpu_node_selector:
+                pod_spec["node_selector"] = dict(self.gpu_node_selector)
+            if self.gpu_tolerations:
+                pod_spec["tolerations"] = [dict(t) for t in self.gpu_tolerations]
         labels = {
             "app.kubernetes.io/part-of": "tgmed",
             "app.kubernetes.io/component": command.stage,
@@ -352,44 +418,93 @@ class K8sStageLauncher(StageLauncher):
             "image_pull_policy": self.image_pull_policy,
             "service_account_name": self.service_account_name,
             "env_config_maps": [self.config_map],
-            "env_secrets": list(self.secrets.get(command.stage, [])),
+            # an import reads files: no Telegram credentials (as in docker mode)
+            "env_secrets": [] if command.exports else list(self.secrets.get(command.stage, [])),
             "env_vars": [f"LAKE_DIR={self.lake_mount}"],
             "volumes": volumes,
             "volume_mounts": mounts,
             "labels": labels,
             "resources": resources,
+            "container_config": {
+                "security_context": {
+                    "allow_privilege_escalation": False,
+                    "read_only_root_filesystem": True,
+                    "capabilities": {"drop": ["ALL"]},
+                }
+            },
+            "pod_spec_config": pod_spec,
             "job_spec_config": {
                 "backoff_limit": 0,
                 "ttl_seconds_after_finished": self.ttl_seconds_after_finished,
             },
             "timeout": self.timeout_seconds or None,
             "load_incluster_config": self.load_incluster_config,
+            "kubeconfig_file": self.kubeconfig_file,
+            "k8s_job_name": self.job_name(context, command),
+            # a failed Job stays (until its TTL) so its pod's exit code and log can be read
+            "delete_failed_k8s_jobs": False,
         }
 
     def launch(self, context: OpExecutionContext, command: StageCommand) -> StageResult:
         from dagster_k8s import execute_k8s_job
 
         config = self.job_config(context, command)
-        context.log.info(f"launching {command.display} as a Kubernetes Job ({config['image']})")
-        # execute_k8s_job prints the pod's log lines; keep them (and pass them on to the
-        # captured compute log) to read the summary and the tail
-        tee = _Tee(sys.stdout)
+        context.log.info(
+            f"launching {command.display} as Kubernetes Job {config['k8s_job_name']}"
+            f" ({config['image']})"
+        )
+        # execute_k8s_job prints the pod's log lines: each goes to the Dagster log (the UI)
+        # as it comes, and the last ones are kept to read the summary and the tail
+        prefix = f"[{command.stage}:{command.label}] " if command.label else f"[{command.stage}] "
+        tee = _Tee(sys.stdout, on_line=lambda line: context.log.info(prefix + line))
         code: int | None = 0
         try:
             with contextlib.redirect_stdout(tee):
                 execute_k8s_job(context, **config)
         except Exception as error:
             tee.lines.append(f"{type(error).__name__}: {error}")
-            code = None  # the pod's exit code is not reported by execute_k8s_job
+            name = config["k8s_job_name"]
+            if context.retry_number:  # as execute_k8s_job names a retry's Job
+                name = f"{name}-{context.retry_number}"
+            code, how = self.pod_exit_code(name)
+            tee.lines.append(how)
+            context.log.info(how)
         summary = parse_summary(tee.stdout_lines())
         if code is None and summary is not None and "error" not in summary:
             code = 1  # the stage finished with a partial result
         return StageResult(code, summary, list(tee.lines)[-TAIL_LINES:])
 
+    def pod_exit_code(self, job_name: str) -> tuple[int | None, str]:
+        """The exit code of the failed Job's pod, and how it was found. A pod deleted
+        while it ran (`kubectl delete pod`, a node drain) is gone by now: it was stopped
+        from outside, like SIGTERM (143)."""
+        import kubernetes
+
+        try:
+            pods = (
+                kubernetes.client.CoreV1Api()
+                .list_namespaced_pod(self.namespace, label_selector=f"job-name={job_name}")
+                .items
+            )
+        except Exception as error:
+            return None, f"pod of Job {job_name}: unknown exit code ({type(error).__name__})"
+        for pod in pods:
+            for status in pod.status.container_statuses or []:
+                terminated = status.state.terminated if status.state else None
+                if terminated is not None and terminated.exit_code:
+                    return terminated.exit_code, (
+                        f"pod {pod.metadata.name} exited with {terminated.exit_code}"
+                        f" ({terminated.reason or 'no reason given'})"
+                    )
+        if not pods:
+            return 143, f"the pod of Job {job_name} was deleted while it ran"
+        return None, f"pod of Job {job_name}: no exit code (it never ran to the end)"
+
 
 class _Tee(io.TextIOBase):
-    def __init__(self, target: Any) -> None:
+    def __init__(self, target: Any, on_line: Callable[[str], None] | None = None) -> None:
         self.target = target
+        self.on_line = on_line
         self.lines: deque[str] = deque(maxlen=TAIL_LINES * 4)
         self._pending = ""
 
@@ -398,6 +513,9 @@ class _Tee(io.TextIOBase):
         self._pending += text
         *complete, self._pending = self._pending.split("\n")
         self.lines.extend(complete)
+        if self.on_line:
+            for line in complete:
+                self.on_line(line)
         return len(text)
 
     def flush(self) -> None:
@@ -432,8 +550,14 @@ def launcher_from_settings() -> StageLauncher:
             namespace=settings.k8s_namespace,
             lake_claim=settings.k8s_lake_claim,
             exports_claim=settings.k8s_exports_claim or None,
+            models_claim=settings.k8s_models_claim or None,
             service_account_name=settings.k8s_service_account or None,
+            image_pull_policy=settings.k8s_image_pull_policy,
             gpu_stages=gpu_stages,
+            gpu_node_selector=settings.k8s_gpu_node_selector,
+            gpu_tolerations=settings.k8s_gpu_tolerations,
+            stage_resources={**K8S_STAGE_RESOURCES, **settings.k8s_stage_resources},
+            ttl_seconds_after_finished=settings.k8s_job_ttl_seconds,
             images=images,
         )
     return LocalStageLauncher(
