@@ -5,7 +5,8 @@ Builds every image offline (deploy/offline/build.sh: engine, base images, wheelh
 GraphQL API exactly as the UI does (the sample's Telegram Desktop exports as the
 source, the shared COCO model for detection), waits for SUCCESS, checks that every stage
 ran in its own container from its own image, asks the API for top products and a
-channel's activity, launches the job again (same marts), kills a stage container in the
+channel's activity, launches the job again (same marts), runs the same job in local mode
+on the same sample (the same row count in every mart), kills a stage container in the
 middle of a third run (the run fails within 2 minutes and the failure alert arrives),
 then `docker compose down -v` and checks that no container is left.
 
@@ -29,6 +30,9 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "deploy"))
+from mart_counts import differences, local_mode_counts, mart_counts  # noqa: E402
+
 MODEL = ROOT.parent / "shared" / "models" / "yolov8n_int8.onnx"
 PROJECT = "tgmed"
 DAGSTER = "http://127.0.0.1:{port}/graphql"
@@ -181,6 +185,24 @@ class Platform:
         )
         return json.loads(out.strip())
 
+    def marts(self) -> dict[str, int]:
+        """Every mart's row count."""
+        return mart_counts(
+            lambda sql: self.compose(
+                "exec",
+                "-T",
+                "postgres",
+                "psql",
+                "-U",
+                "tgmed",
+                "-d",
+                "tgmed",
+                "-tAc",
+                sql,
+                capture=True,
+            ).strip()
+        )
+
 
 def fill_volume(volume: str, source: Path, image: str) -> None:
     """Copy a host folder into a named volume (through a throwaway container)."""
@@ -207,6 +229,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--skip-build", action="store_true", help="images already built")
     parser.add_argument("--keep", action="store_true", help="leave the platform running")
+    parser.add_argument("--skip-local", action="store_true", help="no local-mode comparison")
     args = parser.parse_args()
     started = time.monotonic()
     os.chdir(ROOT)
@@ -281,6 +304,13 @@ def main() -> int:
         if status != "SUCCESS" or second != first:
             raise SystemExit(f"second run {status}: marts {second} != {first}")
         log(f"second run SUCCESS in {seconds:.0f} s, same marts: {second}")
+        if not args.skip_local:
+            # the same job in local mode on the same sample: the same row count in every mart
+            compose_marts = platform.marts()
+            local = local_mode_counts(sample)
+            if differences(local, compose_marts):
+                raise SystemExit(f"local mode != compose: {differences(local, compose_marts)}")
+            log(f"local mode and compose: the same {len(local)} marts, row for row")
 
         # a stage container killed mid-run: the run fails, the alert arrives
         killed = platform.launch("transform")

@@ -374,16 +374,20 @@ def marts() -> dict[str, int]:
     return mart_counts(lambda sql: psql("tgmed", sql))
 
 
+def error_line(text: str) -> str:
+    return next((line for line in text.splitlines() if "ERROR" in line), text[:200])
+
+
 def check_roles(passwords: dict[str, str]) -> None:
     dagster = psql("tgmed", "select 1", "dagster", passwords["DAGSTER_DB_PASSWORD"])
     if "permission denied for database" not in dagster:
         raise SystemExit(f"Dagster's role reached the warehouse: {dagster}")
-    log(f"dagster -> database tgmed: {dagster.splitlines()[-1]}")
+    log(f"dagster -> database tgmed: {error_line(dagster)}")
     api = passwords["API_DB_PASSWORD"]
     raw = psql("tgmed", "select count(*) from raw.telegram_messages", "tgmed_api", api)
     if "permission denied" not in raw:
         raise SystemExit(f"the API's role read raw: {raw}")
-    log(f"tgmed_api -> raw.telegram_messages: {raw.splitlines()[-1]}")
+    log(f"tgmed_api -> raw.telegram_messages: {error_line(raw)}")
     other = psql("dagster", "select 1", "tgmed_api", api)
     if "permission denied for database" not in other:
         raise SystemExit(f"the API's role reached Dagster's storage: {other}")
@@ -537,11 +541,89 @@ def delete_namespace() -> None:
     log("nothing left: no namespace, objects, volumes or pod containers; volume folders removed")
 
 
+def bring_up(phase: Phases, args: argparse.Namespace, sample: Path) -> tuple[Dagster, dict]:
+    with phase("cluster binaries (local-cluster.sh build; cached)"):
+        sh("bash", str(CLUSTER), "build")
+    with phase("images (make images) and :local tags"):
+        build_images(args.skip_build)
+    with phase("cluster up"):
+        sh("bash", str(CLUSTER), "up")
+    with phase("volumes, secrets, local overlay applied"):
+        prepare_volumes(sample)
+        with tempfile.TemporaryDirectory(prefix="tgmed-k8s-e2e-") as scratch:
+            passwords = write_secrets(Path(scratch) / ".env")
+        apply_local_overlay()
+    with phase("Deployments and StatefulSet ready"):
+        wait_ready()
+        dagster = Dagster()
+        dagster.wait_loaded()
+    return dagster, passwords
+
+
+def tear_down(phase: Phases) -> None:
+    if kubectl("get", "namespace", NAMESPACE, "-o", "name", check=False).strip():
+        with phase("namespace deleted, nothing left"):
+            delete_namespace()
+    with phase("cluster down, nothing left"):
+        sh("bash", str(CLUSTER), "down")
+        sh("bash", str(CLUSTER), "leftovers")
+        untag_images()
+        shutil.rmtree(VOLUMES, ignore_errors=True)
+        shutil.rmtree(K8S / "overlays" / "local" / "secrets", ignore_errors=True)
+
+
+def end_to_end(phase: Phases, args: argparse.Namespace, sample: Path, truth: dict) -> None:
+    dagster, passwords = bring_up(phase, args, sample)
+    with phase("RBAC (kubectl auth can-i)"):
+        check_rbac()
+    with phase("run 1: telegram_pipeline"):
+        run_id = dagster.launch("telegram_pipeline")
+        status, seconds = dagster.wait(run_id, timeout=2400)
+        if status != "SUCCESS":
+            text = "\n".join(dagster.messages(run_id))
+            raise SystemExit(f"run {run_id}: {status}\n{text[-5000:]}")
+        log(f"telegram_pipeline SUCCESS in {seconds:.0f} s; its pods:")
+        check_stage_pods(run_id)
+        first = marts()
+        expected = sum(c["messages"] for c in truth["channels"].values())
+        raw = int(psql("tgmed", "select count(*) from raw.telegram_messages"))
+        if raw != expected:
+            raise SystemExit(f"raw messages {raw} != {expected} in the sample")
+        log(f"{raw} messages loaded; marts: {json.dumps(first)}")
+    with phase("API through its Service"):
+        api_answers(next(iter(truth["channels"])))
+    with phase("database roles"):
+        check_roles(passwords)
+    with phase("run 2: the same marts"):
+        again = dagster.launch("telegram_pipeline")
+        status, seconds = dagster.wait(again, timeout=2400)
+        second = marts()
+        if status != "SUCCESS" or differences(first, second):
+            raise SystemExit(f"second run {status}: {differences(first, second)}")
+        log(f"second run SUCCESS in {seconds:.0f} s, every mart's row count unchanged")
+    if not args.skip_local:
+        with phase("local mode: the same marts"):
+            local = local_mode_counts(sample)
+            if differences(local, first):
+                raise SystemExit(f"local mode != Kubernetes: {differences(local, first)}")
+            log(f"local mode and Kubernetes: the same {len(local)} marts, row for row")
+    with phase("a stage pod deleted mid-run"):
+        delete_stage_pod_mid_run(dagster)
+    print(
+        "NetworkPolicies: validated by make test (k8s/validate.py), not enforced on this"
+        " cluster (no network plugin)",
+        flush=True,
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--skip-build", action="store_true", help="images already built")
     parser.add_argument("--keep", action="store_true", help="leave the platform and cluster up")
     parser.add_argument("--skip-local", action="store_true", help="no local-mode comparison")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--up", action="store_true", help="only bring the platform up, and leave it")
+    mode.add_argument("--down", action="store_true", help="only tear the platform and cluster down")
     args = parser.parse_args()
     os.chdir(ROOT)
     if not MODEL.is_file():
@@ -553,76 +635,23 @@ def main() -> int:
     phase = Phases()
     started = time.monotonic()
     with file_lock(CLUSTER_LOCK, "the local cluster"):
-        with phase("cluster binaries (local-cluster.sh build; cached)"):
-            sh("bash", str(CLUSTER), "build")
-        with phase("images (make images) and :local tags"):
-            build_images(args.skip_build)
-        cluster_up = False
-        try:
-            with phase("cluster up"):
-                cluster_up = True
-                sh("bash", str(CLUSTER), "up")
-            with phase("volumes, secrets, local overlay applied"):
-                prepare_volumes(sample)
-                with tempfile.TemporaryDirectory(prefix="tgmed-k8s-e2e-") as scratch:
-                    passwords = write_secrets(Path(scratch) / ".env")
-                apply_local_overlay()
-            with phase("Deployments and StatefulSet ready"):
-                wait_ready()
-                dagster = Dagster()
-                dagster.wait_loaded()
-            with phase("RBAC (kubectl auth can-i)"):
-                check_rbac()
-            with phase("run 1: telegram_pipeline"):
-                run_id = dagster.launch("telegram_pipeline")
-                status, seconds = dagster.wait(run_id, timeout=2400)
-                if status != "SUCCESS":
-                    text = "\n".join(dagster.messages(run_id))
-                    raise SystemExit(f"run {run_id}: {status}\n{text[-5000:]}")
-                log(f"telegram_pipeline SUCCESS in {seconds:.0f} s; its pods:")
-                check_stage_pods(run_id)
-                first = marts()
-                expected = sum(c["messages"] for c in truth["channels"].values())
-                raw = int(psql("tgmed", "select count(*) from raw.telegram_messages"))
-                if raw != expected:
-                    raise SystemExit(f"raw messages {raw} != {expected} in the sample")
-                log(f"{raw} messages loaded; marts: {json.dumps(first)}")
-            with phase("API through its Service"):
-                api_answers(next(iter(truth["channels"])))
-            with phase("database roles"):
-                check_roles(passwords)
-            with phase("run 2: the same marts"):
-                again = dagster.launch("telegram_pipeline")
-                status, seconds = dagster.wait(again, timeout=2400)
-                second = marts()
-                if status != "SUCCESS" or differences(first, second):
-                    raise SystemExit(f"second run {status}: {differences(first, second)}")
-                log(f"second run SUCCESS in {seconds:.0f} s, every mart's row count unchanged")
-            if not args.skip_local:
-                with phase("local mode: the same marts"):
-                    local = local_mode_counts(sample)
-                    if differences(local, first):
-                        raise SystemExit(f"local mode != Kubernetes: {differences(local, first)}")
-                    log(f"local mode and Kubernetes: the same {len(local)} marts, row for row")
-            with phase("a stage pod deleted mid-run"):
-                delete_stage_pod_mid_run(dagster)
-            print(
-                "NetworkPolicies: validated (make test), not enforced on this cluster "
-                "(no network plugin)",
-                flush=True,
-            )
-            if not args.keep:
-                with phase("namespace deleted, nothing left"):
-                    delete_namespace()
-        finally:
-            if cluster_up and not args.keep:
-                with phase("cluster down, nothing left"):
-                    sh("bash", str(CLUSTER), "down")
-                    sh("bash", str(CLUSTER), "leftovers")
-                    untag_images()
-                    shutil.rmtree(VOLUMES, ignore_errors=True)
+        if args.down:
+            tear_down(phase)
+        elif args.up:
+            bring_up(phase, args, sample)
+            web = Dagster().url.removesuffix("/graphql")
+            log(f"the platform is up: Dagster UI {web} (from this machine), or")
+            forward = f"kubectl -n {NAMESPACE} port-forward svc/tgmed-dagster-webserver 3000"
+            log(f"  eval $({CLUSTER} env); {forward}")
+            log("make k8s-down stops it")
+        else:
+            try:
+                end_to_end(phase, args, sample, truth)
+            finally:
+                if not args.keep:
+                    tear_down(phase)
     print("\nphase times:\n" + phase.table(), flush=True)
-    log(f"k8s e2e passed in {time.monotonic() - started:.0f} s")
+    log(f"done in {time.monotonic() - started:.0f} s")
     return 0
 
 

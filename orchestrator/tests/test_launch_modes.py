@@ -420,6 +420,59 @@ def test_k8s_pod_exit_code_decides_the_retry(pods, attempts, expected):
     client.delete_job.assert_not_called()
 
 
+def test_k8s_a_deleted_pod_is_not_replaced():
+    """`kubectl delete pod` while a stage runs: the Job would start a replacement pod
+    (Kubernetes < 1.22 does not count the deleted one as failed) and the stage would run
+    again unnoticed. The launcher deletes the Job instead; the step fails as stopped from
+    outside (143), without a retry."""
+    import threading
+
+    client, watch = job_client(["dbt: building"])
+    job_deleted = threading.Event()
+    client.wait_for_running_job_to_succeed.side_effect = lambda **kw: (
+        job_deleted.wait(10),
+        (_ for _ in ()).throw(RuntimeError("Job not found")),
+    )
+    first, replacement = terminated_pod(None), terminated_pod(None)
+    first.metadata.name, replacement.metadata.name = "pod-a", "pod-b"
+    listings = iter([[first], [replacement]])
+    core = mock.MagicMock()
+    core.return_value.list_namespaced_pod.side_effect = lambda *a, **kw: mock.MagicMock(
+        items=next(listings, [replacement])
+    )
+    batch = mock.MagicMock()
+    batch.return_value.delete_namespaced_job.side_effect = lambda *a, **kw: job_deleted.set()
+    instance = DagsterInstance.ephemeral()
+    with (
+        mock.patch("kubernetes.config.load_incluster_config"),
+        mock.patch(
+            "dagster_k8s.ops.k8s_job_op.DagsterKubernetesClient.production_client",
+            return_value=client,
+        ),
+        mock.patch("kubernetes.watch.Watch", watch),
+        mock.patch("kubernetes.client.CoreV1Api", core),
+        mock.patch("kubernetes.client.BatchV1Api", batch),
+    ):
+        result = transform_job.execute_in_process(
+            resources={"launcher": k8s_launcher(pod_poll_seconds=0.05)},
+            instance=instance,
+            raise_on_error=False,
+        )
+    assert not result.success
+    assert len(client.batch_api.create_namespaced_job.call_args_list) == 1  # no retry
+    name = client.batch_api.create_namespaced_job.call_args.args[1].metadata.name
+    batch.return_value.delete_namespaced_job.assert_called_once_with(
+        name, "tgmed", propagation_policy="Background"
+    )
+    failure = next(
+        str(e.event_specific_data)
+        for e in result.all_events
+        if e.event_type_value == "STEP_FAILURE"
+    )
+    assert "exited with 143: killed from outside" in failure
+    assert "pod pod-a was deleted while it ran" in failure
+
+
 def test_k8s_gpu_stage_goes_to_the_gpu_pool(monkeypatch):
     monkeypatch.setenv("TGMED_LAUNCH_MODE", "k8s")
     monkeypatch.setenv("TGMED_GPU_STAGES", "detect")

@@ -86,7 +86,12 @@ def test_local_stage_jobs_carry_only_their_own_secret(monkeypatch):
         assert pod["serviceAccountName"] == "tgmed-stage"
         assert pod["automountServiceAccountToken"] is False
         # the run launcher's volumes merge in; written alike, they are not doubled
-        assert sorted(v["name"] for v in pod["volumes"]) == ["exports", "lake", "tmp"]
+        assert sorted(v["name"] for v in pod["volumes"]) == [
+            "dagster-instance",
+            "exports",
+            "lake",
+            "tmp",
+        ]
         assert container["securityContext"]["readOnlyRootFilesystem"] is True
         assert pod["securityContext"]["runAsUser"] == 10001
         # the stage's own requests and limits (the overlay's), not the run worker's

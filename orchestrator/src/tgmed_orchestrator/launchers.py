@@ -347,6 +347,8 @@ class K8sStageLauncher(StageLauncher):
     kubeconfig_file: str | None = None
     ttl_seconds_after_finished: int = 3600
     timeout_seconds: int = 0
+    # how often the pods of a running stage's Job are listed (see _JobPods)
+    pod_poll_seconds: float = 2.0
 
     def export_path(self, export_root: str, folder: str) -> str:
         return str(PurePosixPath(self.exports_mount) / folder)
@@ -457,18 +459,28 @@ class K8sStageLauncher(StageLauncher):
         # as it comes, and the last ones are kept to read the summary and the tail
         prefix = f"[{command.stage}:{command.label}] " if command.label else f"[{command.stage}] "
         tee = _Tee(sys.stdout, on_line=lambda line: context.log.info(prefix + line))
+        name = config["k8s_job_name"]
+        if context.retry_number:  # as execute_k8s_job names a retry's Job
+            name = f"{name}-{context.retry_number}"
         code: int | None = 0
-        try:
-            with contextlib.redirect_stdout(tee):
-                execute_k8s_job(context, **config)
-        except Exception as error:
-            tee.lines.append(f"{type(error).__name__}: {error}")
-            name = config["k8s_job_name"]
-            if context.retry_number:  # as execute_k8s_job names a retry's Job
-                name = f"{name}-{context.retry_number}"
-            code, how = self.pod_exit_code(name)
+        with _JobPods(self.namespace, name, self.pod_poll_seconds) as pods:
+            try:
+                with contextlib.redirect_stdout(tee):
+                    execute_k8s_job(context, **config)
+            except Exception as error:
+                tee.lines.append(f"{type(error).__name__}: {error}")
+                if not pods.replaced_by:
+                    code, how = self.pod_exit_code(name)
+                    tee.lines.append(how)
+                    context.log.info(how)
+        if pods.replaced_by:
+            code = 143
+            how = (
+                f"pod {pods.seen[0]} was deleted while it ran; its Job {name} was deleted"
+                f" too (it would have run the stage again in {pods.replaced_by})"
+            )
             tee.lines.append(how)
-            context.log.info(how)
+            context.log.warning(how)
         summary = parse_summary(tee.stdout_lines())
         if code is None and summary is not None and "error" not in summary:
             code = 1  # the stage finished with a partial result
@@ -499,6 +511,56 @@ class K8sStageLauncher(StageLauncher):
         if not pods:
             return 143, f"the pod of Job {job_name} was deleted while it ran"
         return None, f"pod of Job {job_name}: no exit code (it never ran to the end)"
+
+
+class _JobPods:
+    """Follows the pods of a running stage's Job (a thread lists them every few seconds).
+    A Job replaces a pod deleted while it runs (Kubernetes before 1.22 never counts it as
+    failed): the stage would run again and the deletion would go unnoticed. When a second
+    pod appears, the Job is deleted instead, and the stage counts as stopped from outside
+    (ops.finish: not retried, the run fails and alerts)."""
+
+    def __init__(self, namespace: str, job_name: str, interval: float) -> None:
+        self.namespace = namespace
+        self.job_name = job_name
+        self.interval = interval
+        self.seen: list[str] = []
+        self.replaced_by: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._follow, daemon=True)
+
+    def __enter__(self) -> _JobPods:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _follow(self) -> None:
+        import kubernetes
+
+        selector = f"job-name={self.job_name}"
+        # the client configuration is loaded by execute_k8s_job: until then calls fail
+        while not self._stop.wait(self.interval):
+            try:
+                pods = (
+                    kubernetes.client.CoreV1Api()
+                    .list_namespaced_pod(self.namespace, label_selector=selector)
+                    .items
+                )
+            except Exception:  # noqa: S112 (no configuration yet, or the API is busy)
+                continue
+            for pod in pods:
+                if pod.metadata.name not in self.seen:
+                    self.seen.append(pod.metadata.name)
+            if len(self.seen) > 1:
+                self.replaced_by = self.seen[-1]
+                with contextlib.suppress(Exception):
+                    kubernetes.client.BatchV1Api().delete_namespaced_job(
+                        self.job_name, self.namespace, propagation_policy="Background"
+                    )
+                return
 
 
 class _Tee(io.TextIOBase):
