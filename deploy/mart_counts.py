@@ -44,7 +44,7 @@ def mart_counts(query: Callable[[str], str]) -> dict[str, int]:
         f"select '{name}' as t, count(*) as n from marts.{name}"  # noqa: S608
         for name in tables
     )
-    return json.loads(query(f"select json_object_agg(t, n order by t) from ({body}) c"))  # noqa: S608
+    return json.loads(query(f"select json_object_agg(t, n order by t)::text from ({body}) c"))  # noqa: S608
 
 
 def differences(expected: dict[str, int], got: dict[str, int]) -> list[str]:

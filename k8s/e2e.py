@@ -561,15 +561,26 @@ def bring_up(phase: Phases, args: argparse.Namespace, sample: Path) -> tuple[Dag
 
 
 def tear_down(phase: Phases) -> None:
-    if kubectl("get", "namespace", NAMESPACE, "-o", "name", check=False).strip():
-        with phase("namespace deleted, nothing left"):
-            delete_namespace()
-    with phase("cluster down, nothing left"):
-        sh("bash", str(CLUSTER), "down")
-        sh("bash", str(CLUSTER), "leftovers")
-        untag_images()
-        shutil.rmtree(VOLUMES, ignore_errors=True)
-        shutil.rmtree(K8S / "overlays" / "local" / "secrets", ignore_errors=True)
+    """Whatever is left of the platform and the cluster goes; the cluster always stops,
+    even when the namespace check fails."""
+    try:
+        if kubectl("get", "namespace", NAMESPACE, "-o", "name", check=False).strip():
+            with phase("namespace deleted, nothing left"):
+                delete_namespace()
+    finally:
+        with phase("cluster down, nothing left"):
+            # the kubelet shares the Docker engine: it must never have removed an image
+            kubelet_log = K8S_HOME / "run" / "logs" / "kubelet.log"
+            lines = kubelet_log.read_text().splitlines() if kubelet_log.is_file() else []
+            removed = [line for line in lines if "Removing image" in line]
+            sh("bash", str(CLUSTER), "down")
+            sh("bash", str(CLUSTER), "leftovers")
+            untag_images()
+            shutil.rmtree(VOLUMES, ignore_errors=True)
+            shutil.rmtree(K8S / "overlays" / "local" / "secrets", ignore_errors=True)
+            if removed:
+                raise SystemExit(f"the kubelet removed images: {removed[:5]}")
+            log("the kubelet removed no image")
 
 
 def end_to_end(phase: Phases, args: argparse.Namespace, sample: Path, truth: dict) -> None:
