@@ -35,6 +35,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -83,7 +84,9 @@ STATUS = "query RunStatus($runId: ID!) { runOrError(runId: $runId) { ... on Run 
 EVENTS = """
 query RunEvents($runId: ID!) {
   logsForRun(runId: $runId) {
-    ... on EventConnection { events { __typename ... on MessageEvent { message } } }
+    ... on EventConnection { events { __typename
+      ... on MessageEvent { message }
+      ... on ExecutionStepFailureEvent { error { message } } } }
   }
 }"""
 WORKSPACE = """
@@ -158,13 +161,13 @@ def file_lock(path: str, what: str) -> Iterator[None]:
 def build_images(skip: bool) -> None:
     """`make images` (deploy/offline/build.sh) under the shared Docker lock, then the
     :local tags the local overlay names (never `latest`: that would mean pulling)."""
-    with file_lock(DOCKER_LOCK, "the Docker engine"):
-        if skip:
-            sh("bash", "deploy/offline/engine.sh")
-        else:
+    if skip:  # only new names for existing images: no build, no need to queue
+        sh("bash", "deploy/offline/engine.sh")
+    else:
+        with file_lock(DOCKER_LOCK, "the Docker engine"):
             sh("bash", "deploy/offline/build.sh")
-        for image in IMAGES:
-            sh("docker", "tag", f"tgmed-{image}:latest", f"tgmed-{image}:{TAG}")
+    for image in IMAGES:
+        sh("docker", "tag", f"tgmed-{image}:latest", f"tgmed-{image}:{TAG}")
     log(f"images tagged :{TAG}: {', '.join(f'tgmed-{i}' for i in IMAGES)}")
 
 
@@ -192,7 +195,7 @@ def prepare_volumes(sample: Path) -> None:
 
 
 def write_secrets(env_file: Path) -> dict[str, str]:
-    """A throwaway .env with random passwords, through k8s/secrets.py (as a user does)."""
+    """A throwaway .env with random passwords, through k8s/secrets_from_env.py (as a user does)."""
     values = {
         name: secrets.token_urlsafe(18)
         for name in (
@@ -205,7 +208,7 @@ def write_secrets(env_file: Path) -> dict[str, str]:
     values["ALERT_WEBHOOK_URL"] = "http://alert-receiver:8080/alerts"
     env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
     env_file.chmod(0o600)
-    sh(sys.executable, str(K8S / "secrets.py"), "local", "--env-file", str(env_file))
+    sh(sys.executable, str(K8S / "secrets_from_env.py"), "local", "--env-file", str(env_file))
     return values
 
 
@@ -306,8 +309,14 @@ class Dagster:
         raise SystemExit(f"run {run_id} still {status} after {timeout:.0f} s")
 
     def messages(self, run_id: str) -> list[str]:
+        """Each event's message, and a step failure's error (the stage's own words)."""
         events = self.graphql(EVENTS, {"runId": run_id})["logsForRun"]["events"]
-        return [e.get("message", "") for e in events]
+        texts = []
+        for event in events:
+            texts.append(event.get("message") or "")
+            if event.get("error"):
+                texts.append(event["error"].get("message") or "")
+        return texts
 
 
 def run_pods(run_id: str) -> list[dict]:
@@ -353,6 +362,11 @@ def check_stage_pods(run_id: str) -> None:
         raise SystemExit(f"stage pods that did not exit 0: {failed}")
     stage_pods = sum(1 for r in rows if r[1] in STAGE_IMAGES)
     log(f"{stage_pods} stage pods, each from its stage's image, all exited 0")
+    jobs = kubectl_json("-n", NAMESPACE, "get", "jobs", "-l", f"dagster/run-id={run_id}")["items"]
+    ttls = {job["spec"].get("ttlSecondsAfterFinished") for job in jobs}
+    if None in ttls:
+        raise SystemExit(f"a Job of run {run_id} is never cleaned up (no ttlSecondsAfterFinished)")
+    log(f"{len(jobs)} Jobs, each deleted with its pod {sorted(ttls)} s after it finishes")
 
 
 def psql(database: str, sql: str, user: str = "postgres", password: str | None = None) -> str:
@@ -486,6 +500,8 @@ def delete_stage_pod_mid_run(dagster: Dagster) -> None:
     text = "\n".join(dagster.messages(run_id))
     if "killed from outside" not in text:
         raise SystemExit(f"the failure does not say the stage was stopped: {text[-2000:]}")
+    reason = next(line for line in text.splitlines() if "killed from outside" in line)
+    log(f"the step's failure: {reason[:200]}")
     jobs = kubectl_json("-n", NAMESPACE, "get", "jobs", "-l", f"dagster/run-id={run_id}")
     stage_jobs = [j for j in jobs["items"] if "-transform-" in j["metadata"]["name"]]
     if len(stage_jobs) != 1:
@@ -628,6 +644,8 @@ def end_to_end(phase: Phases, args: argparse.Namespace, sample: Path, truth: dic
 
 
 def main() -> int:
+    # a stopped e2e (SIGTERM) still tears the cluster down (finally blocks run)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--skip-build", action="store_true", help="images already built")
     parser.add_argument("--keep", action="store_true", help="leave the platform and cluster up")

@@ -12,7 +12,7 @@
 
     python k8s/validate.py [OVERLAY ...]      (default: every overlay; exit 1 on problems)
 
-An overlay's secrets/ files (k8s/secrets.py) are not needed: a copy with placeholder
+An overlay's secrets/ files (k8s/secrets_from_env.py) are not needed: a copy with placeholder
 values is rendered. Used by `make test` (tests/test_k8s_manifests.py).
 """
 

@@ -25,7 +25,7 @@ def load(name: str):
 
 
 validate = load("validate")
-secrets_tool = load("secrets")
+secrets_tool = load("secrets_from_env")
 
 
 @pytest.mark.parametrize("overlay", ["local", "production"])

@@ -11,7 +11,7 @@ secretGenerator turns into Secrets. Each Secret holds only what its users need:
     tgmed-telegram     TELEGRAM_API_ID/_HASH/_SESSION  the scrape stage
     tgmed-alerts       ALERT_WEBHOOK_URL, ALERT_TELEGRAM_*  the code location (sensors)
 
-    python3 k8s/secrets.py local|production [--env-file .env] [--external-postgres]
+    python3 k8s/secrets_from_env.py local|production [--env-file .env] [--external-postgres]
 
 URLs are built for the in-cluster server (host `postgres`, roles tgmed, dagster and
 API_DB_USER) from the passwords, unless DATABASE_URL / API_DATABASE_URL are set in the
