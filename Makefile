@@ -9,6 +9,8 @@ LAKE_DIR ?= data/lake
 export LAKE_DIR
 
 PGDATA ?= data/pg
+# what the terminal does not show: full logs of installs and of the served processes
+LOG_DIR ?= data/logs
 # the embedded server's URL unless DATABASE_URL points elsewhere
 DB_URL = $${DATABASE_URL:-$$($(RUN) tgmed-devdb start --pgdata $(PGDATA) | sed -n 's/^DATABASE_URL=//p')}
 
@@ -30,46 +32,56 @@ ORCH_ENV = TGMED_LAUNCH_MODE=local TGMED_SCRAPE_SOURCE=$${TGMED_SCRAPE_SOURCE:-e
 SERVE ?= 1
 
 .PHONY: help setup sample demo pipeline serve test lint format bench clean db-start db-stop \
-	warehouse yolo-setup yolo-test detect dagster-ui dagster-jobs dagster-launch dagster-status api \
+	warehouse yolo-setup yolo-test browser-setup dbt-lineage detect dagster-ui dagster-jobs dagster-launch dagster-status api \
 	requirements images up down e2e k8s-validate k8s-e2e k8s-up k8s-down
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 setup:  ## install uv if missing, then the locked dev environment (.venv)
-	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 \
-		|| python3 -m pip install --quiet --disable-pip-version-check uv
-	$(UV) sync --locked
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || { \
+		echo "setup: installing uv with pip (log: $(LOG_DIR)/pip-uv.log)"; mkdir -p $(LOG_DIR); \
+		tools/progress-run.sh "setup: uv" $(LOG_DIR)/pip-uv.log \
+			python3 -m pip install --disable-pip-version-check uv; }
+	@[ -d .venv ] || echo "setup: installing the locked environment into .venv (uv; about a minute the first time)"
+	@$(UV) sync --locked --quiet
 
 $(SAMPLE)/truth.json:
-	$(RUN) tgmed-sample --out $(SAMPLE)
+	@echo "sample: writing the bundled sample exports ($(SAMPLE))"
+	@$(RUN) tgmed-sample --out $(SAMPLE) >/dev/null
 
 sample: setup $(SAMPLE)/truth.json  ## write the bundled sample exports (data/sample)
 
 db-start: setup  ## start the embedded PostgreSQL (data/pg) and print DATABASE_URL
-	$(RUN) tgmed-devdb start --pgdata $(PGDATA)
+	@$(RUN) tgmed-devdb start --pgdata $(PGDATA)
 
 db-stop:  ## stop the embedded PostgreSQL
-	$(RUN) tgmed-devdb stop --pgdata $(PGDATA)
+	@$(RUN) tgmed-devdb stop --pgdata $(PGDATA)
 
-demo: pipeline  ## the main job on the sample through Dagster, then the Dagster UI and the API (SERVE=0: no serving)
-ifneq ($(SERVE),0)
-	@$(MAKE) --no-print-directory serve
+# the embedded PostgreSQL for as long as a command runs: stopped afterwards (Ctrl-C too)
+# if this command started it, else left running and said so (tgmed-devdb run)
+WITH_DEVDB = $(RUN) tgmed-devdb run --pgdata $(PGDATA) --
+SERVE_ENV = $(ORCH_ENV) RUN="$(RUN)" LOG_DIR=$(abspath $(LOG_DIR))
+
+ifeq ($(SERVE),0)
+demo: pipeline
+else
+demo: sample yolo-setup $(DAGSTER_HOME)/dagster.yaml  ## the main job on the sample through Dagster, then the Dagster UI and the API (SERVE=0: no serving)
+	@$(SERVE_ENV) $(WITH_DEVDB) orchestrator/serve.sh --launch telegram_pipeline
 endif
 
 $(DAGSTER_HOME)/dagster.yaml: orchestrator/deploy/dagster.local.yaml
-	mkdir -p $(DAGSTER_HOME)
-	cp $< $@
+	@mkdir -p $(DAGSTER_HOME)
+	@cp $< $@
 
 pipeline: sample yolo-setup $(DAGSTER_HOME)/dagster.yaml  ## run telegram_pipeline on the sample (Dagster, local mode): exports -> lake -> detect -> PostgreSQL -> dbt marts
 	@url="$(DB_URL)"; \
 	DATABASE_URL="$$url" $(ORCH_ENV) $(RUN) tgmed-orchestrator launch telegram_pipeline
 	@echo "lake: $(LAKE_DIR) ($$(find $(LAKE_DIR)/raw/telegram_messages -name '*.jsonl' | wc -l) message files," \
-		"$$(find $(LAKE_DIR)/raw/telegram_media -type f | wc -l) photos)"
+		"$$(find $(LAKE_DIR)/raw/telegram_media -type f | wc -l) photos); PostgreSQL keeps running ($(PGDATA): make db-stop)"
 
 serve: $(DAGSTER_HOME)/dagster.yaml  ## the Dagster UI (with its daemon) and the API in the foreground; Ctrl-C stops them
-	@url="$(DB_URL)"; \
-	DATABASE_URL="$$url" $(ORCH_ENV) RUN="$(RUN)" orchestrator/serve.sh
+	@$(SERVE_ENV) $(WITH_DEVDB) orchestrator/serve.sh
 
 dagster-ui: serve  ## same as serve
 
@@ -84,6 +96,9 @@ dagster-status: $(DAGSTER_HOME)/dagster.yaml  ## schedules and sensors (on/off, 
 	@$(ORCH_ENV) $(RUN) tgmed-orchestrator status
 	@$(ORCH_ENV) $(RUN) tgmed-orchestrator runs --limit 5
 
+dbt-lineage: setup  ## after changing dbt models: the graph the orchestrator reads (dbt_lineage.json)
+	$(RUN) tgmed-transform lineage --out orchestrator/src/tgmed_orchestrator/dbt_lineage.json
+
 warehouse:  ## load the lake into PostgreSQL and build the marts (dbt)
 	@url="$(DB_URL)"; \
 	DATABASE_URL="$$url" $(RUN) tgmed-loader init-db && \
@@ -95,17 +110,29 @@ api: setup  ## serve the API on the embedded database (make warehouse first); do
 	@url="$${API_DATABASE_URL:-$$($(RUN) tgmed-devdb url --pgdata $(PGDATA) --user $${API_DB_USER:-tgmed_api})}"; \
 	API_DATABASE_URL="$$url" $(RUN) tgmed-api serve
 
-$(YOLO_VENV)/.installed: services/yolo/pyproject.toml services/yolo/requirements.lock
-	python3 -m venv $(YOLO_VENV)
-	$(YOLO_VENV)/bin/pip install --quiet --disable-pip-version-check \
+$(YOLO_VENV)/.installed: services/yolo/pyproject.toml services/yolo/requirements.lock services/common/pyproject.toml
+	@echo "yolo-setup: installing the detection stage's own environment ($(YOLO_VENV): torch," \
+		"ultralytics; 2-10 minutes, once; log: $(YOLO_VENV)/install.log)"
+	@python3 -m venv $(YOLO_VENV)
+	@tools/progress-run.sh "yolo-setup" $(YOLO_VENV)/install.log \
+		$(YOLO_VENV)/bin/pip install --disable-pip-version-check \
 		-c services/yolo/requirements.lock \
 		-e services/common -e "services/yolo[test]" -e services/scraper -e tools/sample
-	touch $@
+	@touch $@
 
 yolo-setup: $(YOLO_VENV)/.installed  ## the detection stage's own environment (.venv-yolo: torch, ultralytics)
 
 detect: yolo-setup  ## detect objects in lake photos (DETECT_MODEL; the shared COCO model here)
 	DETECT_MODEL=$${DETECT_MODEL:-$(DEFAULT_MODEL)} $(YOLO_VENV)/bin/tgmed-yolo detect
+
+# the browser tests (dashboard, API docs, dbt docs) drive Debian's Chromium through
+# Playwright; an Ethiopic font renders the Amharic text, an emoji font the sellers' emoji
+BROWSER_PACKAGES := chromium chromium-driver fonts-noto-core fonts-noto-color-emoji
+browser-setup:  ## Chromium and the fonts the browser tests need (Debian packages; needs root)
+	@missing=$$(for p in $(BROWSER_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then echo "installing $$missing (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 yolo-test: yolo-setup  ## the detection stage's tests (real model)
 	$(YOLO_VENV)/bin/python -m pytest services/yolo/tests
@@ -114,7 +141,7 @@ lint: setup  ## ruff lint + format check
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 
-test: lint yolo-setup  ## lint, then every test (the workspace's, then the yolo stage's)
+test: lint yolo-setup browser-setup  ## lint, then every test (the workspace's, then the yolo stage's)
 	TGMED_YOLO_BIN=$(abspath $(YOLO_VENV)/bin) DETECT_MODEL=$${DETECT_MODEL:-$(SHARED_MODEL)} $(RUN) pytest
 	$(MAKE) --no-print-directory yolo-test
 
@@ -124,12 +151,13 @@ format: setup  ## apply ruff fixes and formatting
 
 bench: setup  ## benchmarks (ratios against a baseline measured in the same run)
 	$(RUN) python bench/bench_import.py
+	$(RUN) python bench/bench_refresh.py
 	$(RUN) python bench/bench_load.py
 	$(RUN) python bench/bench_api.py
 	$(YOLO_VENV)/bin/python bench/bench_detect.py
 
-clean:  ## remove the lake, the generated sample and Dagster's local instance (not your .env)
-	rm -rf data/lake data/sample data/dagster
+clean:  ## remove the lake, the generated sample, Dagster's local instance and the logs (not your .env)
+	rm -rf data/lake data/sample data/dagster data/logs
 
 # --- containers (compose.yaml) -----------------------------------------------------------
 IMAGE_REQUIREMENTS := scraper loader transform api orchestrator

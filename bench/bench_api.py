@@ -8,7 +8,8 @@
    connections, in this process) hits each endpoint for a fixed time (in 5 round-robin
    slices) and records every request's latency; /health on the same server is the
    baseline. Goal: each analytical
-   endpoint >= 0.5x /health requests/s and p99 <= 50 ms.
+   endpoint p99 <= 50 ms and search p99 <= 100 ms, both with API_CACHE_SIZE=0 (every
+   request queries the report marts).
 
 The server runs twice: with its cache (the default; reports change only when the
 pipeline runs) and with API_CACHE_SIZE=0, so every request queries the marts. The first
@@ -53,19 +54,34 @@ FILES = 200
 ROUNDS = 5  # each endpoint is measured in this many slices, round-robin
 CLASSES = [(0, "person"), (39, "bottle"), (41, "cup"), (45, "bowl"), (67, "cell phone")]
 
+# (path, goal): "report" p99 <= 50 ms uncached, "search" (a word in at most ~1% of the
+# posts) p99 <= 100 ms, "broad" (a word in 10-40% of the posts: bounded by the page)
+# p99 <= 100 ms as well; /health is the baseline
 ENDPOINTS = [
-    "/health",
-    "/api/channels",
-    "/api/channels/bench_channel_03/activity?period=day",
-    "/api/channels/bench_channel_03/activity?period=week&from=2026-07-01&to=2026-09-30",
-    "/api/reports/top-products?limit=10",
-    "/api/reports/top-products?source=image",
-    "/api/reports/visual-content",
-    "/api/reports/prices?product=paracetamol",
-    "/api/search/messages?query=paracetamol&limit=20",
-    "/api/search/messages?query=" + quote("ፓራሲታሞል") + "&limit=20&offset=20",
-    "/api/search/messages?query=omron+blood&limit=20",
+    ("/health", "baseline"),
+    ("/api/channels", "report"),
+    ("/api/channels/bench_channel_03/activity?period=day", "report"),
+    (
+        "/api/channels/bench_channel_03/activity?period=week&from=2026-07-01&to=2026-09-30",
+        "report",
+    ),
+    ("/api/reports/top-products?limit=10", "report"),
+    ("/api/reports/top-products?limit=10&channel=bench_channel_05", "report"),
+    ("/api/reports/top-products?limit=10&from=2026-08-01&to=2026-08-31", "report"),
+    ("/api/reports/top-products?source=image", "report"),
+    ("/api/reports/visual-content", "report"),
+    ("/api/reports/visual-content?channel=bench_channel_01&from=2026-07-01", "report"),
+    ("/api/reports/prices?product=paracetamol", "report"),
+    ("/api/reports/prices?product=paracetamol&from=2026-08-01&to=2026-08-31", "report"),
+    ("/api/reports/prices/history?product=paracetamol&period=week", "report"),
+    ("/api/search/messages?query=zithromax&limit=20", "search"),  # 0.8% of the posts
+    ("/api/search/messages?query=blood+pressure&limit=20", "search"),  # 0.9%
+    ("/api/search/messages?query=" + quote("ዶቭ") + "&limit=20", "search"),  # 1.3%
+    ("/api/search/messages?query=paracetamol&limit=20", "broad"),  # 10%
+    ("/api/search/messages?query=" + quote("ፓራሲታሞል") + "&limit=20&offset=20", "broad"),  # 15%
+    ("/api/search/messages?query=birr&limit=20", "broad"),  # 41%
 ]
+GOAL_P99_MS = {"report": 50, "search": 100, "broad": 100}
 
 
 def write_detections(lake: Lake, messages: int, every: int = 50) -> int:
@@ -222,28 +238,32 @@ def merge(slices: list[dict]) -> dict:
 
 def run_phase(name: str, server: Server, clients: int, seconds: float) -> None:
     print(f"\n{name}: {clients} concurrent clients, {seconds:g}s per endpoint")
-    cold = {path: asyncio.run(request_once(server.port, path)) for path in ENDPOINTS}
+    paths = [path for path, _ in ENDPOINTS]
+    goals = dict(ENDPOINTS)
+    cold = {path: asyncio.run(request_once(server.port, path)) for path in paths}
     for path, (status, _, _) in cold.items():
         assert status == 200, (path, status)
     # round-robin slices, so a noisy neighbour on the shared cores hits every endpoint
     # alike instead of whichever was being measured at the time
     slices = [
-        {
-            path: asyncio.run(hammer(server.port, path, clients, seconds / ROUNDS))
-            for path in ENDPOINTS
-        }
+        {path: asyncio.run(hammer(server.port, path, clients, seconds / ROUNDS)) for path in paths}
         for _ in range(ROUNDS)
     ]
-    results = {path: merge([one[path] for one in slices]) for path in ENDPOINTS}
+    results = {path: merge([one[path] for one in slices]) for path in paths}
     base = results["/health"]["rps"]
-    print("| endpoint | first request ms | req/s | p50 ms | p99 ms | ratio vs /health | goal |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| endpoint | kind | first request ms | req/s | p50 ms | p99 ms | ratio vs /health | goal |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for path, r in results.items():
         ratio = r["rps"] / base
-        met = path == "/health" or (ratio >= 0.5 and r["p99"] <= 50)
+        kind = goals[path]
+        goal = "" if kind == "baseline" else f"p99 <= {GOAL_P99_MS[kind]} ms: "
+        if kind != "baseline":
+            goal += "met" if r["p99"] <= GOAL_P99_MS[kind] else "MISSED"
         print(
-            f"| `{path}` | {cold[path][2] * 1000:.1f} | {r['rps']:,.0f} | {r['p50']:.1f} | "
-            f"{r['p99']:.1f} | {ratio:.2f} | {'met' if met else 'MISSED'} |"
+            f"| `{path}` | {kind} | {cold[path][2] * 1000:.1f} | {r['rps']:,.0f} | "
+            f"{r['p50']:.1f} | {r['p99']:.1f} | {ratio:.2f} | {goal} |"
             + (f" errors: {r['errors']}" if r["errors"] else "")
         )
 
@@ -252,7 +272,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--clients", type=int, default=8, help="concurrent clients, cached phase")
+    parser.add_argument(
+        "--uncached-clients",
+        type=int,
+        default=1,
+        help="concurrent clients with API_CACHE_SIZE=0: 1 measures the latency of a cold "
+        "answer; more measures queueing on the machine's cores as well",
+    )
     parser.add_argument("--database-url", help="a database built by an earlier run: reuse it")
     parser.add_argument("--keep", type=Path, help="keep the embedded server's data here")
     parser.add_argument("--phases", default="cached,uncached")
@@ -273,11 +300,15 @@ def main() -> None:
         with psycopg.connect(api_url) as conn:
             count = conn.execute("select count(*) from marts.fct_messages").fetchone()[0]
         print(f"serving {count:,} messages through the read-only role tgmed_api")
-        phases = {"cached": {}, "uncached": {"API_CACHE_SIZE": "0"}}
+        phases = {
+            "cached": ({}, args.clients),
+            "uncached": ({"API_CACHE_SIZE": "0"}, args.uncached_clients),
+        }
         for name in args.phases.split(","):
-            server = Server(api_url, **phases[name])
+            env, clients = phases[name]
+            server = Server(api_url, **env)
             try:
-                run_phase(f"{name} server", server, args.clients, args.seconds)
+                run_phase(f"{name} server", server, clients, args.seconds)
             finally:
                 server.stop()
     finally:

@@ -4,11 +4,16 @@ Builds every image offline (deploy/offline/build.sh: engine, base images, wheelh
 `docker compose up -d --wait`, launches `telegram_pipeline` through the webserver's
 GraphQL API exactly as the UI does (the sample's Telegram Desktop exports as the
 source, the shared COCO model for detection), waits for SUCCESS, checks that every stage
-ran in its own container from its own image, asks the API for top products and a
-channel's activity, launches the job again (same marts), runs the same job in local mode
-on the same sample (the same row count in every mart), kills a stage container in the
-middle of a third run (the run fails within 2 minutes and the failure alert arrives),
-then `docker compose down -v` and checks that no container is left.
+ran in its own container from its own image, and over GraphQL that the catalog holds the
+lake, raw and every dbt model asset materialized by that run with numeric metadata and
+every dbt test as a passing check (the stages reported through Dagster Pipes from their
+containers); asks the API for top products and a channel's activity, launches the job
+again (same marts), runs the same job in local mode on the same sample (the same row
+count in every mart), launches a run from Telegram with the compose defaults (it plans
+the shipped channel list and fails on the missing credentials, not on a missing file), a
+transform with a 1 s stage timeout (stopped, fails without retry), kills a stage
+container in the middle of another run (the run fails within 2 minutes and the failure
+alert arrives), then `docker compose down -v` and checks that no container is left.
 
     python deploy/e2e.py [--skip-build] [--keep]
 
@@ -56,11 +61,31 @@ STATUS = """
 query RunStatus($runId: ID!) {
   runOrError(runId: $runId) { __typename ... on Run { status } }
 }"""
+ASSETS = """
+{
+  assetNodes {
+    assetKey { path }
+    assetMaterializations(limit: 1) {
+      runId
+      metadataEntries { label __typename }
+    }
+    assetChecksOrError {
+      ... on AssetChecks { checks { name executionForLatestMaterialization { status runId } } }
+    }
+  }
+}"""
 FAILURE_EVENTS = """
 query RunFailure($runId: ID!) {
   logsForRun(runId: $runId) {
     __typename
-    ... on EventConnection { events { __typename ... on MessageEvent { message } } }
+    ... on EventConnection {
+      events {
+        __typename
+        ... on MessageEvent { message }
+        ... on ExecutionStepFailureEvent { error { message cause { message } } }
+        ... on ExecutionStepUpForRetryEvent { error { message cause { message } } }
+      }
+    }
   }
 }"""
 
@@ -109,14 +134,17 @@ class Platform:
             raise SystemExit(f"GraphQL errors: {answer['errors']}")
         return answer["data"]
 
-    def launch(self, job: str) -> str:
+    def launch(self, job: str, run_config: dict | None = None, tags: dict | None = None) -> str:
         params = {
             "selector": {
                 "repositoryLocationName": "tgmed",
                 "repositoryName": "__repository__",
                 "jobName": job,
             },
-            "runConfigData": {},
+            "runConfigData": run_config or {},
+            "executionMetadata": {
+                "tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]
+            },
         }
         result = self.graphql(LAUNCH, {"executionParams": params})["launchRun"]
         if result["__typename"] != "LaunchRunSuccess":
@@ -138,13 +166,53 @@ class Platform:
             time.sleep(2)
         raise SystemExit(f"run {run_id} still {status} after {timeout:.0f} s")
 
+    def check_assets(self, run_id: str) -> str:
+        """The lake, raw and dbt assets materialized by the run with numeric metadata,
+        every dbt test a passing check of the run (reported through Pipes)."""
+        nodes = self.graphql(ASSETS, {})["assetNodes"]
+        by_key = {"/".join(n["assetKey"]["path"]): n for n in nodes}
+        wanted = [k for k in by_key if k.split("/")[0] in {"lake", "raw", "staging", "marts"}]
+        if len(wanted) < 20:
+            raise SystemExit(f"the catalog lacks assets: {sorted(by_key)}")
+        checks = 0
+        for key in wanted:
+            [latest] = by_key[key]["assetMaterializations"] or [None]
+            if latest is None or latest["runId"] != run_id:
+                raise SystemExit(f"{key} was not materialized by run {run_id}")
+            kinds = {e["__typename"] for e in latest["metadataEntries"]}
+            if not kinds & {"IntMetadataEntry", "FloatMetadataEntry"}:
+                raise SystemExit(f"{key}: no numeric metadata")
+            for check in by_key[key]["assetChecksOrError"].get("checks", []):
+                if check["name"] == "newest_post_per_channel":
+                    continue  # freshness of the sample's old posts: a warning, by design
+                execution = check["executionForLatestMaterialization"] or {}
+                if execution.get("status") != "SUCCEEDED" or execution.get("runId") != run_id:
+                    raise SystemExit(f"check {key}:{check['name']}: {execution}")
+                checks += 1
+        if checks < 120:  # 119 dbt tests and the quarantine checks
+            raise SystemExit(f"only {checks} passing checks")
+        return f"{len(wanted)} assets with numeric metadata, {checks} passing checks"
+
     def failure_messages(self, run_id: str) -> list[str]:
         events = self.graphql(FAILURE_EVENTS, {"runId": run_id})["logsForRun"]["events"]
-        return [e.get("message", "") for e in events if "Failure" in e["__typename"]]
+        texts = []
+        for event in events:
+            if "Failure" not in event["__typename"] and "Retry" not in event["__typename"]:
+                continue
+            texts.append(event.get("message") or "")
+            error = event.get("error") or {}
+            while error:
+                texts.append(error.get("message") or "")
+                error = error.get("cause") or {}
+        return texts
 
     def get(self, path: str) -> dict:
         with urllib.request.urlopen(self.api + path, timeout=30) as response:  # noqa: S310
             return json.load(response)
+
+    def page(self, path: str) -> str:
+        with urllib.request.urlopen(self.api + path, timeout=30) as response:  # noqa: S310
+            return response.read().decode()
 
     def stage_containers(self, run_id: str) -> list[dict]:
         ids = sh(
@@ -286,6 +354,7 @@ def main() -> int:
             if not got.startswith(image):
                 raise SystemExit(f"stage {stage} did not run in its own image {image}: {stages}")
         log(f"{len(containers)} stage containers, images: {sorted(set(stages.values()))}")
+        log(platform.check_assets(run_id))
 
         first = platform.mart_counts()
         expected_messages = sum(c["messages"] for c in truth["channels"].values())
@@ -297,6 +366,11 @@ def main() -> int:
         if not top["data"] or not activity["data"]:
             raise SystemExit(f"empty API answers: {top} {activity}")
         log(f"API: top product {top['data'][0]}, {len(activity['data'])} weeks for {channel}")
+        # the dashboard and the dbt docs the transform stage published, from the API service
+        dashboard, docs = platform.page("/dashboard/"), platform.page("/dbt-docs/")
+        if "plotly.min.js" not in dashboard or "rpt_channel_daily" not in docs:
+            raise SystemExit("the API service does not serve the dashboard and the dbt docs")
+        log(f"dashboard and dbt docs served ({len(docs):,} bytes of docs)")
 
         again = platform.launch("telegram_pipeline")
         status, seconds = platform.wait(again, timeout=1500)
@@ -311,6 +385,31 @@ def main() -> int:
             if differences(local, compose_marts):
                 raise SystemExit(f"local mode != compose: {differences(local, compose_marts)}")
             log(f"local mode and compose: the same {len(local)} marts, row for row")
+
+        # compose's default source (telegram, no credentials here): the run plans the
+        # shipped channel list (no channels file in the run container) and the scrape
+        # fails once as a configuration error
+        default = platform.launch(
+            "scrape_and_load", {"ops": {"telegram_lake": {"config": {"source": "telegram"}}}}
+        )
+        status, _ = platform.wait(default, timeout=600)
+        messages = "\n".join(platform.failure_messages(default))
+        planned = "tgmed-scraper scrape --channel chemed123 --channel lobelia4cosmetics"
+        if status != "FAILURE" or planned not in messages:
+            raise SystemExit(f"default launch: {status}\n{messages[-3000:]}")
+        if "configuration error (not retried)" not in messages or "FileNotFound" in messages:
+            raise SystemExit(f"default launch failed otherwise:\n{messages[-3000:]}")
+        log("default launch planned the shipped channels, failed on the missing credentials")
+
+        # a stage past its timeout (1 s for this run): stopped, fails without retry
+        timed = platform.launch("transform", tags={"tgmed/stage_timeout_seconds": "1"})
+        status, seconds = platform.wait(timed, timeout=600)
+        messages = "\n".join(platform.failure_messages(timed))
+        if status != "FAILURE" or "timed out: stopped after 1 s" not in messages:
+            raise SystemExit(f"timeout run: {status}\n{messages[-3000:]}")
+        if "UpForRetry" in messages or "requested a retry" in messages:
+            raise SystemExit(f"timeout run was retried:\n{messages[-3000:]}")
+        log(f"a stage past its timeout: stopped, run FAILURE in {seconds:.0f} s")
 
         # a stage container killed mid-run: the run fails, the alert arrives
         killed = platform.launch("transform")

@@ -247,8 +247,8 @@ def platform_problems(objects: list[dict[str, Any]]) -> list[str]:
             problems.append("dagster.yaml: instance_config_map must name its own ConfigMap")
         if config.get("env_secrets") or config.get("env_vars"):
             problems.append(
-                "dagster.yaml: the run launcher's env_secrets/env_vars reach every stage Job"
-                " (execute_k8s_job merges them): keep secrets out of it"
+                "dagster.yaml: the run launcher's env_secrets/env_vars reach every run worker"
+                " (and its stage launcher's environment): keep secrets out of it"
             )
     if not find(objects, "NetworkPolicy", "default-deny"):
         problems.append("NetworkPolicy default-deny is missing")

@@ -1,25 +1,39 @@
-"""The code location loads, and every job, schedule and sensor is what it should be."""
+"""The code location loads, and every asset, check, job, schedule and sensor is what it
+should be."""
 
 from __future__ import annotations
 
 import ast
+import json
+import re
 from pathlib import Path
 
 import pytest
-from dagster import Backoff, DefaultScheduleStatus, DefaultSensorStatus
+from dagster import (
+    AssetKey,
+    Backoff,
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
+    DynamicPartitionsDefinition,
+)
 from dagster._core.definitions.dependency import NodeHandle
 
 from tgmed_orchestrator.definitions import defs
-from tgmed_orchestrator.jobs import STAGE_RETRY_POLICY
+from tgmed_orchestrator.jobs import STAGE_RETRY_POLICY, stage_retry_policy
 from tgmed_orchestrator.launchers import LocalStageLauncher
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "tgmed_orchestrator"
+ROOT = PACKAGE.parents[2]
+LINEAGE = json.loads((PACKAGE / "dbt_lineage.json").read_text())
+DBT_MODELS = sorted(n["asset_key"][1] for n in LINEAGE["assets"].values() if n["kind"] == "model")
 
 
-def upstream(job, node: str) -> dict[str, set[str]]:
-    """input name -> the nodes feeding it."""
-    deps = job.graph.dependency_structure.input_to_upstream_outputs_for_node(node)
-    return {handle.input_name: {out.node_name for out in outs} for handle, outs in deps.items()}
+def key(text: str) -> AssetKey:
+    return AssetKey.from_user_string(text)
+
+
+def graph():
+    return defs.resolve_asset_graph()
 
 
 def test_definitions_load_with_every_job_schedule_and_sensor():
@@ -44,91 +58,172 @@ def test_definitions_load_with_every_job_schedule_and_sensor():
     assert all(s.execution_timezone == "UTC" for s in schedules.values())
     assert all(s.default_status == DefaultScheduleStatus.STOPPED for s in schedules.values())
     sensors = {s.name: s for s in repo.sensor_defs}
-    assert set(sensors) == {"lake_files_sensor", "run_failure_alert_sensor"}
+    assert set(sensors) == {
+        "lake_files_sensor",
+        "run_failure_alert_sensor",
+        "channel_partitions_sensor",
+    }
     assert [t.job_name for t in sensors["lake_files_sensor"].targets] == ["load_lake"]
     assert sensors["run_failure_alert_sensor"].default_status == DefaultSensorStatus.RUNNING
-    # local mode by default, its resources bound
     assert isinstance(defs.resources["launcher"], LocalStageLauncher)
     assert "alerter" in defs.resources
 
 
-def test_telegram_pipeline_graph():
-    job = defs.get_job_def("telegram_pipeline")
-    assert {n.name for n in job.graph.nodes} == {
-        "plan_scrape_op",
-        "scrape_op",
-        "init_db_op",
-        "load_messages_op",
-        "plan_detect_op",
-        "detect_op",
-        "load_detections_op",
-        "transform_op",
+def test_the_catalog_holds_the_lake_the_raw_tables_every_dbt_model_and_the_health():
+    asset_graph = graph()
+    keys = {k.to_user_string() for k in asset_graph.get_all_asset_keys()}
+    lake = {"lake/telegram_messages", "lake/telegram_media", "lake/yolo_detections"}
+    raw = {
+        "raw/telegram_messages",
+        "raw/telegram_message_observations",
+        "raw/telegram_channel_snapshots",
+        "raw/yolo_detections",
     }
-    assert upstream(job, "scrape_op") == {"item": {"plan_scrape_op"}}
-    assert upstream(job, "load_messages_op") == {"scraped": {"scrape_op"}, "ready": {"init_db_op"}}
-    assert upstream(job, "plan_detect_op") == {"scraped": {"scrape_op"}}
-    assert upstream(job, "detect_op") == {"item": {"plan_detect_op"}}
-    assert upstream(job, "load_detections_op") == {
-        "detected": {"detect_op"},
-        "after": {"load_messages_op"},
+    dbt = {"/".join(n["asset_key"]) for n in LINEAGE["assets"].values()}
+    # every model file and seed of the dbt project is an asset
+    project = Path(__file__).parents[2] / "dbt"
+    models = {p.stem for p in (project / "models").rglob("*.sql")}
+    seeds = {p.stem for p in (project / "seeds").glob("*.csv")}
+    assert set(DBT_MODELS) == models and len(dbt) == len(models) + len(seeds)
+    assert keys == lake | raw | dbt | {"monitoring/pipeline_health"}
+    groups = {
+        k.to_user_string(): asset_graph.get(k).group_name for k in asset_graph.get_all_asset_keys()
     }
-    assert upstream(job, "transform_op") == {"after": {"load_detections_op"}}
-    structure = job.graph.dependency_structure
-    # fan-out per channel and per shard, fanned back in before the loads
-    assert structure.is_dynamic_mapped("scrape_op")
-    assert structure.is_dynamic_mapped("detect_op")
-    for node, name in [("load_messages_op", "scraped"), ("load_detections_op", "detected")]:
-        node_input = job.graph.node_named(node).get_input(name)
-        assert structure.has_dynamic_fan_in_dep(node_input)
+    assert {groups[k] for k in lake} == {"lake"}
+    assert {groups[k] for k in raw} == {"raw"}
+    assert groups["staging/stg_telegram_messages"] == "staging"
+    assert groups["staging/int_message_lines"] == "intermediate"
+    assert groups["marts/fct_messages"] == "marts"
+    assert groups["marts/products"] == "seeds"
+    assert groups["monitoring/pipeline_health"] == "monitoring"
+    # channels are dynamic partitions of the lake's messages and photos
+    for name in ("lake/telegram_messages", "lake/telegram_media"):
+        partitions = asset_graph.get(key(name)).partitions_def
+        assert isinstance(partitions, DynamicPartitionsDefinition) and partitions.name == "channels"
+
+
+def upstream(name: str) -> set[str]:
+    return {k.to_user_string() for k in graph().get(key(name)).parent_keys}
+
+
+def test_lineage_runs_from_the_channel_partitions_to_the_marts():
+    assert upstream("raw/telegram_messages") == {"lake/telegram_messages", "lake/telegram_media"}
+    assert upstream("lake/yolo_detections") == {"lake/telegram_media"}
+    assert upstream("raw/yolo_detections") == {"lake/yolo_detections"}
+    assert upstream("staging/stg_telegram_messages") == {"raw/telegram_messages"}
+    assert upstream("staging/stg_yolo_detections") == {"raw/yolo_detections"}
+    assert "staging/stg_telegram_messages" in upstream("marts/fct_messages")
+    # the marts reach the channel partitions through the graph
+    for mart, source in [
+        ("marts/fct_messages", "lake/telegram_messages"),
+        ("marts/dim_channels", "lake/telegram_messages"),
+        ("marts/fct_product_prices", "lake/telegram_messages"),
+        ("marts/fct_image_detections", "lake/yolo_detections"),
+    ]:
+        assert source in ancestors(mart), mart
+
+
+def ancestors(name: str) -> set[str]:
+    asset_graph, seen, todo = graph(), set(), [key(name)]
+    while todo:
+        current = todo.pop()
+        for parent in asset_graph.get(current).parent_keys:
+            if parent.to_user_string() not in seen:
+                seen.add(parent.to_user_string())
+                todo.append(parent)
+    return seen
+
+
+def test_every_dbt_test_is_a_check_on_its_model():
+    asset_graph = graph()
+    checks = {(c.asset_key.to_user_string(), c.name) for c in asset_graph.asset_check_keys}
+    dbt_checks = {
+        ("/".join(LINEAGE["assets"][c["asset"]]["asset_key"]), c["name"])
+        for c in LINEAGE["checks"].values()
+    }
+    assert len(dbt_checks) == 167  # README: 164 data tests, 3 unit tests
+    assert dbt_checks <= checks
+    assert ("marts/fct_messages", "unique_fct_messages_message_key") in checks
+    # a source's test is checked on the model that reads the source
+    assert (
+        "staging/stg_telegram_messages",
+        "source_not_null_raw_telegram_messages_message_id",
+    ) in checks
+    assert ("raw/telegram_messages", "no_quarantined_files") in checks
+    assert ("raw/yolo_detections", "no_quarantined_files") in checks
+    assert ("raw/telegram_messages", "newest_post_per_channel") in checks
 
 
 @pytest.mark.parametrize(
-    ("name", "edges"),
+    ("name", "selected"),
     [
         (
             "scrape_and_load",
             {
-                "scrape_op": {"item": {"plan_scrape_op"}},
-                "load_messages_op": {"scraped": {"scrape_op"}, "ready": {"init_db_op"}},
+                "lake/telegram_messages",
+                "lake/telegram_media",
+                "raw/telegram_messages",
+                "raw/telegram_message_observations",
+                "raw/telegram_channel_snapshots",
             },
         ),
-        ("transform", {"transform_op": {}}),
-        (
-            "enrich",
-            {
-                "detect_op": {"item": {"plan_detect_op"}},
-                "load_detections_op": {"detected": {"detect_op"}, "after": {"init_db_op"}},
-            },
-        ),
-        (
-            "load_lake",
-            {
-                "load_messages_op": {"ready": {"init_db_op"}},
-                "load_detections_op": {"after": {"load_messages_op"}},
-                "transform_op": {"after": {"load_detections_op"}},
-            },
-        ),
-        ("pipeline_health", {"pipeline_health_op": {}}),
-        ("cleanup", {"cleanup_op": {}}),
+        ("enrich", {"lake/yolo_detections", "raw/yolo_detections"}),
+        ("pipeline_health", {"monitoring/pipeline_health"}),
     ],
 )
-def test_other_jobs_graphs(name, edges):
-    job = defs.get_job_def(name)
-    nodes = {n.name for n in job.graph.nodes}
-    assert set(edges) <= nodes
-    for node, inputs in edges.items():
-        assert upstream(job, node) == inputs, node
+def test_jobs_are_asset_selections(name, selected):
+    job = defs.resolve_job_def(name)
+    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == selected
 
 
-def test_every_stage_op_retries_with_backoff():
+def test_pipeline_transform_and_load_lake_selections():
+    everything = {k.to_user_string() for k in graph().get_all_asset_keys()}
+    dbt = {"/".join(n["asset_key"]) for n in LINEAGE["assets"].values()}
+
+    def selected(job: str) -> set[str]:
+        return {
+            k.to_user_string() for k in defs.resolve_job_def(job).asset_layer.executable_asset_keys
+        }
+
+    assert selected("telegram_pipeline") == everything - {"monitoring/pipeline_health"}
+    assert selected("transform") == dbt
+    raw = {k for k in everything if k.startswith("raw/")}
+    assert len(raw) == 4
+    assert selected("load_lake") == dbt | raw
+    for job in ("telegram_pipeline", "scrape_and_load", "transform", "enrich", "load_lake"):
+        assert defs.resolve_job_def(job).tags["tgmed/warehouse"] == "write"
+
+
+def test_every_stage_step_retries_with_backoff():
     assert STAGE_RETRY_POLICY.max_retries >= 1
     assert STAGE_RETRY_POLICY.backoff == Backoff.EXPONENTIAL
     assert STAGE_RETRY_POLICY.delay > 0
     for name in ["telegram_pipeline", "scrape_and_load", "transform", "enrich", "load_lake"]:
-        job = defs.get_job_def(name)
+        job = defs.resolve_job_def(name)
         for node in job.graph.nodes:
             handle = NodeHandle(node.name, None)
             assert job.get_retry_policy_for_handle(handle) == STAGE_RETRY_POLICY, node.name
+
+
+def test_retry_settings_are_read_through_the_settings_class_and_dotenv(tmp_path, monkeypatch):
+    """TGMED_STAGE_RETRIES in .env counts (it was read from os.environ alone)."""
+    monkeypatch.delenv("TGMED_STAGE_RETRIES", raising=False)
+    monkeypatch.delenv("TGMED_STAGE_RETRY_DELAY_SECONDS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("TGMED_STAGE_RETRIES=5\nTGMED_STAGE_RETRY_DELAY_SECONDS=7\n")
+    policy = stage_retry_policy()
+    assert (policy.max_retries, policy.delay) == (5, 7)
+
+
+def test_every_tgmed_variable_goes_through_the_settings_class():
+    """No TGMED_* (or ALERT_*, HEALTH_*) variable is read from os.environ directly."""
+    pattern = re.compile(r"""(os\.environ|getenv)\W+["'](TGMED|ALERT|HEALTH|CLEANUP)_""")
+    for path in PACKAGE.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert not pattern.search(text), f"{path.name} reads a setting from os.environ"
+        assert (
+            "TGMED_IMAGE_" not in text.replace("TGMED_IMAGE_TAG", "") or path.name == "settings.py"
+        )
 
 
 def test_orchestrator_never_imports_a_stage():
@@ -144,3 +239,11 @@ def test_orchestrator_never_imports_a_stage():
                 continue
             for name in names:
                 assert name.split(".")[0] not in stages, f"{path.name} imports {name}"
+
+
+def test_the_dbt_lineage_file_is_current():
+    """dbt_lineage.json is what `tgmed-transform lineage` reads from the project now
+    (after changing dbt models: make dbt-lineage)."""
+    from tgmed_transform.lineage import lineage_text
+
+    assert json.loads(lineage_text()) == LINEAGE, "run `make dbt-lineage`"

@@ -1,16 +1,25 @@
-"""A failing stage fails its step with the stage's own error text in the event log,
-is retried or not by the policy (ops.py), and the failure sensor posts an alert to a
-real local HTTP server, without secrets."""
+"""How a stage's outcome becomes Dagster's, local mode, real stages: a configuration
+error is not retried, a transient failure is retried with backoff, a quarantine fails
+without retry (a failed check naming the file and line) and alerts, a dbt test failure
+names the failing test (and fails its check), a stage past its timeout is stopped and
+fails. The failure sensor posts its alert to a real local HTTP server, without secrets."""
 
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
 
+import psycopg
 import pytest
 from dagster import DagsterEventType, DagsterInstance, build_run_status_sensor_context
 
 from tgmed_orchestrator.alerts import Alerter, redact_secrets
-from tgmed_orchestrator.jobs import STAGE_RETRY_POLICY, load_lake, scrape_and_load
+from tgmed_orchestrator.definitions import defs
+from tgmed_orchestrator.jobs import STAGE_RETRY_POLICY
 from tgmed_orchestrator.launchers import LocalStageLauncher
 from tgmed_orchestrator.sensors import run_failure_alert_sensor
 
@@ -19,6 +28,26 @@ from .conftest import make_sample
 
 def step_events(result, step: str, kind: DagsterEventType) -> list:
     return [e for e in result.all_events if e.step_key == step and e.event_type == kind]
+
+
+def check_evaluations(result) -> dict[tuple[str, str], object]:
+    return {
+        (e.asset_check_key.asset_key.to_user_string(), e.asset_check_key.name): e
+        for e in (
+            event.event_specific_data
+            for event in result.all_events
+            if event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION
+        )
+    }
+
+
+def run_job(name: str, instance, launcher=None, **kwargs):
+    return defs.resolve_job_def(name).execute_in_process(
+        resources={"launcher": launcher or LocalStageLauncher(), "alerter": Alerter()},
+        instance=instance,
+        raise_on_error=False,
+        **kwargs,
+    )
 
 
 def alert_for(instance, result, alerter: Alerter) -> None:
@@ -44,7 +73,18 @@ def instance(tmp_path):
         yield instance
 
 
-def test_bad_credentials_fail_the_scrape_once_and_alert(
+def import_sample(tmp_path: Path, lake: Path, posts: int = 6) -> None:
+    exports = make_sample(tmp_path / "sample", posts=posts)
+    scraper = Path(sys.executable).parent / "tgmed-scraper"
+    subprocess.run(
+        [str(scraper), "import-export", str(exports)],
+        check=True,
+        capture_output=True,
+        env={"LAKE_DIR": str(lake), "PATH": "/usr/bin:/bin"},
+    )
+
+
+def test_a_configuration_error_is_not_retried_and_alerts(
     tmp_path, monkeypatch, instance, alert_server
 ):
     monkeypatch.setenv("LAKE_DIR", str(tmp_path / "lake"))
@@ -52,26 +92,25 @@ def test_bad_credentials_fail_the_scrape_once_and_alert(
     monkeypatch.setenv("TELEGRAM_API_HASH", "0123456789abcdef-hash")
     monkeypatch.setenv("TELEGRAM_SESSION", "not-a-session-secret")
     monkeypatch.setenv("DATABASE_URL", "postgresql://tgmed:db-password-secret@127.0.0.1:9/none")
-    result = scrape_and_load.execute_in_process(
+    result = run_job(
+        "scrape_and_load",
+        instance,
         run_config={
-            "ops": {"plan_scrape_op": {"config": {"source": "telegram", "channels": ["CheMed123"]}}}
+            "ops": {"telegram_lake": {"config": {"source": "telegram", "channels": ["CheMed123"]}}}
         },
-        resources={"launcher": LocalStageLauncher(), "alerter": Alerter()},
-        instance=instance,
-        raise_on_error=False,
     )
     assert not result.success
-    step = "scrape_op[chemed123]"
+    step = "telegram_lake"
     failures = step_events(result, step, DagsterEventType.STEP_FAILURE)
     assert len(failures) == 1
     message = failures[0].event_specific_data.error.message
-    # the stage's own words (Telethon's StringSession refusing the value), exit code 2
-    assert "tgmed-scraper scrape --channel CheMed123 exited with 2" in message
+    # the stage's own words (the session checked before anything dials), exit code 2
+    assert "tgmed-scraper scrape --channel chemed123 exited with 2" in message
     assert "configuration error (not retried)" in message
-    assert "Not a valid string" in message
+    assert "TELEGRAM_SESSION is not a Telethon session string" in message
     # a configuration error is not retried: one attempt
     assert step_events(result, step, DagsterEventType.STEP_UP_FOR_RETRY) == []
-    assert step_events(result, "load_messages_op", DagsterEventType.STEP_START) == []
+    assert step_events(result, "raw_telegram", DagsterEventType.STEP_START) == []
 
     alert_for(
         instance,
@@ -87,7 +126,8 @@ def test_bad_credentials_fail_the_scrape_once_and_alert(
     assert paths == ["/bot123:bot-token-secret/sendMessage", "/hook"]
     hook = next(i["json"] for i in alert_server.received if i["path"] == "/hook")
     assert hook["job"] == "scrape_and_load" and hook["run_id"] == result.run_id
-    assert "Not a valid string" in hook["text"] and step in hook["text"]
+    assert "TELEGRAM_SESSION is not a Telethon session string" in hook["text"]
+    assert step in hook["text"]
     telegram = next(i["json"] for i in alert_server.received if i["path"] != "/hook")
     assert telegram["chat_id"] == "-100" and "scrape_and_load" in telegram["text"]
     sent = json.dumps(alert_server.received)
@@ -95,76 +135,166 @@ def test_bad_credentials_fail_the_scrape_once_and_alert(
         assert secret not in sent
 
 
-def test_a_quarantined_file_fails_the_load_without_retry_and_alerts(
+def test_a_quarantined_file_fails_the_load_without_retry_with_a_failed_check_and_alerts(
     tmp_path, monkeypatch, instance, alert_server, fresh_database
 ):
-    """The sample imported, one message file broken: the loader loads the rest, sets the
-    bad file aside and exits 1; the step fails with the loader's reason, not retried
-    (the file is gone from raw/), the run fails and the alert names the file."""
+    """One message file broken: the loader loads the rest, sets the bad file aside and
+    says so; the step fails without retry, the check `no_quarantined_files` on the raw
+    table fails naming the file and the line, the run fails and the alert names it."""
     lake = tmp_path / "lake"
-    env = {"LAKE_DIR": str(lake), "DATABASE_URL": fresh_database("quarantine")}
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    exports = make_sample(tmp_path / "sample", posts=6)
-    scraper = Path(sys.executable).parent / "tgmed-scraper"
-    subprocess.run([str(scraper), "import-export", str(exports)], check=True, capture_output=True)
+    monkeypatch.setenv("LAKE_DIR", str(lake))
+    monkeypatch.setenv("DATABASE_URL", fresh_database("quarantine"))
+    import_sample(tmp_path, lake)
     bad = sorted((lake / "raw" / "telegram_messages").rglob("*.jsonl"))[0]
-    bad.write_text('{"schema_version": 1, "channel_username": "x"\n', encoding="utf-8")
-    result = load_lake.execute_in_process(
-        resources={"launcher": LocalStageLauncher(), "alerter": Alerter()},
-        instance=instance,
-        raise_on_error=False,
-    )
+    good = bad.read_text(encoding="utf-8").splitlines()[0]
+    bad.write_text(good + '\n{"schema_version": 1, "channel_username": "x"\n', encoding="utf-8")
+    result = run_job("load_lake", instance)
     assert not result.success
-    failures = step_events(result, "load_messages_op", DagsterEventType.STEP_FAILURE)
-    assert len(failures) == 1
-    message = failures[0].event_specific_data.error.message
-    assert "tgmed-loader load messages exited with 1: partial result" in message
-    assert "quarantined=1" in message
-    assert bad.name in message  # the loader's own log line naming the file
-    assert step_events(result, "load_messages_op", DagsterEventType.STEP_UP_FOR_RETRY) == []
+    step = "raw_telegram"
+    [failure] = step_events(result, step, DagsterEventType.STEP_FAILURE)
+    message = failure.event_specific_data.error.message
+    assert "tgmed-loader load telegram exited with 1: input set aside (not retried" in message
+    assert bad.name in message and "line 2" in message
+    assert step_events(result, step, DagsterEventType.STEP_UP_FOR_RETRY) == []
     assert not bad.exists()
     assert list((lake / "quarantine").rglob(f"{bad.name}.reason.json"))
+    # the rest was loaded: the raw table's materialization, and its check failed
+    [materialization] = [
+        e.event_specific_data.materialization
+        for e in result.all_events
+        if e.event_type == DagsterEventType.ASSET_MATERIALIZATION
+        and e.asset_key.to_user_string() == "raw/telegram_messages"
+    ]
+    assert materialization.metadata["files_quarantined"].value == 1
+    assert materialization.metadata["rows_loaded"].value > 0
+    check = check_evaluations(result)[("raw/telegram_messages", "no_quarantined_files")]
+    assert not check.passed
+    files = check.metadata["files"].value
+    assert bad.name in files and "line 2" in files
 
     alert_for(instance, result, Alerter(webhook_url=f"{alert_server.url}/hook"))
     [hook] = [i["json"] for i in alert_server.received]
-    assert "load_lake" in hook["title"] and "quarantined=1" in hook["text"]
+    assert "load_lake" in hook["title"] and bad.name in hook["text"]
 
 
-def test_a_failing_stage_is_retried_with_backoff(tmp_path, monkeypatch, instance, alert_server):
-    """The database is down: the loader fails as a whole (exit 1 with an error), which
-    a retry may fix, so the step runs 1 + max_retries times, then fails with the
+def test_a_transient_failure_is_retried_with_backoff(tmp_path, monkeypatch, instance):
+    """The database is down: the loader says `transient` (psycopg's OperationalError),
+    so the step runs 1 + max_retries times with growing waits, then fails with the
     loader's own error."""
     monkeypatch.setenv("LAKE_DIR", str(tmp_path / "lake"))
     monkeypatch.setenv("DATABASE_URL", f"postgresql://tgmed@/tgmed?host={tmp_path}/no-server")
-    result = load_lake.execute_in_process(
-        resources={"launcher": LocalStageLauncher(), "alerter": Alerter()},
-        instance=instance,
-        raise_on_error=False,
-    )
+    result = run_job("load_lake", instance)
     assert not result.success
-    retries = step_events(result, "init_db_op", DagsterEventType.STEP_UP_FOR_RETRY)
+    step = "raw_telegram"
+    retries = step_events(result, step, DagsterEventType.STEP_UP_FOR_RETRY)
     assert len(retries) == STAGE_RETRY_POLICY.max_retries == 2
-    starts = step_events(result, "init_db_op", DagsterEventType.STEP_START)
-    restarts = step_events(result, "init_db_op", DagsterEventType.STEP_RESTARTED)
+    starts = step_events(result, step, DagsterEventType.STEP_START)
+    restarts = step_events(result, step, DagsterEventType.STEP_RESTARTED)
     assert len(starts) + len(restarts) == 3
-    [failure] = step_events(result, "init_db_op", DagsterEventType.STEP_FAILURE)
+    [failure] = step_events(result, step, DagsterEventType.STEP_FAILURE)
     error = failure.event_specific_data.error
     assert error.message.strip() == "Exceeded max_retries of 2"
-    message = error.cause.message  # shown under it in the event log
-    assert "tgmed-loader init-db exited with 1: stage failed" in message
+    message = error.cause.message
+    assert "tgmed-loader init-db exited with 1: transient failure (retried with backoff)" in message
     assert "no-server" in message  # psycopg's own words, through the stage
-    # backoff: the second wait is longer than the first
     waits = [e.event_specific_data.seconds_to_wait for e in retries]
     assert waits[1] > waits[0] > 0
-    alert_for(instance, result, Alerter(webhook_url=f"{alert_server.url}/hook"))
-    [hook] = [i["json"] for i in alert_server.received]
-    assert "Exceeded max_retries of 2\ncaused by: " in hook["text"]
-    assert "tgmed-loader init-db exited with 1: stage failed: OperationalError" in hook["text"]
+
+
+class SilentServer:
+    """Accepts TCP connections and never answers: a database that hangs."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.port = self.sock.getsockname()[1]
+        self.connections: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections.append(conn)
+
+    def closed_by_peer(self) -> bool:
+        """Every connection was closed by the client (the stage is gone)."""
+        for conn in self.connections:
+            conn.settimeout(5)
+            try:
+                if conn.recv(65536) != b"":
+                    while conn.recv(65536):
+                        pass
+            except OSError:
+                return False
+        return bool(self.connections)
+
+
+def test_a_stage_past_its_timeout_is_stopped_and_fails_without_retry(
+    tmp_path, monkeypatch, instance
+):
+    """init-db against a server that never answers hangs: after the stage's timeout it
+    is stopped (its connection closes) and the step fails once, saying so."""
+    server = SilentServer()
+    monkeypatch.setenv("LAKE_DIR", str(tmp_path / "lake"))
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://tgmed:pw@127.0.0.1:{server.port}/tgmed")
+    launcher = LocalStageLauncher(timeout_seconds=3600, stage_timeouts={"load": 4})
+    result = run_job("load_lake", instance, launcher=launcher)
+    assert not result.success
+    step = "raw_telegram"
+    [failure] = step_events(result, step, DagsterEventType.STEP_FAILURE)
+    message = failure.event_specific_data.error.message
+    assert "tgmed-loader init-db exited with 124: timed out: stopped after 4 s" in message
+    assert step_events(result, step, DagsterEventType.STEP_UP_FOR_RETRY) == []
+    assert server.connections, "the stage never reached the server"
+    assert server.closed_by_peer()
+
+
+def test_a_dbt_test_failure_names_the_test_and_fails_its_check(
+    tmp_path, monkeypatch, instance, fresh_database
+):
+    """A message with negative views in raw: dbt's test non_negative on the staging
+    model fails; the step fails naming it (not retried), and the check of that name on
+    staging/stg_telegram_messages is a failed check."""
+    lake = tmp_path / "lake"
+    url = fresh_database("dbtfail")
+    monkeypatch.setenv("LAKE_DIR", str(lake))
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "dbt-target"))
+    monkeypatch.setenv("DBT_LOG_PATH", str(tmp_path / "dbt-target" / "logs"))
+    import_sample(tmp_path, lake)
+    loader = Path(sys.executable).parent / "tgmed-loader"
+    subprocess.run([str(loader), "load", "messages"], check=True, capture_output=True)
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "update raw.telegram_messages set record = jsonb_set(record, '{views}', '-7')"
+            " where message_id = (select min(message_id) from raw.telegram_messages)"
+        )
+    result = run_job("transform", instance)
+    assert not result.success
+    [failure] = step_events(result, "dbt_models", DagsterEventType.STEP_FAILURE)
+    message = failure.event_specific_data.error.message
+    assert "tgmed-transform build exited with 1: the stage failed (not retried)" in message
+    assert "test.tgmed.non_negative_stg_telegram_messages_view_count" in message
+    assert step_events(result, "dbt_models", DagsterEventType.STEP_UP_FOR_RETRY) == []
+    checks = check_evaluations(result)
+    failed = checks[
+        ("staging/stg_telegram_messages", "non_negative_stg_telegram_messages_view_count")
+    ]
+    assert not failed.passed
+    assert failed.metadata["failing_rows"].value >= 1
+    passed = checks[("staging/stg_telegram_messages", "unique_stg_telegram_messages_message_key")]
+    assert passed.passed
+    # what dbt built before the failure is recorded as materialized
+    materialized = {
+        e.event_specific_data.materialization.asset_key.to_user_string()
+        for e in result.all_events
+        if e.event_type == DagsterEventType.ASSET_MATERIALIZATION
+    }
+    assert "staging/stg_telegram_messages" in materialized
 
 
 def test_redaction_masks_known_secrets_and_url_passwords(monkeypatch):
@@ -175,17 +305,26 @@ def test_redaction_masks_known_secrets_and_url_passwords(monkeypatch):
     assert text == "failed: postgresql://u:***@host/db and ***, https://x.org/path"
 
 
-@pytest.mark.parametrize(("code", "retried"), [(137, False), (143, False), (1, True), (2, False)])
-def test_a_stage_killed_from_outside_is_not_retried(code, retried):
-    """docker kill (137), a stop (143) or the OOM killer: a person is alerted instead of
-    the same step running into the same wall; a crash (1 without a summary) is retried."""
-    from dagster import Failure, build_op_context
-
+@pytest.mark.parametrize(
+    ("code", "outcome", "retried", "words"),
+    [
+        (137, None, False, "killed from outside"),
+        (143, None, False, "killed from outside"),
+        (1, None, True, "without reporting an outcome"),
+        (2, None, False, "usage or configuration error"),
+        (1, "transient", True, "transient"),
+        (1, "set_aside", False, "input set aside"),
+        (2, "config_error", False, "configuration error"),
+        (1, "failed", False, "the stage failed"),
+        (124, None, False, "timed out"),
+    ],
+)
+def test_what_each_outcome_means(code, outcome, retried, words):
     from tgmed_orchestrator import stages
-    from tgmed_orchestrator.launchers import StageResult
-    from tgmed_orchestrator.ops import finish
+    from tgmed_orchestrator.launchers import StageRun
+    from tgmed_orchestrator.outcomes import failure
 
-    with pytest.raises(Failure) as failure:
-        finish(build_op_context(), stages.transform(), StageResult(code, None, ["working"]))
-    assert failure.value.allow_retries is retried
-    assert ("killed from outside" in failure.value.description) is (code in {137, 143})
+    run = StageRun(stages.transform(), exit_code=code, outcome=outcome, timeout_seconds=60)
+    made = failure(run)
+    assert made.allow_retries is retried
+    assert words in made.description

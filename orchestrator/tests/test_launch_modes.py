@@ -1,28 +1,37 @@
-"""Docker and Kubernetes launch modes: the container and the Job each stage gets are
-asserted here (docker client and Kubernetes API patched; the V1Job validated against
-the Kubernetes schema); they run for real in the containers and k8s issues."""
+"""Docker and Kubernetes launch modes through their Pipes clients. The docker client
+and the Kubernetes API are patched (no engine or cluster in unit tests), but the stage
+itself is real: the container or pod the client asks for is run here as a process, with
+exactly the environment and command it was given (its mounts mapped to folders), and
+its output is what the client reads back, so the Pipes round trip (context in, log
+lines, materializations and the outcome out) is the real one. The pod spec is validated
+strictly against the Kubernetes 1.33 schema. Docker runs for real in `make e2e`."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from unittest import mock
 
 import kubernetes_validate
 import pytest
-from dagster import DagsterInstance, build_op_context
-from dagster._config import process_config
-from dagster_docker.ops.docker_container_op import DOCKER_CONTAINER_OP_CONFIG
-from dagster_k8s.ops.k8s_job_op import K8S_JOB_OP_CONFIG
+from dagster import AssetKey, DagsterEventType, DagsterInstance, build_op_context, job, op
 from kubernetes.client import ApiClient
 
 from tgmed_orchestrator import stages
-from tgmed_orchestrator.jobs import enrich
-from tgmed_orchestrator.jobs import transform as transform_job
+from tgmed_orchestrator.alerts import Alerter
+from tgmed_orchestrator.definitions import defs
 from tgmed_orchestrator.launchers import (
     STAGE_LABEL,
     DockerStageLauncher,
     K8sStageLauncher,
+    LocalStageLauncher,
     launcher_from_settings,
 )
+
+from .conftest import make_sample
 
 ENV = {
     "DATABASE_URL": "postgresql://tgmed:s3cret-pass@db:5432/tgmed",
@@ -32,6 +41,7 @@ ENV = {
     "DETECT_MODEL": "/models/yolov8n.onnx",
     "DETECT_BATCH_SIZE": "8",
 }
+BIN = Path(sys.executable).parent
 
 
 @pytest.fixture
@@ -54,42 +64,58 @@ def test_docker_configuration_per_stage(stage_env):
     launcher = docker_launcher(exports_volume="tgmed-exports", models_volume="tgmed-models")
     context = build_op_context()
     configs = {
-        "scrape": launcher.container_config(context, stages.scrape_telegram("CheMed123")),
+        "scrape": launcher.container_config(context, stages.scrape_telegram(["CheMed123", "b"])),
         "export": launcher.container_config(
-            context, stages.scrape_export(launcher.export_path("/x", "CheMed123"), "CheMed123")
+            context, stages.scrape_export(launcher.export_path("/x", "CheMed123"), "chemed123")
         ),
         "detect": launcher.container_config(context, stages.detect(1, 4)),
         "load": launcher.container_config(context, stages.load("messages")),
         "transform": launcher.container_config(context, stages.transform()),
     }
-    for config in configs.values():  # the docker_container_op configuration schema
-        assert process_config(DOCKER_CONTAINER_OP_CONFIG, config).success
-        assert config["networks"] == ["tgmed"]
-        assert config["container_kwargs"]["volumes"]["tgmed-lake"] == {
-            "bind": "/lake",
-            "mode": "rw",
-        }
-        assert config["env_vars"][0] == "LAKE_DIR=/lake"
-        assert config["container_kwargs"]["labels"][STAGE_LABEL] in stages.STAGES
+    for config in configs.values():
+        kwargs = config["container_kwargs"]
+        assert kwargs["network"] == "tgmed"
+        assert kwargs["volumes"]["tgmed-lake"] == {"bind": "/lake", "mode": "rw"}
+        assert config["env"]["LAKE_DIR"] == "/lake"
+        assert kwargs["labels"][STAGE_LABEL] in stages.STAGES
+        # every stage runs under its timeout, in the container
+        assert config["command"][:3] == ["timeout", "--kill-after=15", "3600"]
+        assert "/var/run/docker.sock" not in str(kwargs)
     scrape, export, detect = configs["scrape"], configs["export"], configs["detect"]
     assert scrape["image"] == "tgmed-scraper:latest"
-    assert scrape["command"] == ["tgmed-scraper", "scrape", "--channel", "CheMed123"]
-    assert scrape["env_vars"][1:] == ["TELEGRAM_API_ID", "TELEGRAM_API_HASH", "TELEGRAM_SESSION"]
-    assert export["command"] == [
+    # all Telegram channels in one process: one session
+    assert scrape["command"][3:] == [
+        "tgmed-scraper",
+        "scrape",
+        "--channel",
+        "CheMed123",
+        "--channel",
+        "b",
+    ]
+    assert sorted(scrape["env"]) == [
+        "LAKE_DIR",
+        "TELEGRAM_API_HASH",
+        "TELEGRAM_API_ID",
+        "TELEGRAM_SESSION",
+    ]
+    assert export["command"][3:] == [
         "tgmed-scraper",
         "import-export",
         "/exports/CheMed123",
         "--channel",
-        "CheMed123",
+        "chemed123",
     ]
     assert export["container_kwargs"]["volumes"]["tgmed-exports"] == {
         "bind": "/exports",
         "mode": "ro",
     }
-    assert "TELEGRAM_SESSION" not in export["env_vars"]  # an import needs no credentials
     assert detect["image"] == "tgmed-yolo:latest"
-    assert detect["command"] == ["tgmed-yolo", "detect", "--shard", "1/4"]
-    assert detect["env_vars"][1:] == ["DETECT_MODEL", "DETECT_BATCH_SIZE"]
+    assert detect["command"][3:] == ["tgmed-yolo", "detect", "--shard", "1/4"]
+    assert detect["env"] == {
+        "LAKE_DIR": "/lake",
+        "DETECT_MODEL": "/models/yolov8n.onnx",
+        "DETECT_BATCH_SIZE": "8",
+    }
     assert detect["container_kwargs"]["device_requests"] == [
         {"driver": "nvidia", "count": -1, "capabilities": [["gpu"]]}
     ]
@@ -101,82 +127,203 @@ def test_docker_configuration_per_stage(stage_env):
         assert "device_requests" not in configs[name]["container_kwargs"]
         assert "tgmed-models" not in configs[name]["container_kwargs"]["volumes"]
     assert configs["load"]["image"] == "tgmed-loader:latest"
-    assert configs["load"]["env_vars"][1:] == ["DATABASE_URL"]
-    assert configs["transform"]["command"] == ["tgmed-transform", "build"]
-    assert configs["transform"]["env_vars"][1:] == ["DATABASE_URL"]
+    assert sorted(configs["load"]["env"]) == ["DATABASE_URL", "LAKE_DIR"]
+    assert sorted(configs["transform"]["env"]) == ["DATABASE_URL", "LAKE_DIR"]
     # no stage sees another stage's secret
-    assert "DATABASE_URL" not in scrape["env_vars"] + detect["env_vars"]
-    assert "TELEGRAM_SESSION" not in configs["load"]["env_vars"]
+    assert "DATABASE_URL" not in {**scrape["env"], **detect["env"], **export["env"]}
+    assert "TELEGRAM_SESSION" not in configs["load"]["env"]
+
+
+def test_an_export_import_gets_no_telegram_variable_in_any_mode(stage_env, tmp_path):
+    """It reads files someone sent: with the Telegram credentials set for the scrape,
+    the import still gets none of them (docker env, k8s Secrets, local environment)."""
+    command = stages.scrape_export("/exports/a", "a")
+    docker_env = docker_launcher(exports_volume="x").container_config(build_op_context(), command)[
+        "env"
+    ]
+    assert not {"TELEGRAM_API_ID", "TELEGRAM_API_HASH", "TELEGRAM_SESSION"} & set(docker_env)
+    k8s = k8s_launcher(exports_claim="x").pod_config(build_op_context(), command)
+    container = k8s["base_pod_spec"]["containers"][0]
+    assert {"secret_ref": {"name": "tgmed-telegram"}} not in container["env_from"]
+    assert all("TELEGRAM" not in item["name"] for item in container["env"])
+    # local: the same command line, the child's environment without them
+    local = LocalStageLauncher()
+    argv = local.argv(command, 60)
+    probe = [
+        *argv[: argv.index("timeout")],
+        sys.executable,
+        "-c",
+        "import os; print(sorted(os.environ))",
+    ]
+    seen = subprocess.run(probe, capture_output=True, text=True, check=True).stdout
+    assert "TELEGRAM" not in seen and "DATABASE_URL" in seen
+    assert "TELEGRAM_SESSION" in os.environ  # only the child lost them
 
 
 def test_docker_mode_without_gpu_and_exports(stage_env):
     launcher = docker_launcher(gpu_stages=[])
     context = build_op_context()
-    assert (
-        "device_requests"
-        not in launcher.container_config(context, stages.detect(0, 1))["container_kwargs"]
-    )
+    kwargs = launcher.container_config(context, stages.detect(0, 1))["container_kwargs"]
+    assert "device_requests" not in kwargs
     with pytest.raises(Exception, match="TGMED_DOCKER_EXPORTS_VOLUME"):
         launcher.container_config(context, stages.scrape_export("/exports/a", "a"))
 
 
-def fake_container(lines: list[bytes], code: int):
-    container = mock.MagicMock()
-    container.logs.side_effect = lambda **kw: iter(lines) if kw.get("stream") else lines[-1]
-    container.wait.return_value = {"StatusCode": code}
-    return container
-
-
-def test_enrich_job_in_docker_mode_runs_containers(stage_env):
-    """The enrich job, docker mode, two shards: one container per shard with its
-    command, and each stage's summary as the step's metadata."""
-    client = mock.MagicMock()
-    outputs = {
-        "tgmed-yolo": b'{"stage": "detect", "images": 3, "objects": 7}\n',
-        "init-db": b'{"stage": "init-db"}\n',
-        "load": b'{"stream": "detections", "rows": 6, "quarantined": 0}\n',
-    }
-    client.containers.create.side_effect = lambda image, **kw: fake_container(
-        [b"working\n", outputs.get(kw["command"][0]) or outputs[kw["command"][1]]], 0
+def run_as_container(
+    command: list[str], env: dict[str, str], mounts: dict[str, Path]
+) -> list[bytes]:
+    """What the container (or pod) would print: the stage run here with exactly the
+    given environment (mount points mapped to folders) and command."""
+    mapped = {}
+    for name, value in env.items():
+        for mount, folder in mounts.items():
+            if value.startswith(mount):
+                value = str(folder) + value[len(mount) :]
+        mapped[name] = value
+    argv = []
+    for part in command:
+        for mount, folder in mounts.items():
+            if part.startswith(mount):
+                part = str(folder) + part[len(mount) :]
+        argv.append(part)
+    argv[argv.index("tgmed-scraper")] = str(BIN / "tgmed-scraper")
+    done = subprocess.run(
+        argv,
+        env={**mapped, "PATH": "/usr/bin:/bin"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        check=False,
     )
+    return done.stdout.splitlines(keepends=True)
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory) -> Path:
+    return make_sample(tmp_path_factory.mktemp("exports"), posts=4)
+
+
+def test_docker_mode_runs_each_import_in_its_own_container_through_pipes(
+    stage_env, tmp_path, exports
+):
+    """scrape_and_load's lake step, docker mode, export source: one container per
+    channel, created with only the stage's variables and volumes; the stage (run here
+    as that container) reports through Pipes, and its counts become the per-channel
+    partitions' metadata."""
+    lake = tmp_path / "lake"
+    created = []
+
+    def create(image, command, detach, environment, **kwargs):
+        created.append({"image": image, "command": command, "environment": environment, **kwargs})
+        lines = run_as_container(command, environment, {"/lake": lake, "/exports": exports})
+        container = mock.MagicMock()
+        container.logs.side_effect = lambda **kw: iter(lines)
+        container.wait.return_value = {"StatusCode": 0}
+        return container
+
+    client = mock.MagicMock()
+    client.containers.create.side_effect = create
+    launcher = docker_launcher(exports_volume="tgmed-exports")
+    job_def = defs.resolve_job_def("scrape_and_load")
     with mock.patch("docker.client.from_env", return_value=client):
-        result = enrich.execute_in_process(
-            resources={"launcher": docker_launcher()},
-            run_config={"ops": {"plan_detect_op": {"config": {"shards": 2}}}},
+        result = job_def.execute_in_process(
+            resources={"launcher": launcher, "alerter": Alerter()},
+            run_config={
+                "ops": {
+                    "telegram_lake": {"config": {"source": "export", "export_root": str(exports)}}
+                }
+            },
             instance=DagsterInstance.ephemeral(),
+            op_selection=["telegram_lake"],
         )
     assert result.success
-    calls = [c.kwargs for c in client.containers.create.call_args_list]
-    images = sorted(c.args[0] for c in client.containers.create.call_args_list)
-    assert images == ["tgmed-loader:latest"] * 2 + ["tgmed-yolo:latest"] * 2
-    detect_calls = [c for c in calls if c["command"][0] == "tgmed-yolo"]
-    assert sorted(c["command"][-1] for c in detect_calls) == ["0/2", "1/2"]
-    for call in detect_calls:
+    assert len(created) == 3  # one container per channel's export
+    for call in created:
+        assert call["image"] == "tgmed-scraper:latest"
         assert call["network"] == "tgmed"
-        assert call["environment"] == {
-            "LAKE_DIR": "/lake",
-            "DETECT_MODEL": "/models/yolov8n.onnx",
-            "DETECT_BATCH_SIZE": "8",
-        }
-        assert call["volumes"] == {"tgmed-lake": {"bind": "/lake", "mode": "rw"}}
-        assert call["device_requests"][0]["capabilities"] == [["gpu"]]
-        assert call["labels"][STAGE_LABEL] == "detect"
-    assert len({c["name"] for c in calls}) == 4  # a container name per invocation
-    shard = result.output_for_node("detect_op")
-    assert shard == {
-        "shard_0": {"stage": "detect", "images": 3, "objects": 7},
-        "shard_1": {
-            "stage": "detect",
-            "images": 3,
-            "objects": 7,
+        assert set(call["volumes"]) == {"tgmed-lake", "tgmed-exports"}
+        names = set(call["environment"])
+        assert names - {"LAKE_DIR"} == {"DAGSTER_PIPES_CONTEXT", "DAGSTER_PIPES_MESSAGES"}
+    materialized = {
+        (
+            e.asset_key.to_user_string(),
+            e.event_specific_data.materialization.partition,
+        ): e.event_specific_data.materialization.metadata
+        for e in result.all_events
+        if e.event_type == DagsterEventType.ASSET_MATERIALIZATION
+    }
+    channels = {"chemed123", "lobelia4cosmetics", "tikvahpharma"}
+    per_channel = {
+        c: materialized[("lake/telegram_messages", c)]["messages"].value for c in channels
+    }
+    assert all(count > 0 for count in per_channel.values())
+    assert materialized[("lake/telegram_messages", None)]["messages_written"].value == sum(
+        per_channel.values()
+    )
+    assert len(list((lake / "raw" / "telegram_messages").rglob("*.jsonl"))) > 0
+
+
+def test_execute_docker_container_merges_the_run_launcher_and_pipes_docker_does_not(
+    stage_env, monkeypatch
+):
+    """Why the design's docker_container_op is not used: execute_docker_container, under
+    a DockerRunLauncher whose env holds Dagster's storage URL (with its password) and
+    whose volumes hold docker.sock, gives both to the stage container; the stage
+    launcher (PipesDockerClient) under the same instance gives neither."""
+    from dagster import instance_for_test
+    from dagster_docker import execute_docker_container
+
+    monkeypatch.setenv("DAGSTER_PG_URL", "postgresql://dagster:storage-password@pg/dagster")
+    captured = []
+
+    def create(image, **kwargs):
+        captured.append(kwargs)
+        container = mock.MagicMock()
+        container.logs.side_effect = lambda **kw: iter([b'{"stage": "load"}\n'])
+        container.wait.return_value = {"StatusCode": 0}
+        return container
+
+    client = mock.MagicMock()
+    client.containers.create.side_effect = create
+
+    @op
+    def design_op(context):
+        execute_docker_container(
+            context, image="tgmed-loader:latest", command=["tgmed-loader", "init-db"]
+        )
+
+    @op
+    def our_op(context):
+        docker_launcher().launch(context, stages.init_db())
+
+    @job
+    def both():
+        design_op()
+        our_op()
+
+    launcher_config = {
+        "module": "dagster_docker",
+        "class": "DockerRunLauncher",
+        "config": {
+            "network": "tgmed",
+            "env_vars": ["DAGSTER_PG_URL"],
+            "container_kwargs": {"volumes": ["/var/run/docker.sock:/var/run/docker.sock"]},
         },
     }
-    meta = next(
-        e.event_specific_data.metadata
-        for e in result.all_node_events
-        if e.step_key == "load_detections_op" and e.event_type_value == "STEP_OUTPUT"
+    with (
+        instance_for_test(overrides={"run_launcher": launcher_config}) as instance,
+        mock.patch("docker.client.from_env", return_value=client),
+    ):
+        assert both.execute_in_process(instance=instance).success
+    design, ours = captured
+    design_env = design["environment"]
+    design_env = (
+        design_env if isinstance(design_env, dict) else dict(e.split("=", 1) for e in design_env)
     )
-    assert meta["rows"].value == 6
+    assert "storage-password" in design_env.get("DAGSTER_PG_URL", "")
+    assert "/var/run/docker.sock" in str(design.get("volumes"))
+    assert "DAGSTER_PG_URL" not in ours["environment"]
+    assert "storage-password" not in str(ours)
+    assert "/var/run/docker.sock" not in str(ours.get("volumes"))
 
 
 def test_docker_prune_removes_only_exited_stage_containers():
@@ -196,168 +343,185 @@ def k8s_launcher(**overrides) -> K8sStageLauncher:
     return K8sStageLauncher(**{"namespace": "tgmed", "gpu_stages": ["detect"], **overrides})
 
 
-def test_k8s_configuration_per_stage():
-    launcher = k8s_launcher(exports_claim="tgmed-exports", models_claim="tgmed-models")
-    context = build_op_context()
-    detect = launcher.job_config(context, stages.detect(0, 2))
-    load = launcher.job_config(context, stages.load("messages"))
-    scrape = launcher.job_config(
-        context, stages.scrape_export(launcher.export_path("/x", "lobelia"), "lobelia")
+def test_k8s_pod_configuration_per_stage():
+    launcher = k8s_launcher(
+        exports_claim="tgmed-exports",
+        models_claim="tgmed-models",
+        service_account_name="tgmed-runner",
     )
-    schema_keys = set(K8S_JOB_OP_CONFIG)
-    local_keys = {"load_incluster_config", "kubeconfig_file", "k8s_job_name"}
-    local_keys.add("delete_failed_k8s_jobs")
+    context = build_op_context()
+    detect = launcher.pod_config(context, stages.detect(0, 2))
+    load = launcher.pod_config(context, stages.load("messages"))
+    scrape = launcher.pod_config(context, stages.scrape_telegram(["a", "b"]))
     for config in (detect, load, scrape):
-        assert set(config) - local_keys <= schema_keys
+        spec = config["base_pod_spec"]
+        container = spec["containers"][0]
         assert config["namespace"] == "tgmed"
-        assert config["env_config_maps"] == ["tgmed-config"]
-        assert config["env_vars"] == ["LAKE_DIR=/lake"]
-        assert config["volumes"][:2] == [
+        assert container["env_from"][0] == {"config_map_ref": {"name": "tgmed-config"}}
+        assert container["env"] == [{"name": "LAKE_DIR", "value": "/lake"}]
+        assert spec["volumes"][:2] == [
             {"name": "lake", "persistent_volume_claim": {"claim_name": "tgmed-lake"}},
             {"name": "tmp", "empty_dir": {}},
         ]
-        assert config["volume_mounts"][:2] == [
+        assert container["volume_mounts"][:2] == [
             {"name": "lake", "mount_path": "/lake"},
             {"name": "tmp", "mount_path": "/tmp"},
         ]
-        assert config["job_spec_config"]["backoff_limit"] == 0  # Dagster retries
-        assert config["pod_spec_config"]["automount_service_account_token"] is False
-        assert config["pod_spec_config"]["security_context"]["run_as_non_root"] is True
-        security = config["container_config"]["security_context"]
+        assert spec["restart_policy"] == "Never"
+        assert spec["service_account_name"] == "tgmed-runner"
+        assert spec["active_deadline_seconds"] > 3600  # the in-container timeout's backstop
+        assert config["command"][:3] == ["timeout", "--kill-after=15", "3600"]
+        # secure by default: no API token, non-root, read-only root filesystem
+        assert spec["automount_service_account_token"] is False
+        assert spec["security_context"]["run_as_non_root"] is True
+        assert spec["security_context"]["seccomp_profile"] == {"type": "RuntimeDefault"}
+        security = container["security_context"]
         assert security["read_only_root_filesystem"] is True
         assert security["allow_privilege_escalation"] is False
-        assert {"cpu", "memory"} <= set(config["resources"]["limits"])
-        assert {"cpu", "memory"} <= set(config["resources"]["requests"])
-        assert config["delete_failed_k8s_jobs"] is False  # the exit code is read first
+        assert security["capabilities"] == {"drop": ["ALL"]}
+        assert {"cpu", "memory"} <= set(container["resources"]["limits"])
+        assert {"cpu", "memory"} <= set(container["resources"]["requests"])
     assert detect["image"] == "tgmed-yolo:latest"
-    assert detect["command"] == ["tgmed-yolo", "detect", "--shard", "0/2"]
-    assert detect["resources"]["limits"] == {"cpu": "4", "memory": "6Gi", "nvidia.com/gpu": "1"}
-    assert detect["env_secrets"] == []
-    assert detect["volumes"][2] == {
-        "name": "models",
-        "persistent_volume_claim": {"claim_name": "tgmed-models"},
-    }
-    assert detect["volume_mounts"][2] == {
-        "name": "models",
-        "mount_path": "/models",
-        "read_only": True,
-    }
-    assert load["image"] == "tgmed-loader:latest"
-    assert load["env_secrets"] == ["tgmed-database"]
-    assert "nvidia.com/gpu" not in load["resources"]["limits"]
-    assert [v["name"] for v in load["volumes"]] == ["lake", "tmp"]
-    assert load["k8s_job_name"].startswith("tgmed-load-messages-")
-    assert scrape["command"] == [
-        "tgmed-scraper",
-        "import-export",
-        "/exports/lobelia",
-        "--channel",
-        "lobelia",
-    ]
-    assert scrape["env_secrets"] == []  # an import needs no Telegram credentials
-    assert scrape["volume_mounts"][2] == {
-        "name": "exports",
-        "mount_path": "/exports",
-        "read_only": True,
-    }
-
-
-def job_client(log_lines: list[str]):
-    """A mocked dagster-k8s client whose Job has one pod that printed `log_lines`."""
-    client = mock.MagicMock()
-    pod = mock.MagicMock()
-    pod.metadata.name = "tgmed-detect-pod"
-    client.wait_for_job_to_have_pods.return_value = [pod]
-    watch = mock.MagicMock()
-    watch.return_value.stream.side_effect = lambda *a, **kw: iter(list(log_lines))
-    return client, watch
-
-
-def test_k8s_mode_creates_a_valid_job_and_reads_the_summary():
-    """A stage op in k8s mode: the V1Job it submits passes the Kubernetes 1.25-1.33
-    schemas strictly, the pod's log lines reach the Dagster log, and its last line
-    becomes the step's summary."""
-    client, watch = job_client(["loading model", '{"stage": "detect", "images": 5, "objects": 9}'])
-    instance = DagsterInstance.ephemeral()
-    with (
-        mock.patch("kubernetes.config.load_incluster_config") as incluster,
-        mock.patch(
-            "dagster_k8s.ops.k8s_job_op.DagsterKubernetesClient.production_client",
-            return_value=client,
-        ),
-        mock.patch("kubernetes.watch.Watch", watch),
-    ):
-        result = enrich.execute_in_process(
-            resources={"launcher": k8s_launcher(service_account_name="tgmed-stage")},
-            run_config={"ops": {"plan_detect_op": {"config": {"shards": 3}}}},
-            instance=instance,
-            op_selection=["plan_detect_op", "detect_op"],
-        )
-    assert result.success
-    output = result.output_for_node("detect_op")["shard_1"]
-    assert incluster.call_count == 3
-    assert output == {"stage": "detect", "images": 5, "objects": 9}
-    messages = [
-        event.message
-        for event in instance.all_logs(result.run_id)
-        if event.step_key == "detect_op[shard_1]"
-    ]
-    assert "[detect:1-of-3] loading model" in messages  # the UI shows the stage's lines
-    jobs = [c.args for c in client.batch_api.create_namespaced_job.call_args_list]
-    assert [namespace for namespace, _ in jobs] == ["tgmed"] * 3
-    manifests = [ApiClient().sanitize_for_serialization(job) for _, job in jobs]
-    for manifest in manifests:
-        for version in ("1.25", "1.29", "1.33"):
-            kubernetes_validate.validate(manifest, version, strict=True)
-    names = {m["metadata"]["name"] for m in manifests}
-    assert len(names) == 3  # one Job per shard
-    assert all(name.startswith("tgmed-detect-") and len(name) <= 63 for name in names)
-    manifest = next(
-        m
-        for m in manifests
-        if m["spec"]["template"]["spec"]["containers"][0]["command"][-1] == "1/3"
-    )
-    pod_spec = manifest["spec"]["template"]["spec"]
-    container = pod_spec["containers"][0]
-    assert container["image"] == "tgmed-yolo:latest"
-    assert container["command"] == ["tgmed-yolo", "detect", "--shard", "1/3"]
-    assert container["resources"]["limits"] == {
+    assert detect["base_pod_spec"]["containers"][0]["resources"]["limits"] == {
         "cpu": "4",
         "memory": "6Gi",
         "nvidia.com/gpu": "1",
     }
-    assert {"name": "LAKE_DIR", "value": "/lake"} in container["env"]
-    assert container["envFrom"] == [{"configMapRef": {"name": "tgmed-config"}}]
-    assert container["volumeMounts"] == [
-        {"mountPath": "/lake", "name": "lake"},
-        {"mountPath": "/tmp", "name": "tmp"},
+    assert detect["base_pod_spec"]["volumes"][2] == {
+        "name": "models",
+        "persistent_volume_claim": {"claim_name": "tgmed-models"},
+    }
+    assert detect["base_pod_spec"]["containers"][0]["volume_mounts"][2] == {
+        "name": "models",
+        "mount_path": "/models",
+        "read_only": True,
+    }
+    assert [v["name"] for v in load["base_pod_spec"]["volumes"]] == ["lake", "tmp"]
+    assert "nvidia.com/gpu" not in load["base_pod_spec"]["containers"][0]["resources"]["limits"]
+    assert load["base_pod_spec"]["containers"][0]["env_from"][1:] == [
+        {"secret_ref": {"name": "tgmed-database"}}
     ]
+    assert scrape["base_pod_spec"]["containers"][0]["env_from"][1:] == [
+        {"secret_ref": {"name": "tgmed-telegram"}}
+    ]
+    assert scrape["command"][3:] == ["tgmed-scraper", "scrape", "--channel", "a", "--channel", "b"]
+
+
+def test_k8s_mode_through_pipes_against_a_captured_pod_spec(tmp_path, exports):
+    """The lake step in k8s mode (export source, one channel): PipesK8sClient's pod
+    passes the Kubernetes 1.33 schema strictly; the stage, run here with the pod's
+    environment and command, reports through the pod log, and the pod is removed."""
+    lake = tmp_path / "lake"
+    client = mock.MagicMock()
+    pods = []
+
+    def create_pod(namespace, body):
+        pods.append((namespace, body))
+
+    def pod_log(name, namespace, **kwargs):
+        _, body = pods[-1]
+        container = body.spec.containers[0]
+        env = {item.name: item.value for item in container.env}
+        lines = run_as_container(list(container.command), env, {"/lake": lake, "/exports": exports})
+        start = datetime.now(UTC)
+        stamps = [
+            (start + timedelta(microseconds=i)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            for i in range(len(lines))
+        ]
+        return iter(
+            [f"{stamp} ".encode() + line for stamp, line in zip(stamps, lines, strict=True)]
+        )
+
+    client.core_api.create_namespaced_pod.side_effect = create_pod
+    client.core_api.read_namespaced_pod_log.side_effect = pod_log
+    launcher = k8s_launcher(
+        exports_claim="tgmed-exports", poll_interval_seconds=0.1, service_account_name="tgmed-stage"
+    )
+    with (
+        mock.patch("kubernetes.config.load_incluster_config") as incluster,
+        mock.patch(
+            "dagster_k8s.client.DagsterKubernetesClient.production_client", return_value=client
+        ),
+    ):
+        result = defs.resolve_job_def("scrape_and_load").execute_in_process(
+            resources={"launcher": launcher, "alerter": Alerter()},
+            run_config={
+                "ops": {
+                    "telegram_lake": {
+                        "config": {
+                            "source": "export",
+                            "export_root": str(exports),
+                            "channels": ["tikvahpharma"],
+                        }
+                    }
+                }
+            },
+            instance=DagsterInstance.ephemeral(),
+            op_selection=["telegram_lake"],
+        )
+    assert result.success
+    assert incluster.called
+    [(namespace, body)] = pods
+    assert namespace == "tgmed"
+    # POSTed to /api/v1/namespaces/tgmed/pods: the server knows what it is
+    manifest = {"apiVersion": "v1", "kind": "Pod", **ApiClient().sanitize_for_serialization(body)}
+    for version in ("1.25", "1.29", "1.33"):
+        kubernetes_validate.validate(manifest, version, strict=True)
+    spec = manifest["spec"]
+    container = spec["containers"][0]
+    assert container["image"] == "tgmed-scraper:latest"
     assert container["securityContext"] == {
         "allowPrivilegeEscalation": False,
         "capabilities": {"drop": ["ALL"]},
         "readOnlyRootFilesystem": True,
     }
-    assert pod_spec["securityContext"] == {
+    assert spec["securityContext"] == {
         "fsGroup": 10001,
         "runAsGroup": 10001,
         "runAsNonRoot": True,
         "runAsUser": 10001,
         "seccompProfile": {"type": "RuntimeDefault"},
     }
-    assert pod_spec["serviceAccountName"] == "tgmed-stage"
-    assert pod_spec["automountServiceAccountToken"] is False
-    assert pod_spec["volumes"] == [
-        {"name": "lake", "persistentVolumeClaim": {"claimName": "tgmed-lake"}},
-        {"emptyDir": {}, "name": "tmp"},
+    assert spec["serviceAccountName"] == "tgmed-stage"
+    assert spec["automountServiceAccountToken"] is False
+    assert container["command"][3:] == [
+        "tgmed-scraper",
+        "import-export",
+        "/exports/tikvahpharma",
+        "--channel",
+        "tikvahpharma",
     ]
-    assert pod_spec["restartPolicy"] == "Never"
-    assert manifest["spec"]["backoffLimit"] == 0
-    assert manifest["spec"]["ttlSecondsAfterFinished"] == 3600
+    assert {"mountPath": "/exports", "name": "exports", "readOnly": True} in container[
+        "volumeMounts"
+    ]
+    assert container["envFrom"] == [
+        {"configMapRef": {"name": "tgmed-config"}}
+    ]  # no Telegram Secret
+    assert {e["name"] for e in container["env"]} == {
+        "LAKE_DIR",
+        "DAGSTER_PIPES_CONTEXT",
+        "DAGSTER_PIPES_MESSAGES",
+    }
+    assert spec["restartPolicy"] == "Never"
+    assert spec["activeDeadlineSeconds"] == 3600 + 15 + 30
+    assert manifest["metadata"]["labels"]["app.kubernetes.io/component"] == "scrape"
+    [materialization] = [
+        e.event_specific_data.materialization
+        for e in result.all_events
+        if e.event_type == DagsterEventType.ASSET_MATERIALIZATION
+        and e.asset_key == AssetKey(["lake", "telegram_messages"])
+        and e.event_specific_data.materialization.partition == "tikvahpharma"
+    ]
+    assert materialization.metadata["messages"].value > 0
+    client.core_api.delete_namespaced_pod.assert_not_called()  # listed by label, then deleted
+    assert client.core_api.list_namespaced_pod.called
 
 
-def terminated_pod(exit_code: int | None, reason: str = "Error"):
+def stage_pod(exit_code: int | None, reason: str = "Error", deleting: bool = False):
     pod = mock.MagicMock()
-    pod.metadata.name = "tgmed-transform-build-pod"
+    pod.metadata.name = "dagster-run-transform-pod"
+    pod.metadata.deletion_timestamp = datetime.now(UTC) if deleting else None
+    pod.status.reason = None
     status = mock.MagicMock()
     if exit_code is None:
         status.state.terminated = None
@@ -368,109 +532,81 @@ def terminated_pod(exit_code: int | None, reason: str = "Error"):
     return pod
 
 
-@pytest.mark.parametrize(
-    ("pods", "attempts", "expected"),
-    [
-        # a configuration error: the same pod would fail the same way
-        ([terminated_pod(2)], 1, "exited with 2: configuration error (not retried)"),
-        # killed from outside (kubectl delete, OOM): a person is alerted instead
-        ([terminated_pod(137, "OOMKilled")], 1, "exited with 137: killed from outside"),
-        # the pod was deleted while it ran: gone by the time the Job failed
-        ([], 1, "exited with 143: killed from outside (SIGTERM: stopped; not retried)"),
-        # the stage failed by itself: retried (TGMED_STAGE_RETRIES=2 in these tests)
-        ([terminated_pod(1)], 3, "exited with 1: stage failed"),
-    ],
-    ids=["exit-2", "exit-137", "pod-deleted", "exit-1"],
-)
-def test_k8s_pod_exit_code_decides_the_retry(pods, attempts, expected):
-    client, watch = job_client(['{"stage": "transform", "error": "boom"}'])
-    client.wait_for_running_job_to_succeed.side_effect = RuntimeError("Job failed")
-    core = mock.MagicMock()
-    core.return_value.list_namespaced_pod.return_value.items = pods
-    instance = DagsterInstance.ephemeral()
+def run_failing_pod(pods: list, error: str):
+    """A stage op (with the jobs' retry policy) whose pod fails: the mocked API waits for
+    it, then raises `error`; listing the invocation's pods gives `pods`."""
+    from dagster import RetryPolicy
+    from dagster_k8s.client import DagsterK8sError
+
+    from tgmed_orchestrator import outcomes
+
+    client = mock.MagicMock()
+    client.core_api.read_namespaced_pod_log.side_effect = lambda *a, **kw: iter([])
+
+    def wait_for_pod(name, namespace, wait_for_state, **kwargs):
+        if wait_for_state.name == "Terminated":
+            raise DagsterK8sError(error)
+
+    client.wait_for_pod.side_effect = wait_for_pod
+    client.core_api.list_namespaced_pod.return_value.items = pods
+
+    @op(retry_policy=RetryPolicy(max_retries=2), required_resource_keys={"launcher"})
+    def transform_op(context):
+        launcher = context.resources.launcher
+        outcomes.check(launcher.launch(context, stages.transform()))
+
+    @job(resource_defs={"launcher": k8s_launcher(poll_interval_seconds=0.1)})
+    def transform_only():
+        transform_op()
+
     with (
         mock.patch("kubernetes.config.load_incluster_config"),
         mock.patch(
-            "dagster_k8s.ops.k8s_job_op.DagsterKubernetesClient.production_client",
-            return_value=client,
+            "dagster_k8s.client.DagsterKubernetesClient.production_client", return_value=client
         ),
-        mock.patch("kubernetes.watch.Watch", watch),
-        mock.patch("kubernetes.client.CoreV1Api", core),
     ):
-        result = transform_job.execute_in_process(
-            resources={"launcher": k8s_launcher()},
-            instance=instance,
-            raise_on_error=False,
+        result = transform_only.execute_in_process(
+            instance=DagsterInstance.ephemeral(), raise_on_error=False
         )
+    return result, client
+
+
+@pytest.mark.parametrize(
+    ("pods", "error", "attempts", "expected"),
+    [
+        # a usage/configuration error: the same pod would fail the same way
+        ([stage_pod(2)], "failed", 1, "exited with 2: usage or configuration error"),
+        # killed from outside (kubectl delete, OOM): a person is alerted instead
+        ([stage_pod(137, "OOMKilled")], "failed", 1, "exited with 137: killed from outside"),
+        # deleted while it ran, still terminating: stopped from outside
+        ([stage_pod(None, deleting=True)], "failed", 1, "exited with 143: killed from outside"),
+        # deleted while it ran and gone: the client saw it disappear
+        ([], 'Pod "x" was unexpectedly killed', 1, "exited with 143: killed from outside"),
+        # a crash before it said anything: retried (the policy's 2 retries)
+        ([stage_pod(1)], "failed", 3, "exited with 1: the stage ended without reporting"),
+        # never created (no pod, another error): unknown, retried
+        ([], "Forbidden", 3, "exited with None: the stage ended without reporting"),
+    ],
+    ids=["exit-2", "exit-137", "pod-deleting", "pod-deleted", "exit-1", "no-pod"],
+)
+def test_k8s_pod_exit_code_decides_the_retry(pods, error, attempts, expected):
+    result, client = run_failing_pod(pods, error)
     assert not result.success
-    created = client.batch_api.create_namespaced_job.call_args_list
+    created = client.core_api.create_namespaced_pod.call_args_list
     assert len(created) == attempts
-    names = [job.metadata.name for _, job in (c.args for c in created)]
-    for name in names:
-        core.return_value.list_namespaced_pod.assert_any_call(
-            "tgmed", label_selector=f"job-name={name}"
-        )
     failures = [
         str(e.event_specific_data)
         for e in result.all_events
         if e.event_type_value in {"STEP_FAILURE", "STEP_UP_FOR_RETRY"}
     ]
     assert expected in failures[0], failures[0]
-    # the failed Job stays until its TTL (its pod's exit code and log stay readable)
-    client.delete_job.assert_not_called()
-
-
-def test_k8s_a_deleted_pod_is_not_replaced():
-    """`kubectl delete pod` while a stage runs: the Job would start a replacement pod
-    (Kubernetes < 1.22 does not count the deleted one as failed) and the stage would run
-    again unnoticed. The launcher deletes the Job instead; the step fails as stopped from
-    outside (143), without a retry."""
-    import threading
-
-    client, watch = job_client(["dbt: building"])
-    job_deleted = threading.Event()
-    client.wait_for_running_job_to_succeed.side_effect = lambda **kw: (
-        job_deleted.wait(10),
-        (_ for _ in ()).throw(RuntimeError("Job not found")),
-    )
-    first, replacement = terminated_pod(None), terminated_pod(None)
-    first.metadata.name, replacement.metadata.name = "pod-a", "pod-b"
-    listings = iter([[first], [replacement]])
-    core = mock.MagicMock()
-    core.return_value.list_namespaced_pod.side_effect = lambda *a, **kw: mock.MagicMock(
-        items=next(listings, [replacement])
-    )
-    batch = mock.MagicMock()
-    batch.return_value.delete_namespaced_job.side_effect = lambda *a, **kw: job_deleted.set()
-    instance = DagsterInstance.ephemeral()
-    with (
-        mock.patch("kubernetes.config.load_incluster_config"),
-        mock.patch(
-            "dagster_k8s.ops.k8s_job_op.DagsterKubernetesClient.production_client",
-            return_value=client,
-        ),
-        mock.patch("kubernetes.watch.Watch", watch),
-        mock.patch("kubernetes.client.CoreV1Api", core),
-        mock.patch("kubernetes.client.BatchV1Api", batch),
-    ):
-        result = transform_job.execute_in_process(
-            resources={"launcher": k8s_launcher(pod_poll_seconds=0.05)},
-            instance=instance,
-            raise_on_error=False,
+    # every invocation's pods were listed by its label, then deleted
+    for _, body in (c.args for c in created):
+        label = body.metadata.labels["tgmed.invocation"]
+        client.core_api.list_namespaced_pod.assert_any_call(
+            "tgmed", label_selector=f"tgmed.invocation={label}"
         )
-    assert not result.success
-    assert len(client.batch_api.create_namespaced_job.call_args_list) == 1  # no retry
-    name = client.batch_api.create_namespaced_job.call_args.args[1].metadata.name
-    batch.return_value.delete_namespaced_job.assert_called_once_with(
-        name, "tgmed", propagation_policy="Background"
-    )
-    failure = next(
-        str(e.event_specific_data)
-        for e in result.all_events
-        if e.event_type_value == "STEP_FAILURE"
-    )
-    assert "exited with 143: killed from outside" in failure
-    assert "pod pod-a was deleted while it ran" in failure
+    assert client.core_api.delete_namespaced_pod.call_count == attempts * len(pods)
 
 
 def test_k8s_gpu_stage_goes_to_the_gpu_pool(monkeypatch):
@@ -487,35 +623,40 @@ def test_k8s_gpu_stage_goes_to_the_gpu_pool(monkeypatch):
         ' "limits": {"cpu": "1", "memory": "1Gi"}}}',
     )
     monkeypatch.setenv("TGMED_K8S_IMAGE_PULL_POLICY", "Never")
+    monkeypatch.setenv("TGMED_K8S_MODELS_CLAIM", "tgmed-models")
     launcher = launcher_from_settings()
     context = build_op_context()
-    detect = launcher.job_config(context, stages.detect(0, 4))
-    assert detect["pod_spec_config"]["node_selector"] == {"nvidia.com/gpu.present": "true"}
-    assert detect["pod_spec_config"]["tolerations"] == [
+    detect = launcher.pod_config(context, stages.detect(0, 4))["base_pod_spec"]
+    assert detect["node_selector"] == {"nvidia.com/gpu.present": "true"}
+    assert detect["tolerations"] == [
         {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
     ]
-    assert detect["resources"]["limits"]["nvidia.com/gpu"] == "1"
-    assert detect["image_pull_policy"] == "Never"
-    load = launcher.job_config(context, stages.load("messages"))
-    assert "node_selector" not in load["pod_spec_config"]
-    assert load["resources"] == {
+    assert detect["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert detect["containers"][0]["image_pull_policy"] == "Never"
+    assert detect["volumes"][-1]["persistent_volume_claim"] == {"claim_name": "tgmed-models"}
+    load = launcher.pod_config(context, stages.load("messages"))["base_pod_spec"]
+    assert "node_selector" not in load and "tolerations" not in load
+    assert load["containers"][0]["resources"] == {
         "requests": {"cpu": "100m", "memory": "64Mi"},
         "limits": {"cpu": "1", "memory": "1Gi"},
     }
     # the other stages keep their defaults
-    assert (
-        launcher.job_config(context, stages.transform())["resources"]["limits"]["memory"] == "2Gi"
-    )
+    transform = launcher.pod_config(context, stages.transform())["base_pod_spec"]
+    assert transform["containers"][0]["resources"]["limits"]["memory"] == "2Gi"
 
 
 def test_launch_mode_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("TGMED_LAUNCH_MODE", "docker")
     monkeypatch.setenv("TGMED_GPU_STAGES", "detect")
     monkeypatch.setenv("TGMED_IMAGE_TAG", "0.1.0")
+    monkeypatch.setenv("TGMED_IMAGE_TRANSFORM", "registry.example/transform:7")
+    monkeypatch.setenv("TGMED_STAGE_TIMEOUTS", '{"detect": 7200}')
     launcher = launcher_from_settings()
     assert isinstance(launcher, DockerStageLauncher)
     assert launcher.gpu_stages == ["detect"]
     assert launcher.images["load"] == "tgmed-loader:0.1.0"
+    assert launcher.images["transform"] == "registry.example/transform:7"
+    assert launcher.timeout_for("detect") == 7200 and launcher.timeout_for("load") == 3600
     monkeypatch.setenv("TGMED_LAUNCH_MODE", "k8s")
     assert isinstance(launcher_from_settings(), K8sStageLauncher)
     monkeypatch.setenv("TGMED_LAUNCH_MODE", "podman")

@@ -1,136 +1,108 @@
-"""telegram_pipeline in local mode, end to end on the sample: the real stage CLIs as
-processes (the yolo stage from its own environment with the shared model), a real
-PostgreSQL, real dbt; then the Dagster UI (webserver over the same instance) shows
-the runs. A second run adds nothing."""
+"""telegram_pipeline in local mode, end to end, seen as the UI sees it: `dagster dev`
+(webserver, daemon, run queue) over a real instance, runs launched over GraphQL like
+the UI's buttons, the real stage CLIs as processes (the yolo stage from its own
+environment with the shared model), a real PostgreSQL, real dbt. Then, over GraphQL:
+the catalog lists the lake, raw and every dbt model with the lineage from the channel
+partitions to the marts; every asset the run materialized has numeric metadata; every
+dbt test is a passing check. A channel added in the UI and backfilled imports only that
+channel and materializes what is downstream of it; a dbt test made to fail is a failed
+check on its model; and no secret value appears in the resources' configuration."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import psycopg
 import pytest
-from dagster import DagsterEventType, DagsterInstance
-
-from tgmed_orchestrator.alerts import Alerter
-from tgmed_orchestrator.cli import check_ui
-from tgmed_orchestrator.jobs import telegram_pipeline
-from tgmed_orchestrator.launchers import LocalStageLauncher
 
 from .conftest import make_sample
 
-TABLES = [
-    "raw.telegram_messages",
-    "raw.yolo_detections",
-    "marts.fct_messages",
-    "marts.fct_images",
-    "marts.fct_image_detections",
-    "marts.fct_product_mentions",
-    "marts.fct_product_prices",
-    "marts.dim_channels",
-]
+ROOT = Path(__file__).resolve().parents[1]  # orchestrator/
+LINEAGE = json.loads((ROOT / "src" / "tgmed_orchestrator" / "dbt_lineage.json").read_text())
+LOCATION = "tgmed_orchestrator.definitions"
+REPOSITORY = {"repositoryLocationName": LOCATION, "repositoryName": "__repository__"}
+SECRETS = {
+    "ALERT_WEBHOOK_URL": "https://hooks.example/T000/secret-hook-value-1",
+    "ALERT_TELEGRAM_BOT_TOKEN": "123456:bot-token-secret-value",
+    "TELEGRAM_API_HASH": "telegram-api-hash-secret",
+    "TELEGRAM_SESSION": "telegram-session-secret",
+}
 
-
-def counts(url: str) -> dict[str, int]:
-    with psycopg.connect(url) as conn:
-        return {t: conn.execute(f"select count(*) from {t}").fetchone()[0] for t in TABLES}  # noqa: S608
-
-
-def step_metadata(result) -> dict[str, dict]:
-    return {
-        event.step_key: event.event_specific_data.metadata
-        for event in result.all_events
-        if event.event_type == DagsterEventType.STEP_OUTPUT
+LAUNCH = """
+mutation Launch($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+  }
+}"""
+RUN = """query Run($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"""
+ASSETS = """
+{
+  assetNodes {
+    assetKey { path }
+    groupName
+    dependencyKeys { path }
+    partitionDefinition { name }
+    assetMaterializations(limit: 1) {
+      runId
+      metadataEntries {
+        label
+        __typename
+        ... on IntMetadataEntry { intValue }
+        ... on FloatMetadataEntry { floatValue }
+      }
     }
-
-
-@pytest.fixture(scope="module")
-def pipeline(yolo_bin, fresh_database, tmp_path_factory):
-    folder, model = yolo_bin
-    root = tmp_path_factory.mktemp("orchestrated")
-    exports = make_sample(root / "sample")
-    url = fresh_database("orchestrated")
-    home = root / "dagster"
-    home.mkdir()
-    env = {
-        "LAKE_DIR": str(root / "lake"),
-        "DATABASE_URL": url,
-        "DETECT_MODEL": model,
-        "DBT_TARGET_PATH": str(root / "dbt-target"),
-        "DBT_LOG_PATH": str(root / "dbt-target" / "logs"),
-        "TGMED_SCRAPE_SOURCE": "export",
-        "TGMED_EXPORT_ROOT": str(exports),
+    assetChecksOrError {
+      ... on AssetChecks { checks { name executionForLatestMaterialization { status runId } } }
     }
-    resources = {
-        "launcher": LocalStageLauncher(bin_dirs={"detect": folder}),
-        "alerter": Alerter(),
-    }
-    run_config = {"ops": {"plan_detect_op": {"config": {"shards": 2}}}}
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in env.items():
-            patch.setenv(name, value)
-        with DagsterInstance.local_temp(str(home)) as instance:
-            first = telegram_pipeline.execute_in_process(
-                run_config=run_config, resources=resources, instance=instance
-            )
-            after_first = counts(url)
-            second = telegram_pipeline.execute_in_process(
-                run_config=run_config, resources=resources, instance=instance
-            )
-            after_second = counts(url)
-        yield {
-            "first": first,
-            "second": second,
-            "counts": (after_first, after_second),
-            "home": home,
-            "env": env,
-        }
-
-
-def test_pipeline_fills_the_marts_and_reports_every_stage(pipeline):
-    first = pipeline["first"]
-    assert first.success
-    rows, _ = pipeline["counts"]
-    for table in TABLES:
-        assert rows[table] > 0, table
-    metadata = step_metadata(first)
-    channels = {"chemed123", "lobelia4cosmetics", "tikvahpharma"}
-    assert {k for k in metadata if k.startswith("scrape_op[")} == {
-        f"scrape_op[{c}]" for c in channels
-    }
-    imported = sum(metadata[f"scrape_op[{c}]"]["messages"].value for c in channels)
-    assert imported == rows["raw.telegram_messages"]
-    detected = [metadata[f"detect_op[shard_{i}]"] for i in range(2)]
-    assert sum(m["images"].value for m in detected) == rows["raw.yolo_detections"]
-    assert all(m["images"].value > 0 for m in detected)  # both shards had work
-    assert metadata["load_messages_op"]["rows"].value == rows["raw.telegram_messages"]
-    assert metadata["load_detections_op"]["rows"].value == rows["raw.yolo_detections"]
-    assert metadata["init_db_op"]["summary"].value["stage"] == "init-db"
-    dbt = metadata["transform_op"]
-    assert dbt["success"].value is True
-    assert dbt["counts.test_pass"].value >= 60
-    assert "counts.test_fail" not in dbt
-    for step in metadata.values():
-        if "command" in step:
-            assert step["exit_code"].value == 0
-
-
-def test_second_run_adds_nothing(pipeline):
-    second = pipeline["second"]
-    assert second.success
-    before, after = pipeline["counts"]
-    assert before == after
-    metadata = step_metadata(second)
-    assert all(
-        metadata[key]["messages"].value == 0 for key in metadata if key.startswith("scrape_op[")
-    )
-    assert sum(metadata[f"detect_op[shard_{i}]"]["images"].value for i in range(2)) == 0
-    assert metadata["load_messages_op"]["rows"].value == 0
-    assert metadata["load_detections_op"]["rows"].value == 0
+  }
+}"""
+PARTITION_MATERIALIZATIONS = """
+query Partitions($key: AssetKeyInput!) {
+  assetNodes(assetKeys: [$key]) {
+    assetMaterializations(limit: 20) { runId partition }
+  }
+}"""
+ADD_PARTITION = """
+mutation Add($repo: RepositorySelector!, $key: String!) {
+  addDynamicPartition(
+    repositorySelector: $repo, partitionsDefName: "channels", partitionKey: $key
+  ) {
+    __typename
+    ... on PythonError { message }
+  }
+}"""
+BACKFILL = """
+mutation Backfill($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+  }
+}"""
+BACKFILL_RUNS = """
+query Runs($tag: String!) {
+  runsOrError(filter: {tags: [{key: "dagster/backfill", value: $tag}]}) {
+    ... on Runs { results { runId status tags { key value } } }
+  }
+}"""
+RESOURCES = """
+query Resources($repo: RepositorySelector!) {
+  allTopLevelResourceDetailsOrError(repositorySelector: $repo) {
+    ... on ResourceDetailsList { results { name configuredValues { key value type } } }
+  }
+}"""
 
 
 def free_port() -> int:
@@ -139,33 +111,274 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_dagster_ui_shows_the_finished_runs(pipeline, capsys):
-    """The webserver over the runs' instance answers, and its GraphQL API (what the UI
-    reads) lists both runs as SUCCESS."""
-    port = free_port()
-    webserver = Path(sys.executable).parent / "dagster-webserver"
-    env = {**os.environ, **pipeline["env"], "DAGSTER_HOME": str(pipeline["home"])}
-    process = subprocess.Popen(
-        [
-            str(webserver),
-            "-m",
-            "tgmed_orchestrator.definitions",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+class Dagster:
+    """`dagster dev` over an instance, and its GraphQL API (what the UI reads and sends)."""
+
+    def __init__(self, home: Path, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = (home / "dev.log").open("w")
+        self.process = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "dagster"),
+                "dev",
+                "-m",
+                LOCATION,
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+            ],
+            env={**os.environ, **env, "DAGSTER_HOME": str(home)},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stopped whole below
+        )
+        deadline = time.monotonic() + 240
+        while True:
+            try:
+                urllib.request.urlopen(f"{self.url}/server_info", timeout=5)  # noqa: S310
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise RuntimeError("dagster dev did not start") from None
+                time.sleep(1)
+
+    def query(self, query: str, **variables) -> dict:
+        body = json.dumps({"query": query, "variables": variables}).encode()
+        request = urllib.request.Request(  # noqa: S310
+            f"{self.url}/graphql", body, {"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+            answer = json.load(response)
+        assert not answer.get("errors"), answer["errors"]
+        return answer["data"]
+
+    def launch(self, job: str, run_config: dict | None = None) -> str:
+        params = {"selector": {**REPOSITORY, "jobName": job}, "runConfigData": run_config or {}}
+        result = self.query(LAUNCH, params=params)["launchRun"]
+        assert result["__typename"] == "LaunchRunSuccess", result
+        return result["run"]["runId"]
+
+    def wait(self, run_id: str, timeout: float = 900) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = self.query(RUN, id=run_id)["runOrError"]["status"]
+            if status in {"SUCCESS", "FAILURE", "CANCELED"}:
+                return status
+            time.sleep(2)
+        raise AssertionError(f"run {run_id} still {status}")
+
+    def stop(self) -> None:
+        # Ctrl-C, as a person stops it (dagster dev outside a job-control shell ignores
+        # SIGTERM)
+        os.killpg(self.process.pid, signal.SIGINT)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.log.close()
+
+
+def counts(url: str) -> dict[str, int]:
+    with psycopg.connect(url) as conn:
+        return dict(
+            conn.execute(
+                "select channel_username, count(*) from raw.telegram_messages group by 1"
+            ).fetchall()
+        )
+
+
+@pytest.fixture(scope="module")
+def platform(yolo_bin, fresh_database, tmp_path_factory):
+    folder, model = yolo_bin
+    root = tmp_path_factory.mktemp("orchestrated")
+    exports = make_sample(root / "sample")
+    url = fresh_database("orchestrated")
+    home = root / "dagster"
+    home.mkdir()
+    shutil.copy(ROOT / "deploy" / "dagster.local.yaml", home / "dagster.yaml")
+    env = {
+        "LAKE_DIR": str(root / "lake"),
+        "DATABASE_URL": url,
+        "DETECT_MODEL": model,
+        "TGMED_YOLO_BIN": folder,
+        "TGMED_LAUNCH_MODE": "local",
+        "TGMED_SCRAPE_SOURCE": "export",
+        "TGMED_EXPORT_ROOT": str(exports),
+        "TGMED_STAGE_RETRY_DELAY_SECONDS": "1",
+        "DBT_TARGET_PATH": str(root / "dbt-target"),
+        "DBT_LOG_PATH": str(root / "dbt-target" / "logs"),
+        "TELEGRAM_API_ID": "12345",
+        **SECRETS,
+    }
+    dagster = Dagster(home, env)
     try:
-        code = check_ui(f"http://127.0.0.1:{port}", "telegram_pipeline", wait_seconds=120)
-        shown = capsys.readouterr().out
+        # the pipeline for two of the sample's three channels
+        first = dagster.launch(
+            "telegram_pipeline",
+            {"ops": {"telegram_lake": {"config": {"channels": ["chemed123", "tikvahpharma"]}}}},
+        )
+        status = dagster.wait(first)
+        assert status == "SUCCESS", (home / "dev.log").read_text()[-5000:]
+        yield {"dagster": dagster, "first": first, "url": url, "home": home, "lake": root / "lake"}
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-    assert code == 0, process.stderr.read().decode()[-2000:] if process.stderr else ""
-    for result in (pipeline["first"], pipeline["second"]):
-        assert f"telegram_pipeline {result.run_id} SUCCESS" in shown
+        dagster.stop()
+
+
+def nodes(dagster: Dagster) -> dict[str, dict]:
+    return {"/".join(n["assetKey"]["path"]): n for n in dagster.query(ASSETS)["assetNodes"]}
+
+
+def test_catalog_lineage_metadata_and_checks_after_the_run(platform):
+    dagster, first = platform["dagster"], platform["first"]
+    catalog = nodes(dagster)
+    dbt = {"/".join(n["asset_key"]) for n in LINEAGE["assets"].values()}
+    lake = {"lake/telegram_messages", "lake/telegram_media", "lake/yolo_detections"}
+    raw = {
+        "raw/telegram_messages",
+        "raw/telegram_message_observations",
+        "raw/telegram_channel_snapshots",
+        "raw/yolo_detections",
+    }
+    assert lake | raw | dbt <= set(catalog)
+    assert catalog["lake/telegram_messages"]["partitionDefinition"]["name"] == "channels"
+
+    # lineage edges from the channel partitions to the marts
+    def parents(name: str) -> set[str]:
+        return {"/".join(k["path"]) for k in catalog[name]["dependencyKeys"]}
+
+    assert parents("raw/telegram_messages") == {"lake/telegram_messages", "lake/telegram_media"}
+    assert parents("staging/stg_telegram_messages") == {"raw/telegram_messages"}
+    assert "staging/stg_telegram_messages" in parents("marts/fct_messages")
+    assert parents("raw/yolo_detections") == {"lake/yolo_detections"}
+    assert "raw/yolo_detections" in parents("staging/stg_yolo_detections")
+
+    # every asset of the run materialized by it, with numeric metadata
+    for name in sorted(lake | raw | dbt):
+        [latest] = catalog[name]["assetMaterializations"]
+        assert latest["runId"] == first, name
+        numbers = [
+            e
+            for e in latest["metadataEntries"]
+            if e["__typename"] in {"IntMetadataEntry", "FloatMetadataEntry"}
+        ]
+        assert numbers, f"{name} has no numeric metadata"
+    rows = {
+        e["label"]: e.get("intValue")
+        for e in catalog["marts/fct_messages"]["assetMaterializations"][0]["metadataEntries"]
+    }
+    assert rows["rows"] == sum(counts(platform["url"]).values())
+
+    # every dbt test a passing check of this run, on its model
+    checks = {
+        ("/".join(LINEAGE["assets"][c["asset"]]["asset_key"]), c["name"])
+        for c in LINEAGE["checks"].values()
+    }
+    assert len(checks) == 119  # 116 data tests, 3 unit tests
+    for model, name in checks:
+        found = {c["name"]: c for c in catalog[model]["assetChecksOrError"]["checks"]}
+        execution = found[name]["executionForLatestMaterialization"]
+        assert execution is not None and execution["status"] == "SUCCEEDED", (model, name)
+        assert execution["runId"] == first
+    raw_checks = {
+        c["name"]: c for c in catalog["raw/telegram_messages"]["assetChecksOrError"]["checks"]
+    }
+    assert (
+        raw_checks["no_quarantined_files"]["executionForLatestMaterialization"]["status"]
+        == "SUCCEEDED"
+    )
+
+
+def test_a_channel_added_in_the_ui_and_backfilled_imports_only_that_channel(platform):
+    dagster, url = platform["dagster"], platform["url"]
+    before = counts(url)
+    assert set(before) == {"chemed123", "tikvahpharma"}
+    # as the UI's "add partition" does; channel_partitions_sensor (running by default)
+    # may have added it already from the export folders
+    added = dagster.query(ADD_PARTITION, repo=REPOSITORY, key="lobelia4cosmetics")
+    assert added["addDynamicPartition"]["__typename"] in {
+        "AddDynamicPartitionSuccess",
+        "DuplicateDynamicPartitionError",
+    }
+    params = {
+        "selector": {
+            "partitionSetName": "telegram_pipeline_partition_set",
+            "repositorySelector": REPOSITORY,
+        },
+        "partitionNames": ["lobelia4cosmetics"],
+        "fromFailure": False,
+    }
+    launched = dagster.query(BACKFILL, params=params)["launchPartitionBackfill"]
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+    deadline = time.monotonic() + 900
+    runs: list = []
+    while time.monotonic() < deadline and not runs:
+        runs = dagster.query(BACKFILL_RUNS, tag=launched["backfillId"])["runsOrError"]["results"]
+        time.sleep(2)
+    [run] = runs
+    assert dagster.wait(run["runId"]) == "SUCCESS", (platform["home"] / "dev.log").read_text()[
+        -5000:
+    ]
+    after = counts(url)
+    assert after["lobelia4cosmetics"] > 0
+    assert {k: after[k] for k in before} == before  # the other channels untouched
+    # the lake's messages: materialized for that partition only, by this run
+    key = {"path": ["lake", "telegram_messages"]}
+    materialized = dagster.query(PARTITION_MATERIALIZATIONS, key=key)["assetNodes"][0]
+    by_run = [
+        m["partition"] for m in materialized["assetMaterializations"] if m["runId"] == run["runId"]
+    ]
+    assert by_run == ["lobelia4cosmetics"]
+    # ... and what is downstream of it, materialized by the same run
+    catalog = nodes(dagster)
+    for name in [
+        "raw/telegram_messages",
+        "staging/stg_telegram_messages",
+        "marts/fct_messages",
+        "marts/dim_channels",
+    ]:
+        assert catalog[name]["assetMaterializations"][0]["runId"] == run["runId"], name
+    with psycopg.connect(url) as conn:
+        channels = conn.execute("select count(*) from marts.dim_channels").fetchone()[0]
+    assert channels == 3
+
+
+def test_no_secret_value_in_the_resources_configuration(platform):
+    answer = platform["dagster"].query(RESOURCES, repo=REPOSITORY)
+    text = json.dumps(answer)
+    for secret in SECRETS.values():
+        assert secret not in text
+    alerter = next(
+        r for r in answer["allTopLevelResourceDetailsOrError"]["results"] if r["name"] == "alerter"
+    )
+    values = {v["key"]: v for v in alerter["configuredValues"]}
+    assert values["webhook_url"] == {
+        "key": "webhook_url",
+        "value": "ALERT_WEBHOOK_URL",
+        "type": "ENV_VAR",
+    }
+    assert values["telegram_bot_token"]["type"] == "ENV_VAR"
+
+
+def test_a_dbt_test_made_to_fail_is_a_failed_check_on_its_model(platform):
+    dagster, url = platform["dagster"], platform["url"]
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "update raw.telegram_messages set record = jsonb_set(record, '{views}', '-3')"
+            " where message_id = (select min(message_id) from raw.telegram_messages)"
+        )
+    run = dagster.launch("transform")
+    assert dagster.wait(run) == "FAILURE"
+    catalog = nodes(dagster)
+    checks = {
+        c["name"]: c
+        for c in catalog["staging/stg_telegram_messages"]["assetChecksOrError"]["checks"]
+    }
+    failed = checks["non_negative_stg_telegram_messages_view_count"][
+        "executionForLatestMaterialization"
+    ]
+    assert failed["status"] == "FAILED" and failed["runId"] == run
+    passed = checks["unique_stg_telegram_messages_message_key"]["executionForLatestMaterialization"]
+    assert passed["status"] == "SUCCEEDED" and passed["runId"] == run

@@ -15,11 +15,17 @@ from dagster import (
 )
 
 from tgmed_common.lake import Lake
+from tgmed_orchestrator.planning import CHANNELS
 from tgmed_orchestrator.schedules import (
     telegram_pipeline_schedule,
     weekly_full_refresh_schedule,
 )
-from tgmed_orchestrator.sensors import GRACE_NS, lake_files_sensor, new_files
+from tgmed_orchestrator.sensors import (
+    GRACE_NS,
+    channel_partitions_sensor,
+    lake_files_sensor,
+    new_files,
+)
 
 
 def write(lake: Lake, stream: str, name: str) -> str:
@@ -58,8 +64,8 @@ def test_lake_sensor_requests_one_run_per_new_set_of_files(tmp_path, monkeypatch
     assert isinstance(again, SkipReason)
     assert json.loads(same_cursor) == json.loads(cursor)
 
-    # one more file: a run for it alone, under another run key
-    time.sleep(0.01)
+    # one more file (its ctime may equal the first files' on a fast machine: the cursor
+    # also remembers names): a run for it alone, under another run key
     write(lake, "telegram_messages", "b-000.jsonl")
     later, cursor = evaluate(cursor, instance)
     assert isinstance(later, RunRequest)
@@ -97,5 +103,68 @@ def test_weekly_schedule_rebuilds_the_marts_in_full():
     when = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)  # a Sunday
     request = weekly_full_refresh_schedule(build_schedule_context(scheduled_execution_time=when))
     assert request.run_key == "weekly-2026-11-22"
-    assert request.run_config == {"ops": {"transform_op": {"config": {"full_refresh": True}}}}
+    assert request.run_config == {"ops": {"dbt_models": {"config": {"full_refresh": True}}}}
     assert weekly_full_refresh_schedule.cron_schedule == "0 3 * * 0"
+
+
+def test_the_lake_sensor_skips_files_the_pipeline_itself_loaded(tmp_path, monkeypatch):
+    """A run that wrote files and loaded them recorded, on the raw table's
+    materialization, when it listed the lake: those files start no other load; a file
+    published after that does."""
+    from dagster import AssetMaterialization
+
+    from tgmed_orchestrator.assets.raw import LISTED_AT
+
+    lake = Lake(tmp_path / "lake")
+    monkeypatch.setenv("LAKE_DIR", str(lake.root))
+    instance = DagsterInstance.ephemeral()
+    _, cursor = evaluate(None, instance)
+    write(lake, "telegram_messages", "a-000.jsonl")
+    write(lake, "yolo_detections", "d-000.jsonl")
+    time.sleep(0.01)  # past the filesystem's coarse ctime clock (a slower machine only adds)
+    listed_at = time.time_ns()
+
+    # what the pipeline's load steps record (assets/raw.py)
+    for key in (["raw", "telegram_messages"], ["raw", "yolo_detections"]):
+        instance.report_runless_asset_event(
+            AssetMaterialization(asset_key=key, metadata={LISTED_AT: listed_at})
+        )
+    result, cursor = evaluate(cursor, instance)
+    assert isinstance(result, SkipReason)
+    assert "already" in result.skip_message
+    time.sleep(0.01)
+    write(lake, "telegram_messages", "b-000.jsonl")  # written by someone else, later
+    later, cursor = evaluate(cursor, instance)
+    assert isinstance(later, RunRequest)
+    assert later.tags["tgmed/new-files"] == "1"
+    assert later.tags["tgmed/first-file"].endswith("b-000.jsonl")
+
+
+def test_configured_channels_become_partitions(tmp_path, monkeypatch):
+    """The channels file (one parser: inline comments stripped) becomes partitions; the
+    shipped default list when no file is configured."""
+    instance = DagsterInstance.ephemeral()
+    monkeypatch.chdir(tmp_path)  # no config/ here: the default list still exists
+    monkeypatch.setenv("TGMED_SCRAPE_SOURCE", "telegram")
+    monkeypatch.delenv("TGMED_CHANNELS_FILE", raising=False)
+    result = channel_partitions_sensor(build_sensor_context(instance=instance))
+    [request] = result.dynamic_partitions_requests
+    assert request.partitions_def_name == CHANNELS.name
+    assert list(request.partition_keys) == ["chemed123", "lobelia4cosmetics", "tikvahpharma"]
+    instance.add_dynamic_partitions(CHANNELS.name, list(request.partition_keys))
+    channels = tmp_path / "channels.txt"
+    channels.write_text("# ours\nCheMed123  # the first\nnewpharma # added\n\n")
+    monkeypatch.setenv("TGMED_CHANNELS_FILE", str(channels))
+    result = channel_partitions_sensor(build_sensor_context(instance=instance))
+    assert list(result.dynamic_partitions_requests[0].partition_keys) == ["newpharma"]
+
+
+def test_schedule_run_configs_fit_their_jobs():
+    """The weekly full refresh's run config is valid for the transform job's dbt step."""
+    from dagster import validate_run_config
+
+    from tgmed_orchestrator.definitions import defs
+
+    when = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
+    request = weekly_full_refresh_schedule(build_schedule_context(scheduled_execution_time=when))
+    assert validate_run_config(defs.resolve_job_def("transform"), request.run_config)

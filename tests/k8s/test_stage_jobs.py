@@ -1,19 +1,19 @@
-"""The stage Jobs the rendered overlays produce: the orchestrator configured from an
-overlay's tgmed-config ConfigMap, under the K8sRunLauncher of its dagster.yaml (whose
-settings dagster-k8s's execute_k8s_job merges into every stage Job), submits Jobs that
+"""The stage pods the rendered overlays produce: the orchestrator configured from an
+overlay's tgmed-config ConfigMap builds, through dagster-k8s's PipesK8sClient, pods that
 pass the Kubernetes schemas strictly and give each stage only its own Secret, the stage
-account without a token, a read-only root filesystem and its own resources."""
+account without a token, a read-only root filesystem and its own resources. Nothing of
+the K8sRunLauncher's configuration (Dagster's storage password, its volumes) reaches a
+stage pod: PipesK8sClient builds the pod from what the launcher gives it alone."""
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from unittest import mock
 
 import kubernetes_validate
 import pytest
-import yaml
-from dagster import instance_for_test
+from dagster import build_op_context
+from dagster_k8s.pipes import build_pod_body
 from kubernetes.client import ApiClient
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,109 +22,93 @@ validate = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(validate)
 
 
-def submitted_jobs(overlay: str, job_name: str, monkeypatch, run_config=None) -> list[dict]:
-    """Runs a job in k8s mode with the overlay's settings and run launcher (Kubernetes
-    API mocked, every stage succeeding); the Jobs it submitted, as manifests."""
+def stage_pods(overlay: str, commands: dict, monkeypatch) -> dict[str, dict]:
+    """The pod manifest PipesK8sClient would create for each command, with the overlay's
+    settings (its tgmed-config ConfigMap) as the run worker's environment."""
     objects = validate.render(ROOT / "k8s" / "overlays" / overlay)
     for name, value in validate.settings(objects).items():
         monkeypatch.setenv(name, value)
-    instance_config = validate.find(objects, "ConfigMap", "tgmed-dagster-instance")
-    dagster_yaml = yaml.safe_load(instance_config["data"]["dagster.yaml"])
+    from tgmed_orchestrator import stages
+    from tgmed_orchestrator.launchers import K8sStageLauncher, launcher_from_settings
 
-    from tgmed_orchestrator import jobs
-    from tgmed_orchestrator.launchers import launcher_from_settings
-
-    client = mock.MagicMock()
-    pod = mock.MagicMock()
-    pod.metadata.name = "stage-pod"
-    client.wait_for_job_to_have_pods.return_value = [pod]
-    watch = mock.MagicMock()
-    watch.return_value.stream.side_effect = lambda *a, **kw: iter(['{"ok": 1}'])
-    with (
-        mock.patch("kubernetes.config.load_incluster_config"),
-        mock.patch(
-            "dagster_k8s.ops.k8s_job_op.DagsterKubernetesClient.production_client",
-            return_value=client,
-        ),
-        mock.patch("kubernetes.watch.Watch", watch),
-        instance_for_test(overrides={"run_launcher": dagster_yaml["run_launcher"]}) as instance,
-    ):
-        assert type(instance.run_launcher).__name__ == "K8sRunLauncher"
-        result = getattr(jobs, job_name).execute_in_process(
-            resources={"launcher": launcher_from_settings()},
-            instance=instance,
-            run_config=run_config or {},
+    launcher = launcher_from_settings()
+    assert isinstance(launcher, K8sStageLauncher)
+    pods = {}
+    for key, build in commands.items():
+        config = launcher.pod_config(build_op_context(), build(stages))
+        body = build_pod_body(
+            pod_name=f"dagster-run-{key}",
+            image=config["image"],
+            command=config["command"],
+            env_vars={"DAGSTER_PIPES_CONTEXT": "x", "DAGSTER_PIPES_MESSAGES": "y"},
+            base_pod_meta=config["base_pod_meta"],
+            base_pod_spec=config["base_pod_spec"],
         )
-    assert result.success
-    return [
-        ApiClient().sanitize_for_serialization(c.args[1])
-        for c in client.batch_api.create_namespaced_job.call_args_list
-    ]
-
-
-def pod_of(manifest: dict) -> tuple[dict, dict]:
-    pod = manifest["spec"]["template"]["spec"]
-    return pod, pod["containers"][0]
-
-
-def test_local_stage_jobs_carry_only_their_own_secret(monkeypatch):
-    manifests = submitted_jobs("local", "load_lake", monkeypatch)
-    stages = sorted(m["metadata"]["name"].split("-")[1] for m in manifests)
-    assert stages == ["load", "load", "load", "transform"]  # init-db, 2 streams, dbt
-    for manifest in manifests:
+        manifest = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            **ApiClient().sanitize_for_serialization(body),
+        }
         for version in validate.VERSIONS:
             kubernetes_validate.validate(manifest, version, strict=True)
-        pod, container = pod_of(manifest)
-        assert container["envFrom"] == [
-            {"configMapRef": {"name": "tgmed-config"}},
-            {"secretRef": {"name": "tgmed-database"}},
-        ]
+        pods[key] = manifest
+    return pods
+
+
+def test_local_stage_pods_carry_only_their_own_secret(monkeypatch):
+    pods = stage_pods(
+        "local",
+        {
+            "init-db": lambda s: s.init_db(),
+            "load": lambda s: s.load("messages"),
+            "transform": lambda s: s.transform(),
+            "detect": lambda s: s.detect(0, 1),
+        },
+        monkeypatch,
+    )
+    for key, manifest in pods.items():
+        pod = manifest["spec"]
+        container = pod["containers"][0]
+        secrets = [] if key == "detect" else [{"secretRef": {"name": "tgmed-database"}}]
+        assert container["envFrom"] == [{"configMapRef": {"name": "tgmed-config"}}, *secrets]
         names = {e["name"] for e in container["env"]}
-        assert "DAGSTER_PG_PASSWORD" not in names  # the run worker's only
+        assert names == {"LAKE_DIR", "DAGSTER_PIPES_CONTEXT", "DAGSTER_PIPES_MESSAGES"}
         assert container["image"].endswith(":local")
         assert container["imagePullPolicy"] == "Never"
         assert pod["serviceAccountName"] == "tgmed-stage"
         assert pod["automountServiceAccountToken"] is False
-        # the run launcher's volumes merge in; written alike, they are not doubled
-        assert sorted(v["name"] for v in pod["volumes"]) == [
-            "dagster-instance",
-            "exports",
-            "lake",
-            "tmp",
-        ]
+        assert pod["restartPolicy"] == "Never"
+        # nothing of the run launcher (its dagster-instance volume) merges in
+        expected = ["lake", "tmp", "models"] if key == "detect" else ["lake", "tmp"]
+        assert [v["name"] for v in pod["volumes"]] == expected
         assert container["securityContext"]["readOnlyRootFilesystem"] is True
         assert pod["securityContext"]["runAsUser"] == 10001
-        # the stage's own requests and limits (the overlay's), not the run worker's
-        assert container["resources"] == {
-            "requests": {"cpu": "100m", "memory": "256Mi"},
-            "limits": {"cpu": "2", "memory": "2Gi"},
-        }
-        assert manifest["spec"]["ttlSecondsAfterFinished"] == 3600
+        component = "load" if key == "init-db" else key
+        assert manifest["metadata"]["labels"]["app.kubernetes.io/component"] == component
+    # the stage's own requests and limits (the overlay's), not the run worker's
+    assert pods["load"]["spec"]["containers"][0]["resources"] == {
+        "requests": {"cpu": "100m", "memory": "256Mi"},
+        "limits": {"cpu": "2", "memory": "2Gi"},
+    }
+    assert "nodeSelector" not in pods["detect"]["spec"]  # one node, no GPU pool
 
 
 @pytest.mark.parametrize("overlay", ["production"])
 def test_production_detect_runs_on_the_gpu_pool(overlay, monkeypatch):
-    manifests = submitted_jobs(
+    pods = stage_pods(
         overlay,
-        "enrich",
+        {"detect": lambda s: s.detect(0, 4), "load": lambda s: s.load("messages")},
         monkeypatch,
-        run_config={"ops": {"load_detections_op": {}}},
     )
-    detect = [m for m in manifests if "-detect-" in m["metadata"]["name"]]
-    assert len(detect) == 4  # TGMED_DETECT_SHARDS in production
-    for manifest in detect:
-        for version in validate.VERSIONS:
-            kubernetes_validate.validate(manifest, version, strict=True)
-        pod, container = pod_of(manifest)
-        assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
-        assert pod["tolerations"] == [
-            {"effect": "NoSchedule", "key": "nvidia.com/gpu", "operator": "Exists"}
-        ]
-        assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
-        assert container["image"] == "registry.example.com/tgmed/tgmed-yolo:0.1.0"
-        assert {"name": "models", "mountPath": "/models", "readOnly": True} in container[
-            "volumeMounts"
-        ]
-        assert container["envFrom"] == [{"configMapRef": {"name": "tgmed-config"}}]
-    others = [m for m in manifests if m not in detect]
-    assert others and all("nodeSelector" not in pod_of(m)[0] for m in others)
+    pod = pods["detect"]["spec"]
+    container = pod["containers"][0]
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert pod["tolerations"] == [
+        {"effect": "NoSchedule", "key": "nvidia.com/gpu", "operator": "Exists"}
+    ]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert container["image"] == "registry.example.com/tgmed/tgmed-yolo:0.1.0"
+    assert {"name": "models", "mountPath": "/models", "readOnly": True} in container["volumeMounts"]
+    assert container["envFrom"] == [{"configMapRef": {"name": "tgmed-config"}}]
+    assert "nodeSelector" not in pods["load"]["spec"]
+    assert pods["load"]["spec"]["containers"][0]["image"].startswith("registry.example.com/")

@@ -32,6 +32,21 @@ def test_detections_load_and_categories_follow_the_photos(detected_warehouse):
             from marts.fct_images i join marts.fct_messages f using (message_key)""").fetchall()
         objects = conn.execute("select count(*) from marts.fct_image_detections").fetchone()[0]
     assert len(rows) == photos
+    # the sample posts the same photos again (reposts across channels): each is run
+    # through the model once, and every post still has its image in the marts
+    assert s["detect"]["reused"] > 0
+    assert s["detect"]["detected"] + s["detect"]["reused"] == photos
+    with psycopg.connect(w["url"]) as conn:
+        reused = conn.execute("""
+            select count(*), count(distinct i.message_key)
+            from marts.fct_images i join staging.stg_yolo_detections d using (image_key)
+            where d.is_reused_detection""").fetchone()
+        reused_objects = conn.execute("""
+            select count(*) from marts.fct_image_detections o
+            join staging.stg_yolo_detections d using (image_key)
+            where d.is_reused_detection""").fetchone()[0]
+    assert reused == (s["detect"]["reused"], s["detect"]["reused"])
+    assert reused_objects > 0
     # the marts' category is exactly what the detection records imply ...
     classes = {}
     for path in w["lake"].detection_files():

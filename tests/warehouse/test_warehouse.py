@@ -2,8 +2,10 @@
 questions answered from the marts and checked against what the generator wrote."""
 
 import json
+import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -27,8 +29,19 @@ def test_every_stage_succeeds_and_dbt_passes_every_test(warehouse):
     build = s["build"]
     assert build["exit_code"] == 0 and build["success"], build["failures"]
     counts = build["counts"]
-    assert counts["test_pass"] >= 60 and counts["unit_test_pass"] == 2
+    assert counts["test_pass"] >= 100 and counts["unit_test_pass"] == 3
+    assert build["docs_published_bytes"] > 100_000  # the dbt docs site, published
     assert not any(k.endswith(("_fail", "_error", "_warn")) for k in counts)
+
+
+def test_readme_states_the_number_of_tests_dbt_runs(warehouse):
+    """The README's "N data tests and M unit tests" is what dbt build ran."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    stated = re.search(r"(\d+) data tests and (\d+) unit\s+tests", readme)
+    assert stated, "README.md no longer says how many dbt tests there are"
+    counts = warehouse["summaries"]["build"]["counts"]
+    ran = (counts.get("test_pass", 0), counts.get("unit_test_pass", 0))
+    assert (int(stated[1]), int(stated[2])) == ran, f"README says {stated[0]!r}; dbt ran {ran}"
 
 
 def test_top_ten_products_by_mentions(warehouse):
@@ -221,6 +234,10 @@ def test_docs_generate(warehouse):
         patch.setenv("DATABASE_URL", warehouse["url"])
         patch.setenv("DBT_TARGET_PATH", str(warehouse["target"]))
         summary = warehouse["stage"](warehouse["transform"], ["docs"])
-    assert summary["exit_code"] == 0
+    assert summary["exit_code"] == 0 and summary["docs_published_bytes"] > 100_000
     catalog = json.loads((warehouse["target"] / "catalog.json").read_text())
     assert "model.tgmed.fct_messages" in catalog["nodes"]
+    # published where the API's read-only role reads it (served at /dbt-docs/)
+    api_url = warehouse["url"].replace("postgresql://postgres:", "postgresql://tgmed_api:")
+    (html,) = query(api_url, "select html from marts.dbt_docs where site = 'index'")[0]
+    assert "rpt_price_points_daily" in html and "model.tgmed.fct_messages" in html

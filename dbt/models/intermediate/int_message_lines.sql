@@ -4,6 +4,8 @@
         unique_key='message_key',
         incremental_strategy='delete+insert',
         indexes=[{'columns': ['message_key']}, {'columns': ['loaded_at']}],
+        pre_hook=["{{ note_safe_point() }}"],
+        post_hook=["{{ record_safe_point() }}", "{{ analyze_if_new() }}"],
     )
 }}
 
@@ -14,7 +16,7 @@ with messages as (
 
     select * from {{ ref('stg_telegram_messages') }}
     {% if is_incremental() %}
-    where loaded_at > (select coalesce(max(loaded_at), '-infinity') from {{ this }})
+    where {{ incremental_window() }}
     {% endif %}
 
 ),

@@ -1,42 +1,44 @@
--- Built from fct_messages (typed, indexed) rather than the JSONB staging view.
-with messages as (
+-- One row per channel with its totals, rolled up from rpt_channel_daily (a few rows per
+-- channel) rather than from the million rows of fct_messages: the dimension is rebuilt
+-- every build, so its cost must not grow with the messages. The title is the newest
+-- post's (one index probe per channel on fct_messages' (channel_key, posted_at)).
+with days as (
 
-    select
-        channel_key as channel_username,
-        channel_title,
-        posted_at,
-        has_image,
-        view_count,
-        forward_count,
-        reply_count
-    from {{ ref('fct_messages') }}
-
-),
-
-latest_title as (
-
-    select distinct on (channel_username)
-        channel_username,
-        channel_title
-    from messages
-    where channel_title is not null
-    order by channel_username, posted_at desc
+    select * from {{ ref('rpt_channel_daily') }}
 
 ),
 
 totals as (
 
     select
-        channel_username,
-        min(posted_at) as first_post_at,
-        max(posted_at) as last_post_at,
-        count(*) as post_count,
-        count(*) filter (where has_image) as image_post_count,
-        coalesce(sum(view_count), 0)::bigint as view_count,
-        coalesce(sum(forward_count), 0)::bigint as forward_count,
-        coalesce(sum(reply_count), 0)::bigint as reply_count
-    from messages
-    group by channel_username
+        channel_key as channel_username,
+        min(first_posted_at) as first_post_at,
+        max(last_posted_at) as last_post_at,
+        sum(post_count)::bigint as post_count,
+        sum(image_post_count)::bigint as image_post_count,
+        -- views of the posts whose count is known; null when none is known
+        sum(view_count)::bigint as view_count,
+        sum(forward_count)::bigint as forward_count,
+        sum(reply_count)::bigint as reply_count
+    from days
+    group by channel_key
+
+),
+
+latest_title as (
+
+    select
+        totals.channel_username,
+        newest.channel_title
+    from totals
+    cross join lateral (
+        select channel_title
+        from {{ ref('fct_messages') }}
+        where channel_key = totals.channel_username
+            and channel_title is not null
+        order by posted_at desc
+        limit 1
+    ) as newest
 
 ),
 

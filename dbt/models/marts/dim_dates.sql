@@ -1,11 +1,27 @@
--- Every day from the first post to the last (days without posts included, so trends
--- show the gaps), with the calendar attributes reports group by.
-with bounds as (
+-- Every day from the first post (or observation of a channel or a post) to the last
+-- (days without posts included, so trends show the gaps), with the calendar attributes
+-- reports group by. The posts' range comes from rpt_channel_daily (a row per channel
+-- and day), not a scan of every message.
+with days_seen as (
+
+    select min(date_key) as first_day, max(date_key) as last_day
+    from {{ ref('rpt_channel_daily') }}
+    union all
+    -- channels and posts are observed after they were posted: their days are in too
+    select min(date_key), max(date_key)
+    from {{ ref('fct_channel_snapshots') }}
+    union all
+    select min(date_key), max(date_key)
+    from {{ ref('fct_message_observations') }}
+
+),
+
+bounds as (
 
     select
-        coalesce(min(date_key), current_date) as first_day,
-        coalesce(max(date_key), current_date) as last_day
-    from {{ ref('fct_messages') }}
+        coalesce(min(first_day), current_date) as first_day,
+        coalesce(max(last_day), current_date) as last_day
+    from days_seen
 
 ),
 

@@ -8,10 +8,15 @@
             {'columns': ['message_key'], 'unique': True},
             {'columns': ['channel_key', 'date_key']},
             {'columns': ['loaded_at']},
+            {'columns': ['posted_at']},
+            {'columns': ['channel_key', 'posted_at']},
         ],
+        pre_hook=["{{ note_safe_point() }}"],
         post_hook=[
             "create index if not exists fct_messages_search_vector on {{ this }}
              using gin (search_vector)",
+            "{{ record_safe_point() }}",
+            "{{ analyze_if_new() }}",
         ],
     )
 }}
@@ -28,7 +33,7 @@ with messages as (
 
     select * from {{ ref('stg_telegram_messages') }}
     {% if is_incremental() %}
-    where loaded_at > (select coalesce(max(loaded_at), '-infinity') from {{ this }})
+    where {{ incremental_window() }}
     {% endif %}
 
 ),
@@ -49,11 +54,15 @@ final as (
         view_count,
         forward_count,
         reply_count,
+        reaction_count,
+        reactions,
         media_type,
         media_path,
         has_image,
         is_forward,
         forwarded_from,
+        forwarded_from_id,
+        forwarded_message_id,
         grouped_id,
         scrape_source,
         scraped_at,

@@ -3,7 +3,13 @@
         materialized='incremental',
         unique_key='message_key',
         incremental_strategy='delete+insert',
-        indexes=[{'columns': ['product_key', 'channel_key']}, {'columns': ['loaded_at']}],
+        indexes=[
+            {'columns': ['message_key']},
+            {'columns': ['channel_key', 'date_key']},
+            {'columns': ['loaded_at']},
+        ],
+        pre_hook=["{{ note_safe_point() }}"],
+        post_hook=["{{ record_safe_point() }}", "{{ analyze_if_new() }}"],
     )
 }}
 
@@ -13,7 +19,7 @@ with mentions as (
 
     select * from {{ ref('int_product_mentions') }}
     {% if is_incremental() %}
-    where loaded_at > (select coalesce(max(loaded_at), '-infinity') from {{ this }})
+    where {{ incremental_window() }}
     {% endif %}
 
 ),

@@ -3,22 +3,24 @@
         materialized='incremental',
         unique_key='message_key',
         incremental_strategy='delete+insert',
-        indexes=[{'columns': ['product_key', 'channel_key']}, {'columns': ['loaded_at']}],
-        post_hook=[
-            "create index if not exists fct_product_prices_latest on {{ this }}
-             (product_key, channel_key, posted_at desc, price_key desc) include (price_birr)",
+        indexes=[
+            {'columns': ['message_key']},
+            {'columns': ['channel_key', 'date_key']},
+            {'columns': ['loaded_at']},
         ],
+        pre_hook=["{{ note_safe_point() }}"],
+        post_hook=["{{ record_safe_point() }}", "{{ analyze_if_new() }}"],
     )
 }}
 
--- One row per price a message gives for a product, in birr. The post-hook's index
--- (idempotent) gives the API each channel's latest price of a product in one probe.
+-- One row per price a message gives for a product, in birr. The API reads the report
+-- marts built from it (rpt_price_points*), not this table.
 with mentions as (
 
     select * from {{ ref('int_product_mentions') }}
     where price_birr is not null
     {% if is_incremental() %}
-        and loaded_at > (select coalesce(max(loaded_at), '-infinity') from {{ this }})
+        and {{ incremental_window() }}
     {% endif %}
 
 ),

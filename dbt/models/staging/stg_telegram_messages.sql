@@ -24,7 +24,12 @@ final as (
         record ->> 'media_type' = 'photo' as has_image,
         (record ->> 'grouped_id')::bigint as grouped_id,
         record ->> 'forwarded_from' as forwarded_from,
-        record ->> 'forwarded_from' is not null as is_forward,
+        (record ->> 'forwarded_from_id')::bigint as forwarded_from_id,
+        (record ->> 'forwarded_message_id')::bigint as forwarded_message_id,
+        record ->> 'forwarded_from' is not null
+            or record ->> 'forwarded_from_id' is not null as is_forward,
+        record -> 'reactions' as reactions,
+        {{ reaction_total("record -> 'reactions'") }} as reaction_count,
         record ->> 'source' as scrape_source,
         scraped_at,
         loaded_at

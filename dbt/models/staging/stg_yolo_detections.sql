@@ -20,6 +20,9 @@ final as (
         (record ->> 'image_height')::integer as image_height,
         coalesce(record -> 'detections', '[]'::jsonb) as detections,
         jsonb_array_length(coalesce(record -> 'detections', '[]'::jsonb)) as object_count,
+        record ->> 'content_hash' as content_hash,
+        record ->> 'reused_from' as reused_from_media_path,
+        record ->> 'reused_from' is not null as is_reused_detection,
         detected_at,
         loaded_at
     from source

@@ -1,12 +1,22 @@
 """`tgmed-transform`: the dbt stage. Runs the project in `dbt/` against DATABASE_URL.
 
-    tgmed-transform build [--full-refresh] [--select ...]   seeds, models, tests
-    tgmed-transform docs                                    dbt docs generate
+    tgmed-transform build [--full-refresh] [--select ...]   seeds, models, tests, then docs
+    tgmed-transform docs                                    dbt docs, published
+    tgmed-transform lineage [--out FILE]                    the project's graph for Dagster
     tgmed-transform dbt -- ARGS...                          any other dbt command
 
+The docs site (models, columns, tests, lineage: `dbt docs generate --static`, one
+self-contained HTML file) is published into the warehouse (`marts.dbt_docs`), where the
+API serves it at /dbt-docs/ through its read-only role: no shared volume between the
+transform stage and the API in any launch mode. `build` publishes it after a successful
+build (TRANSFORM_PUBLISH_DOCS=false or --no-docs skips it).
+
 dbt's own output goes to stderr; the last stdout line is a JSON summary (models built,
-tests passed/failed, per status). Exit code 0 when every node succeeded, 1 otherwise,
-2 for a configuration error.
+tests passed/failed, per status, the failing tests by name). Exit code 0 when every node
+succeeded, 1 otherwise, 2 for a configuration error. Launched by Dagster (Pipes), each
+model and seed built is reported as a materialization (its row count, seconds) and each
+test as a check result on its model, under the names the orchestrator gives in the
+Pipes extras (`dbt_nodes`: unique_id -> asset key or check).
 """
 
 from __future__ import annotations
@@ -25,8 +35,10 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
 from tgmed_common.logs import configure_logging
+from tgmed_common.progress import Progress
 from tgmed_common.settings import env_config, load_settings, secret_values
 from tgmed_common.stage import run_stage
+from tgmed_transform.report import report_nodes
 
 
 class TransformSettings(BaseSettings):
@@ -34,6 +46,9 @@ class TransformSettings(BaseSettings):
 
     database_url: SecretStr
     dbt_project_dir: Path = Path(__file__).resolve().parents[2]
+    transform_publish_docs: bool = True
+    """TRANSFORM_PUBLISH_DOCS: after a successful build, generate the dbt docs site and
+    publish it into the warehouse for the API's /dbt-docs/."""
 
 
 def dbt_environment(database_url: str) -> dict[str, str]:
@@ -54,12 +69,25 @@ def dbt_environment(database_url: str) -> dict[str, str]:
 def summarize(command: str, result: Any, seconds: float) -> dict[str, Any]:
     statuses: Counter = Counter()
     failures = []
+    nodes = []
     for item in getattr(result.result, "results", None) or []:
-        kind = item.node.resource_type
+        kind = str(getattr(item.node.resource_type, "value", item.node.resource_type))
         status = str(getattr(item.status, "value", item.status))
         statuses[f"{kind}_{status}"] += 1
         if status in {"error", "fail"}:
             failures.append(f"{item.node.unique_id}: {item.message}")
+        name = getattr(item.node, "alias", None) or item.node.name
+        nodes.append(
+            {
+                "unique_id": item.node.unique_id,
+                "kind": kind,
+                "status": status,
+                "relation": f"{item.node.schema}.{name}" if kind in {"model", "seed"} else None,
+                "seconds": round(float(item.execution_time or 0), 3),
+                "failures": item.failures,
+                "message": str(item.message or "")[:500],
+            }
+        )
     return {
         "stage": "transform",
         "command": command,
@@ -67,7 +95,25 @@ def summarize(command: str, result: Any, seconds: float) -> dict[str, Any]:
         "counts": dict(sorted(statuses.items())),
         "failures": failures[:20],
         "seconds": round(seconds, 2),
+        "nodes": nodes,
     }
+
+
+def dbt_progress(label: str) -> tuple[Progress, Any]:
+    """A Progress over dbt's nodes (seeds, models, tests) and the dbtRunner callback that
+    feeds it: the stage logs counts and an ETA instead of dbt's START/PASS line per node."""
+    progress = Progress(label, unit="nodes")
+
+    def on_event(event: Any) -> None:
+        name = event.info.name
+        if name == "LogStartLine" and progress.total is None:
+            # the rate counts from the first node: parsing the project is not node work
+            progress.total = int(event.data.total)
+            progress.restart()
+        elif name == "NodeFinished":
+            progress.advance()
+
+    return progress, on_event
 
 
 def run_dbt(args: list[str], settings: TransformSettings) -> dict[str, Any]:
@@ -77,12 +123,55 @@ def run_dbt(args: list[str], settings: TransformSettings) -> dict[str, Any]:
     os.environ.update(dbt_environment(settings.database_url.get_secret_value()))
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     os.environ.setdefault("DBT_VERSION_CHECK", "false")
+    # the stage's stderr is what Dagster's log shows: dbt's warnings and errors there,
+    # without colour codes; every line (debug included) stays in dbt.log (DBT_LOG_PATH)
+    os.environ.setdefault("DBT_USE_COLORS", "false")
+    os.environ.setdefault("DBT_LOG_LEVEL", "warn")
+    progress, on_event = dbt_progress(f"dbt {args[0]}")
     started = time.monotonic()
     with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the summary
-        result = dbtRunner().invoke([*args, "--project-dir", project, "--profiles-dir", project])
+        result = dbtRunner(callbacks=[on_event]).invoke(
+            [*args, "--project-dir", project, "--profiles-dir", project]
+        )
     if result.exception is not None:
         raise RuntimeError(f"dbt {args[0]} could not run: {result.exception}")
+    progress.done()
     return summarize(args[0], result, time.monotonic() - started)
+
+
+DOCS_TABLE_SQL = """
+create table if not exists marts.dbt_docs (
+    site text primary key,
+    html text not null,
+    generated_at timestamptz not null
+)
+"""
+PUBLISH_SQL = """
+insert into marts.dbt_docs (site, html, generated_at) values ('index', %s, now())
+on conflict (site) do update set html = excluded.html, generated_at = excluded.generated_at
+"""
+
+
+def target_dir(settings: TransformSettings) -> Path:
+    configured = os.environ.get("DBT_TARGET_PATH")
+    return Path(configured) if configured else settings.dbt_project_dir / "target"
+
+
+def publish_docs(settings: TransformSettings) -> dict[str, Any]:
+    """dbt docs generate --static, and the page into marts.dbt_docs (one transaction)."""
+    import psycopg2
+
+    summary = run_dbt(["docs", "generate", "--static"], settings)
+    if not summary["success"]:
+        return summary
+    page = target_dir(settings) / "static_index.html"
+    html = page.read_text(encoding="utf-8")
+    connect = psycopg2.connect(settings.database_url.get_secret_value())
+    with contextlib.closing(connect) as conn, conn, conn.cursor() as cursor:
+        cursor.execute(DOCS_TABLE_SQL)
+        cursor.execute(PUBLISH_SQL, (html,))
+    summary["docs_published_bytes"] = len(html.encode())
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,11 +181,22 @@ def main(argv: list[str] | None = None) -> int:
     build = commands.add_parser("build", help="dbt build: seeds, models and their tests")
     build.add_argument("--full-refresh", action="store_true")
     build.add_argument("--select", nargs="+")
-    commands.add_parser("docs", help="dbt docs generate (target/index.html)")
+    build.add_argument("--no-docs", action="store_true", help="do not publish the docs site")
+    commands.add_parser(
+        "docs", help="dbt docs generate --static, published into marts.dbt_docs (/dbt-docs/)"
+    )
+    lineage = commands.add_parser(
+        "lineage", help="write the project's graph (models, seeds, tests) for the orchestrator"
+    )
+    lineage.add_argument("--out", type=Path, help="file to write (default: stdout)")
     passthrough = commands.add_parser("dbt", help="any dbt command: tgmed-transform dbt -- ARGS")
     passthrough.add_argument("dbt_args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     configure_logging(args.log_level)
+    if args.command == "lineage":
+        from tgmed_transform.lineage import write_lineage
+
+        return write_lineage(args.out)
 
     def run() -> dict[str, Any]:
         settings = load_settings(TransformSettings)
@@ -104,13 +204,25 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "build":
             dbt_args = ["build"] + (["--full-refresh"] if args.full_refresh else [])
             dbt_args += ["--select", *args.select] if args.select else []
-        elif args.command == "docs":
-            dbt_args = ["docs", "generate"]
-        else:
-            dbt_args = [a for a in args.dbt_args if a != "--"]
-        return run_dbt(dbt_args, settings)
+            summary = run_dbt(dbt_args, settings)
+            if summary["success"] and settings.transform_publish_docs and not args.no_docs:
+                docs = publish_docs(settings)
+                summary["docs_published_bytes"] = docs.get("docs_published_bytes", 0)
+                summary["seconds"] = round(summary["seconds"] + docs["seconds"], 2)
+                if not docs["success"]:
+                    summary["success"] = False
+                    summary["failures"] = ["dbt docs generate failed", *docs["failures"]]
+            return summary
+        if args.command == "docs":
+            return publish_docs(settings)
+        return run_dbt([a for a in args.dbt_args if a != "--"], settings)
 
-    return run_stage("transform", run, failed=lambda summary: not summary["success"])
+    return run_stage(
+        "transform",
+        run,
+        failed=lambda summary: not summary["success"],
+        report=report_nodes,
+    )
 
 
 if __name__ == "__main__":

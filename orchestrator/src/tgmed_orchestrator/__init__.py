@@ -9,3 +9,7 @@ from dagster import BetaWarning
 # run_failure_sensor passes the beta `owners` parameter itself: the warning, printed by
 # every step process, says nothing about this code
 warnings.filterwarnings("ignore", category=BetaWarning, message=".*`owners`.*")
+# backfill_policy (single run: all channels of a backfill in one scrape process) is beta
+warnings.filterwarnings("ignore", category=BetaWarning, message=".*`backfill_policy`.*")
+# Dagster's own Pipes readers touch a preview property; not our use
+warnings.filterwarnings("ignore", message=".*expected_writer_count.*")

@@ -11,10 +11,10 @@ import re
 from typing import Any
 
 import httpx
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, EnvVar
 
 from tgmed_common.logs import REDACTED
-from tgmed_orchestrator.settings import AlertSettings
+from tgmed_orchestrator.settings import alert_settings
 from tgmed_orchestrator.stages import SECRET_ENV
 
 log = logging.getLogger(__name__)
@@ -44,16 +44,19 @@ class Alerter(ConfigurableResource):
 
     @classmethod
     def from_settings(cls) -> Alerter:
-        settings = AlertSettings()
+        """Secrets as `EnvVar`: resolved when a run or sensor uses the resource, never
+        stored in (or shown with) the resource's configuration. A channel whose variable
+        is not set at all is not configured (an empty value counts as unset)."""
+        settings = alert_settings()
+
+        def secret(name: str) -> Any:
+            return EnvVar(name) if name in os.environ else None
+
         return cls(
-            webhook_url=settings.webhook_url.get_secret_value() if settings.webhook_url else None,
-            telegram_bot_token=(
-                settings.telegram_bot_token.get_secret_value()
-                if settings.telegram_bot_token
-                else None
-            ),
+            webhook_url=secret("ALERT_WEBHOOK_URL"),
+            telegram_bot_token=secret("ALERT_TELEGRAM_BOT_TOKEN"),
             telegram_chat_id=settings.telegram_chat_id,
-            telegram_api_url=os.environ.get("ALERT_TELEGRAM_API_URL", "https://api.telegram.org"),
+            telegram_api_url=settings.telegram_api_url,
             timeout_seconds=settings.timeout_seconds,
         )
 

@@ -6,9 +6,11 @@
     tgmed-orchestrator runs [--limit N]           the latest runs and how they ended
     tgmed-orchestrator check-ui [--url U] [--job J]  the UI answers and shows J's last run SUCCESS
 
-`launch` runs the job in this process's instance (DAGSTER_HOME; SQLite by default), so
-the Dagster UI shows the run and its events afterwards. Exit code 0 when the run
-succeeded, 1 when it failed, 2 for a usage error.
+`launch` submits the run the way the UI does: created through the code location and
+put on the instance's run queue (DAGSTER_HOME), so it shows on the job's page and waits
+for a running warehouse job (submit.py); it prints a line per step and waits for the
+end. Exit code 0 when the run succeeded, 1 when it failed, 2 for a usage error, 130
+when Ctrl-C canceled it.
 """
 
 from __future__ import annotations
@@ -19,8 +21,6 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
-
-DEFINITIONS_MODULE = "tgmed_orchestrator.definitions"
 
 
 def _defs():
@@ -60,8 +60,7 @@ def _load_config(path: str | None) -> dict[str, Any]:
 
 
 def launch(name: str, config_path: str | None, max_concurrent: int, log_level: str) -> int:
-    from dagster import DagsterEventType, execute_job
-    from dagster._core.definitions.reconstruct import ReconstructableRepository
+    from tgmed_orchestrator.submit import SubmitError, launch_job
 
     repo = _defs().get_repository_def()
     if not repo.has_job(name):
@@ -73,23 +72,12 @@ def launch(name: str, config_path: str | None, max_concurrent: int, log_level: s
         "execution", {"config": {"multiprocess": {"max_concurrent": max_concurrent}}}
     )
     run_config.setdefault("loggers", {"console": {"config": {"log_level": log_level}}})
-    recon = ReconstructableRepository.for_module(
-        DEFINITIONS_MODULE, "defs", working_directory=str(Path.cwd())
-    ).get_reconstructable_job(name)
     with _instance() as instance:
-        result = execute_job(recon, instance=instance, run_config=run_config, raise_on_error=False)
-        print(f"\nrun {result.run_id} of {name}: {'SUCCESS' if result.success else 'FAILURE'}")
-        for event in result.all_events:
-            if event.event_type == DagsterEventType.STEP_OUTPUT:
-                meta = event.event_specific_data.metadata.get("summary")
-                if meta is not None:
-                    print(f"  {event.step_key}: {json.dumps(meta.value, default=str)[:300]}")
-            elif event.event_type == DagsterEventType.STEP_FAILURE:
-                error = event.event_specific_data.error
-                print(
-                    f"  {event.step_key} FAILED: {error.message.splitlines()[0] if error else ''}"
-                )
-        return 0 if result.success else 1
+        try:
+            return launch_job(instance, Path(os.environ["DAGSTER_HOME"]), name, run_config)
+        except SubmitError as error:
+            print(f"launch {name}: {error}", file=sys.stderr)
+            return 1
 
 
 def status() -> int:
@@ -147,11 +135,45 @@ query Runs($job: String!) {
   }
 }
 """
+JOB_RUNS_QUERY = """
+query JobRuns($job: String!, $location: String!) {
+  pipelineOrError(params: {
+    pipelineName: $job, repositoryName: "__repository__", repositoryLocationName: $location
+  }) {
+    __typename
+    ... on Pipeline { runs(limit: 5) { runId status jobName } }
+    ... on PipelineNotFoundError { message }
+    ... on PythonError { message }
+  }
+}
+"""
 
 
-def check_ui(url: str, job: str, wait_seconds: float) -> int:
+def _graphql(url: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+    import httpx
+
+    response = httpx.post(
+        f"{url}/graphql", json={"query": query, "variables": variables}, timeout=60
+    )
+    response.raise_for_status()
+    return response.json()["data"]
+
+
+def job_runs(url: str, job: str, location: str | None = None) -> list[dict[str, Any]]:
+    """The job's runs as the UI lists them: on the job's page (the job within the code
+    location `location`), or on the Runs page (any run of that name) without one."""
+    if location is None:
+        return _graphql(url, RUNS_QUERY, {"job": job})["runsOrError"].get("results") or []
+    found = _graphql(url, JOB_RUNS_QUERY, {"job": job, "location": location})["pipelineOrError"]
+    if found["__typename"] != "Pipeline":
+        raise RuntimeError(f"the UI at {url} has no job {job} in {location}: {found}")
+    return found["runs"]
+
+
+def check_ui(url: str, job: str, wait_seconds: float, location: str | None = None) -> int:
     """Poll the Dagster webserver until it answers, then ask it (GraphQL, what the UI
-    reads) for the job's runs: 0 when the newest one is SUCCESS."""
+    reads) for the job's runs, on the job's page when `location` is given: 0 when the
+    newest one is SUCCESS."""
     import time
 
     import httpx
@@ -166,15 +188,12 @@ def check_ui(url: str, job: str, wait_seconds: float) -> int:
                 print(f"the Dagster UI at {url} did not answer: {error}", file=sys.stderr)
                 return 1
             time.sleep(1)
-    response = httpx.post(
-        f"{url}/graphql", json={"query": RUNS_QUERY, "variables": {"job": job}}, timeout=30
-    )
-    response.raise_for_status()
-    runs = response.json()["data"]["runsOrError"].get("results") or []
+    runs = job_runs(url, job, location)
     for run in runs:
         print(f"{run['jobName']} {run['runId']} {run['status']}")
     if not runs:
-        print(f"the Dagster UI at {url} shows no run of {job}", file=sys.stderr)
+        where = f"the job page of {job} in {location}" if location else f"Runs ({job})"
+        print(f"{where} at {url} shows no run", file=sys.stderr)
         return 1
     return 0 if runs[0]["status"] == "SUCCESS" else 1
 
@@ -197,9 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--url", default="http://127.0.0.1:3000")
     check.add_argument("--job", default="telegram_pipeline")
     check.add_argument("--wait", type=float, default=120, help="seconds to wait for the UI")
+    check.add_argument("--location", help="check the job's page within this code location (tgmed)")
     args = parser.parse_args(argv)
     if args.command == "check-ui":
-        return check_ui(args.url.rstrip("/"), args.job, args.wait)
+        return check_ui(args.url.rstrip("/"), args.job, args.wait, args.location)
     if args.command == "jobs":
         return list_jobs()
     if args.command == "launch":

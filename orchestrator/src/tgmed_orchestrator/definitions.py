@@ -1,9 +1,10 @@
-"""The code location: every job, schedule, sensor and resource of the platform.
+"""The code location: the platform's assets (lake, raw, dbt, monitoring) with their
+checks, the jobs over them, schedules, sensors and resources.
 
     dagster dev -m tgmed_orchestrator.definitions
 
 The stage launcher comes from TGMED_LAUNCH_MODE (local, docker, k8s) and the TGMED_*
-variables beside it (see launchers.py); alert channels from ALERT_*.
+variables beside it (see launchers.py); alert channels from ALERT_* (secrets as EnvVar).
 """
 
 from __future__ import annotations
@@ -11,12 +12,32 @@ from __future__ import annotations
 from dagster import Definitions
 
 from tgmed_orchestrator.alerts import Alerter
+from tgmed_orchestrator.assets.dbt import dbt_models
+from tgmed_orchestrator.assets.lake import telegram_lake, yolo_detections
+from tgmed_orchestrator.assets.monitoring import pipeline_health
+from tgmed_orchestrator.assets.raw import (
+    newest_post_per_channel,
+    raw_telegram,
+    raw_yolo_detections,
+)
 from tgmed_orchestrator.jobs import JOBS
 from tgmed_orchestrator.launchers import launcher_from_settings
 from tgmed_orchestrator.schedules import SCHEDULES
 from tgmed_orchestrator.sensors import SENSORS
 
+ASSETS = [
+    telegram_lake,
+    yolo_detections,
+    raw_telegram,
+    raw_yolo_detections,
+    dbt_models,
+    pipeline_health,
+]
+CHECKS = [newest_post_per_channel]
+
 defs = Definitions(
+    assets=ASSETS,
+    asset_checks=CHECKS,
     jobs=JOBS,
     schedules=SCHEDULES,
     sensors=SENSORS,

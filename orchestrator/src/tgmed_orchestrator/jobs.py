@@ -1,88 +1,84 @@
-"""The jobs. One graph of stage ops, launched the same way in every mode (the
-`launcher` resource decides how). Every job retries its ops by `STAGE_RETRY_POLICY`
-(see ops.py for which failures are not retried)."""
+"""The jobs: the same names and meaning as ever, now selections of assets (the
+`launcher` resource decides how each stage runs). Every stage step is retried by
+`stage_retry_policy()` when the stage says its failure was transient (outcomes.py)."""
 
 from __future__ import annotations
 
-import os
+from dagster import AssetSelection, Backoff, Jitter, RetryPolicy, define_asset_job, job
 
-from dagster import Backoff, Jitter, RetryPolicy, job
-
-from tgmed_orchestrator.maintenance import cleanup_op, pipeline_health_op
-from tgmed_orchestrator.ops import (
-    detect_op,
-    init_db_op,
-    load_detections_op,
-    load_messages_op,
-    plan_detect_op,
-    plan_scrape_op,
-    scrape_op,
-    transform_op,
-)
+from tgmed_orchestrator.assets.dbt import SPECS as DBT_SPECS
+from tgmed_orchestrator.assets.lake import DETECTIONS, MEDIA, MESSAGES
+from tgmed_orchestrator.assets.monitoring import HEALTH
+from tgmed_orchestrator.assets.raw import RAW_DETECTIONS, RAW_TELEGRAM
+from tgmed_orchestrator.maintenance import cleanup_op
+from tgmed_orchestrator.settings import orchestrator_settings
 
 
 def stage_retry_policy() -> RetryPolicy:
     """TGMED_STAGE_RETRIES (default 2) more attempts, TGMED_STAGE_RETRY_DELAY_SECONDS
-    (default 30) before the first, doubling after each."""
+    (default 30) before the first, doubling after each (read through the settings
+    class, so `.env` counts too)."""
+    settings = orchestrator_settings()
     return RetryPolicy(
-        max_retries=int(os.environ.get("TGMED_STAGE_RETRIES", "2")),
-        delay=float(os.environ.get("TGMED_STAGE_RETRY_DELAY_SECONDS", "30")),
+        max_retries=settings.stage_retries,
+        delay=settings.stage_retry_delay_seconds,
         backoff=Backoff.EXPONENTIAL,
         jitter=Jitter.PLUS_MINUS,
     )
 
 
 STAGE_RETRY_POLICY = stage_retry_policy()
-# jobs that write the warehouse never run at the same time (dagster.yaml limits this
-# tag to one run): dbt's incremental models must not miss rows loaded during a build
+# jobs that write the warehouse run one at a time (dagster.yaml limits this tag to one
+# run); dbt's incremental models are kept correct by their own lookback as well
 WAREHOUSE_TAGS = {"tgmed/warehouse": "write"}
 
+LAKE = AssetSelection.assets(MESSAGES, MEDIA, DETECTIONS)
+RAW = AssetSelection.assets(*RAW_TELEGRAM, RAW_DETECTIONS)
+# every model and seed in dbt's lineage, whatever folder (group) it lives in
+DBT = AssetSelection.assets(*(spec.key for spec in DBT_SPECS))
 
-@job(
+telegram_pipeline = define_asset_job(
+    "telegram_pipeline",
+    selection=LAKE | RAW | DBT,
     tags=WAREHOUSE_TAGS,
     op_retry_policy=STAGE_RETRY_POLICY,
-    description="scrape (per channel) -> detect (per shard) and load messages -> "
-    "load detections -> dbt build",
+    description="scrape (one process for all Telegram channels; exports one per channel) "
+    "-> detect (per shard) and load messages -> load detections -> dbt build. With "
+    "channel partitions chosen: just those channels.",
 )
-def telegram_pipeline():
-    scraped = plan_scrape_op().map(scrape_op).collect()
-    ready = init_db_op()
-    messages = load_messages_op(scraped=scraped, ready=ready)
-    detected = plan_detect_op(scraped=scraped).map(detect_op).collect()
-    detections = load_detections_op(detected=detected, after=messages)
-    transform_op(after=detections)
-
-
-@job(tags=WAREHOUSE_TAGS, op_retry_policy=STAGE_RETRY_POLICY, description="scrape, load messages")
-def scrape_and_load():
-    scraped = plan_scrape_op().map(scrape_op).collect()
-    load_messages_op(scraped=scraped, ready=init_db_op())
-
-
-@job(tags=WAREHOUSE_TAGS, op_retry_policy=STAGE_RETRY_POLICY, description="dbt build only")
-def transform():
-    transform_op()
-
-
-@job(tags=WAREHOUSE_TAGS, op_retry_policy=STAGE_RETRY_POLICY, description="detect, load detections")
-def enrich():
-    detected = plan_detect_op().map(detect_op).collect()
-    load_detections_op(detected=detected, after=init_db_op())
-
-
-@job(
+scrape_and_load = define_asset_job(
+    "scrape_and_load",
+    selection=AssetSelection.assets(MESSAGES, MEDIA, *RAW_TELEGRAM),
     tags=WAREHOUSE_TAGS,
     op_retry_policy=STAGE_RETRY_POLICY,
-    description="load new lake files (messages, then detections), then dbt build",
+    description="scrape, load messages",
 )
-def load_lake():
-    messages = load_messages_op(ready=init_db_op())
-    transform_op(after=load_detections_op(after=messages))
-
-
-@job(description="row counts, freshness, failed runs, quarantine against thresholds; alerts")
-def pipeline_health():
-    pipeline_health_op()
+transform = define_asset_job(
+    "transform",
+    selection=DBT,
+    tags=WAREHOUSE_TAGS,
+    op_retry_policy=STAGE_RETRY_POLICY,
+    description="dbt build only (every model and test)",
+)
+enrich = define_asset_job(
+    "enrich",
+    selection=AssetSelection.assets(DETECTIONS, RAW_DETECTIONS),
+    tags=WAREHOUSE_TAGS,
+    op_retry_policy=STAGE_RETRY_POLICY,
+    description="detect, load detections",
+)
+load_lake = define_asset_job(
+    "load_lake",
+    selection=RAW | DBT,
+    tags=WAREHOUSE_TAGS,
+    op_retry_policy=STAGE_RETRY_POLICY,
+    description="load new lake files (messages, detections), then dbt build",
+)
+pipeline_health = define_asset_job(
+    "pipeline_health",
+    selection=AssetSelection.assets(HEALTH),
+    description="row counts, freshness, failed runs, quarantine against thresholds; alerts",
+)
 
 
 @job(

@@ -1,41 +1,52 @@
 """How a stage runs: one resource interface, three implementations chosen by
-TGMED_LAUNCH_MODE. Every op launches its stage through `StageLauncher.launch`, which
-returns the stage's exit code, its JSON summary (the last stdout line) and the tail of
-its output; ops.py turns that into Dagster metadata, retries or a failure.
+TGMED_LAUNCH_MODE, each a Dagster Pipes client. The stage (tgmed_common.stage, with
+`dagster-pipes`) reports its log lines, its materializations and check results and,
+explicitly, its outcome; `launch` returns all of it as a `StageRun`, also when the stage
+failed (the clients raise on a non-zero exit: a recording message reader keeps what the
+stage said before it ended). outcomes.py turns a StageRun into success, retry or failure.
 
-- local: the stage CLI as a subprocess; its lines go to the Dagster log as they come.
-- docker: one container per stage invocation (the docker_container_op configuration,
-  run with docker-py so the summary and the output tail come back to the op), labelled
-  `tgmed.stage` so finished containers can be pruned (auto-remove races with log
-  streaming: see ../../../docs/architecture.md).
-- k8s: one Kubernetes Job per invocation through dagster-k8s's `execute_k8s_job`.
+- local: `PipesSubprocessClient`, the stage CLI as a subprocess;
+- docker: `PipesDockerClient` (dagster-docker), one container per invocation with the
+  lake volume and ONLY the stage's own variables and volumes. Not `docker_container_op`
+  / `execute_docker_container`: those merge the DockerRunLauncher's env (Dagster's
+  storage password) and volumes (docker.sock) into every stage container
+  (docs/architecture.md, test_launch_modes.py shows both);
+- k8s: `PipesK8sClient` (dagster-k8s), one pod per invocation: the lake claim, the
+  `tgmed-config` ConfigMap, the stage's own Secrets, an activeDeadlineSeconds; non-root,
+  read-only root filesystem, no service account token; GPU stages on the GPU pool.
+
+Every invocation has a timeout (TGMED_STAGE_TIMEOUT_SECONDS, per stage
+TGMED_STAGE_TIMEOUTS), enforced the same way in every mode: the command runs under
+coreutils `timeout` (TERM, then KILL 15 s later; exit 124), in k8s also bounded by the
+pod's activeDeadlineSeconds.
 """
 
 from __future__ import annotations
 
 import abc
 import contextlib
-import io
-import json
 import os
-import queue
 import re
 import shutil
-import subprocess
 import sys
-import threading
-from collections import deque
-from collections.abc import Callable
+import time
+import uuid
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from dagster import ConfigurableResource, Failure, OpExecutionContext
-from dagster._core.errors import DagsterInvalidPropertyError
+from dagster import (
+    AssetExecutionContext,
+    ConfigurableResource,
+    Failure,
+    OpExecutionContext,
+    PipesSubprocessClient,
+    PipesTempFileMessageReader,
+)
 
-from tgmed_orchestrator.stages import STAGE_ENV, STAGES, StageCommand
+from tgmed_orchestrator.stages import STAGES, TELEGRAM_ENV, StageCommand
 
-TAIL_LINES = 40
 DEFAULT_IMAGES = {
     "scrape": "tgmed-scraper:latest",
     "detect": "tgmed-yolo:latest",
@@ -50,6 +61,10 @@ REQUIRED_ENV = {
     "transform": ("DATABASE_URL",),
 }
 STAGE_LABEL = "tgmed.stage"
+INVOCATION_LABEL = "tgmed.invocation"
+KILL_AFTER_SECONDS = 15
+TIMEOUT_EXIT = 124  # coreutils timeout: the command ran past its time and was stopped
+TIMEOUT_TAG = "tgmed/stage_timeout_seconds"
 # the user every stage image runs as (useradd --uid 10001 in each Dockerfile)
 STAGE_UID = 10001
 # requests and limits of each stage's pod (k8s mode; TGMED_K8S_STAGE_RESOURCES overrides)
@@ -72,70 +87,155 @@ K8S_STAGE_RESOURCES: dict[str, dict[str, dict[str, str]]] = {
     },
 }
 
+Context = OpExecutionContext | AssetExecutionContext
+
 
 @dataclass
-class StageResult:
-    exit_code: int | None
-    summary: dict[str, Any] | None
-    tail: list[str] = field(default_factory=list)
+class StageRun:
+    """What one stage invocation did, as the stage reported it through Pipes."""
+
+    command: StageCommand
+    exit_code: int | None  # None: unknown (the launcher itself failed)
+    outcome: str | None = None  # the stage's own word: ok, config_error, ... (stage.py)
+    error: str = ""
+    summary: dict[str, Any] = field(default_factory=dict)
+    results: list[Any] = field(default_factory=list)  # MaterializeResult, AssetCheckResult
+    seconds: float = 0.0
+    timeout_seconds: float = 0.0
+    launcher_error: str = ""
 
     @property
-    def tail_text(self) -> str:
-        return "\n".join(self.tail)
+    def timed_out(self) -> bool:
+        return self.exit_code == TIMEOUT_EXIT or (
+            self.exit_code in {137, None}
+            and self.outcome is None
+            and self.timeout_seconds > 0
+            and self.seconds >= self.timeout_seconds
+        )
+
+    @property
+    def succeeded(self) -> bool:
+        return self.exit_code == 0 and self.outcome in {"ok", None}
 
 
-def parse_summary(lines: list[str]) -> dict[str, Any] | None:
-    """The stage's JSON summary: the last non-empty line that is a JSON object."""
-    for line in reversed(lines):
-        text = line.strip()
-        if not text:
-            continue
-        try:
-            value = json.loads(text)
-        except ValueError:
-            return None
-        return value if isinstance(value, dict) else None
+class _Recording:
+    """Mixed into a Pipes message reader: keeps the message handler, so what the stage
+    reported is still there when the client raises for a non-zero exit."""
+
+    handler: Any = None
+
+    @contextlib.contextmanager
+    def read_messages(self, handler: Any) -> Iterator[Any]:
+        self.handler = handler
+        with super().read_messages(handler) as params:  # type: ignore[misc]
+            yield params
+
+
+class RecordingTempFileReader(_Recording, PipesTempFileMessageReader):
+    pass
+
+
+def _run_tags(context: Context) -> Mapping[str, str]:
+    try:
+        return context.run.tags
+    except Exception:  # a context built for a test, outside any run
+        return {}
+
+
+def _outcome_message(handler: Any) -> dict[str, Any] | None:
+    if handler is None:
+        return None
+    for message in reversed(handler.get_custom_messages()):
+        if isinstance(message, dict) and message.get("tgmed") == "outcome":
+            return message
     return None
 
 
-def _step_label(context: OpExecutionContext, command: StageCommand) -> dict[str, str]:
-    labels = {STAGE_LABEL: command.stage, "tgmed.invocation": command.label or command.stage}
-    for key, read in [
-        ("dagster/run-id", lambda: context.run_id),
-        ("dagster/job", lambda: context.job_name),
-        ("dagster/op", lambda: context.op.name),
-    ]:
-        with contextlib.suppress(DagsterInvalidPropertyError):
-            labels[key] = read()
-    return labels
+_EXIT_CODE = re.compile(r"(?:code|StatusCode'?:?)\s*:?\s*(-?\d+)")
+
+
+def _exit_code_from(error: BaseException) -> int | None:
+    """The exit code the Pipes clients put in their error text (the only place they
+    report it: 'failed with code N', "{'StatusCode': N}")."""
+    found = _EXIT_CODE.findall(str(error))
+    return int(found[-1]) if found else None
+
+
+def with_timeout(argv: list[str], seconds: float) -> list[str]:
+    return ["timeout", f"--kill-after={KILL_AFTER_SECONDS}", f"{seconds:g}", *argv]
 
 
 class StageLauncher(ConfigurableResource):
     """Runs one stage invocation and reports how it went. An interface: the launch
-    modes below implement `launch`; this class itself cannot be built."""
+    modes below implement `_run`; this class itself cannot be built."""
 
-    @abc.abstractmethod
-    def launch(self, context: OpExecutionContext, command: StageCommand) -> StageResult:
-        """Run the stage's command; its exit code, JSON summary and output tail."""
+    timeout_seconds: float = 3600.0
+    stage_timeouts: dict[str, float] = {}
+
+    def timeout_for(self, stage: str, tags: Mapping[str, str] | None = None) -> float:
+        """The stage's timeout: the run's tag `tgmed/stage_timeout_seconds` (one run
+        that needs longer, or a test of the timeout path), else the configured one."""
+        if tags and tags.get(TIMEOUT_TAG):
+            return float(tags[TIMEOUT_TAG])
+        return float(self.stage_timeouts.get(stage, self.timeout_seconds))
 
     def export_path(self, export_root: str, folder: str) -> str:
         """Where the stage finds an export folder (the root is mounted in containers)."""
         return str(Path(export_root) / folder)
 
-    def prune(self, context: OpExecutionContext) -> int:
+    def prune(self, context: Context) -> int:
         """Remove finished stage containers; returns how many."""
         return 0
 
+    def launch(
+        self, context: Context, command: StageCommand, extras: Mapping[str, Any] | None = None
+    ) -> StageRun:
+        timeout = self.timeout_for(command.stage, _run_tags(context))
+        context.log.info(f"launching {command.display} ({self.mode}, timeout {timeout:g} s)")
+        started = time.monotonic()
+        run = StageRun(command, exit_code=None, timeout_seconds=timeout)
+        handler = None
+        try:
+            handler = self._run(context, command, timeout, dict(extras or {}))
+            run.exit_code = 0
+        except _StageExit as failed:
+            handler, run.exit_code, run.launcher_error = failed.handler, failed.code, failed.text
+        run.seconds = time.monotonic() - started
+        message = _outcome_message(handler)
+        if message is not None:
+            run.outcome = message.get("outcome")
+            run.error = message.get("error") or ""
+            run.summary = message.get("summary") or {}
+        if handler is not None:
+            run.results = list(handler.get_reported_results())
+        return run
+
+    @property
+    def mode(self) -> str:
+        return type(self).__name__.removesuffix("StageLauncher").lower()
+
+    @abc.abstractmethod
+    def _run(
+        self, context: Context, command: StageCommand, timeout: float, extras: dict[str, Any]
+    ) -> Any:
+        """Run the command through the mode's Pipes client; returns the message handler,
+        raises _StageExit when the stage did not exit 0."""
+
+
+class _StageExit(Exception):
+    def __init__(self, handler: Any, code: int | None, text: str) -> None:
+        super().__init__(text)
+        self.handler, self.code, self.text = handler, code, text
+
 
 class LocalStageLauncher(StageLauncher):
-    """Stage CLIs as subprocesses of the op. A stage's CLI is looked up in its bin folder
-    (`bin_dirs`; the yolo stage lives in its own environment, TGMED_YOLO_BIN), else
-    beside this Python (the workspace environment), else on PATH."""
+    """Stage CLIs as subprocesses (PipesSubprocessClient). A stage's CLI is looked up in
+    its bin folder (`bin_dirs`; the yolo stage lives in its own environment,
+    TGMED_YOLO_BIN), else beside this Python (the workspace environment), else on PATH."""
 
     bin_dirs: dict[str, str] = {}
     env: dict[str, str] = {}
     cwd: str | None = None
-    timeout_seconds: float | None = None
 
     def executable(self, command: StageCommand) -> str:
         name = command.argv[0]
@@ -152,56 +252,61 @@ class LocalStageLauncher(StageLauncher):
             allow_retries=False,
         )
 
-    def launch(self, context: OpExecutionContext, command: StageCommand) -> StageResult:
-        argv = [self.executable(command), *command.argv[1:]]
-        context.log.info(f"launching {command.display} (local)")
-        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
-        process = subprocess.Popen(
-            argv,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            bufsize=1,
-            env=env,
-            cwd=self.cwd,
+    def stage_env(self, command: StageCommand) -> dict[str, str]:
+        """Added to this process's environment (a laptop's settings), which the client
+        passes on."""
+        return {**self.env, "PYTHONUNBUFFERED": "1"}
+
+    def argv(self, command: StageCommand, timeout: float) -> list[str]:
+        """The stage's command under `timeout`; an export import under `env -u` for each
+        Telegram variable (PipesSubprocessClient always passes this process's
+        environment on, so the variables are removed from the child's alone)."""
+        argv = with_timeout([self.executable(command), *command.argv[1:]], timeout)
+        if command.exports:
+            unset = [part for name in TELEGRAM_ENV for part in ("-u", name)]
+            argv = ["env", *unset, *argv]
+        return argv
+
+    def _run(
+        self, context: Context, command: StageCommand, timeout: float, extras: dict[str, Any]
+    ) -> Any:
+        if shutil.which("timeout") is None:
+            raise Failure(description="coreutils `timeout` is not on PATH", allow_retries=False)
+        reader = RecordingTempFileReader()
+        client = PipesSubprocessClient(
+            message_reader=reader, cwd=self.cwd, termination_timeout_seconds=KILL_AFTER_SECONDS
         )
-        lines: queue.Queue[tuple[str, str | None]] = queue.Queue()
-
-        def pump(name: str, stream: io.TextIOBase) -> None:
-            for line in stream:
-                lines.put((name, line.rstrip("\n")))
-            lines.put((name, None))
-
-        for name, stream in (("stdout", process.stdout), ("stderr", process.stderr)):
-            threading.Thread(target=pump, args=(name, stream), daemon=True).start()
-        tail: deque[str] = deque(maxlen=TAIL_LINES)
-        stdout: deque[str] = deque(maxlen=5)
-        open_streams = 2
-        prefix = f"[{command.stage}:{command.label}] " if command.label else f"[{command.stage}] "
-        # lines reach the Dagster log from this thread only, as the stage writes them
-        while open_streams:
-            name, line = lines.get()
-            if line is None:
-                open_streams -= 1
-                continue
-            if name == "stdout":
-                stdout.append(line)
-            tail.append(line)
-            context.log.info(prefix + line)
         try:
-            code = process.wait(timeout=self.timeout_seconds)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            code = process.wait()
-            tail.append(f"killed after {self.timeout_seconds} s (timeout)")
-        return StageResult(code, parse_summary(list(stdout)), list(tail))
+            client.run(
+                context=context,
+                command=self.argv(command, timeout),
+                env=self.stage_env(command),
+                extras=extras,
+            )
+        except Exception as error:  # DagsterPipesExecutionError: "failed with code N"
+            raise _StageExit(reader.handler, _exit_code_from(error), str(error)) from None
+        return reader.handler
+
+
+def _labels(context: Context, command: StageCommand, invocation: str) -> dict[str, str]:
+    labels = {STAGE_LABEL: command.stage, INVOCATION_LABEL: invocation}
+    with contextlib.suppress(Exception):
+        labels["dagster/run-id"] = context.run.run_id
+    with contextlib.suppress(Exception):
+        labels["dagster/job"] = context.job_name
+    with contextlib.suppress(Exception):
+        labels["dagster/op"] = context.op.name
+    return labels
+
+
+def _invocation_id(command: StageCommand) -> str:
+    label = re.sub(r"[^a-z0-9-]", "-", (command.label or command.stage).lower())[:30]
+    return f"{command.stage}-{label}-{uuid.uuid4().hex[:8]}".strip("-")
 
 
 class DockerStageLauncher(StageLauncher):
-    """One container per stage invocation, on the platform's network, with the lake
-    volume and only the stage's own variables (CONTAINERS.md: dagster-docker merges the
-    run launcher's env and volumes into every container; this launcher does not)."""
+    """One container per stage invocation (PipesDockerClient), on the platform's network,
+    with the lake volume and only the stage's own variables and volumes."""
 
     images: dict[str, str] = DEFAULT_IMAGES
     network: str = "tgmed"
@@ -220,23 +325,28 @@ class DockerStageLauncher(StageLauncher):
     def export_path(self, export_root: str, folder: str) -> str:
         return str(PurePosixPath(self.exports_mount) / folder)
 
-    def env_vars(self, command: StageCommand) -> list[str]:
-        """Variable names for docker (values read from the launching process), only the
-        stage's own, optional ones only when set; LAKE_DIR points at the mounted lake."""
-        required = set(REQUIRED_ENV[command.stage])
-        skip = {"LAKE_DIR"}
-        if command.exports:  # an import reads files: no Telegram credentials
-            skip |= required
-            required = set()
-        names = [
-            name
-            for name in STAGE_ENV[command.stage]
-            if name not in skip and (name in required or name in os.environ)
-        ]
-        return [f"LAKE_DIR={self.lake_mount}", *names]
+    def stage_env(self, command: StageCommand) -> dict[str, str]:
+        """Only the stage's own variables, values from this process (the run worker),
+        optional ones only when set; LAKE_DIR points at the mounted lake."""
+        required = set() if command.exports else set(REQUIRED_ENV[command.stage])
+        env = {"LAKE_DIR": self.lake_mount}
+        for name in command.env_names():
+            if name == "LAKE_DIR":
+                continue
+            if name in os.environ:
+                env[name] = os.environ[name]
+            elif name in required:
+                raise Failure(
+                    description=f"{name} is not set for the {command.stage} stage (the run "
+                    "worker passes it on: set it where the runs start, e.g. compose's daemon)",
+                    allow_retries=False,
+                )
+        return env
 
-    def container_config(self, context: OpExecutionContext, command: StageCommand) -> dict:
-        """The docker_container_op configuration of this invocation (its config schema)."""
+    def container_config(
+        self, context: Context, command: StageCommand, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """The arguments of PipesDockerClient.run for this invocation."""
         volumes = {self.lake_volume: {"bind": self.lake_mount, "mode": "rw"}}
         if command.exports:
             if not self.exports_volume:
@@ -248,59 +358,43 @@ class DockerStageLauncher(StageLauncher):
             volumes[self.exports_volume] = {"bind": self.exports_mount, "mode": "ro"}
         if command.stage == "detect" and self.models_volume:
             volumes[self.models_volume] = {"bind": self.models_mount, "mode": "ro"}
-        kwargs: dict[str, Any] = {"volumes": volumes, "labels": _step_label(context, command)}
+        kwargs: dict[str, Any] = {
+            "volumes": volumes,
+            "labels": _labels(context, command, _invocation_id(command)),
+            "network": self.network,
+        }
         if command.stage in self.gpu_stages:
             kwargs["device_requests"] = [
                 {"driver": "nvidia", "count": -1, "capabilities": [["gpu"]]}
             ]
+        timeout = timeout if timeout is not None else self.timeout_for(command.stage)
         return {
             "image": self.images[command.stage],
-            "command": list(command.argv),
-            "networks": [self.network],
-            "env_vars": self.env_vars(command),
+            "command": with_timeout(list(command.argv), timeout),
+            "env": self.stage_env(command),
             "container_kwargs": kwargs,
         }
 
-    def launch(self, context: OpExecutionContext, command: StageCommand) -> StageResult:
-        import docker
-        from dagster._core.utils import parse_env_var
-        from dagster_shared.serdes.utils import hash_str
+    def _run(
+        self, context: Context, command: StageCommand, timeout: float, extras: dict[str, Any]
+    ) -> Any:
+        from dagster_docker import PipesDockerClient, PipesDockerLogsMessageReader
 
-        config = self.container_config(context, command)
-        # Only this stage's own variables, volumes and network: unlike dagster-docker's
-        # execute_docker_container, nothing is merged from the DockerRunLauncher (whose
-        # env_vars hold Dagster's storage password and whose volumes hold docker.sock).
-        step = context.get_step_execution_context().step.key
-        name = hash_str(context.run_id + step + command.label)
-        if context.retry_number:
-            name = f"{name}-{context.retry_number}"
-        client = docker.client.from_env()
-        context.log.info(f"launching {command.display} in {config['image']} (container {name})")
-        container = client.containers.create(
-            config["image"],
-            name=name,
-            detach=True,
-            network=config["networks"][0],
-            command=config["command"],
-            environment=dict(parse_env_var(item) for item in config["env_vars"]),
-            **config["container_kwargs"],
-        )
-        container.start()
-        tail: deque[str] = deque(maxlen=TAIL_LINES)
-        pending = ""
-        for chunk in container.logs(stdout=True, stderr=True, stream=True, follow=True):
-            pending += chunk.decode("utf-8", "replace")
-            *complete, pending = pending.split("\n")
-            for line in complete:
-                tail.append(line)
-                context.log.info(f"[{command.stage}:{command.label}] {line}")
-        if pending:
-            tail.append(pending)
-        code = container.wait()["StatusCode"]
-        stdout = container.logs(stdout=True, stderr=False, tail=5).decode("utf-8", "replace")
-        return StageResult(code, parse_summary(stdout.splitlines()), list(tail))
+        class RecordingDockerReader(_Recording, PipesDockerLogsMessageReader):
+            pass
 
-    def prune(self, context: OpExecutionContext) -> int:
+        config = self.container_config(context, command, timeout)
+        reader = RecordingDockerReader()
+        # no env, no registry, no volumes of the run launcher: the client passes only what
+        # is given here (unlike execute_docker_container)
+        client = PipesDockerClient(message_reader=reader)
+        try:
+            client.run(context=context, extras=extras, **config)
+        except Exception as error:  # "Container exited with non-zero status code: {...}"
+            raise _StageExit(reader.handler, _exit_code_from(error), str(error)) from None
+        return reader.handler
+
+    def prune(self, context: Context) -> int:
         import docker
 
         client = docker.client.from_env()
@@ -314,11 +408,14 @@ class DockerStageLauncher(StageLauncher):
 
 
 class K8sStageLauncher(StageLauncher):
-    """One Kubernetes Job per stage invocation (dagster-k8s `execute_k8s_job`): the
-    stage's image and command, the lake claim, non-secret settings from a ConfigMap and
-    each stage's own Secrets, under a service account with no API access, non-root with
-    a read-only root filesystem. Dagster retries a failed step, so the Job itself does
-    not; the pod's exit code decides whether Dagster does (ops.finish)."""
+    """One pod per stage invocation (PipesK8sClient): the stage's image and command, the
+    lake claim, non-secret settings from a ConfigMap and each stage's own Secrets (an
+    export import gets none of Telegram's), under a service account with no API access
+    and no token, non-root with a read-only root filesystem. Dagster retries a failed
+    step (outcomes.py decides); the pod has restartPolicy Never and an
+    activeDeadlineSeconds of the stage's timeout. The pod stays until its exit code is
+    read, then it is deleted; a pod deleted from outside while it ran fails the step as
+    stopped (143), not retried."""
 
     images: dict[str, str] = DEFAULT_IMAGES
     namespace: str = "tgmed"
@@ -338,6 +435,14 @@ class K8sStageLauncher(StageLauncher):
         "load": ["tgmed-database"],
         "transform": ["tgmed-database"],
     }
+    # Secrets that hold Telegram credentials: never given to an export import
+    telegram_secrets: list[str] = ["tgmed-telegram"]
+    # what each Secret holds (the cluster's manifests create them so; the ConfigMap holds
+    # every other, non-secret variable)
+    secret_env: dict[str, list[str]] = {
+        "tgmed-telegram": ["TELEGRAM_API_ID", "TELEGRAM_API_HASH", "TELEGRAM_SESSION"],
+        "tgmed-database": ["DATABASE_URL", "API_DB_PASSWORD"],
+    }
     gpu_stages: list[str] = []
     # where GPU stages run: the GPU pool's node labels and taints
     gpu_node_selector: dict[str, str] = {}
@@ -345,29 +450,16 @@ class K8sStageLauncher(StageLauncher):
     stage_resources: dict[str, dict[str, dict[str, str]]] = K8S_STAGE_RESOURCES
     load_incluster_config: bool = True
     kubeconfig_file: str | None = None
-    ttl_seconds_after_finished: int = 3600
-    timeout_seconds: int = 0
-    # how often the pods of a running stage's Job are listed (see _JobPods)
-    pod_poll_seconds: float = 2.0
+    poll_interval_seconds: float = 5.0
 
     def export_path(self, export_root: str, folder: str) -> str:
         return str(PurePosixPath(self.exports_mount) / folder)
 
-    def job_name(self, context: OpExecutionContext, command: StageCommand) -> str:
-        """tgmed-<stage>-<label>-<run id>-<step hash>: readable in `kubectl get pods`,
-        unique per step, at most 55 characters (execute_k8s_job appends `-<retry>` on a
-        retry; a Job name is a label value: 63 at most)."""
-        from dagster_shared.serdes.utils import hash_str
-
-        try:
-            step = context.get_step_execution_context().step.key
-        except Exception:  # a context built outside a run (tests): the invocation names it
-            step = command.label or command.stage
-        prefix = re.sub(r"[^a-z0-9]+", "-", f"{command.stage}-{command.label}".lower())
-        return f"tgmed-{prefix.strip('-')[:30]}-{context.run_id[:8]}-{hash_str(step)[:6]}"
-
-    def job_config(self, context: OpExecutionContext, command: StageCommand) -> dict[str, Any]:
-        """The keyword arguments of `execute_k8s_job` (k8s_job_op's config schema)."""
+    def pod_config(
+        self, context: Context, command: StageCommand, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """The arguments of PipesK8sClient.run for this invocation."""
+        timeout = timeout if timeout is not None else self.timeout_for(command.stage)
         volumes: list[dict[str, Any]] = [
             {"name": "lake", "persistent_volume_claim": {"claim_name": self.lake_claim}},
             {"name": "tmp", "empty_dir": {}},
@@ -376,6 +468,7 @@ class K8sStageLauncher(StageLauncher):
             {"name": "lake", "mount_path": self.lake_mount},
             {"name": "tmp", "mount_path": "/tmp"},  # noqa: S108 (an emptyDir of its own)
         ]
+        secrets = list(self.secrets.get(command.stage, []))
         if command.exports:
             if not self.exports_claim:
                 raise Failure(
@@ -386,13 +479,32 @@ class K8sStageLauncher(StageLauncher):
                 {"name": "exports", "persistent_volume_claim": {"claim_name": self.exports_claim}}
             )
             mounts.append({"name": "exports", "mount_path": self.exports_mount, "read_only": True})
+            secrets = [name for name in secrets if name not in self.telegram_secrets]
         if command.stage == "detect" and self.models_claim:
             volumes.append(
                 {"name": "models", "persistent_volume_claim": {"claim_name": self.models_claim}}
             )
             mounts.append({"name": "models", "mount_path": self.models_mount, "read_only": True})
         resources = {k: dict(v) for k, v in self.stage_resources.get(command.stage, {}).items()}
-        pod_spec: dict[str, Any] = {
+        env_from: list[dict[str, Any]] = [{"config_map_ref": {"name": self.config_map}}]
+        env_from += [{"secret_ref": {"name": name}} for name in secrets]
+        container: dict[str, Any] = {
+            "name": "stage",
+            "image_pull_policy": self.image_pull_policy,
+            "env_from": env_from,
+            "env": [{"name": "LAKE_DIR", "value": self.lake_mount}],
+            "volume_mounts": mounts,
+            "resources": resources,
+            "security_context": {
+                "allow_privilege_escalation": False,
+                "read_only_root_filesystem": True,
+                "capabilities": {"drop": ["ALL"]},
+            },
+        }
+        spec: dict[str, Any] = {
+            "restart_policy": "Never",
+            # the backstop of the in-container timeout (TERM, KILL 15 s later)
+            "active_deadline_seconds": int(timeout) + KILL_AFTER_SECONDS + 30,
             # the stage never talks to the Kubernetes API
             "automount_service_account_token": False,
             "security_context": {
@@ -402,189 +514,106 @@ class K8sStageLauncher(StageLauncher):
                 "fs_group": STAGE_UID,
                 "seccomp_profile": {"type": "RuntimeDefault"},
             },
+            "volumes": volumes,
+            "containers": [container],
         }
+        if self.service_account_name:
+            spec["service_account_name"] = self.service_account_name
         if command.stage in self.gpu_stages:
             resources.setdefault("limits", {})["nvidia.com/gpu"] = "1"
             if self.gpu_node_selector:
-                pod_spec["node_selector"] = dict(self.gpu_node_selector)
+                spec["node_selector"] = dict(self.gpu_node_selector)
             if self.gpu_tolerations:
-                pod_spec["tolerations"] = [dict(t) for t in self.gpu_tolerations]
+                spec["tolerations"] = [dict(t) for t in self.gpu_tolerations]
         labels = {
             "app.kubernetes.io/part-of": "tgmed",
             "app.kubernetes.io/component": command.stage,
+            INVOCATION_LABEL: _invocation_id(command),
         }
+        with contextlib.suppress(Exception):  # a context built outside a run (tests)
+            labels["dagster/run-id"] = context.run.run_id
         return {
             "image": self.images[command.stage],
-            "command": list(command.argv),
+            "command": with_timeout(list(command.argv), timeout),
             "namespace": self.namespace,
-            "image_pull_policy": self.image_pull_policy,
-            "service_account_name": self.service_account_name,
-            "env_config_maps": [self.config_map],
-            # an import reads files: no Telegram credentials (as in docker mode)
-            "env_secrets": [] if command.exports else list(self.secrets.get(command.stage, [])),
-            "env_vars": [f"LAKE_DIR={self.lake_mount}"],
-            "volumes": volumes,
-            "volume_mounts": mounts,
-            "labels": labels,
-            "resources": resources,
-            "container_config": {
-                "security_context": {
-                    "allow_privilege_escalation": False,
-                    "read_only_root_filesystem": True,
-                    "capabilities": {"drop": ["ALL"]},
-                }
-            },
-            "pod_spec_config": pod_spec,
-            "job_spec_config": {
-                "backoff_limit": 0,
-                "ttl_seconds_after_finished": self.ttl_seconds_after_finished,
-            },
-            "timeout": self.timeout_seconds or None,
-            "load_incluster_config": self.load_incluster_config,
-            "kubeconfig_file": self.kubeconfig_file,
-            "k8s_job_name": self.job_name(context, command),
-            # a failed Job stays (until its TTL) so its pod's exit code and log can be read
-            "delete_failed_k8s_jobs": False,
+            "base_pod_meta": {"labels": labels},
+            "base_pod_spec": spec,
+            "pod_wait_timeout": timeout + KILL_AFTER_SECONDS + 120,
         }
 
-    def launch(self, context: OpExecutionContext, command: StageCommand) -> StageResult:
-        from dagster_k8s import execute_k8s_job
+    def _run(
+        self, context: Context, command: StageCommand, timeout: float, extras: dict[str, Any]
+    ) -> Any:
+        from dagster_k8s import PipesK8sClient, PipesK8sPodLogsMessageReader
 
-        config = self.job_config(context, command)
+        class RecordingPodLogsReader(_Recording, PipesK8sPodLogsMessageReader):
+            pass
+
+        config = self.pod_config(context, command, timeout)
         context.log.info(
-            f"launching {command.display} as Kubernetes Job {config['k8s_job_name']}"
-            f" ({config['image']})"
+            f"stage pod {config['base_pod_meta']['labels'][INVOCATION_LABEL]}"
+            f" ({config['image']}, namespace {config['namespace']})"
         )
-        # execute_k8s_job prints the pod's log lines: each goes to the Dagster log (the UI)
-        # as it comes, and the last ones are kept to read the summary and the tail
-        prefix = f"[{command.stage}:{command.label}] " if command.label else f"[{command.stage}] "
-        tee = _Tee(sys.stdout, on_line=lambda line: context.log.info(prefix + line))
-        name = config["k8s_job_name"]
-        if context.retry_number:  # as execute_k8s_job names a retry's Job
-            name = f"{name}-{context.retry_number}"
-        code: int | None = 0
-        with _JobPods(self.namespace, name, self.pod_poll_seconds) as pods:
-            try:
-                with contextlib.redirect_stdout(tee):
-                    execute_k8s_job(context, **config)
-            except Exception as error:
-                tee.lines.append(f"{type(error).__name__}: {error}")
-                if not pods.replaced_by:
-                    code, how = self.pod_exit_code(name)
-                    tee.lines.append(how)
-                    context.log.info(how)
-        if pods.replaced_by:
-            code = 143
-            how = (
-                f"pod {pods.seen[0]} was deleted while it ran; its Job {name} was deleted"
-                f" too (it would have run the stage again in {pods.replaced_by})"
-            )
-            tee.lines.append(how)
-            context.log.warning(how)
-        summary = parse_summary(tee.stdout_lines())
-        if code is None and summary is not None and "error" not in summary:
-            code = 1  # the stage finished with a partial result
-        return StageResult(code, summary, list(tee.lines)[-TAIL_LINES:])
-
-    def pod_exit_code(self, job_name: str) -> tuple[int | None, str]:
-        """The exit code of the failed Job's pod, and how it was found. A pod deleted
-        while it ran (`kubectl delete pod`, a node drain) is gone by now: it was stopped
-        from outside, like SIGTERM (143)."""
-        import kubernetes
-
+        reader = RecordingPodLogsReader()
+        client = PipesK8sClient(
+            message_reader=reader,
+            load_incluster_config=self.load_incluster_config or None,
+            kubeconfig_file=None if self.load_incluster_config else self.kubeconfig_file,
+            poll_interval=self.poll_interval_seconds,
+        )
         try:
-            pods = (
-                kubernetes.client.CoreV1Api()
-                .list_namespaced_pod(self.namespace, label_selector=f"job-name={job_name}")
-                .items
-            )
+            # the pod stays until its exit code is read (the client reports none)
+            client.run(context=context, extras=extras, delete_pod_on_completion=False, **config)
         except Exception as error:
-            return None, f"pod of Job {job_name}: unknown exit code ({type(error).__name__})"
+            code, how = self.exit_code(config, error)
+            context.log.info(how)
+            raise _StageExit(reader.handler, code, f"{how}\n{str(error)[-3000:]}") from None
+        finally:
+            self._delete_pods(config)
+        return reader.handler
+
+    def _pods(self, config: dict[str, Any]) -> list[Any]:
+        from dagster_k8s.client import DagsterKubernetesClient
+
+        label = config["base_pod_meta"]["labels"][INVOCATION_LABEL]
+        client = DagsterKubernetesClient.production_client()
+        pods = client.core_api.list_namespaced_pod(
+            config["namespace"], label_selector=f"{INVOCATION_LABEL}={label}"
+        )
+        return list(getattr(pods, "items", None) or [])
+
+    def exit_code(self, config: dict[str, Any], error: BaseException) -> tuple[int | None, str]:
+        """The failed stage pod's exit code, and how it was found. A pod deleted while it
+        ran (`kubectl delete pod`, a node drain) is stopped from outside like SIGTERM
+        (143): not retried, the run fails and alerts."""
+        label = config["base_pod_meta"]["labels"][INVOCATION_LABEL]
+        try:
+            pods = self._pods(config)
+        except Exception as failed:
+            return None, f"stage pod {label}: unknown exit code ({type(failed).__name__})"
         for pod in pods:
+            name = pod.metadata.name
             for status in pod.status.container_statuses or []:
                 terminated = status.state.terminated if status.state else None
-                if terminated is not None and terminated.exit_code:
-                    return terminated.exit_code, (
-                        f"pod {pod.metadata.name} exited with {terminated.exit_code}"
-                        f" ({terminated.reason or 'no reason given'})"
-                    )
-        if not pods:
-            return 143, f"the pod of Job {job_name} was deleted while it ran"
-        return None, f"pod of Job {job_name}: no exit code (it never ran to the end)"
+                if terminated is not None:
+                    code = int(terminated.exit_code)
+                    return code, f"pod {name} exited with {code} ({terminated.reason or '-'})"
+            if pod.status.reason == "DeadlineExceeded":
+                return TIMEOUT_EXIT, f"pod {name} ran past its activeDeadlineSeconds"
+            if pod.metadata.deletion_timestamp is not None:
+                return 143, f"pod {name} was deleted while it ran"
+            return None, f"pod {name}: no exit code ({pod.status.phase})"
+        if "unexpectedly killed" in str(error):  # the client saw the pod disappear
+            return 143, f"stage pod {label} was deleted while it ran"
+        return None, f"stage pod {label}: none found (never created?)"
 
+    def _delete_pods(self, config: dict[str, Any]) -> None:
+        from dagster_k8s.client import DagsterKubernetesClient
 
-class _JobPods:
-    """Follows the pods of a running stage's Job (a thread lists them every few seconds).
-    A Job replaces a pod deleted while it runs (Kubernetes before 1.22 never counts it as
-    failed): the stage would run again and the deletion would go unnoticed. When a second
-    pod appears, the Job is deleted instead, and the stage counts as stopped from outside
-    (ops.finish: not retried, the run fails and alerts)."""
-
-    def __init__(self, namespace: str, job_name: str, interval: float) -> None:
-        self.namespace = namespace
-        self.job_name = job_name
-        self.interval = interval
-        self.seen: list[str] = []
-        self.replaced_by: str | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._follow, daemon=True)
-
-    def __enter__(self) -> _JobPods:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def _follow(self) -> None:
-        import kubernetes
-
-        selector = f"job-name={self.job_name}"
-        # the client configuration is loaded by execute_k8s_job: until then calls fail
-        while not self._stop.wait(self.interval):
-            try:
-                pods = (
-                    kubernetes.client.CoreV1Api()
-                    .list_namespaced_pod(self.namespace, label_selector=selector)
-                    .items
-                )
-            except Exception:  # noqa: S112 (no configuration yet, or the API is busy)
-                continue
-            for pod in pods:
-                if pod.metadata.name not in self.seen:
-                    self.seen.append(pod.metadata.name)
-            if len(self.seen) > 1:
-                self.replaced_by = self.seen[-1]
-                with contextlib.suppress(Exception):
-                    kubernetes.client.BatchV1Api().delete_namespaced_job(
-                        self.job_name, self.namespace, propagation_policy="Background"
-                    )
-                return
-
-
-class _Tee(io.TextIOBase):
-    def __init__(self, target: Any, on_line: Callable[[str], None] | None = None) -> None:
-        self.target = target
-        self.on_line = on_line
-        self.lines: deque[str] = deque(maxlen=TAIL_LINES * 4)
-        self._pending = ""
-
-    def write(self, text: str) -> int:
-        self.target.write(text)
-        self._pending += text
-        *complete, self._pending = self._pending.split("\n")
-        self.lines.extend(complete)
-        if self.on_line:
-            for line in complete:
-                self.on_line(line)
-        return len(text)
-
-    def flush(self) -> None:
-        self.target.flush()
-
-    def stdout_lines(self) -> list[str]:
-        return [*self.lines, self._pending]
+        with contextlib.suppress(Exception):
+            client = DagsterKubernetesClient.production_client()
+            for pod in self._pods(config):
+                client.core_api.delete_namespaced_pod(pod.metadata.name, config["namespace"])
 
 
 def launcher_from_settings() -> StageLauncher:
@@ -594,9 +623,13 @@ def launcher_from_settings() -> StageLauncher:
     settings = orchestrator_settings()
     gpu_stages = [part.strip() for part in settings.gpu_stages.split(",") if part.strip()]
     images = {
-        stage: os.environ.get(f"TGMED_IMAGE_{stage.upper()}")
+        stage: getattr(settings, f"image_{stage}")
         or DEFAULT_IMAGES[stage].replace(":latest", f":{settings.image_tag}")
         for stage in STAGES
+    }
+    timeouts = {
+        "timeout_seconds": settings.stage_timeout_seconds,
+        "stage_timeouts": dict(settings.stage_timeouts),
     }
     if settings.launch_mode == "docker":
         return DockerStageLauncher(
@@ -606,6 +639,7 @@ def launcher_from_settings() -> StageLauncher:
             models_volume=settings.docker_models_volume or None,
             gpu_stages=gpu_stages,
             images=images,
+            **timeouts,
         )
     if settings.launch_mode == "k8s":
         return K8sStageLauncher(
@@ -619,9 +653,9 @@ def launcher_from_settings() -> StageLauncher:
             gpu_node_selector=settings.k8s_gpu_node_selector,
             gpu_tolerations=settings.k8s_gpu_tolerations,
             stage_resources={**K8S_STAGE_RESOURCES, **settings.k8s_stage_resources},
-            ttl_seconds_after_finished=settings.k8s_job_ttl_seconds,
             images=images,
+            **timeouts,
         )
     return LocalStageLauncher(
-        bin_dirs={"detect": settings.yolo_bin} if settings.yolo_bin else {},
+        bin_dirs={"detect": settings.yolo_bin} if settings.yolo_bin else {}, **timeouts
     )

@@ -1,20 +1,18 @@
-"""Pipeline health (counts, freshness, failed runs, quarantine against thresholds) and
-cleanup (old quarantine entries, orphaned temporary files, finished stage containers).
-Both read the warehouse and the lake directly: they are the orchestrator's own checks,
-not stages."""
+"""Pipeline health's measurements (counts, freshness, failed runs, quarantine against
+thresholds: the asset is assets/monitoring.py) and cleanup (old quarantine entries,
+orphaned temporary files, finished stage containers). Both read the warehouse and the
+lake directly: they are the orchestrator's own work, not stages."""
 
 # (no `from __future__ import annotations`: Dagster reads these type hints at runtime)
 import shutil
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import psycopg
 from dagster import (
     Config,
     DagsterRunStatus,
-    MetadataValue,
     OpExecutionContext,
     Output,
     RunsFilter,
@@ -25,9 +23,8 @@ from psycopg import sql
 from tgmed_common.atomic import is_temp
 from tgmed_common.lake import Lake
 from tgmed_common.settings import LakeSettings, load_settings
-from tgmed_orchestrator.alerts import Alerter
 from tgmed_orchestrator.launchers import StageLauncher
-from tgmed_orchestrator.settings import CleanupSettings, HealthSettings, WarehouseSettings
+from tgmed_orchestrator.settings import CleanupSettings, HealthSettings
 
 COUNTED_TABLES = (
     "raw.telegram_messages",
@@ -95,41 +92,6 @@ def health_problems(
             f"{quarantined} quarantined files (threshold {thresholds.max_quarantined_files})"
         )
     return problems
-
-
-@op(description="Row counts, freshness, failed runs and quarantine against HEALTH_* thresholds.")
-def pipeline_health_op(context: OpExecutionContext, alerter: Alerter) -> Output:
-    thresholds = load_settings(HealthSettings)
-    warehouse = load_settings(WarehouseSettings)
-    now = datetime.now(UTC)
-    counts, newest = warehouse_counts(warehouse.database_url.get_secret_value())
-    failed = failed_runs_since(context, now - timedelta(days=1))
-    quarantined = len(Lake(warehouse.lake_dir).quarantined())
-    problems = health_problems(thresholds, counts, newest, failed, quarantined, now)
-    metadata: dict[str, Any] = {
-        f"rows.{name}": count for name, count in counts.items() if count is not None
-    }
-    metadata.update(
-        {
-            "healthy": MetadataValue.bool(not problems),
-            "newest_post": MetadataValue.text(newest.isoformat() if newest else "none"),
-            "failed_runs_last_day": len(failed),
-            "quarantined_files": quarantined,
-            "problems": MetadataValue.md("\n".join(f"- {p}" for p in problems) or "none"),
-        }
-    )
-    if problems:
-        for problem in problems:
-            context.log.warning(f"health: {problem}")
-        sent = alerter.send(
-            "tgmed: pipeline health check found problems",
-            "\n".join(f"- {p}" for p in problems),
-            {"check": "pipeline_health", "run_id": context.run_id},
-        )
-        metadata["alerted"] = MetadataValue.text(", ".join(sent) or "no alert channel configured")
-    else:
-        context.log.info("health: all checks within thresholds")
-    return Output({"problems": problems, "counts": counts}, metadata=metadata)
 
 
 class CleanupConfig(Config):

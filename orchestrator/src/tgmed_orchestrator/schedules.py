@@ -12,9 +12,10 @@ from tgmed_orchestrator.jobs import cleanup, pipeline_health, telegram_pipeline,
     cron_schedule="0 2 * * *",
     execution_timezone="UTC",
     default_status=DefaultScheduleStatus.STOPPED,
-    description="the full pipeline, daily at 02:00 UTC",
+    description="the full pipeline, daily at 02:00 UTC, over the configured channels",
 )
 def telegram_pipeline_schedule(context: ScheduleEvaluationContext) -> RunRequest:
+    # no partition: the run plans its channels (planning.py) and records each
     stamp = context.scheduled_execution_time.strftime("%Y-%m-%d")
     return RunRequest(run_key=f"daily-{stamp}", tags={"tgmed/schedule": "daily"})
 
@@ -31,7 +32,7 @@ def weekly_full_refresh_schedule(context: ScheduleEvaluationContext) -> RunReque
     stamp = context.scheduled_execution_time.strftime("%Y-%m-%d")
     return RunRequest(
         run_key=f"weekly-{stamp}",
-        run_config={"ops": {"transform_op": {"config": {"full_refresh": True}}}},
+        run_config={"ops": {"dbt_models": {"config": {"full_refresh": True}}}},
         tags={"tgmed/schedule": "weekly"},
     )
 

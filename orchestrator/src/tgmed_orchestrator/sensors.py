@@ -1,14 +1,19 @@
-"""Sensors: new lake files start a load; a failed run alerts someone."""
+"""Sensors: new lake files start a load (unless a run already loaded them); the channels
+file's channels become partitions; a failed run alerts someone."""
 
 # (no `from __future__ import annotations`: Dagster reads these type hints at runtime)
 import hashlib
 import json
 
 from dagster import (
+    AssetKey,
+    DagsterInstance,
     DefaultSensorStatus,
+    Failure,
     RunFailureSensorContext,
     RunRequest,
     SensorEvaluationContext,
+    SensorResult,
     SkipReason,
     run_failure_sensor,
     sensor,
@@ -17,8 +22,16 @@ from dagster import (
 from tgmed_common.lake import Lake
 from tgmed_common.settings import LakeSettings, load_settings
 from tgmed_orchestrator.alerts import Alerter
+from tgmed_orchestrator.assets.raw import (
+    LISTED_AT,
+    RAW_DETECTIONS,
+    RAW_MESSAGES,
+    RAW_OBSERVATIONS,
+    RAW_SNAPSHOTS,
+)
 from tgmed_orchestrator.jobs import load_lake
-from tgmed_orchestrator.settings import AlertSettings
+from tgmed_orchestrator.planning import CHANNELS, ScrapeConfig, plan
+from tgmed_orchestrator.settings import alert_settings, orchestrator_settings
 
 # Files are published by rename, which sets their ctime: the cursor keeps the newest
 # ctime seen and, for this many seconds before it, the names already seen, so a file
@@ -28,15 +41,55 @@ GRACE_NS = 120 * 1_000_000_000
 
 
 def lake_record_files(lake: Lake) -> dict[str, int]:
-    """Lake-relative path -> publication time (ctime, ns) of every message and
-    detection file."""
+    """Lake-relative path -> publication time (ctime, ns) of every record file the
+    loader loads (messages, observations, channel snapshots, detections)."""
     found = {}
-    for path in [*lake.message_files(), *lake.detection_files()]:
+    files = [
+        *lake.message_files(),
+        *lake.observation_files(),
+        *lake.snapshot_files(),
+        *lake.detection_files(),
+    ]
+    for path in files:
         try:
             found[lake.relative(path)] = path.stat().st_ctime_ns
         except FileNotFoundError:  # quarantined between listing and stat
             continue
     return found
+
+
+# the raw table each stream's files load into; the load step records, as the metadata
+# `lake_listed_at_ns`, a time before the loader listed the lake: every file published
+# before it was loaded (or set aside) by that run
+STREAM_TABLES = {
+    "raw/telegram_messages/": RAW_MESSAGES,
+    "raw/telegram_message_observations/": RAW_OBSERVATIONS,
+    "raw/telegram_channel_snapshots/": RAW_SNAPSHOTS,
+    "raw/yolo_detections/": RAW_DETECTIONS,
+}
+
+
+def loaded_watermarks(instance: DagsterInstance) -> dict[AssetKey, int]:
+    """Per raw table: the time before which its latest load saw every lake file."""
+    marks = {}
+    for key in STREAM_TABLES.values():
+        event = instance.get_latest_materialization_event(key)
+        materialization = event.asset_materialization if event else None
+        value = materialization.metadata.get(LISTED_AT) if materialization else None
+        if value is not None:
+            marks[key] = int(value.value)
+    return marks
+
+
+def not_loaded(files: dict[str, int], fresh: list[str], marks: dict[AssetKey, int]) -> list[str]:
+    """The new files no load has seen yet (the pipeline's own runs load what they write:
+    their files must not start another load)."""
+    left = []
+    for path in fresh:
+        table = next((t for prefix, t in STREAM_TABLES.items() if path.startswith(prefix)), None)
+        if table is None or files[path] >= marks.get(table, 0):
+            left.append(path)
+    return left
 
 
 def new_files(files: dict[str, int], cursor: str | None) -> tuple[list[str], str]:
@@ -59,10 +112,16 @@ def new_files(files: dict[str, int], cursor: str | None) -> tuple[list[str], str
 )
 def lake_files_sensor(context: SensorEvaluationContext):
     lake = Lake(load_settings(LakeSettings).lake_dir)
-    fresh, cursor = new_files(lake_record_files(lake), context.cursor)
+    files = lake_record_files(lake)
+    fresh, cursor = new_files(files, context.cursor)
     if not fresh:
         context.update_cursor(cursor)
         return SkipReason(f"no new files in {lake.root}")
+    unloaded = not_loaded(files, fresh, loaded_watermarks(context.instance))
+    if not unloaded:
+        context.update_cursor(cursor)
+        return SkipReason(f"{len(fresh)} new files, all loaded already by the run that wrote them")
+    fresh = unloaded
     digest = hashlib.sha256("\n".join(fresh).encode()).hexdigest()[:16]
     context.update_cursor(cursor)
     return RunRequest(
@@ -95,11 +154,29 @@ def run_failure_alert_sensor(context: RunFailureSensorContext, alerter: Alerter)
     if not alerter.configured:
         context.log.info("no alert channel configured (ALERT_WEBHOOK_URL, ALERT_TELEGRAM_*)")
         return
-    title, text = failure_text(context, AlertSettings().dagster_ui_url)
+    title, text = failure_text(context, alert_settings().dagster_ui_url)
     sent = alerter.send(
         title, text, {"job": context.dagster_run.job_name, "run_id": context.dagster_run.run_id}
     )
     context.log.info(f"alert sent via {', '.join(sent) or 'no channel (all failed)'}")
 
 
-SENSORS = [lake_files_sensor, run_failure_alert_sensor]
+@sensor(
+    minimum_interval_seconds=300,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="the configured channels (TGMED_CHANNELS_FILE or the shipped list; export "
+    "folders when TGMED_SCRAPE_SOURCE=export) become channel partitions",
+)
+def channel_partitions_sensor(context: SensorEvaluationContext):
+    try:
+        planned = plan(orchestrator_settings(), ScrapeConfig(), None)
+    except Failure as error:
+        return SkipReason(f"no channels: {error.description}")
+    known = set(context.instance.get_dynamic_partitions(CHANNELS.name))
+    new = [name for name in planned.channels if name not in known]
+    if not new:
+        return SkipReason(f"all {len(planned.channels)} channels are partitions")
+    return SensorResult(dynamic_partitions_requests=[CHANNELS.build_add_request(new)])
+
+
+SENSORS = [lake_files_sensor, run_failure_alert_sensor, channel_partitions_sensor]

@@ -16,24 +16,36 @@ LaunchMode = Literal["local", "docker", "k8s"]
 
 
 class OrchestratorSettings(BaseSettings):
-    """TGMED_* variables: how stages are launched and what the pipeline reads."""
+    """TGMED_* variables: how stages are launched and what the pipeline reads. An empty
+    variable means its default (compose passes every name on, empty when unset)."""
 
-    model_config = env_config("TGMED_")
+    model_config = {**env_config("TGMED_"), "env_ignore_empty": True}
 
     launch_mode: LaunchMode = "local"
     # where scrape reads: the Telegram API (Telethon) or Telegram Desktop exports
     scrape_source: Literal["telegram", "export"] = "telegram"
-    channels_file: Path = Path("config/channels.txt")
+    # the channels a run scrapes when its configuration names none: this file, or when
+    # unset the list shipped in tgmed_common (default_channels.txt = config/channels.txt),
+    # which exists in every mode (a laptop, a run container, a pod)
+    channels_file: Path | None = None
     # one folder per channel (data/sample/exports after `make sample`)
     export_root: Path = Path("data/sample/exports")
     detect_shards: int = 1
-    # stage retries (besides configuration errors and partial results: see ops.py)
+    # stage retries (only transient failures are retried: see outcomes.py)
     stage_retries: int = 2
     stage_retry_delay_seconds: float = 30.0
+    # every stage invocation is stopped after this long, in every mode (a hung stage
+    # must not hold the warehouse slot forever); per stage: {"detect": 7200}
+    stage_timeout_seconds: float = 3600.0
+    stage_timeouts: dict[str, float] = {}
     # local mode: bin folders of stage environments (the yolo stage has its own)
     yolo_bin: str | None = None
-    # docker and k8s modes
+    # docker and k8s modes: images tgmed-<stage>:<image_tag>, or one named per stage
     image_tag: str = "latest"
+    image_scrape: str | None = None
+    image_detect: str | None = None
+    image_load: str | None = None
+    image_transform: str | None = None
     gpu_stages: str = ""  # comma-separated, e.g. "detect"
     docker_network: str = "tgmed"
     docker_lake_volume: str = "tgmed-lake"
@@ -50,8 +62,6 @@ class OrchestratorSettings(BaseSettings):
     k8s_gpu_tolerations: list[dict[str, Any]] = []
     # JSON: per stage requests/limits replacing the defaults (launchers.K8S_STAGE_RESOURCES)
     k8s_stage_resources: dict[str, dict[str, dict[str, str]]] = {}
-    # a finished stage's Job and pod are deleted this long after it ends
-    k8s_job_ttl_seconds: int = 3600
 
 
 class AlertSettings(BaseSettings):
@@ -66,6 +76,7 @@ class AlertSettings(BaseSettings):
     telegram_chat_id: str | None = None
     # where a person opens the run (the Dagster UI), for links in alerts
     dagster_ui_url: str = "http://127.0.0.1:3000"
+    telegram_api_url: str = "https://api.telegram.org"
     timeout_seconds: float = 10.0
 
 
@@ -75,6 +86,7 @@ class HealthSettings(BaseSettings):
     model_config = env_config("HEALTH_")
 
     min_messages: int = 1
+    # also the threshold of the freshness check on raw/telegram_messages (per channel)
     max_post_age_hours: float = 48.0
     max_failed_runs_per_day: int = 0
     max_quarantined_files: int = 0
@@ -89,6 +101,10 @@ class CleanupSettings(BaseSettings):
 
 def orchestrator_settings() -> OrchestratorSettings:
     return load_settings(OrchestratorSettings)
+
+
+def alert_settings() -> AlertSettings:
+    return load_settings(AlertSettings)
 
 
 class WarehouseSettings(BaseSettings):

@@ -18,11 +18,18 @@ STAGE_ENV: dict[str, tuple[str, ...]] = {
         "TELEGRAM_API_ID",
         "TELEGRAM_API_HASH",
         "TELEGRAM_SESSION",
+        "TELEGRAM_SERVER",
+        "TELEGRAM_SERVER_DC_ID",
+        "TELEGRAM_SERVER_PUBLIC_KEY",
         "SCRAPER_CONCURRENCY",
         "SCRAPER_FLOOD_WAIT_MAX_SECONDS",
         "SCRAPER_BATCH_SIZE",
         "SCRAPER_FIRST_RUN_LIMIT",
         "SCRAPER_DOWNLOAD_PHOTOS",
+        "SCRAPER_EXPORT_MAX_PHOTO_BYTES",
+        "SCRAPER_REFRESH_DAYS",
+        "SCRAPER_REQUEST_TIMEOUT_SECONDS",
+        "SCRAPER_CHANNEL_TIMEOUT_SECONDS",
     ),
     "detect": (
         "LAKE_DIR",
@@ -34,12 +41,18 @@ STAGE_ENV: dict[str, tuple[str, ...]] = {
         "DETECT_DEVICE",
         "DETECT_DECODE_THREADS",
         "DETECT_COMMIT_EVERY",
+        "DETECT_RUNTIME",
+        "DETECT_RECTANGULAR",
+        "DETECT_HALF",
         "YOLO_OFFLINE",
         "YOLO_AUTOINSTALL",
     ),
     "load": ("LAKE_DIR", "DATABASE_URL", "LOADER_WORKERS", "API_DB_USER", "API_DB_PASSWORD"),
-    "transform": ("DATABASE_URL",),
+    "transform": ("DATABASE_URL", "DBT_PROJECT_DIR", "TRANSFORM_PUBLISH_DOCS"),
 }
+# what an export import must never see (issue 11): it reads files someone sent, so it
+# gets no Telegram credential in any mode
+TELEGRAM_ENV = ("TELEGRAM_API_ID", "TELEGRAM_API_HASH", "TELEGRAM_SESSION")
 
 SECRET_ENV = ("TELEGRAM_API_HASH", "TELEGRAM_SESSION", "DATABASE_URL", "API_DB_PASSWORD")
 
@@ -63,9 +76,22 @@ class StageCommand:
     def display(self) -> str:
         return " ".join(self.argv)
 
+    def env_names(self) -> tuple[str, ...]:
+        """The variables this invocation gets: its stage's, and an export import none of
+        Telegram's."""
+        names = STAGE_ENV[self.stage]
+        if self.exports:
+            names = tuple(name for name in names if name not in TELEGRAM_ENV)
+        return names
 
-def scrape_telegram(channel: str) -> StageCommand:
-    return StageCommand("scrape", ("tgmed-scraper", "scrape", "--channel", channel), channel)
+
+def scrape_telegram(channels: list[str]) -> StageCommand:
+    """All Telegram channels of a run in ONE process: one connection, one session."""
+    argv = ["tgmed-scraper", "scrape"]
+    for channel in channels:
+        argv += ["--channel", channel]
+    label = channels[0] if len(channels) == 1 else f"{len(channels)}-channels"
+    return StageCommand("scrape", tuple(argv), label)
 
 
 def scrape_export(path: str, channel: str) -> StageCommand:
@@ -92,6 +118,10 @@ def load(stream: str) -> StageCommand:
     return StageCommand("load", ("tgmed-loader", "load", stream), stream)
 
 
-def transform(full_refresh: bool = False) -> StageCommand:
-    argv = ("tgmed-transform", "build", *(["--full-refresh"] if full_refresh else []))
-    return StageCommand("transform", argv, "build")
+def transform(full_refresh: bool = False, select: list[str] | None = None) -> StageCommand:
+    argv = ["tgmed-transform", "build"]
+    if full_refresh:
+        argv.append("--full-refresh")
+    if select:
+        argv += ["--select", *select]
+    return StageCommand("transform", tuple(argv), "build")

@@ -34,13 +34,28 @@ def test_summary_is_one_json_line(capsys):
 
 
 def test_progress_reports_rate_and_eta(caplog):
-    progress = Progress("import x", unit="messages", total=100, interval=0)
+    now = [100.0]  # a clock the test moves: the rate and ETA are exact on any machine
+    progress = Progress("import x", unit="messages", total=100, interval=0, clock=lambda: now[0])
     with caplog.at_level(logging.INFO, logger="progress"):
+        now[0] += 5
         progress.advance(25)
+        now[0] += 5
         progress.done()
-    assert "import x: 25/100 messages (25%)" in caplog.text
-    assert "ETA" in caplog.text and "messages/s" in caplog.text
-    assert "done, 25 messages" in caplog.text
+    assert "import x: 25/100 messages (25%), 5.0 messages/s, ETA 15s" in caplog.text
+    assert "import x: done, 25 messages in 10s (2.5 messages/s)" in caplog.text
+
+
+def test_progress_logs_at_most_every_interval(caplog):
+    now = [0.0]
+    progress = Progress("load", unit="files", total=10, interval=5, clock=lambda: now[0])
+    with caplog.at_level(logging.INFO, logger="progress"):
+        for _ in range(10):
+            now[0] += 1
+            progress.advance()
+    assert [r.getMessage().split(",")[0] for r in caplog.records] == [
+        "load: 5/10 files (50%)",
+        "load: 10/10 files (100%)",
+    ]
 
 
 def test_settings_errors_name_the_variable(monkeypatch):

@@ -4,7 +4,7 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from tgmed_common.records import DetectionRecord
+from tgmed_common.records import ChannelSnapshotRecord, DetectionRecord, MessageObservationRecord
 from tgmed_loader.load import load_stream
 
 
@@ -122,3 +122,63 @@ def test_a_malformed_file_is_quarantined_and_the_rest_loads(db_url, lake, helper
     (note,) = lake.quarantined("telegram_messages")
     reason = json.loads(note.read_text())["reason"]
     assert "bad.jsonl:2" in reason and "message_id" in reason
+
+
+def test_observations_and_snapshots_load_idempotently_and_keep_every_reading(db_url, lake, helpers):
+    t0 = helpers.T0
+    day = t0.date()
+
+    def seen(views, at):
+        return MessageObservationRecord(
+            channel_username="chemed123",
+            message_id=7,
+            message_date=t0,
+            views=views,
+            reactions=[{"kind": "emoji", "reaction": "👍", "count": 2}],
+            observed_at=at,
+        )
+
+    lake.write_records(lake.observation_file(day, "chemed123", "o1"), [seen(10, t0)])
+    lake.write_records(
+        lake.observation_file(day, "chemed123", "o2"), [seen(90, t0 + timedelta(days=1))]
+    )
+    snapshot = ChannelSnapshotRecord(channel_username="chemed123", subscribers=1500, observed_at=t0)
+    lake.write_records(lake.snapshot_file(day, "chemed123", "s1"), [snapshot])
+    first = {k: load_stream(db_url, lake, k, workers=1) for k in ("observations", "snapshots")}
+    assert first["observations"].rows == 2 and first["snapshots"].rows == 1
+    # a reading written again (a run that died before moving its mark) is not a new row
+    lake.write_records(
+        lake.observation_file(day, "chemed123", "o3"), [seen(10, t0), seen(95, t0 + timedelta(2))]
+    )
+    again = load_stream(db_url, lake, "observations", workers=1)
+    assert again.loaded == 1 and again.upserted_files == 1
+    assert count(db_url, "raw.telegram_message_observations") == 3
+    assert count(db_url, "raw.telegram_channel_snapshots") == 1
+    with psycopg.connect(db_url) as conn:
+        views = conn.execute(
+            "select array_agg((record->>'views')::int order by observed_at) "
+            "from raw.telegram_message_observations"
+        ).fetchone()[0]
+        audited = conn.execute(
+            "select stream, count(*) from raw.load_audit group by 1 order by 1"
+        ).fetchall()
+    assert views == [10, 90, 95]
+    assert audited == [("telegram_channel_snapshots", 1), ("telegram_message_observations", 3)]
+
+
+def test_a_malformed_observation_file_is_quarantined_beside_good_ones(db_url, lake, helpers):
+    day = helpers.T0.date()
+    good = MessageObservationRecord(
+        channel_username="chemed123",
+        message_id=1,
+        message_date=helpers.T0,
+        views=3,
+        observed_at=helpers.T0,
+    )
+    lake.write_records(lake.observation_file(day, "chemed123", "good"), [good])
+    bad = lake.observation_file(day, "chemed123", "bad")
+    bad.write_text(good.model_dump_json().replace('"views":3', '"views":-3') + "\n")
+    summary = load_stream(db_url, lake, "observations", workers=1)
+    assert summary.loaded == 1 and summary.quarantined == 1
+    (note,) = lake.quarantined("telegram_message_observations")
+    assert "bad.jsonl:1" in json.loads(note.read_text())["reason"]

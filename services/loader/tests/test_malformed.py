@@ -46,7 +46,7 @@ def _variants(good_line: str) -> list[tuple[str, bytes, int | None]]:
             (f"naive-date-{at}", with_bad(at, mutated(date="2026-10-01T10:00:00")), at),
             (f"texttype-{at}", with_bad(at, mutated(text=5)), at),
             (f"mediatype-{at}", with_bad(at, mutated(media_type="hologram")), at),
-            (f"version2-{at}", with_bad(at, mutated(schema_version=2)), at),
+            (f"version9-{at}", with_bad(at, mutated(schema_version=9)), at),
             (f"version0-{at}", with_bad(at, mutated(schema_version=0)), at),
             (f"negative-{at}", with_bad(at, mutated(views=-4)), at),
             (f"channel-{at}", with_bad(at, mutated(channel_username="../etc")), at),
@@ -102,7 +102,7 @@ def test_hundred_malformed_variants_are_quarantined_and_good_files_load(db_url, 
     assert "empty file" in notes["bad-empty"]["reason"]
     assert "PostgreSQL refused" in notes["bad-nul-in-text"]["reason"]
     assert "line 3" in notes["bad-nul-in-text"]["reason"]
-    assert "schema_version 2 is not supported" in notes["bad-version2-1"]["reason"]
+    assert "schema_version 9 is not supported" in notes["bad-version9-1"]["reason"]
     assert not list(folder.glob("bad-*"))  # all moved out of the lake's raw area
     # and a re-run changes nothing
     again = load_stream(db_url, lake, "messages", workers=2)

@@ -2,11 +2,23 @@ import json
 import logging
 
 import pytest
+from telethon.crypto import AuthKey
+from telethon.sessions import StringSession
 
 from tgmed_scraper import cli
 
 API_HASH = "0123456789abcdef0123456789abcdef"
-SESSION = "1BVtsOKABu" + "Zx9" * 40
+
+
+def session_string(address: str = "149.154.167.51", port: int = 443, dc_id: int = 2) -> str:
+    """A well-formed StringSession (as `login` prints) with a made-up authorization key."""
+    session = StringSession()
+    session.set_dc(dc_id, address, port)
+    session.auth_key = AuthKey(bytes(range(256)))
+    return session.save()
+
+
+SESSION = session_string()
 
 
 @pytest.fixture
@@ -44,7 +56,7 @@ def test_scrape_cli_ends_with_a_json_summary_and_never_logs_secrets(
             return await super().get_entity(username)
 
     fake = LeakyClient(channels=client.channels, ids=client.ids)
-    monkeypatch.setattr(cli, "create_client", lambda settings: fake)
+    monkeypatch.setattr(cli, "create_client", lambda settings, **_: fake)
     with caplog.at_level(logging.DEBUG):
         code = cli.main(
             ["--log-level", "DEBUG", "scrape", "--channel", "CheMed123", "--channel", "leaky"]
@@ -62,3 +74,54 @@ def test_scrape_cli_ends_with_a_json_summary_and_never_logs_secrets(
 def test_import_of_a_missing_path_is_a_usage_error(env, caplog):
     assert cli.main(["import-export", str(env / "nowhere")]) == 2
     assert "no Telegram Desktop export here" in caplog.text
+
+
+def test_the_summary_counts_every_message_read_and_the_refresh_window_is_an_option(
+    env, monkeypatch, capsys, client, tg
+):
+    seen_options = []
+    real = cli.scrape_channels
+
+    async def spy(fake, lake, channels, options):
+        seen_options.append(options)
+        return await real(fake, lake, channels, options)
+
+    monkeypatch.setattr(cli, "scrape_channels", spy)
+    monkeypatch.setattr(cli, "create_client", lambda settings, **_: client)
+    monkeypatch.setenv("SCRAPER_REFRESH_DAYS", "5")
+    monkeypatch.setenv("SCRAPER_REQUEST_TIMEOUT_SECONDS", "7.5")
+    assert cli.main(["scrape", "--channel", "chemed123"]) == 0
+    summary = json.loads(capsys.readouterr().out.splitlines()[-1])
+    # 30 read: 27 posts and 3 service messages, none of them lost from the count
+    assert summary["read"] == 30 and summary["messages"] == 27
+    assert summary["service_messages"] == 3 and summary["outcome"] == "ok"
+    assert summary["refresh_days"] == 5 and summary["snapshots"] == 1
+    assert seen_options[-1].refresh_days == 5 and seen_options[-1].request_timeout == 7.5
+    assert cli.main(["scrape", "--channel", "chemed123", "--refresh-days", "0"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["refresh_days"] == 0
+    assert cli.main(["scrape", "--channel", "chemed123", "--refresh-days", "-1"]) == 2
+    assert "--refresh-days -1" in json.loads(capsys.readouterr().out.splitlines()[-1])["error"]
+
+
+def test_an_unknown_channel_is_named_a_channel_and_partial(env, monkeypatch, capsys, client):
+    monkeypatch.setattr(cli, "create_client", lambda settings, **_: client)
+    code = cli.main(["scrape", "--channel", "chemed123", "--channel", "nosuchchannel"])
+    summary = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert code == 1 and summary["outcome"] == "partial" and "error" not in summary
+    error = summary["failed_channels"]["nosuchchannel"]
+    assert error.startswith("channel nosuchchannel: no public Telegram channel")
+    assert "No user has" not in error and summary["transient_channels"] == []
+
+
+def test_a_transient_channel_failure_reads_as_one_for_the_orchestrator(
+    env, monkeypatch, capsys, client
+):
+    client.fail_after = 5  # the connection drops mid-channel
+    monkeypatch.setattr(cli, "create_client", lambda settings, **_: client)
+    code = cli.main(["scrape", "--channel", "chemed123"])
+    summary = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert code == 1 and summary["outcome"] == "transient"
+    assert summary["transient_channels"] == ["chemed123"]
+    # an `error` in the summary: today's orchestrator retries such a failure
+    assert summary["error"].startswith("transient failure, run again later: channel chemed123")
+    assert "connection to Telegram failed" in summary["error"]

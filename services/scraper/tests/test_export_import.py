@@ -1,4 +1,5 @@
 import json
+import re
 import shutil
 
 import pytest
@@ -193,3 +194,103 @@ def test_plain_string_text_and_files_not_included(tmp_path):
     assert first.text == "plain ETB 90" and first.media_type == "photo"
     assert first.media_path is None and first.date.isoformat() == "2026-10-01T10:00:00+00:00"
     assert second.media_type == "document" and third.media_type == "voice"
+
+
+def _layout_patterns() -> dict[str, re.Pattern]:
+    """The lake layout documented in tgmed_common.lake's docstring, as regexes."""
+    from tgmed_common import lake as lake_module
+
+    run_id = r"\d{8}T\d{6}Z-[0-9a-f]{8}"
+    parts = {
+        "<run_id>": run_id,
+        "<stamp>": run_id,
+        "<part>": r"\d{4}",
+        "<name>": r"[a-z0-9_]+",
+        "<message_id>": r"\d+",
+        "<ext>": r"[a-z0-9]+",
+        "<stream>": r"[a-z_]+",
+        "<path>": r".+",
+        "YYYY-MM-DD": r"\d{4}-\d{2}-\d{2}",
+    }
+    found = {}
+    for line in (lake_module.__doc__ or "").splitlines():
+        template = line.strip().split(" ")[0]
+        if line.startswith("    ") and template.count("/") >= 2:
+            pattern = re.escape(template)
+            for name, regex in parts.items():
+                pattern = pattern.replace(re.escape(name), regex)
+            found[template] = re.compile(pattern)
+    return found
+
+
+def test_the_lake_layout_documented_in_the_lake_module_is_what_an_import_writes(
+    sample, tmp_path, monkeypatch
+):
+    exports, _ = sample
+    lake = Lake(tmp_path / "lake")
+    import_exports(lake, exports)
+    folder, _ = _broken(exports, tmp_path, "no id")
+    import_exports(lake, folder)  # quarantined, with its note
+    patterns = _layout_patterns()
+    assert len(patterns) == 8, patterns
+    used = set()
+    for path in sorted(p for p in lake.root.rglob("*") if p.is_file()):
+        relative = path.relative_to(lake.root).as_posix()
+        matches = [t for t, pattern in patterns.items() if pattern.fullmatch(relative)]
+        assert matches, f"{relative} is not in the layout the lake module documents"
+        used.update(matches)
+    # what an import writes: messages, photos, the mark, the channel's lock, quarantine
+    # (observations and snapshots come from scrapes, detections from the yolo stage)
+    written_by_others = ("yolo_detections", "observations", "snapshots")
+    assert {t for t in patterns if not any(w in t for w in written_by_others)} <= used
+
+
+def test_reactions_are_read_when_the_export_has_them(sample, tmp_path):
+    exports, _ = sample
+    folder = tmp_path / "chemed123"
+    shutil.copytree(exports / "CheMed123", folder)
+    document = json.loads((folder / "result.json").read_text())
+    posts = [m for m in document["messages"] if m["type"] == "message"]
+    posts[0]["reactions"] = [
+        {"type": "emoji", "count": 7, "emoji": "👍", "recent": [{"from": "A", "date": "x"}]},
+        {"type": "custom_emoji", "count": 2, "document_id": "5368324170671202286"},
+        {"type": "paid", "count": 3},
+    ]
+    posts[1]["reactions"] = []
+    (folder / "result.json").write_text(json.dumps(document, ensure_ascii=False))
+    lake = Lake(tmp_path / "lake")
+    assert not import_exports(lake, folder).failed
+    records = {r.message_id: r for r in lake_records(lake)}
+    assert [(x.kind, x.reaction, x.count) for x in records[posts[0]["id"]].reactions] == [
+        ("emoji", "👍", 7),
+        ("custom_emoji", "custom_emoji:5368324170671202286", 2),
+        ("paid", "paid", 3),
+    ]
+    assert records[posts[1]["id"]].reactions == []
+    assert records[posts[2]["id"]].reactions is None  # the export does not say: unknown
+    assert records[posts[2]["id"]].views is None  # exports carry no counts
+    assert lake.observation_files() == [] and lake.snapshot_files() == []
+
+
+def test_a_reaction_without_a_count_is_a_clear_export_error(sample, tmp_path):
+    exports, _ = sample
+    folder = tmp_path / "chemed123"
+    shutil.copytree(exports / "CheMed123", folder)
+    document = json.loads((folder / "result.json").read_text())
+    post = next(m for m in document["messages"] if m["type"] == "message")
+    post["reactions"] = [{"type": "emoji", "emoji": "👍"}]
+    (folder / "result.json").write_text(json.dumps(document, ensure_ascii=False))
+    lake = Lake(tmp_path / "lake")
+    summary = import_exports(lake, folder)
+    (error,) = summary.failed.values()
+    assert f"(id {post['id']}): missing 'count'" in error and lake.message_files() == []
+
+
+def test_an_import_sweeps_what_a_killed_run_left_in_the_channel(sample, tmp_path):
+    exports, _ = sample
+    lake = Lake(tmp_path)
+    leftover = lake.media_file("tikvahpharma", 3, "jpg").with_name(".3.jpg.tmp-0123456789ab")
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"half a photo")
+    assert import_exports(lake, exports / "tikvahpharma").messages > 0
+    assert not leftover.exists()

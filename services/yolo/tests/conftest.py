@@ -25,9 +25,18 @@ def offline(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def detector(model_path):
-    from tgmed_yolo.model import Detector
+    """The stage's default runtime here: ONNX Runtime on the CPU."""
+    from tgmed_yolo.model import load_detector
 
-    return Detector.load(str(model_path), "auto")
+    return load_detector(str(model_path), "auto")
+
+
+@pytest.fixture(scope="session")
+def torch_detector(model_path):
+    """The GPU code path (PyTorch, dequantized weights), run on the CPU."""
+    from tgmed_yolo.model import load_detector
+
+    return load_detector(str(model_path), "cpu", runtime="torch")
 
 
 @pytest.fixture(scope="session")

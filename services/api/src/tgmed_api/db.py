@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import psycopg
 from psycopg import AsyncConnection
 from psycopg.abc import Query
 from psycopg.rows import dict_row
@@ -32,7 +33,9 @@ def make_pool(settings: ApiSettings) -> AsyncConnectionPool:
         settings.database_url.get_secret_value(),
         min_size=settings.pool_min_size,
         max_size=max(settings.pool_max_size, settings.pool_min_size),
-        kwargs={"options": options, "row_factory": dict_row},
+        # prepare_threshold None: every query planned with its actual values (a cached
+        # generic plan cannot tell a rare search word from a common one)
+        kwargs={"options": options, "row_factory": dict_row, "prepare_threshold": None},
         configure=_configure,
         open=False,
         timeout=settings.pool_timeout_seconds,
@@ -56,14 +59,22 @@ async def fetch_one(
         return await cursor.fetchone()  # type: ignore[return-value]
 
 
+# The newest dbt invocation that wrote to the warehouse (dbt's on-run-end hook,
+# dbt/macros/record_build.sql); invocation ids are unique, so any build changes it.
 BUILD_VERSION_SQL = """
-select
-    to_regclass('marts.dim_channels')::oid::bigint as relation_id,
-    (select max(loaded_at) from marts.fct_messages) as loaded_at
+select invocation_id, finished_at
+from marts.dbt_builds
+order by finished_at desc, invocation_id desc
+limit 1
 """
 
 
 async def build_version(pool: AsyncConnectionPool) -> tuple[Any, ...]:
-    """Changes whenever dbt rebuilds the marts (see cache.py)."""
-    row = await fetch_one(pool, BUILD_VERSION_SQL)
-    return (row["relation_id"], row["loaded_at"]) if row else (None, None)
+    """The dbt build that produced the marts being read (see cache.py). Before the first
+    recorded build (a warehouse older than the record) every read gives a new version,
+    so nothing is cached rather than something stale."""
+    try:
+        row = await fetch_one(pool, BUILD_VERSION_SQL)
+    except psycopg.errors.UndefinedTable:
+        return ("unrecorded", object())
+    return (row["invocation_id"], row["finished_at"]) if row else ("none", object())

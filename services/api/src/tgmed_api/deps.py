@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
+from datetime import date
 from typing import Annotated
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, HTTPException, Query, Request, Response
+from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel
 
 from tgmed_api.cache import BuildCache
+from tgmed_api.models import NO_NUL
 
 
 # async, though they do not await: FastAPI runs a plain `def` dependency in its thread
@@ -39,3 +43,65 @@ async def cached_json(
         return (await build()).model_dump_json().encode()
 
     return json_response(await cache.get_or_build(key, serialized))
+
+
+@dataclass(frozen=True)
+class ReportFilter:
+    """The dashboard's filters, shared by the reports: one channel (or all) and a date
+    range of Addis Ababa days (open at either end)."""
+
+    channel: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+
+    def key(self) -> tuple:
+        return (self.channel, self.date_from, self.date_to)
+
+    @property
+    def has_dates(self) -> bool:
+        return self.date_from is not None or self.date_to is not None
+
+    def where(self, *, channel: bool = True, dates: bool = True, prefix: str = "") -> sql.Composed:
+        """`and ...` conditions for the filters that are set (fixed SQL text with
+        parameters %(channel)s, %(date_from)s, %(date_to)s; `prefix` a table alias)."""
+        parts = []
+        column = sql.SQL(prefix + "{}")
+        if channel and self.channel is not None:
+            parts.append(
+                sql.SQL(" and {} = %(channel)s").format(column.format(sql.SQL("channel_key")))
+            )
+        if dates and self.date_from is not None:
+            parts.append(
+                sql.SQL(" and {} >= %(date_from)s").format(column.format(sql.SQL("date_key")))
+            )
+        if dates and self.date_to is not None:
+            parts.append(
+                sql.SQL(" and {} <= %(date_to)s").format(column.format(sql.SQL("date_key")))
+            )
+        return sql.Composed(parts)
+
+    def params(self) -> dict:
+        return {"channel": self.channel, "date_from": self.date_from, "date_to": self.date_to}
+
+
+async def report_filter(
+    channel: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=64,
+            pattern=NO_NUL,
+            description="Only this channel (Telegram username, any case); all when absent",
+        ),
+    ] = None,
+    date_from: Annotated[
+        date | None, Query(alias="from", description="First day counted (Addis Ababa days)")
+    ] = None,
+    date_to: Annotated[date | None, Query(alias="to", description="Last day counted")] = None,
+) -> ReportFilter:
+    if date_from and date_to and date_from > date_to:
+        raise HTTPException(422, f"`from` ({date_from}) is after `to` ({date_to})")
+    return ReportFilter(channel.strip().lower() if channel else None, date_from, date_to)
+
+
+FilterDep = Annotated[ReportFilter, Depends(report_filter)]

@@ -3,19 +3,25 @@ carry a stack trace."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import psycopg
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
 
 from tgmed_api.cache import BuildCache
 from tgmed_api.config import ApiSettings
 from tgmed_api.db import build_version, make_pool
-from tgmed_api.routes import channels, health, reports, search
+from tgmed_api.routes import channels, health, pages, reports, search
+from tgmed_api.warm import warm_default_views
 from tgmed_common.logs import configure_logging
 from tgmed_common.settings import load_settings, secret_values
 
@@ -24,8 +30,44 @@ log = logging.getLogger("tgmed.api")
 DESCRIPTION = """
 Answers the business questions from the dbt marts (schema `marts`), read through a
 database role that can read nothing else. Reports are cached until the pipeline
-rebuilds the marts. Errors are JSON: `{"detail": ...}`.
+rebuilds the marts. Errors are JSON: `{"detail": ...}`. Unknown values (views of posts
+from an export) are `null`, never 0.
+
+The dashboard is at [/dashboard/](/dashboard/), the warehouse's documentation (dbt
+docs) at [/dbt-docs/](/dbt-docs/).
 """
+
+INPUT_SHOWN = 100
+"""Characters of a refused value echoed in a 422 (a 5,000-character query is not sent
+back whole)."""
+
+
+def _capped(errors: Any) -> Any:
+    """Validation errors with long input values cut to INPUT_SHOWN characters."""
+    if isinstance(errors, dict):
+        return {key: _capped(value) for key, value in errors.items()}
+    if isinstance(errors, list | tuple):
+        return [_capped(value) for value in errors]
+    if isinstance(errors, str) and len(errors) > INPUT_SHOWN:
+        return f"{errors[:INPUT_SHOWN]}... ({len(errors):,} characters)"
+    return errors
+
+
+async def _watch_builds(cache: BuildCache, interval: float) -> None:
+    """Read the build version every `interval` seconds, so a new build is noticed (and
+    the default views warmed) without waiting for a request."""
+    while True:
+        try:
+            await cache.refresh()
+        except (psycopg.Error, PoolTimeout) as error:
+            log.info("build version not readable yet: %s", type(error).__name__)
+        await asyncio.sleep(interval)
+
+
+async def _warm(app: FastAPI) -> None:
+    version = app.state.cache.version
+    views = await warm_default_views(app)
+    app.state.warmed = (version, views)  # the build whose default views are cached
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
@@ -36,14 +78,24 @@ def create_app(settings: ApiSettings) -> FastAPI:
         # database is still down; /ready says when it is reachable
         await pool.open(wait=False)
         app.state.pool = pool
-        app.state.cache = BuildCache(
+        app.state.warmed = (None, 0)
+        app.state.cache = cache = BuildCache(
             lambda: build_version(pool),
             size=settings.cache_size,
             check_seconds=settings.cache_check_seconds,
+            on_change=lambda: _warm(app),
         )
+        watcher = None
+        if cache.enabled:
+            interval = max(settings.cache_check_seconds, 0.5)
+            watcher = asyncio.create_task(_watch_builds(cache, interval))
         try:
             yield
         finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
             await pool.close()
 
     app = FastAPI(
@@ -51,9 +103,16 @@ def create_app(settings: ApiSettings) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by routes/pages.py from installed assets, not a CDN
+        redoc_url=None,
     )
-    for module in (health, channels, reports, search):
+    for module in (health, channels, reports, search, pages):
         app.include_router(module.router)
+    pages.mount_static(app)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": jsonable_encoder(_capped(error.errors()))}, 422)
 
     @app.exception_handler(PoolTimeout)
     @app.exception_handler(psycopg.OperationalError)

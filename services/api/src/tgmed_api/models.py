@@ -27,9 +27,14 @@ class Channel(BaseModel):
     last_post_at: datetime
     post_count: int = Field(ge=0)
     image_post_count: int = Field(ge=0)
-    view_count: int = Field(ge=0, description="Views summed over the channel's posts.")
-    forward_count: int = Field(ge=0)
-    reply_count: int = Field(ge=0)
+    view_count: int | None = Field(
+        ge=0,
+        description="Views summed over the posts whose view count is known; null when no "
+        "post's views are known (Telegram Desktop exports carry none). Unknown is null "
+        "everywhere in this API, never 0.",
+    )
+    forward_count: int | None = Field(ge=0, description="Forwards of the posts; null when unknown.")
+    reply_count: int | None = Field(ge=0, description="Replies to the posts; null when unknown.")
 
 
 class ChannelList(BaseModel):
@@ -40,9 +45,16 @@ class ChannelList(BaseModel):
 class ActivityPoint(BaseModel):
     period_start: date = Field(description="The day, or the Monday starting the week.")
     post_count: int = Field(ge=0)
-    view_count: int = Field(ge=0)
-    forward_count: int = Field(ge=0)
-    reply_count: int = Field(ge=0)
+    view_count: int | None = Field(
+        ge=0,
+        description="Views of the period's posts whose view count is known; null when none "
+        "is known (a quiet period, or posts from an export).",
+    )
+    views_per_post: float | None = Field(
+        ge=0, description="view_count over the posts with a known count; null when none."
+    )
+    forward_count: int | None = Field(ge=0, description="null when no post's count is known.")
+    reply_count: int | None = Field(ge=0, description="null when no post's count is known.")
     image_post_count: int = Field(ge=0)
     media_share: float = Field(ge=0, le=1, description="Share of the posts with a photo.")
 
@@ -77,13 +89,22 @@ class MessageHit(BaseModel):
     message_id: int
     posted_at: datetime
     text: str
-    view_count: int | None
+    view_count: int | None = Field(
+        ge=0, description="Views when known; null when unknown (exports carry none)."
+    )
     rank: float = Field(ge=0, description="Full-text rank (higher is closer).")
 
 
 class SearchResults(BaseModel):
     query: str
-    total: int = Field(ge=0, description="Messages matching the query, over all pages.")
+    total: int = Field(
+        ge=0,
+        description="Messages matching the query over all pages, counted up to "
+        "`total_limit` (200, or the end of the page asked for); when `total_is_exact` is "
+        "false there are more.",
+    )
+    total_is_exact: bool
+    total_limit: int
     limit: int
     offset: int
     data: list[MessageHit]
@@ -119,10 +140,32 @@ class PriceStats(BaseModel):
     max_price: float
 
 
+class PricePoint(BaseModel):
+    price: float = Field(description="A price given, in birr.")
+    count: int = Field(ge=1, description="How many times it was given.")
+
+
 class ChannelPrice(PriceStats):
     channel_username: str
+    latest_price: float = Field(description="The price in the channel's newest post.")
+    latest_at: datetime
+    points: list[PricePoint] = Field(description="Every price given, lowest first.")
+
+
+class PriceHistoryPoint(PriceStats):
+    channel_username: str
+    period_start: date = Field(description="The day, or the Monday starting the week.")
     latest_price: float
     latest_at: datetime
+
+
+class PriceHistory(BaseModel):
+    product_key: str
+    product_name: str
+    currency: Literal["ETB"] = "ETB"
+    period: Literal["day", "week"]
+    data: list[PriceHistoryPoint] = Field(description="Per channel and period, oldest first.")
+    count: int = Field(ge=0)
 
 
 class PriceReport(BaseModel):

@@ -2,40 +2,66 @@
 
 Layout (relative to LAKE_DIR):
 
-    raw/telegram_messages/date=YYYY-MM-DD/channel=<name>/<run_id>.jsonl
+    raw/telegram_messages/date=YYYY-MM-DD/channel=<name>/<run_id>-<part>.jsonl
+    raw/telegram_message_observations/date=YYYY-MM-DD/channel=<name>/<run_id>-<part>.jsonl
+    raw/telegram_channel_snapshots/date=YYYY-MM-DD/channel=<name>/<run_id>-<part>.jsonl
     raw/telegram_media/channel=<name>/<message_id>.<ext>
-    raw/yolo_detections/date=YYYY-MM-DD/channel=<name>/<run_id>.jsonl
+    raw/yolo_detections/date=YYYY-MM-DD/channel=<name>/<run_id>-<part>.jsonl
     state/<stream>/channel=<name>.json
-    quarantine/<stream>/<original relative path>   (+ .reason.json beside it)
+    state/locks/channel=<name>.lock   held while a process writes a channel
+    quarantine/<stream>/<stamp>/<path>   (+ <path>.reason.json beside it)
+
+Messages are partitioned by their own day; observations and snapshots by the day they
+were read; detections by the day of detection. A record file's name is its writer's run
+id and a part number (a run writes in batches, and each batch may touch the same day
+again); the `*_file` methods take that name without `.jsonl`. In quarantine, `<stamp>`
+is a fresh run id per quarantined file, and `<path>` is a lake file's path below
+`raw/<stream>/` (moved there), or the name of a file from outside the lake (an export's
+`result.json`, copied). The note (`.reason.json`) holds the original path, the reason
+and when.
 
 Nobody builds these paths by hand: use `Lake`.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import json
+import os
 import secrets
+import shutil
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from tgmed_common.atomic import (
+    TEMP_MARKER,
     AtomicBatch,
     atomic_writer,
-    copy_file_atomic,
     is_temp,
     write_bytes_atomic,
 )
-from tgmed_common.records import DetectionRecord, MessageRecord, canonical_channel
+from tgmed_common.records import (
+    ChannelSnapshotRecord,
+    DetectionRecord,
+    MessageObservationRecord,
+    MessageRecord,
+    canonical_channel,
+)
 
 MESSAGES = "telegram_messages"
+OBSERVATIONS = "telegram_message_observations"
+SNAPSHOTS = "telegram_channel_snapshots"
 MEDIA = "telegram_media"
 DETECTIONS = "yolo_detections"
+# what a channel's writer (scrape or import, holding the channel's lock) writes
+CHANNEL_STREAMS = (MESSAGES, OBSERVATIONS, SNAPSHOTS)
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -70,7 +96,7 @@ class Lake:
     root: Path
 
     # paths -----------------------------------------------------------------------------
-    def _records_file(self, stream: str, day: date, channel: str, run_id: str) -> Path:
+    def _records_file(self, stream: str, day: date, channel: str, name: str) -> Path:
         channel = canonical_channel(channel)
         return (
             self.root
@@ -78,14 +104,24 @@ class Lake:
             / stream
             / f"date={day:%Y-%m-%d}"
             / f"channel={channel}"
-            / f"{run_id}.jsonl"
+            / f"{name}.jsonl"
         )
 
-    def message_file(self, day: date, channel: str, run_id: str) -> Path:
-        return self._records_file(MESSAGES, day, channel, run_id)
+    def message_file(self, day: date, channel: str, name: str) -> Path:
+        """`name`: `<run_id>-<part>`, without `.jsonl`."""
+        return self._records_file(MESSAGES, day, channel, name)
 
-    def detection_file(self, day: date, channel: str, run_id: str) -> Path:
-        return self._records_file(DETECTIONS, day, channel, run_id)
+    def observation_file(self, day: date, channel: str, name: str) -> Path:
+        """`name`: `<run_id>-<part>`, without `.jsonl`."""
+        return self._records_file(OBSERVATIONS, day, channel, name)
+
+    def snapshot_file(self, day: date, channel: str, name: str) -> Path:
+        """`name`: `<run_id>-<part>`, without `.jsonl`."""
+        return self._records_file(SNAPSHOTS, day, channel, name)
+
+    def detection_file(self, day: date, channel: str, name: str) -> Path:
+        """`name`: `<run_id>-<part>`, without `.jsonl`."""
+        return self._records_file(DETECTIONS, day, channel, name)
 
     def media_file(self, channel: str, message_id: int, ext: str) -> Path:
         ext = ext.lower().lstrip(".") or "bin"
@@ -106,6 +142,22 @@ class Lake:
 
     def state_file(self, stream: str, channel: str) -> Path:
         return self.root / "state" / stream / f"channel={canonical_channel(channel)}.json"
+
+    def lock_file(self, channel: str) -> Path:
+        return self.root / "state" / "locks" / f"channel={canonical_channel(channel)}.lock"
+
+    def channel_temp_files(self, channel: str) -> list[Path]:
+        """Temporary files of unfinished writes by a channel's writer: its message,
+        observation and snapshot partitions, its media folder and its high-water mark
+        (not detections: the yolo stage writes those without the channel's lock). Only
+        safe to remove while holding the channel's lock (tgmed_common.channel_lock)."""
+        folder = f"channel={canonical_channel(channel)}"
+        pattern = f".*{TEMP_MARKER}*"
+        raw = self.root / "raw"
+        found = [p for s in CHANNEL_STREAMS for p in (raw / s).glob(f"date=*/{folder}/{pattern}")]
+        found += (raw / MEDIA / folder).glob(pattern)
+        found += (self.root / "state" / MESSAGES).glob(f".{folder}.*{TEMP_MARKER}*")
+        return sorted(p for p in found if is_temp(p))
 
     @property
     def quarantine_root(self) -> Path:
@@ -130,6 +182,12 @@ class Lake:
 
     def message_files(self) -> list[Path]:
         return self._files(MESSAGES, "date=*/channel=*/*.jsonl")
+
+    def observation_files(self) -> list[Path]:
+        return self._files(OBSERVATIONS, "date=*/channel=*/*.jsonl")
+
+    def snapshot_files(self) -> list[Path]:
+        return self._files(SNAPSHOTS, "date=*/channel=*/*.jsonl")
 
     def detection_files(self) -> list[Path]:
         return self._files(DETECTIONS, "date=*/channel=*/*.jsonl")
@@ -157,11 +215,13 @@ class Lake:
         """Set a bad file aside with a note saying why, so everything beside it goes on.
 
         A lake file is moved; a file from outside the lake (an export) is copied, since
-        it is the user's.
+        it is the user's, and only if it is a regular file reached without a symlink
+        (an untrusted export could point anywhere): otherwise only the note is written.
+        Returns the quarantined path (the note is that path + `.reason.json`).
         """
         source = path.resolve()
         inside = source.is_relative_to(self.root.resolve())
-        rel = Path(self.relative(source)) if inside else Path(source.name)
+        rel = Path(self.relative(source)) if inside else Path(path.name)
         if rel.parts[:2] == ("raw", stream):
             rel = rel.relative_to(Path("raw") / stream)
         target = self.quarantine_root / stream / new_run_id() / rel
@@ -170,12 +230,19 @@ class Lake:
             "reason": reason,
             "quarantined_at": datetime.now(UTC).isoformat(),
         }
+        original = None
+        if not inside:
+            try:
+                original = _open_regular_nofollow(path)
+            except OSError as error:
+                note["not_copied"] = f"{path} is not a regular file of its folder: {error}"
         reason_file = target.with_name(target.name + ".reason.json")
         write_bytes_atomic(reason_file, json.dumps(note, ensure_ascii=False, indent=2).encode())
         if inside:
             source.replace(target)
-        else:
-            copy_file_atomic(source, target)
+        elif original is not None:
+            with original, atomic_writer(target) as copy:
+                shutil.copyfileobj(original, copy, 1 << 20)
         return target
 
     def quarantined(self, stream: str | None = None) -> list[Path]:
@@ -183,6 +250,17 @@ class Lake:
         if not base.is_dir():
             return []
         return sorted(p for p in base.rglob("*.reason.json"))
+
+
+def _open_regular_nofollow(path: Path) -> BinaryIO:
+    """`path` opened for reading if it is a regular file and not a symlink (OSError
+    otherwise, ELOOP for a symlink)."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise OSError(errno.EINVAL, "not a regular file")
+    os.set_blocking(descriptor, True)
+    return os.fdopen(descriptor, "rb")
 
 
 def parse_line(path: Path, number: int, raw: bytes, model: type[R]) -> R:
@@ -215,3 +293,11 @@ def read_messages(path: Path) -> Iterator[MessageRecord]:
 
 def read_detections(path: Path) -> Iterator[DetectionRecord]:
     return read_records(path, DetectionRecord)
+
+
+def read_observations(path: Path) -> Iterator[MessageObservationRecord]:
+    return read_records(path, MessageObservationRecord)
+
+
+def read_snapshots(path: Path) -> Iterator[ChannelSnapshotRecord]:
+    return read_records(path, ChannelSnapshotRecord)

@@ -1,14 +1,16 @@
 """Record types of the lake contract. Every line of a lake JSONL file is one of these.
 
 A change to a record's fields bumps its schema version; readers reject versions they do
-not know instead of guessing.
+not know instead of guessing. A reader may accept older versions whose records are a
+subset of the current fields (message records of version 1 read as version 2 with the
+new fields empty); writers always write the current version.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -19,8 +21,10 @@ from pydantic import (
     field_validator,
 )
 
-MESSAGE_SCHEMA_VERSION = 1
-DETECTION_SCHEMA_VERSION = 1
+MESSAGE_SCHEMA_VERSION = 2  # 2: reactions, forward source id and original message id
+DETECTION_SCHEMA_VERSION = 2  # 2: content_hash and reused_from (detection reuse)
+OBSERVATION_SCHEMA_VERSION = 1
+SNAPSHOT_SCHEMA_VERSION = 1
 
 CHANNEL_PATTERN = re.compile(r"^[a-z0-9_]{1,64}$")
 
@@ -61,20 +65,43 @@ UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # older versions this reader still reads (their fields are a subset of today's)
+    _older_versions: ClassVar[tuple[int, ...]] = ()
+
     @field_validator("schema_version", mode="before", check_fields=False)
     @classmethod
     def _known_version(cls, value: object) -> object:
-        expected = cls.model_fields["schema_version"].default
-        if value != expected:
+        current = cls.model_fields["schema_version"].default
+        readable = (*cls._older_versions, current)
+        if isinstance(value, bool) or value not in readable:
+            versions = " and ".join(str(v) for v in readable)
             raise ValueError(
                 f"schema_version {value!r} is not supported by this reader "
-                f"(it reads version {expected}); upgrade the stage or rewrite the file"
+                f"(it reads version {versions}); upgrade the stage or rewrite the file"
             )
         return value
 
 
+class ReactionCount(BaseModel):
+    """How many users reacted to a message with one reaction."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["emoji", "custom_emoji", "paid"]
+    # the emoji itself ("👍"); `custom_emoji:<document id>` for a custom emoji; `paid`
+    reaction: str = Field(min_length=1)
+    count: int = Field(ge=0)
+
+
+Reactions = list[ReactionCount]
+
+
 class MessageRecord(_Record):
-    """One Telegram channel post as scraped or imported."""
+    """One Telegram channel post as scraped or imported. A newer scrape of the same post
+    (the refresh window re-reads recent posts) is a newer record; the warehouse keeps
+    the newest."""
+
+    _older_versions: ClassVar[tuple[int, ...]] = (1,)
 
     schema_version: int = MESSAGE_SCHEMA_VERSION
     source: Literal["telethon", "export"]
@@ -91,8 +118,16 @@ class MessageRecord(_Record):
     media_type: MediaType | None = None
     media_path: str | None = None
     grouped_id: int | None = None
+    # a forward: the source's readable name (its title or the hidden sender's name; when
+    # no name is known, "channel:<id>"), its stable peer id (Bot API style: -100...
+    # for channels) and the post's id in the source channel
     forwarded_from: str | None = None
+    forwarded_from_id: int | None = None
+    forwarded_message_id: int | None = Field(default=None, gt=0)
     reply_to_message_id: int | None = None
+    # counts per reaction; [] when the post has none, null when unknown (an export
+    # without reactions)
+    reactions: Reactions | None = None
     scraped_at: UtcDatetime
 
 
@@ -107,7 +142,16 @@ class Detection(BaseModel):
 
 class DetectionRecord(_Record):
     """What one model found in one lake photo. An image with nothing found, or one that
-    could not be read (status failed), still gets a record so it is not processed again."""
+    could not be read (status failed), still gets a record so it is not processed again.
+
+    Version 2 adds `content_hash` (sha256 of the photo file's bytes) and `reused_from`:
+    a photo whose bytes already had a record for the same model (a repost, a forward,
+    the same photo in another channel's album) is not run through the model again; its
+    record copies that record's findings and names, in `reused_from`, the lake path of
+    the photo the model actually ran on."""
+
+    # version 1 (before content_hash and reused_from) is still read: lakes keep their files
+    _older_versions: ClassVar[tuple[int, ...]] = (1,)
 
     schema_version: int = DETECTION_SCHEMA_VERSION
     channel_username: ChannelName
@@ -121,3 +165,38 @@ class DetectionRecord(_Record):
     image_height: int | None = Field(default=None, gt=0)
     detections: list[Detection] = Field(default_factory=list)
     detected_at: UtcDatetime
+    content_hash: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    reused_from: str | None = None
+
+
+class MessageObservationRecord(_Record):
+    """One reading of a post's counts at one time. Every scrape that reads a post (its
+    first read, and each refresh) writes one, so views growth can be modelled; the
+    message record itself only keeps the newest counts in the warehouse."""
+
+    schema_version: int = OBSERVATION_SCHEMA_VERSION
+    source: Literal["telethon"] = "telethon"
+    channel_username: ChannelName
+    channel_id: int | None = None
+    message_id: int = Field(gt=0)
+    message_date: UtcDatetime
+    views: int | None = Field(default=None, ge=0)
+    forwards: int | None = Field(default=None, ge=0)
+    replies: int | None = Field(default=None, ge=0)
+    reactions: Reactions | None = None
+    observed_at: UtcDatetime
+
+
+class ChannelSnapshotRecord(_Record):
+    """What a channel looked like when it was scraped: subscribers (from the full
+    channel info), title and description. One per channel per scrape."""
+
+    schema_version: int = SNAPSHOT_SCHEMA_VERSION
+    source: Literal["telethon"] = "telethon"
+    channel_username: ChannelName
+    channel_id: int | None = None
+    title: str | None = None
+    description: str | None = None
+    # null when Telegram does not say (a channel that hides its member count)
+    subscribers: int | None = Field(default=None, ge=0)
+    observed_at: UtcDatetime

@@ -1,11 +1,17 @@
 """`tgmed-loader`: lake files into PostgreSQL.
 
     tgmed-loader init-db                      raw schema, marts/staging schemas, API role
-    tgmed-loader load messages|detections|all
+    tgmed-loader load messages|observations|snapshots|detections|telegram|all
+
+`telegram` is what the scraper writes (messages, their observations, channel
+snapshots); `all` is that and the detections.
 
 Logs on stderr, one JSON summary line on stdout. Exit code 0 when every file loaded or
-was already loaded, 1 when a file was quarantined (the rest still loaded), 2 for a
-usage or configuration error.
+was already loaded, 1 when a file was quarantined (the rest still loaded) or the
+database failed, 2 for a usage or configuration error. Launched by Dagster (Pipes), a
+load also reports the table it loaded as a materialization (rows, files, seconds, the
+table's row count) and the check `no_quarantined_files` on it, naming each file set
+aside and why (with the line).
 """
 
 from __future__ import annotations
@@ -20,9 +26,10 @@ from tgmed_common.logs import configure_logging
 from tgmed_common.settings import LakeSettings, load_settings, secret_values
 from tgmed_common.stage import run_stage
 from tgmed_loader.load import load_stream
+from tgmed_loader.report import report_loads
 from tgmed_loader.schema import ensure_api_role, ensure_raw_schema
 from tgmed_loader.settings import ApiRoleSettings, DatabaseSettings, LoaderSettings
-from tgmed_loader.streams import STREAMS
+from tgmed_loader.streams import STREAMS, TELEGRAM_STREAMS
 
 
 def parser() -> argparse.ArgumentParser:
@@ -41,7 +48,7 @@ def parser() -> argparse.ArgumentParser:
         description="Loads every lake file of the stream not loaded yet; one transaction "
         "per file; malformed files go to quarantine/ with the reason.",
     )
-    load.add_argument("stream", choices=[*STREAMS, "all"])
+    load.add_argument("stream", choices=[*STREAMS, "telegram", "all"])
     load.add_argument("--workers", type=int, help="parallel files (default LOADER_WORKERS=2)")
     return root
 
@@ -60,14 +67,17 @@ def _run(args: argparse.Namespace) -> dict:
         return {"stage": "init-db", "api_role": api.user}
     lake = Lake(load_settings(LakeSettings).lake_dir)
     workers = args.workers or load_settings(LoaderSettings).workers
-    streams = list(STREAMS) if args.stream == "all" else [args.stream]
+    streams = {"all": list(STREAMS), "telegram": list(TELEGRAM_STREAMS)}.get(
+        args.stream, [args.stream]
+    )
     summaries = [load_stream(url, lake, s, workers=workers).as_dict() for s in streams]
     if len(summaries) == 1:
         return summaries[0]
+    totals = ("files", "loaded", "skipped", "quarantined", "rows", "upserted_files")
     return {
         "stage": "load",
         "streams": summaries,
-        "quarantined": sum(s["quarantined"] for s in summaries),
+        **{name: sum(s[name] for s in summaries) for name in totals},
     }
 
 
@@ -75,7 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     configure_logging(args.log_level)
     return run_stage(
-        args.command, lambda: _run(args), failed=lambda summary: bool(summary.get("quarantined"))
+        args.command,
+        lambda: _run(args),
+        transient_errors=(psycopg.OperationalError,),
+        set_aside=lambda summary: bool(summary.get("quarantined")),
+        report=report_loads,
     )
 
 

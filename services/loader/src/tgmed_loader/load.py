@@ -36,6 +36,7 @@ from psycopg import errors, sql
 
 from tgmed_common.lake import Lake, LakeRecordError, parse_line
 from tgmed_common.progress import Progress
+from tgmed_loader import faults
 from tgmed_loader.schema import ensure_raw_schema
 from tgmed_loader.streams import STREAMS, Stream
 
@@ -126,12 +127,13 @@ class FileLoader:
         self.table = sql.SQL(stream.table)
         self.columns = sql.SQL(", ").join(map(sql.Identifier, stream.copy_columns))
 
-    def _copy(self, target: sql.Composable, buffer: bytes) -> None:
+    def _copy(self, target: sql.Composable, buffer: bytes, source_file: str) -> None:
         statement = sql.SQL("copy {} ({}) from stdin").format(target, self.columns)
         with self.conn.cursor() as cursor, cursor.copy(statement) as copy:
             copy.write(buffer)
+            faults.reached("in-copy", source_file)
 
-    def _upsert(self, buffer: bytes) -> None:
+    def _upsert(self, buffer: bytes, source_file: str) -> None:
         key = sql.SQL(", ").join(map(sql.Identifier, self.stream.key))
         newer = sql.Identifier(self.stream.newer)
         updates = sql.SQL(", ").join(
@@ -144,7 +146,7 @@ class FileLoader:
                 "create temp table load_rows (like {} including defaults) on commit drop"
             ).format(self.table)
         )
-        self._copy(sql.Identifier("load_rows"), buffer)
+        self._copy(sql.Identifier("load_rows"), buffer, source_file)
         self.conn.execute(
             sql.SQL(
                 "insert into {table} as t ({columns}) "
@@ -171,36 +173,38 @@ class FileLoader:
             return self._quarantine(path, relative, str(error))
         for attempt in range(5):
             try:
-                mode = self._write(buffer)
-                self.conn.execute(
-                    "insert into raw.load_audit "
-                    "(file_path, stream, checksum, size_bytes, row_count, load_mode) "
-                    "values (%s, %s, %s, %s, %s, %s) on conflict (file_path) do update set "
-                    "checksum = excluded.checksum, size_bytes = excluded.size_bytes, "
-                    "row_count = excluded.row_count, load_mode = excluded.load_mode, "
-                    "loaded_at = now()",
-                    [relative, self.stream.name, checksum, len(data), rows, mode],
-                )
-                self.conn.commit()
+                # the file's transaction, opened explicitly: `_write`'s savepoint is then a
+                # savepoint (on an idle connection, `transaction()` would commit the rows
+                # on its own, and a crash before the audit row left rows without it)
+                with self.conn.transaction():
+                    mode = self._write(buffer, relative)
+                    self.conn.execute(
+                        "insert into raw.load_audit "
+                        "(file_path, stream, checksum, size_bytes, row_count, load_mode) "
+                        "values (%s, %s, %s, %s, %s, %s) on conflict (file_path) do update set "
+                        "checksum = excluded.checksum, size_bytes = excluded.size_bytes, "
+                        "row_count = excluded.row_count, load_mode = excluded.load_mode, "
+                        "loaded_at = now()",
+                        [relative, self.stream.name, checksum, len(data), rows, mode],
+                    )
+                    faults.reached("before-commit", relative)
                 return FileResult(relative, "loaded", rows=rows, mode=mode)
             except _RETRYABLE:
-                self.conn.rollback()
                 time.sleep(0.05 * 2**attempt)
             except errors.DataError as error:
-                self.conn.rollback()
                 where = error.diag.context or ""
                 reason = f"{path}: PostgreSQL refused a row: {error.diag.message_primary}"
                 return self._quarantine(path, relative, f"{reason} ({where.strip()})")
         raise RuntimeError(f"{path}: gave up after repeated deadlocks")
 
-    def _write(self, buffer: bytes) -> str:
+    def _write(self, buffer: bytes, source_file: str) -> str:
         """Rows into the table inside the open transaction; returns the mode used."""
         try:
             with self.conn.transaction():  # a savepoint inside the file's transaction
-                self._copy(self.table, buffer)
+                self._copy(self.table, buffer, source_file)
             return "copy"
         except errors.UniqueViolation:
-            self._upsert(buffer)
+            self._upsert(buffer, source_file)
             return "upsert"
 
     def _quarantine(self, path: Path, relative: str, reason: str) -> FileResult:

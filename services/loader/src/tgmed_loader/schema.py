@@ -26,6 +26,26 @@ create table if not exists raw.telegram_messages (
     primary key (channel_username, message_id)
 );
 
+create table if not exists raw.telegram_message_observations (
+    channel_username text not null,
+    message_id bigint not null,
+    observed_at timestamptz not null,
+    message_date timestamptz not null,
+    record jsonb not null,
+    source_file text not null,
+    loaded_at timestamptz not null default now(),
+    primary key (channel_username, message_id, observed_at)
+);
+
+create table if not exists raw.telegram_channel_snapshots (
+    channel_username text not null,
+    observed_at timestamptz not null,
+    record jsonb not null,
+    source_file text not null,
+    loaded_at timestamptz not null default now(),
+    primary key (channel_username, observed_at)
+);
+
 create table if not exists raw.yolo_detections (
     channel_username text not null,
     message_id bigint not null,

@@ -8,8 +8,13 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from tgmed_common.lake import DETECTIONS, MESSAGES, Lake
-from tgmed_common.records import DetectionRecord, MessageRecord
+from tgmed_common.lake import DETECTIONS, MESSAGES, OBSERVATIONS, SNAPSHOTS, Lake
+from tgmed_common.records import (
+    ChannelSnapshotRecord,
+    DetectionRecord,
+    MessageObservationRecord,
+    MessageRecord,
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,19 @@ def _message_values(record: MessageRecord) -> tuple[str, ...]:
     )
 
 
+def _observation_values(record: MessageObservationRecord) -> tuple[str, ...]:
+    return (
+        record.channel_username,
+        str(record.message_id),
+        record.observed_at.isoformat(),
+        record.message_date.isoformat(),
+    )
+
+
+def _snapshot_values(record: ChannelSnapshotRecord) -> tuple[str, ...]:
+    return (record.channel_username, record.observed_at.isoformat())
+
+
 def _detection_values(record: DetectionRecord) -> tuple[str, ...]:
     return (
         record.channel_username,
@@ -57,6 +75,28 @@ STREAMS: dict[str, Stream] = {
         values=_message_values,
         files=Lake.message_files,
     ),
+    # every reading of a post's counts: keyed by when it was read, so two scrapes of the
+    # same post are two rows (the same file loaded twice is still one)
+    "observations": Stream(
+        name=OBSERVATIONS,
+        model=MessageObservationRecord,
+        table="raw.telegram_message_observations",
+        key=("channel_username", "message_id", "observed_at"),
+        columns=("channel_username", "message_id", "observed_at", "message_date"),
+        newer="observed_at",
+        values=_observation_values,
+        files=Lake.observation_files,
+    ),
+    "snapshots": Stream(
+        name=SNAPSHOTS,
+        model=ChannelSnapshotRecord,
+        table="raw.telegram_channel_snapshots",
+        key=("channel_username", "observed_at"),
+        columns=("channel_username", "observed_at"),
+        newer="observed_at",
+        values=_snapshot_values,
+        files=Lake.snapshot_files,
+    ),
     "detections": Stream(
         name=DETECTIONS,
         model=DetectionRecord,
@@ -68,3 +108,6 @@ STREAMS: dict[str, Stream] = {
         files=Lake.detection_files,
     ),
 }
+
+# what the scraper writes: `load telegram` loads them together
+TELEGRAM_STREAMS = ("messages", "observations", "snapshots")

@@ -1,26 +1,44 @@
 """`tgmed-scraper`: log in once, scrape channels, or import Telegram Desktop exports.
 
 Logs go to stderr; the last line on stdout is a one-line JSON summary. Exit code 0 when
-everything went through, 1 when a channel or an export failed (the rest still went
-through), 2 for a usage or configuration error.
+everything went through, 1 when a channel or an export failed or an export's photo was
+refused (the rest still went through; a scrape's summary says `outcome`: `transient`
+when every failure is worth retrying as is, `partial` otherwise), 2 for a usage or
+configuration error (a missing, empty, malformed or unknown TELEGRAM_SESSION included),
+128 + the signal's number when stopped by SIGTERM or SIGINT (after a clean stop and the
+summary line). Launched by Dagster (Pipes), the outcome goes to the orchestrator too:
+`transient` is retried, `partial` (a channel failed for good), an export set aside or a
+refused photo is `set_aside`.
+
+One `scrape` is one process with one Telegram connection for all its channels: a
+session must never be used from two places at once (Telegram revokes the key).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from telethon import errors
+
+from tgmed_common.channels import parse_channels, read_channels_file
 from tgmed_common.lake import Lake
 from tgmed_common.logs import configure_logging, register_secrets
 from tgmed_common.settings import ConfigError, LakeSettings, load_settings, secret_values
 from tgmed_common.stage import run_stage
+from tgmed_scraper.errors import Interrupted, SessionError, TransientScrapeError, describe
 from tgmed_scraper.export_import import import_exports
-from tgmed_scraper.scrape import ScrapeOptions, scrape_channels
+from tgmed_scraper.scrape import ScrapeOptions, ScrapeSummary, scrape_channels
+from tgmed_scraper.session import check_session, unknown_key_error
 from tgmed_scraper.settings import ScraperSettings, TelegramAppSettings, TelegramSettings
+from tgmed_scraper.signals import StopSignals
 from tgmed_scraper.telegram_client import create_client
+
+log = logging.getLogger("tgmed_scraper")
 
 
 def _since(value: str) -> datetime:
@@ -36,12 +54,9 @@ def _since(value: str) -> datetime:
 
 
 def _channels(args: argparse.Namespace) -> list[str]:
-    names = list(args.channel or [])
+    names = parse_channels("\n".join(args.channel or []), "--channel")
     if args.channels_file:
-        for line in Path(args.channels_file).read_text(encoding="utf-8").splitlines():
-            line = line.split("#", 1)[0].strip()
-            if line:
-                names.append(line)
+        names += read_channels_file(args.channels_file)  # the one parser (tgmed_common)
     if not names:
         raise ConfigError("no channel given: pass --channel NAME (repeatable) or --channels-file")
     return list(dict.fromkeys(names))
@@ -76,6 +91,13 @@ def parser() -> argparse.ArgumentParser:
     scrape.add_argument("--since", type=_since, help="first run: messages from this date on")
     scrape.add_argument("--limit", type=int, help="at most this many messages per channel")
     scrape.add_argument("--no-photos", action="store_true", help="do not download photos")
+    scrape.add_argument(
+        "--refresh-days",
+        type=int,
+        metavar="N",
+        help="also re-read the posts of the last N days to update their views, forwards, "
+        "replies and reactions (default SCRAPER_REFRESH_DAYS=7; 0: no refresh)",
+    )
 
     export = commands.add_parser(
         "import-export",
@@ -99,11 +121,37 @@ async def _login(settings: TelegramAppSettings) -> None:
     print(session)
 
 
-async def _scrape(args: argparse.Namespace, lake: Lake) -> dict:
-    telegram = load_settings(TelegramSettings)
-    register_secrets(secret_values(telegram))
-    settings = load_settings(ScraperSettings)
-    options = ScrapeOptions(
+async def _open(client, limit: float) -> None:
+    """Connect and check the session is logged in, within `limit` seconds each."""
+    try:
+        async with asyncio.timeout(limit):
+            await client.connect()
+        async with asyncio.timeout(limit):
+            authorized = await client.is_user_authorized()
+    except errors.AuthKeyNotFound:
+        raise unknown_key_error() from None
+    except TimeoutError:
+        raise TransientScrapeError(
+            f"Telegram did not answer within {limit:g}s (SCRAPER_REQUEST_TIMEOUT_SECONDS) "
+            "while connecting; check the network (and TELEGRAM_SERVER if set) and run again"
+        ) from None
+    except (ConnectionError, OSError, asyncio.IncompleteReadError) as error:
+        raise TransientScrapeError(
+            f"could not connect to Telegram ({describe(error)}); check the network (and "
+            "TELEGRAM_SERVER if set) and run again"
+        ) from None
+    if not authorized:
+        raise SessionError(
+            "TELEGRAM_SESSION is not a logged-in session: run `tgmed-scraper login` "
+            "and store what it prints"
+        )
+
+
+def _options(args: argparse.Namespace, settings: ScraperSettings) -> ScrapeOptions:
+    refresh_days = settings.refresh_days if args.refresh_days is None else args.refresh_days
+    if refresh_days < 0:
+        raise ConfigError(f"--refresh-days {refresh_days}: give 0 (no refresh) or more days")
+    return ScrapeOptions(
         since=args.since,
         limit=args.limit,
         first_run_limit=settings.first_run_limit,
@@ -111,22 +159,45 @@ async def _scrape(args: argparse.Namespace, lake: Lake) -> dict:
         concurrency=settings.concurrency,
         flood_wait_max_seconds=settings.flood_wait_max_seconds,
         download_photos=settings.download_photos and not args.no_photos,
+        refresh_days=refresh_days,
+        request_timeout=settings.request_timeout_seconds,
+        channel_timeout=settings.channel_timeout_seconds,
     )
-    client = create_client(telegram)
-    await client.connect()
+
+
+async def _scrape(args: argparse.Namespace, lake: Lake, stop: StopSignals) -> dict:
+    telegram = load_settings(TelegramSettings)
+    register_secrets(secret_values(telegram))
+    check_session(telegram.session.get_secret_value())  # before anything dials
+    options = _options(args, load_settings(ScraperSettings))
+    channels = _channels(args)
+    client = create_client(telegram, timeout=options.request_timeout)
     try:
-        if not await client.is_user_authorized():
-            raise ConfigError(
-                "TELEGRAM_SESSION is not a logged-in session: run `tgmed-scraper login` "
-                "and store what it prints"
-            )
-        summary = await scrape_channels(client, lake, _channels(args), options)
+        with stop.cancelling(asyncio.current_task()):
+            try:
+                await _open(client, options.request_timeout)
+                summary = await scrape_channels(client, lake, channels, options)
+            except asyncio.CancelledError:
+                if stop.received is None:
+                    raise
+                raise stop.interrupted() from None
     finally:
-        await client.disconnect()
+        try:
+            async with asyncio.timeout(10):
+                await client.disconnect()
+        except Exception as error:  # the connection may be dead already
+            log.debug("disconnect: %s", describe(error))
     return summary.as_dict()
 
 
-def _run(args: argparse.Namespace) -> dict:
+def _failed_scrape(error: TransientScrapeError | Interrupted, outcome: str) -> dict:
+    """A scrape that ended before its channels did: one clear line, and a summary."""
+    log.error("%s", error)
+    summary = ScrapeSummary(run_id="").as_dict()
+    return {**summary, "outcome": outcome, "error": str(error)}
+
+
+def _run(args: argparse.Namespace, stop: StopSignals) -> dict:
     lake = Lake(load_settings(LakeSettings).lake_dir)
     if args.command == "login":
         app = load_settings(TelegramAppSettings)
@@ -134,19 +205,41 @@ def _run(args: argparse.Namespace) -> dict:
         asyncio.run(_login(app))
         return {"stage": "login", "logged_in": True}
     if args.command == "scrape":
-        return asyncio.run(_scrape(args, lake))
-    return import_exports(lake, args.path, channel=args.channel).as_dict()
+        try:
+            return asyncio.run(_scrape(args, lake, stop))
+        except TransientScrapeError as error:
+            return _failed_scrape(error, "transient")
+        except Interrupted as error:
+            return _failed_scrape(error, "interrupted")
+    try:
+        with stop.raising():
+            max_photo_bytes = load_settings(ScraperSettings).export_max_photo_bytes
+            return import_exports(
+                lake, args.path, channel=args.channel, max_photo_bytes=max_photo_bytes
+            ).as_dict()
+    except Interrupted as error:
+        log.error("%s", error)
+        return {"stage": "import-export", "outcome": "interrupted", "error": str(error)}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     configure_logging(args.log_level)
-    return run_stage(
+    stop = StopSignals()
+    code = run_stage(
         args.command,
-        lambda: _run(args),
-        usage_errors=(FileNotFoundError, ValueError),
-        failed=lambda summary: bool(summary.get("failed_channels") or summary.get("failed")),
+        lambda: _run(args, stop),
+        # a bad path is a usage error; bad data is not (pydantic's ValidationError is a
+        # ValueError: it must not pass for a configuration error)
+        usage_errors=(FileNotFoundError,),
+        transient=lambda summary: summary.get("outcome") == "transient",
+        # a photo refused from an export is input set aside too: someone looks
+        set_aside=lambda summary: bool(
+            summary.get("failed_channels") or summary.get("failed") or summary.get("media_refused")
+        ),
+        failed=lambda summary: bool(summary.get("error")),
     )
+    return stop.exit_code or code
 
 
 if __name__ == "__main__":

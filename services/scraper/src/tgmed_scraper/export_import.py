@@ -3,11 +3,18 @@ records the scraper writes.
 
 An export is a folder with `result.json` and its media beside it (`photos/...`). Text is
 a string or an array of strings and entity objects; service messages are skipped; an
-export has no view, forward or reply counts (null). Dates come from `date_unixtime`
+export has no view, forward or reply counts (null); reactions are read when the export
+has them (Telegram Desktop writes them since 2023), else null. Dates come from `date_unixtime`
 (UTC); an export without it is read as UTC.
 
 An export is checked completely before anything is written: a broken one writes
 nothing, is copied to quarantine/ with the reason, and the others still import.
+
+An export is untrusted input (it may come from anyone): a file it names is read only if
+it lies inside the export folder, reached without a symlink, and is a regular file
+within the size bound (export_files.py). A message whose photo breaks that rule is kept
+without its photo and named in the summary (`media_refused`); the rest imports, and the
+exit code says something was set aside.
 """
 
 from __future__ import annotations
@@ -15,17 +22,31 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pydantic import ValidationError
 
+from tgmed_common.atomic import AtomicBatch
+from tgmed_common.channel_lock import ChannelBusy, hold_channel
 from tgmed_common.lake import MESSAGES, Lake, new_run_id
 from tgmed_common.progress import Progress
-from tgmed_common.records import CHANNEL_PATTERN, MediaType, MessageRecord, canonical_channel
+from tgmed_common.records import (
+    CHANNEL_PATTERN,
+    MediaType,
+    MessageRecord,
+    ReactionCount,
+    canonical_channel,
+)
 from tgmed_common.state import HighWaterMarks
+from tgmed_scraper.export_files import (
+    DEFAULT_MAX_PHOTO_BYTES,
+    UnsafeExportPath,
+    open_export_file,
+)
 from tgmed_scraper.writer import MessageBatchWriter
 
 log = logging.getLogger(__name__)
@@ -33,6 +54,7 @@ log = logging.getLogger(__name__)
 EXPORT_FILE = "result.json"
 NOT_INCLUDED = "(File not included"
 MAX_ERRORS_LISTED = 10
+MAX_REFUSED_LISTED = 100
 
 _FILE_MEDIA_TYPES: dict[str, MediaType] = {
     "video_file": "video",
@@ -65,9 +87,10 @@ class ParsedExport:
     channel: str
     title: str | None
     records: list[MessageRecord]
-    photos: dict[int, Path]  # message id -> photo file in the export
+    photos: dict[int, str]  # message id -> photo path inside the export folder (checked)
     service_messages: int = 0
     already_imported: int = 0
+    media_refused: list[str] = field(default_factory=list)  # "message N: photo 'p': why"
 
 
 @dataclass
@@ -81,9 +104,23 @@ class ImportSummary:
     photos_skipped: int = 0
     files: int = 0
     failed: dict[str, str] = field(default_factory=dict)
+    # messages kept without their photo: the export named a file outside its folder, a
+    # symlink, a device or a file over the size bound (the first ones listed by name)
+    media_refused: int = 0
+    media_refused_messages: list[str] = field(default_factory=list)
+
+    def refuse(self, export_file: Path, what: str) -> None:
+        self.media_refused += 1
+        if len(self.media_refused_messages) < MAX_REFUSED_LISTED:
+            self.media_refused_messages.append(f"{export_file}: {what}")
+        log.warning("%s: %s; the message is kept without it", export_file, what)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"stage": "import-export", **self.__dict__}
+        body = {"stage": "import-export", **self.__dict__}
+        more = self.media_refused - len(self.media_refused_messages)
+        if more > 0:
+            body["media_refused_messages"] = [*self.media_refused_messages, f"and {more} more"]
+        return body
 
 
 def find_exports(path: Path) -> list[Path]:
@@ -129,6 +166,35 @@ def _text(value: Any) -> str:
     raise TypeError(f"text is a {type(value).__name__}, expected a string or an array")
 
 
+def _reactions(message: dict[str, Any]) -> list[ReactionCount] | None:
+    """`reactions` as Telegram Desktop writes them: {"type": "emoji", "count": 3,
+    "emoji": "👍"}, {"type": "custom_emoji", "count": 1, "document_id": ...},
+    {"type": "paid", "count": 5}; null when the export has none (older exports)."""
+    items = message.get("reactions")
+    if items is None:
+        return None
+    if not isinstance(items, list):
+        raise TypeError(f"reactions is a {type(items).__name__}, expected an array")
+    counts = []
+    for item in items:
+        kind = item.get("type") if isinstance(item, dict) else None
+        if kind == "emoji":
+            counts.append(ReactionCount(kind="emoji", reaction=item["emoji"], count=item["count"]))
+        elif kind == "custom_emoji":
+            counts.append(
+                ReactionCount(
+                    kind="custom_emoji",
+                    reaction=f"custom_emoji:{item['document_id']}",
+                    count=item["count"],
+                )
+            )
+        elif kind == "paid":
+            counts.append(ReactionCount(kind="paid", reaction="paid", count=item["count"]))
+        elif kind is None:
+            raise TypeError(f"a reaction without a type: {str(item)[:80]}")
+    return counts
+
+
 def _timestamp(message: dict[str, Any], unix_key: str, iso_key: str) -> datetime | None:
     if message.get(unix_key) is not None:
         return datetime.fromtimestamp(int(message[unix_key]), UTC)
@@ -144,14 +210,17 @@ def parse_export(
     channel: str | None = None,
     marks: HighWaterMarks | None = None,
     scraped_at: datetime | None = None,
+    max_photo_bytes: int = DEFAULT_MAX_PHOTO_BYTES,
 ) -> ParsedExport:
     """Read and check a whole export. Messages at or below the channel's high-water mark
     (from `marks`) count as already imported and are skipped. Raises ExportError listing
-    every problem."""
+    every problem. A photo path that breaks the export-folder rule is not an error: the
+    message is kept without it and listed in `media_refused`."""
     scraped_at = scraped_at or datetime.now(UTC)
     try:
-        document = json.loads(export_file.read_bytes())
-    except (OSError, UnicodeDecodeError) as error:
+        with open_export_file(export_file.parent, export_file.name, None) as stream:
+            document = json.loads(stream.read())
+    except (OSError, UnicodeDecodeError, UnsafeExportPath) as error:
         raise ExportError(export_file, [f"cannot read the file: {error}"]) from None
     except json.JSONDecodeError as error:
         raise ExportError(
@@ -201,10 +270,16 @@ def parse_export(
             if photo is not None:
                 media_type = "photo"
                 if not str(photo).startswith(NOT_INCLUDED):
-                    source = folder / photo
-                    if not source.is_file():
-                        raise FileNotFoundError(f"photo file {photo!r} is missing from the export")
-                    parsed.photos[message_id] = source
+                    try:
+                        with open_export_file(folder, str(photo), max_photo_bytes):
+                            parsed.photos[message_id] = str(photo)
+                    except UnsafeExportPath as error:
+                        refused = f"message {message_id}: photo {photo!r}: {error}"
+                        parsed.media_refused.append(refused)
+                    except FileNotFoundError:
+                        raise FileNotFoundError(
+                            f"photo file {photo!r} is missing from the export"
+                        ) from None
             elif message.get("file") is not None or message.get("media_type"):
                 media_type = _FILE_MEDIA_TYPES.get(message.get("media_type", ""), "document")
             record = MessageRecord(
@@ -219,6 +294,7 @@ def parse_export(
                 media_type=media_type,
                 forwarded_from=message.get("forwarded_from"),
                 reply_to_message_id=message.get("reply_to_message_id"),
+                reactions=_reactions(message),
                 scraped_at=scraped_at,
             )
         except KeyError as error:
@@ -239,9 +315,17 @@ def parse_export(
     return parsed
 
 
-def import_exports(lake: Lake, path: Path, *, channel: str | None = None) -> ImportSummary:
+def import_exports(
+    lake: Lake,
+    path: Path,
+    *,
+    channel: str | None = None,
+    max_photo_bytes: int = DEFAULT_MAX_PHOTO_BYTES,
+) -> ImportSummary:
     """Import one export or a folder of exports. Already imported messages (at or below
-    the channel's high-water mark) are skipped, so a re-run writes nothing new."""
+    the channel's high-water mark) are skipped, so a re-run writes nothing new. Photos
+    over `max_photo_bytes`, outside the export folder, behind a symlink or not regular
+    files are not copied (see export_files.py)."""
     exports = find_exports(path)
     if channel and len(exports) > 1:
         raise ValueError(f"{path}: --channel names one channel but {len(exports)} exports found")
@@ -249,30 +333,72 @@ def import_exports(lake: Lake, path: Path, *, channel: str | None = None) -> Imp
     marks = HighWaterMarks(lake, MESSAGES)
     for export_file in exports:
         try:
-            parsed = parse_export(export_file, channel=channel, marks=marks)
+            parsed = parse_export(
+                export_file, channel=channel, marks=marks, max_photo_bytes=max_photo_bytes
+            )
         except ExportError as error:
             log.error("%s", error)
             summary.failed[str(export_file)] = str(error)
             note = lake.quarantine(export_file, str(error), stream="exports")
             log.error("copied %s to %s", export_file, note)
             continue
-        _write(lake, marks, parsed, summary)
+        for refused in parsed.media_refused:
+            summary.refuse(export_file, refused)
+        try:
+            _write(lake, marks, parsed, summary, max_photo_bytes)
+        except ChannelBusy as error:  # a scrape of the channel is running: try again later
+            log.error("%s", error)
+            summary.failed[str(export_file)] = str(error)
     return summary
 
 
-def _write(lake: Lake, marks: HighWaterMarks, parsed: ParsedExport, summary: ImportSummary) -> None:
+def _copy_photo(
+    folder: Path, relative: str, target: Path, batch: AtomicBatch, max_bytes: int
+) -> None:
+    """Stage the export's photo in the batch, read through the same checks as when the
+    export was parsed (the folder may have changed since)."""
+    with open_export_file(folder, relative, max_bytes) as source, batch.open(target) as out:
+        shutil.copyfileobj(source, out, 1 << 20)
+
+
+def _write(
+    lake: Lake,
+    marks: HighWaterMarks,
+    parsed: ParsedExport,
+    summary: ImportSummary,
+    max_photo_bytes: int,
+) -> None:
+    # the channel's lock: no scrape writes it meanwhile, and what a killed run left is swept
+    with hold_channel(lake, parsed.channel):
+        _write_held(lake, marks, parsed, summary, max_photo_bytes)
+
+
+def _write_held(
+    lake: Lake,
+    marks: HighWaterMarks,
+    parsed: ParsedExport,
+    summary: ImportSummary,
+    max_photo_bytes: int,
+) -> None:
     progress = Progress(f"import {parsed.channel}", unit="messages", total=len(parsed.records))
     writer = MessageBatchWriter(lake, marks, parsed.channel, summary.run_id)
+    folder = parsed.path.parent
     for record in sorted(parsed.records, key=lambda r: r.message_id):
-        source = parsed.photos.get(record.message_id)
-        if source is not None:
-            target = lake.media_file(parsed.channel, record.message_id, source.suffix)
-            if target.exists():
-                summary.photos_skipped += 1
+        photo = parsed.photos.get(record.message_id)
+        if photo is not None:
+            suffix = PurePosixPath(photo.replace("\\", "/")).suffix
+            target = lake.media_file(parsed.channel, record.message_id, suffix)
+            try:
+                if target.exists():
+                    summary.photos_skipped += 1
+                else:
+                    _copy_photo(folder, photo, target, writer.batch, max_photo_bytes)
+                    summary.photos += 1
+            except (UnsafeExportPath, FileNotFoundError) as error:
+                what = f"message {record.message_id}: photo {photo!r}: {error}"
+                summary.refuse(parsed.path, what)
             else:
-                writer.batch.copy(source, target)
-                summary.photos += 1
-            record = record.model_copy(update={"media_path": lake.relative(target)})
+                record = record.model_copy(update={"media_path": lake.relative(target)})
         writer.add(record)
         progress.advance()
     # one flush: an export is written whole (one file per day) and the mark moves once

@@ -1,33 +1,36 @@
 """Detect objects in every lake photo that has no record for the current model.
 
-Images are decoded by a small thread pool while the model runs on the previous batch,
-so decoding (PIL releases the GIL) overlaps inference. A file that cannot be decoded
-(corrupt, truncated, not an image) gets a `failed` record with the reason and the run
-goes on. Records are written through the lake contract in group commits every
+Three threads of work overlap: a small pool reads photo files and their headers; a
+loader thread groups them by network input shape and prepares each group (decoding
+and letterboxing, on the runtime's device); the main thread runs the network on the
+previous group and writes records. A photo whose bytes were already detected by this
+model (`photos.plan_work`) gets a copy of that record without running the model. A
+file that cannot be decoded gets a `failed` record with the reason and the run goes
+on. Records are written through the lake contract in group commits every
 DETECT_COMMIT_EVERY images; a crash loses at most that much work, never a half file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
+import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
-
-import numpy as np
-from PIL import Image
 
 from tgmed_common.atomic import AtomicBatch
 from tgmed_common.lake import Lake, new_run_id
 from tgmed_common.progress import Progress
 from tgmed_common.records import Detection, DetectionRecord
-from tgmed_yolo.model import Detector
-from tgmed_yolo.photos import Shard, pending_photos
+from tgmed_yolo.model import load_detector
+from tgmed_yolo.photos import Photo, Shard, plan_work
+from tgmed_yolo.runtime import Batch, Detector, Loaded, describe, photo_size
 from tgmed_yolo.settings import DetectSettings
 
 log = logging.getLogger(__name__)
@@ -38,8 +41,12 @@ class DetectSummary:
     model: str = ""
     model_hash: str = ""
     device: str = ""
+    runtime: str = ""
+    precision: str = ""
     shard: str = "0/1"
-    images: int = 0
+    images: int = 0  # photos that got a record in this run: detected + reused
+    detected: int = 0  # of them, run through the model (failed ones included)
+    reused: int = 0  # of them, a copy of the record of the same bytes
     failed: int = 0
     objects: int = 0
     already_done: int = 0
@@ -55,60 +62,133 @@ class DetectSummary:
         return {"stage": "detect", **body}
 
 
-PHOTO_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+def load_detector_for(settings: DetectSettings) -> Detector:
+    return load_detector(
+        settings.model,
+        settings.device,
+        runtime=settings.runtime,
+        image_size=settings.image_size,
+        rectangular=settings.rectangular,
+        half=settings.half,
+    )
 
 
-def _pillow_open():
-    """Pillow's own Image.open. ultralytics replaces it process-wide with one that, on a
-    file that is not an image, checks for (and would pip-install) a HEIF plugin, turning
-    "not an image" into "No module named 'pi_heif'"."""
-    opener = Image.open
-    if getattr(opener, "__module__", "").startswith("ultralytics"):
-        from ultralytics.utils import patches
-
-        opener = getattr(patches, "_image_open", opener)
-    return opener
+# --- reading and batching -----------------------------------------------------------
 
 
-_open_image = _pillow_open()
-
-
-def decode(path: Path) -> tuple[np.ndarray | None, str | None]:
-    """(BGR array, None), or (None, why it cannot be read)."""
+def _load(photo: Photo) -> tuple[Photo, Loaded | None, str | None]:
     try:
-        with _open_image(path, formats=PHOTO_FORMATS) as image:
-            image.load()  # raises on truncated or corrupt data, unlike a lazy open
-            rgb = image.convert("RGB")
-        return np.ascontiguousarray(np.asarray(rgb)[:, :, ::-1]), None
+        data = photo.path.read_bytes()
+        height, width = photo_size(data)
     except Exception as error:
-        return None, f"{type(error).__name__}: {error}"
+        return photo, None, describe(error)
+    return photo, Loaded(photo, data, height, width), None
 
 
-def _decoded(paths: list[Path], pool: ThreadPoolExecutor, ahead: int) -> Iterator[tuple]:
-    """(path, array, error) in order, decoding at most `ahead` images in advance."""
-    queue: deque[tuple[Path, Future]] = deque()
-    items = iter(paths)
-    for path in items:
-        queue.append((path, pool.submit(decode, path)))
-        if len(queue) >= ahead:
+def _read_ahead(photos: list[Photo], pool: ThreadPoolExecutor, ahead: int) -> Iterator[tuple]:
+    """`_load` of each photo, in order, at most `ahead` files in advance."""
+    waiting: deque[Future] = deque()
+    items = iter(photos)
+    for photo in items:
+        waiting.append(pool.submit(_load, photo))
+        if len(waiting) >= ahead:
             break
-    while queue:
-        path, future = queue.popleft()
+    while waiting:
+        future = waiting.popleft()
         following = next(items, None)
         if following is not None:
-            queue.append((following, pool.submit(decode, following)))
-        yield (path, *future.result())
+            waiting.append(pool.submit(_load, following))
+        yield future.result()
 
 
-def _batches(items: Iterable[tuple], size: int) -> Iterator[list[tuple]]:
-    batch: list[tuple] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+class ShapeGroups:
+    """Photos grouped by network input shape, at most `size` a group: a full group goes
+    out at once; when more than `held` photos wait, the fullest group goes out as it is
+    (mixed shapes never hold more than that in memory)."""
+
+    def __init__(self, size: int, held: int) -> None:
+        self.size, self.held = size, held
+        self.groups: dict[tuple[int, int], list[Any]] = defaultdict(list)
+        self.waiting = 0
+
+    def add(self, shape: tuple[int, int], item: Any) -> list[tuple[tuple[int, int], list]]:
+        self.groups[shape].append(item)
+        self.waiting += 1
+        if len(self.groups[shape]) == self.size:
+            return [self._take(shape)]
+        if self.waiting > self.held:
+            return [self._take(max(self.groups, key=lambda s: len(self.groups[s])))]
+        return []
+
+    def drain(self) -> list[tuple[tuple[int, int], list]]:
+        return [self._take(shape) for shape in list(self.groups)]
+
+    def _take(self, shape: tuple[int, int]) -> tuple[tuple[int, int], list]:
+        group = self.groups.pop(shape)
+        self.waiting -= len(group)
+        return shape, group
+
+
+class _Stop(Exception):
+    pass
+
+
+def prepared_batches(
+    photos: list[Photo], detector: Detector, settings: DetectSettings
+) -> Iterator[Batch]:
+    """Batches ready for `detector.detect`, prepared in a loader thread up to two
+    batches ahead of the consumer. Unreadable files come as batches with only
+    `failed`. Closing the iterator stops the thread."""
+    out: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+    done = object()
+
+    def put(item: Any) -> None:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+        raise _Stop
+
+    def work() -> None:
+        size = min(settings.batch_size, detector.max_batch or settings.batch_size)
+        groups = ShapeGroups(size, held=size * 4)
+        try:
+            with ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="read") as pool:
+                for photo, loaded, error in _read_ahead(photos, pool, settings.batch_size * 2):
+                    if loaded is None:
+                        put(Batch(failed=[(photo, error)]))
+                        continue
+                    shape = detector.input_shape(loaded.height, loaded.width)
+                    for group_shape, group in groups.add(shape, loaded):
+                        put(detector.prepare(group, group_shape))
+                for group_shape, group in groups.drain():
+                    put(detector.prepare(group, group_shape))
+            put(done)
+        except _Stop:
+            pass
+        except BaseException as error:  # handed to the consumer, raised there
+            with contextlib.suppress(_Stop):
+                put(error)
+
+    thread = threading.Thread(target=work, name="detect-loader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = out.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+# --- records --------------------------------------------------------------------------
 
 
 class RecordWriter:
@@ -140,73 +220,127 @@ class RecordWriter:
         self.pending.clear()
 
 
-def run_detection(
-    lake: Lake, settings: DetectSettings, shard: Shard, detector: Detector | None = None
-) -> DetectSummary:
-    started = time.monotonic()
-    detector = detector or Detector.load(settings.model, settings.device)
-    summary = DetectSummary(
-        model=detector.name, model_hash=detector.hash, device=detector.device, shard=str(shard)
-    )
-    pending, summary.already_done = pending_photos(lake, detector.hash, shard)
-    log.info(
-        "shard %s: %d photos to detect, %d already done with this model",
-        shard,
-        len(pending),
-        summary.already_done,
-    )
-    progress = Progress(f"detect shard {shard}", unit="images", total=len(pending))
-    writer = RecordWriter(lake, new_run_id())
-    with ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode") as pool:
-        stream = _decoded(pending, pool, ahead=settings.batch_size * 2)
-        for batch in _batches(stream, settings.batch_size):
-            readable = [(path, image) for path, image, _ in batch if image is not None]
-            found = (
-                detector.predict(
-                    [image for _, image in readable],
-                    confidence=settings.confidence,
-                    iou=settings.iou,
-                    image_size=settings.image_size,
-                )
-                if readable
-                else []
+class _Recorder:
+    """Turns outcomes into records, counts them, and copies them to reposts."""
+
+    def __init__(self, lake: Lake, detector: Detector, summary: DetectSummary, writer) -> None:
+        self.lake, self.detector, self.summary, self.writer = lake, detector, summary, writer
+        self.progress: Progress | None = None
+
+    def _common(self, photo: Photo) -> dict[str, Any]:
+        channel, message_id = self.lake.media_owner(photo.path)
+        return dict(
+            channel_username=channel,
+            message_id=message_id,
+            media_path=photo.relative,
+            model_name=self.detector.name,
+            model_hash=self.detector.hash,
+            detected_at=datetime.now(UTC),
+            content_hash=photo.content_hash,
+        )
+
+    def add(self, record: DetectionRecord) -> None:
+        summary = self.summary
+        summary.images += 1
+        if record.reused_from:
+            summary.reused += 1
+        else:
+            summary.detected += 1
+        if record.status == "failed":
+            summary.failed += 1
+            summary.failures[record.media_path] = record.error or ""
+        summary.objects += len(record.detections)
+        self.writer.add(record)
+        if self.progress:
+            self.progress.advance()
+
+    def failed(self, photo: Photo, error: str) -> DetectionRecord:
+        log.warning("cannot read %s: %s (recorded as failed)", photo.relative, error)
+        record = DetectionRecord(**self._common(photo), status="failed", error=error)
+        self.add(record)
+        return record
+
+    def found(self, photo: Photo, size: tuple[int, int], objects: list) -> DetectionRecord:
+        record = DetectionRecord(
+            **self._common(photo),
+            image_height=size[0],
+            image_width=size[1],
+            detections=[
+                Detection(class_id=c, class_name=n, confidence=min(1.0, s), box=b)
+                for c, n, s, b in objects
+            ],
+        )
+        self.add(record)
+        return record
+
+    def copy(self, photo: Photo, source: DetectionRecord) -> None:
+        self.add(
+            DetectionRecord(
+                **self._common(photo),
+                status=source.status,
+                error=source.error,
+                image_width=source.image_width,
+                image_height=source.image_height,
+                detections=source.detections,
+                reused_from=source.reused_from or source.media_path,
             )
-            results = {path: objects for (path, _), objects in zip(readable, found, strict=True)}
-            now = datetime.now(UTC)
-            for path, image, error in batch:
-                channel, message_id = lake.media_owner(path)
-                relative = lake.relative(path)
-                common = dict(
-                    channel_username=channel,
-                    message_id=message_id,
-                    media_path=relative,
-                    model_name=detector.name,
-                    model_hash=detector.hash,
-                    detected_at=now,
-                )
-                if image is None:
-                    summary.failed += 1
-                    summary.failures[relative] = error
-                    log.warning("cannot read %s: %s (recorded as failed)", relative, error)
-                    writer.add(DetectionRecord(**common, status="failed", error=error))
-                else:
-                    objects = [
-                        Detection(class_id=c, class_name=n, confidence=min(1.0, s), box=b)
-                        for c, n, s, b in results[path]
-                    ]
-                    summary.objects += len(objects)
-                    height, width = image.shape[:2]
-                    writer.add(
-                        DetectionRecord(
-                            **common, image_width=width, image_height=height, detections=objects
-                        )
-                    )
-                summary.images += 1
-                progress.advance()
-            if len(writer) >= settings.commit_every:
-                writer.flush()
+        )
+
+
+def run_detection(
+    lake: Lake,
+    settings: DetectSettings,
+    shard: Shard,
+    detector: Detector | None = None,
+    *,
+    reuse: bool = True,
+) -> DetectSummary:
+    """reuse=False detects photos whose bytes were detected before (the benchmark's
+    comparison); the stage always reuses."""
+    started = time.monotonic()
+    detector = detector or load_detector_for(settings)
+    summary = DetectSummary(
+        model=detector.name,
+        model_hash=detector.hash,
+        device=detector.device,
+        runtime=detector.runtime,
+        precision=detector.precision,
+        shard=str(shard),
+    )
+    plan = plan_work(lake, detector.hash, shard, threads=settings.decode_threads, reuse=reuse)
+    summary.already_done = plan.already_done
+    log.info(
+        "shard %s: %d photos to detect, %d reuse an earlier detection of the same bytes, "
+        "%d already done with this model",
+        shard,
+        len(plan.detect),
+        plan.reused,
+        plan.already_done,
+    )
+    writer = RecordWriter(lake, new_run_id())
+    recorder = _Recorder(lake, detector, summary, writer)
+    recorder.progress = Progress(
+        f"detect shard {shard}", unit="images", total=len(plan.detect) + plan.reused
+    )
+    for photo, source in plan.from_lake:
+        recorder.copy(photo, source)
+
+    def recorded(photo: Photo, record: DetectionRecord) -> None:
+        for repost in plan.copies.pop(photo.content_hash, []) if photo.content_hash else []:
+            recorder.copy(repost, record)
+        if len(writer) >= settings.commit_every:
+            writer.flush()
+
+    for batch in prepared_batches(plan.detect, detector, settings):
+        for photo, error in batch.failed:
+            recorded(photo, recorder.failed(photo, error))
+        found = detector.detect(batch, confidence=settings.confidence, iou=settings.iou)
+        for photo, size, objects in zip(batch.keys, batch.sizes, found, strict=True):
+            recorded(photo, recorder.found(photo, size, objects))
+    if plan.copies:  # every source photo was in plan.detect: this cannot be left over
+        raise RuntimeError(f"{len(plan.copies)} reposts left without their source's record")
     writer.flush()
     summary.files = writer.files
     summary.seconds = time.monotonic() - started
-    progress.done()
+    recorder.progress.done()
     return summary

@@ -1,16 +1,18 @@
-"""The detection model: loaded offline-safe, identified by the hash of its weights, on
-the best device there is."""
+"""The detection model: loaded offline-safe, identified by the hash of its weights, run
+by the runtime that suits the device (runtime_onnx on the CPU, runtime_torch on CUDA)."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from tgmed_yolo.runtime import Detector
 
 log = logging.getLogger(__name__)
+
+RUNTIMES = ("auto", "onnxruntime", "torch")
 
 
 def offline_defaults(config_dir: Path) -> None:
@@ -31,65 +33,83 @@ def weights_hash(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-@dataclass
-class Detector:
-    model: Any  # ultralytics.YOLO
-    name: str
-    hash: str
-    device: str
-    half: bool
+def resolve_device(device: str) -> str:
+    """auto: the first CUDA device when there is one, else the CPU; 0, 1, ...: cuda:N."""
+    import torch
 
-    @classmethod
-    def load(cls, weights: str, device: str = "auto") -> Detector:
-        import torch
-        from ultralytics import YOLO
+    if device == "auto":
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    if device.isdigit():
+        device = f"cuda:{device}"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"DETECT_DEVICE={device}: this machine has no CUDA device")
+    return device
 
-        path = Path(weights)
-        if not path.is_file() and (path.parent != Path() or path.suffix not in {".pt"}):
-            raise FileNotFoundError(
-                f"model weights {weights!r} not found: set DETECT_MODEL to a weights file "
-                "(offline, for example ../shared/models/yolov8n_int8.onnx)"
-            )
-        if device == "auto":
-            device = "0" if torch.cuda.is_available() else "cpu"
-        model = YOLO(str(path), task="detect")
-        resolved = Path(getattr(model, "ckpt_path", None) or path)
-        # half precision on a GPU, for PyTorch weights (an ONNX file has its own types)
-        half = device != "cpu" and resolved.suffix == ".pt"
-        detector = cls(model, resolved.name, weights_hash(resolved), device, half)
-        log.info(
-            "model %s (hash %s) on %s%s",
-            detector.name,
-            detector.hash,
-            device,
-            " (half precision)" if half else "",
+
+def load_detector(
+    weights: str,
+    device: str = "auto",
+    *,
+    runtime: str = "auto",
+    image_size: int = 640,
+    rectangular: bool = False,
+    half: bool | None = None,
+) -> Detector:
+    """The model behind `weights` on `device`. Runtime auto: PyTorch on CUDA (and for
+    .pt checkpoints), ONNX Runtime for an ONNX file on the CPU."""
+    path = Path(weights)
+    if not path.is_file() and (path.parent != Path() or path.suffix != ".pt"):
+        raise FileNotFoundError(
+            f"model weights {weights!r} not found: set DETECT_MODEL to a weights file "
+            "(offline, for example ../shared/models/yolov8n_int8.onnx)"
         )
-        return detector
-
-    def predict(self, images: list, *, confidence: float, iou: float, image_size: int) -> list:
-        """One result per image (BGR arrays): [(class id, class name, confidence, box)]."""
-        if not images:
-            return []
-        results = self.model.predict(
-            images,
-            conf=confidence,
-            iou=iou,
-            imgsz=image_size,
-            device=self.device,
-            half=self.half,
-            batch=len(images),
-            verbose=False,
+    if path.suffix not in {".onnx", ".pt"}:
+        raise ValueError(f"model weights {weights!r}: expected an .onnx export or a .pt file")
+    if runtime not in RUNTIMES:
+        raise ValueError(f"DETECT_RUNTIME={runtime!r}: expected one of {', '.join(RUNTIMES)}")
+    device = resolve_device(device)
+    if runtime == "auto":
+        runtime = "torch" if device != "cpu" or path.suffix == ".pt" else "onnxruntime"
+    if runtime == "onnxruntime" and (device != "cpu" or path.suffix != ".onnx"):
+        raise ValueError(
+            "DETECT_RUNTIME=onnxruntime runs .onnx files on the CPU (DETECT_DEVICE=cpu); "
+            "use DETECT_RUNTIME=torch for CUDA or .pt weights"
         )
-        found = []
-        for result in results:
-            boxes = result.boxes
-            classes = boxes.cls.cpu().numpy().astype(int).tolist()
-            scores = boxes.conf.cpu().numpy().tolist()
-            corners = boxes.xyxy.cpu().numpy().round(1).tolist()
-            found.append(
-                [
-                    (cls_id, result.names[cls_id], round(float(score), 4), tuple(box))
-                    for cls_id, score, box in zip(classes, scores, corners, strict=True)
-                ]
-            )
-        return found
+    detector: Detector
+    if runtime == "onnxruntime":
+        from tgmed_yolo.runtime_onnx import OnnxRuntimeDetector
+
+        detector = OnnxRuntimeDetector(
+            path, path.name, weights_hash(path), image_size=image_size, rectangular=rectangular
+        )
+    else:
+        from tgmed_yolo.runtime_torch import (
+            TorchDetector,
+            module_from_checkpoint,
+            module_from_onnx,
+        )
+
+        if path.suffix == ".onnx":
+            module, names = module_from_onnx(path)
+        else:
+            module, names, path = module_from_checkpoint(weights)
+        detector = TorchDetector(
+            module,
+            names,
+            path.name,
+            weights_hash(path),
+            device=device,
+            half=half,
+            image_size=image_size,
+            rectangular=rectangular,
+        )
+    log.info(
+        "model %s (hash %s): %s on %s, %s%s",
+        detector.name,
+        detector.hash,
+        detector.runtime,
+        detector.device,
+        detector.precision,
+        ", rectangular inputs" if getattr(detector, "rectangular", False) else "",
+    )
+    return detector

@@ -6,7 +6,9 @@ the lake's parent folder), so nothing reaches the network unless a user asks."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings
 
 from tgmed_common.settings import env_config
@@ -24,7 +26,21 @@ class DetectSettings(BaseSettings):
     batch_size: int = Field(default=16, ge=1)
     device: str = "auto"
     """auto (CUDA when there is one, half precision there; CPU otherwise), cpu, 0, 1..."""
+    runtime: Literal["auto", "onnxruntime", "torch"] = "auto"
+    """auto: PyTorch on CUDA (and for .pt weights), ONNX Runtime for .onnx on the CPU."""
+    rectangular: bool = False
+    """true: letterbox each photo into the smallest stride multiple around it (a 4:3
+    photo as 480x640, fewer pixels) instead of image_size x image_size. Off by default:
+    its detections miss the parity bar with the square input (docs/benchmarks.md)."""
+    half: bool | None = None
+    """Half precision (torch runtime); empty or auto: on CUDA yes, on the CPU no."""
+
+    @field_validator("half", mode="before")
+    @classmethod
+    def _auto_half(cls, value: object) -> object:
+        return None if isinstance(value, str) and value.strip().lower() in {"", "auto"} else value
+
     decode_threads: int = Field(default=2, ge=1)
-    """Threads decoding images while the model runs."""
+    """Threads reading (and hashing) photo files while the model runs."""
     commit_every: int = Field(default=256, ge=1)
     """Images per lake write (a crash loses at most this many images' work)."""

@@ -31,13 +31,23 @@ def start(pgdata: Path) -> str:
     return server.get_uri()
 
 
+def running(pgdata: Path) -> bool:
+    """Whether a server runs for `pgdata` (its postmaster.pid names a live process)."""
+    with warnings.catch_warnings():  # platformdirs: "XDG_RUNTIME_DIR is not set" (harmless)
+        warnings.simplefilter("ignore")
+        from pgserver.utils import PostmasterInfo
+
+        info = PostmasterInfo.read_from_pgdata(pgdata.resolve())
+    return info is not None and info.is_running()
+
+
 def stop(pgdata: Path) -> bool:
     """Stop the server for `pgdata`; False when none was running."""
-    import pgserver
-    from pgserver.utils import PostmasterInfo
+    with warnings.catch_warnings():  # platformdirs: "XDG_RUNTIME_DIR is not set" (harmless)
+        warnings.simplefilter("ignore")
+        import pgserver
 
-    info = PostmasterInfo.read_from_pgdata(pgdata.resolve())
-    if info is None or not info.is_running():
+    if not running(pgdata):
         return False
     owner = pgdata.resolve().owner()
     pgserver.pg_ctl(

@@ -39,6 +39,7 @@ where channel_key = %(channel)s
 """
 
 # Every day (or week) of the range, days without posts included: the calendar drives.
+# The channel's days come pre-aggregated (rpt_channel_daily: one row per day).
 ACTIVITY_SQL = """
 with days as (
     select date_key, {bucket} as period_start
@@ -46,23 +47,17 @@ with days as (
     where date_key between %(date_from)s and %(date_to)s
 ),
 posts as (
-    select
-        date_key,
-        count(*) as post_count,
-        coalesce(sum(view_count), 0) as view_count,
-        coalesce(sum(forward_count), 0) as forward_count,
-        coalesce(sum(reply_count), 0) as reply_count,
-        count(*) filter (where has_image) as image_post_count
-    from marts.fct_messages
+    select *
+    from marts.rpt_channel_daily
     where channel_key = %(channel)s and date_key between %(date_from)s and %(date_to)s
-    group by date_key
 )
 select
     days.period_start,
     coalesce(sum(posts.post_count), 0)::bigint as post_count,
-    coalesce(sum(posts.view_count), 0)::bigint as view_count,
-    coalesce(sum(posts.forward_count), 0)::bigint as forward_count,
-    coalesce(sum(posts.reply_count), 0)::bigint as reply_count,
+    sum(posts.view_count)::bigint as view_count,
+    coalesce(sum(posts.posts_with_views), 0)::bigint as posts_with_views,
+    sum(posts.forward_count)::bigint as forward_count,
+    sum(posts.reply_count)::bigint as reply_count,
     coalesce(sum(posts.image_post_count), 0)::bigint as image_post_count
 from days
 left join posts using (date_key)
@@ -129,6 +124,9 @@ async def channel_activity(
             ActivityPoint(
                 **row,
                 media_share=row["image_post_count"] / row["post_count"] if row["post_count"] else 0,
+                views_per_post=(
+                    row["view_count"] / row["posts_with_views"] if row["posts_with_views"] else None
+                ),
             )
             for row in rows
         ]

@@ -1,19 +1,28 @@
-"""Reports over the marts: top products, visual content per channel, price ranges."""
+"""Reports over the report marts (dbt `models/reports`): top products, top detected
+objects, visual content per channel, a product's prices. Each reads a few pre-aggregated
+rows (per channel and day, or per product and channel), so an uncached answer costs
+milliseconds whatever the number of messages; filters are one channel and a date range."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections import defaultdict
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response
+from psycopg import sql
 
 from tgmed_api.db import fetch_all, fetch_one
-from tgmed_api.deps import CacheDep, PoolDep, cached_json
+from tgmed_api.deps import CacheDep, FilterDep, PoolDep, ReportFilter, cached_json
 from tgmed_api.models import (
     NO_NUL,
     ChannelPrice,
     ChannelVisual,
     ClassCount,
     ErrorBody,
+    PriceHistory,
+    PriceHistoryPoint,
+    PricePoint,
     PriceReport,
     PriceStats,
     TopItem,
@@ -23,12 +32,14 @@ from tgmed_api.models import (
 
 router = APIRouter(prefix="/api/reports", tags=["reports"])
 
-# Counted per (product, channel) first, on the (product_key, channel_key) index, so the
-# distinct channels need no sort of every mention.
+BAD_FILTER = {422: {"description": "Invalid parameters (for example `from` after `to`)"}}
+
+# all time: one row per (product, channel); a date range: per (product, channel, day)
 TOP_TEXT_SQL = """
 with per_channel as (
-    select product_key, channel_key, count(*) as mentions
-    from marts.fct_product_mentions
+    select product_key, channel_key, sum(mention_count) as mentions
+    from marts.{table}
+    where mention_count > 0 {where}
     group by product_key, channel_key
 )
 select
@@ -46,61 +57,72 @@ limit %(limit)s
 """
 
 TOP_IMAGE_SQL = """
+with per_channel as (
+    select class_name, channel_key, sum(object_count) as objects
+    from marts.rpt_channel_objects
+    where true {where}
+    group by class_name, channel_key
+)
 select
     class_name as key,
     class_name as name,
     null as category,
-    count(*) as occurrences,
-    count(distinct channel_key) as channel_count,
-    array_agg(distinct channel_key order by channel_key) as channels
-from marts.fct_image_detections
+    sum(objects)::bigint as occurrences,
+    count(*) as channel_count,
+    array_agg(channel_key order by channel_key) as channels
+from per_channel
 group by class_name
 order by occurrences desc, key
 limit %(limit)s
 """
 
 VISUAL_SQL = """
-with images as (
-    select
-        channel_key,
-        sum(photos)::bigint as images_analyzed,
+with posts as (
+    select channel_key, sum(post_count)::bigint as post_count,
+        sum(image_post_count)::bigint as image_post_count
+    from marts.rpt_channel_daily
+    where true {where}
+    group by channel_key
+),
+images as (
+    select channel_key, sum(photos)::bigint as images_analyzed,
         jsonb_object_agg(image_category, photos) as categories
     from (
-        select channel_key, image_category, count(*) as photos
-        from marts.fct_images
+        select channel_key, image_category, sum(image_count) as photos
+        from marts.rpt_channel_images
+        where true {where}
         group by channel_key, image_category
     ) as per_category
     group by channel_key
 ),
 classes as (
-    select channel_key, class_name, count(*) as objects,
+    select channel_key, class_name, sum(object_count) as objects,
         row_number() over (
-            partition by channel_key order by count(*) desc, class_name
+            partition by channel_key order by sum(object_count) desc, class_name
         ) as place
-    from marts.fct_image_detections
+    from marts.rpt_channel_objects
+    where true {where}
     group by channel_key, class_name
 ),
 top_classes as (
-    select
-        channel_key,
-        jsonb_agg(
-            jsonb_build_object('class_name', class_name, 'count', objects) order by place
-        ) as top_classes
+    select channel_key,
+        jsonb_agg(jsonb_build_object('class_name', class_name, 'count', objects) order by place)
+            as top_classes
     from classes
     where place <= %(top)s
     group by channel_key
 )
 select
-    c.channel_username,
-    c.post_count,
-    c.image_post_count,
+    posts.channel_key as channel_username,
+    posts.post_count,
+    posts.image_post_count,
     coalesce(i.images_analyzed, 0) as images_analyzed,
-    coalesce(i.categories, '{}'::jsonb) as categories,
+    coalesce(i.categories, '{{}}'::jsonb) as categories,
     coalesce(t.top_classes, '[]'::jsonb) as top_classes
-from marts.dim_channels as c
+from posts
 left join images as i using (channel_key)
 left join top_classes as t using (channel_key)
-order by c.image_post_count desc, c.channel_username
+order by posts.image_post_count desc, posts.channel_key
 """
 
 # A product by key, name or any alias (English, brand or Amharic), case-insensitive.
@@ -117,65 +139,127 @@ order by p.product_key
 limit 1
 """
 
-# One pass over the product's prices gives every channel's figures and the overall ones
-# (grouping sets; channel_key is null on the overall row); each channel's latest price
-# is one probe of the (product, channel, newest first) index (the dbt model's post-hook).
-PRICES_SQL = """
-with stats as (
-    select
-        channel_key,
-        count(*) as price_count,
-        min(price_birr)::float8 as min_price,
-        percentile_cont(0.5) within group (order by price_birr) as median_price,
-        max(price_birr)::float8 as max_price
-    from marts.fct_product_prices
-    where product_key = %(product)s
-    group by grouping sets ((channel_key), ())
-)
-select stats.channel_key as channel_username, stats.*, latest.latest_price, latest.latest_at
-from stats
-left join lateral (
-    select price_birr::float8 as latest_price, posted_at as latest_at
-    from marts.fct_product_prices
-    where product_key = %(product)s and channel_key = stats.channel_key
-    order by posted_at desc, price_key desc
-    limit 1
-) as latest on true
-order by stats.channel_key nulls first
+# The product's price histogram per channel: all time from rpt_price_points (a few
+# dozen rows), a date range from the daily histogram.
+POINTS_ALL_SQL = """
+select channel_key, price_birr::float8 as price, price_count as count, last_posted_at
+from marts.rpt_price_points
+where product_key = %(product)s {where}
 """
+POINTS_RANGE_SQL = """
+select channel_key, price_birr::float8 as price, sum(price_count)::integer as count,
+    max(last_posted_at) as last_posted_at
+from marts.rpt_price_points_daily
+where product_key = %(product)s {where}
+group by channel_key, price_birr
+"""
+HISTORY_SQL = """
+select d.channel_key, dates.{bucket} as period_start, d.price_birr::float8 as price,
+    sum(d.price_count)::integer as count, max(d.last_posted_at) as last_posted_at
+from marts.rpt_price_points_daily as d
+inner join marts.dim_dates as dates using (date_key)
+where d.product_key = %(product)s {where}
+group by d.channel_key, dates.{bucket}, d.price_birr
+"""
+# unfiltered weeks: the weekly histogram as it is (a few hundred rows for a product)
+HISTORY_WEEKS_SQL = """
+select channel_key, week_start_date as period_start, price_birr::float8 as price,
+    price_count as count, last_posted_at
+from marts.rpt_price_points_weekly
+where product_key = %(product)s {where}
+"""
+_BUCKETS = {"day": "date_key", "week": "week_start_date"}
+
+
+def _stats(points: list[tuple[float, int, datetime]]) -> dict[str, Any]:
+    """min, exact median (the mean of the two middle prices for an even count, as
+    statistics.median), max and the latest price of a histogram [(price, count, last)]."""
+    ordered = sorted(points)
+    total = sum(count for _, count, _ in ordered)
+
+    def nth(n: int) -> float:  # 0-based position in the sorted prices
+        seen = 0
+        for price, count, _ in ordered:
+            seen += count
+            if n < seen:
+                return price
+        raise IndexError(n)
+
+    middle = (nth((total - 1) // 2) + nth(total // 2)) / 2
+    latest = max(ordered, key=lambda p: (p[2], p[0]))
+    return {
+        "price_count": total,
+        "min_price": ordered[0][0],
+        "median_price": middle,
+        "max_price": ordered[-1][0],
+        "latest_price": latest[0],
+        "latest_at": latest[2],
+    }
+
+
+async def _find_product(pool, product: str) -> dict[str, Any]:
+    found = await fetch_one(pool, PRODUCT_SQL, {"product": product.strip()})
+    if found is None:
+        raise HTTPException(404, f"unknown product {product!r}: use a product key, name or alias")
+    return found
+
+
+def _query(template: str, where: ReportFilter, prefix: str = "", **names: str) -> sql.Composed:
+    return sql.SQL(template).format(
+        where=where.where(prefix=prefix), **{k: sql.Identifier(v) for k, v in names.items()}
+    )
+
+
+ProductParam = Annotated[
+    str,
+    Query(
+        min_length=1,
+        max_length=100,
+        pattern=NO_NUL,
+        description="Product key, name or alias (English, brand or Amharic), any case",
+    ),
+]
 
 
 @router.get(
     "/top-products",
     response_model=TopProducts,
     summary="The most mentioned products (text) or most detected object classes (image)",
+    responses=BAD_FILTER,
 )
 async def top_products(
     pool: PoolDep,
     cache: CacheDep,
+    where: FilterDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
     source: Annotated[Literal["text", "image"], Query()] = "text",
 ) -> Response:
     async def build() -> TopProducts:
-        sql = TOP_TEXT_SQL if source == "text" else TOP_IMAGE_SQL
-        rows = await fetch_all(pool, sql, {"limit": limit})
+        if source == "text":
+            table = "rpt_product_daily" if where.has_dates else "rpt_product_channel"
+            query = _query(TOP_TEXT_SQL, where, table=table)
+        else:
+            query = _query(TOP_IMAGE_SQL, where)
+        rows = await fetch_all(pool, query, {**where.params(), "limit": limit})
         return TopProducts(source=source, data=[TopItem(**r) for r in rows], count=len(rows))
 
-    return await cached_json(cache, ("top-products", limit, source), build)
+    return await cached_json(cache, ("top-products", limit, source, where.key()), build)
 
 
 @router.get(
     "/visual-content",
     response_model=VisualContent,
     summary="Per channel: photos, share of posts with photos, categories, top classes",
+    responses=BAD_FILTER,
 )
 async def visual_content(
     pool: PoolDep,
     cache: CacheDep,
+    where: FilterDep,
     top: Annotated[int, Query(ge=1, le=20, description="Classes listed per channel")] = 5,
 ) -> Response:
     async def build() -> VisualContent:
-        rows = await fetch_all(pool, VISUAL_SQL, {"top": top})
+        rows = await fetch_all(pool, _query(VISUAL_SQL, where), {**where.params(), "top": top})
         data = [
             ChannelVisual(
                 channel_username=r["channel_username"],
@@ -190,45 +274,87 @@ async def visual_content(
         ]
         return VisualContent(data=data, count=len(data))
 
-    return await cached_json(cache, ("visual-content", top), build)
+    return await cached_json(cache, ("visual-content", top, where.key()), build)
 
 
 @router.get(
     "/prices",
     response_model=PriceReport,
-    summary="A product's price min/median/max and latest price per channel (birr)",
-    responses={404: {"model": ErrorBody, "description": "No such product"}},
+    summary="A product's prices per channel (birr): min/median/max, latest, every price",
+    responses={404: {"model": ErrorBody, "description": "No such product"}, **BAD_FILTER},
 )
 async def prices(
-    pool: PoolDep,
-    cache: CacheDep,
-    product: Annotated[
-        str,
-        Query(
-            min_length=1,
-            max_length=100,
-            pattern=NO_NUL,
-            description="Product key, name or alias (English, brand or Amharic), any case",
-        ),
-    ],
+    pool: PoolDep, cache: CacheDep, where: FilterDep, product: ProductParam
 ) -> Response:
-    wanted = product.strip()
-
     async def build() -> PriceReport:
-        found = await fetch_one(pool, PRODUCT_SQL, {"product": wanted})
-        if found is None:
-            raise HTTPException(
-                404, f"unknown product {product!r}: use a product key, name or alias"
+        found = await _find_product(pool, product)
+        template = POINTS_RANGE_SQL if where.has_dates else POINTS_ALL_SQL
+        rows = await fetch_all(
+            pool, _query(template, where), {**where.params(), "product": found["product_key"]}
+        )
+        per_channel: dict[str, list] = defaultdict(list)
+        for r in rows:
+            per_channel[r["channel_key"]].append((r["price"], r["count"], r["last_posted_at"]))
+        channels = [
+            ChannelPrice(
+                channel_username=channel,
+                **_stats(points),
+                points=[PricePoint(price=p, count=n) for p, n, _ in sorted(points)],
             )
-        rows = await fetch_all(pool, PRICES_SQL, {"product": found["product_key"]})
-        overall = [r for r in rows if r["channel_username"] is None and r["price_count"]]
-        channels = [ChannelPrice(**r) for r in rows if r["channel_username"] is not None]
+            for channel, points in sorted(per_channel.items())
+        ]
+        everything = [p for points in per_channel.values() for p in points]
+        overall = None
+        if everything:
+            stats = _stats(everything)
+            overall = PriceStats(**{k: v for k, v in stats.items() if not k.startswith("latest")})
         return PriceReport(
             product_key=found["product_key"],
             product_name=found["product_name"],
-            overall=PriceStats(**overall[0]) if overall else None,
+            overall=overall,
             data=channels,
             count=len(channels),
         )
 
-    return await cached_json(cache, ("prices", wanted.lower()), build)
+    return await cached_json(cache, ("prices", product.strip().lower(), where.key()), build)
+
+
+@router.get(
+    "/prices/history",
+    response_model=PriceHistory,
+    summary="A product's min/median/max and latest price per channel, per day or week",
+    responses={404: {"model": ErrorBody, "description": "No such product"}, **BAD_FILTER},
+)
+async def price_history(
+    pool: PoolDep,
+    cache: CacheDep,
+    where: FilterDep,
+    product: ProductParam,
+    period: Annotated[Literal["day", "week"], Query()] = "week",
+) -> Response:
+    async def build() -> PriceHistory:
+        found = await _find_product(pool, product)
+        if period == "week" and not where.has_dates:
+            query = _query(HISTORY_WEEKS_SQL, where)
+        else:
+            query = _query(HISTORY_SQL, where, prefix="d.", bucket=_BUCKETS[period])
+        rows = await fetch_all(pool, query, {**where.params(), "product": found["product_key"]})
+        groups: dict[tuple[str, date], list] = defaultdict(list)
+        for r in rows:
+            groups[(r["channel_key"], r["period_start"])].append(
+                (r["price"], r["count"], r["last_posted_at"])
+            )
+        points = [
+            PriceHistoryPoint(channel_username=channel, period_start=start, **_stats(group))
+            for (channel, start), group in sorted(groups.items())
+        ]
+        return PriceHistory(
+            product_key=found["product_key"],
+            product_name=found["product_name"],
+            period=period,
+            data=points,
+            count=len(points),
+        )
+
+    key = ("price-history", product.strip().lower(), period, where.key())
+    return await cached_json(cache, key, build)

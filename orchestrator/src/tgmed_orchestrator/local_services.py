@@ -1,0 +1,251 @@
+"""The Dagster processes a run submitted from a shell needs when no `dagster dev` runs:
+a code server (the code location, over a unix socket) and a daemon that takes runs off
+the queue and launches them on that code server.
+
+Who takes runs off this instance's queue, in this order:
+
+1. another `tgmed-orchestrator launch` holding the instance's services lock: its daemon
+   serves every queued run, and it keeps serving until the queue is empty;
+2. a live daemon of someone else (`dagster dev` of `make serve`, a `dagster-daemon`):
+   its heartbeat is recent and it is not one this module stopped;
+3. otherwise this process takes the lock and starts a code server and a daemon, each in
+   its own process group (so a Ctrl-C in the terminal reaches this process, which stops
+   them in order), logging to DAGSTER_HOME/tgmed-logs/.
+
+A launch command killed with -9 cannot stop what it started: the next one to take the
+lock finds their process groups in the state file and stops them first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
+
+LOCATION_NAME = "tgmed"  # the UI's workspace (orchestrator/deploy/workspace*.yaml) says so too
+DEFINITIONS_MODULE = "tgmed_orchestrator.definitions"
+QUEUE_DAEMON = "QUEUED_RUN_COORDINATOR"
+HEARTBEAT_FRESH_SECONDS = 45  # daemons write one every 30 s
+STOP_GRACE_SECONDS = 30
+LOCK_FILE = ".tgmed-services.lock"
+STATE_FILE = ".tgmed-services.json"
+STOPPED_FILE = ".tgmed-stopped-daemons.json"
+# the run tag where Dagster's default run launcher records the code server of a run
+GRPC_INFO_TAG = ".dagster/grpc_info"
+
+
+def dagster_bin(name: str) -> str:
+    """A Dagster command of this environment (beside this Python), else on PATH."""
+    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    if not found:
+        raise RuntimeError(f"{name} is not installed in this environment (make setup)")
+    return found
+
+
+def python_module_workspace(folder: Path) -> Path:
+    """A workspace that loads the code location in a code server of its own."""
+    path = folder / "workspace.yaml"
+    path.write_text(
+        "load_from:\n  - python_module:\n"
+        f"      module_name: {DEFINITIONS_MODULE}\n      location_name: {LOCATION_NAME}\n"
+    )
+    return path
+
+
+def _stopped_daemons(home: Path) -> set[str]:
+    with contextlib.suppress(OSError, ValueError):
+        return set(json.loads((home / STOPPED_FILE).read_text()))
+    return set()
+
+
+def live_daemon(instance: DagsterInstance, home: Path) -> str | None:
+    """A description of a live daemon serving this instance's queue, or None."""
+    beat = instance.get_daemon_heartbeats().get(QUEUE_DAEMON)
+    if beat is None or beat.daemon_id in _stopped_daemons(home):
+        return None
+    age = time.time() - beat.timestamp
+    return (
+        f"a running Dagster daemon (heartbeat {age:.0f} s ago)"
+        if age < HEARTBEAT_FRESH_SECONDS
+        else None
+    )
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_group(pgid: int, grace: float = STOP_GRACE_SECONDS, leader=None) -> None:
+    """SIGTERM to a process group, then SIGKILL to whatever of it is left after `grace`.
+    `leader`: the group leader's Popen when it is our child (reaped, so that its zombie
+    does not keep the group alive)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if leader is not None:
+            leader.poll()
+        if not _group_alive(pgid):
+            return
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+    if leader is not None:
+        leader.wait()
+
+
+@dataclass
+class Services:
+    """A code server and a daemon started by this process; `stop()` ends both."""
+
+    home: Path
+    log_path: Path
+    folder: Path
+    socket: Path
+    workspace: Path
+    started_at: float
+    processes: list[subprocess.Popen] = field(default_factory=list)
+    log: IO[bytes] | None = None
+
+    def may_serve(self, run: DagsterRun) -> bool:
+        """Whether an in-progress run runs (or may be about to run) on this code server:
+        its tag names our socket, or it is STARTING without one yet (a daemon marks a run
+        STARTING before its launcher records the code server it starts it on)."""
+        info = run.tags.get(GRPC_INFO_TAG)
+        if info is None:
+            return run.status == DagsterRunStatus.STARTING
+        return str(self.socket) in info
+
+    def dead(self) -> str | None:
+        for process in self.processes:
+            if process.poll() is not None:
+                name = " ".join(Path(a).name for a in process.args[:3])
+                return f"{name} exited with {process.returncode} (see {self.log_path})"
+        return None
+
+    def stop(self, instance: DagsterInstance) -> None:
+        for process in reversed(self.processes):  # the daemon first, then the code server
+            stop_group(process.pid, leader=process)
+        # our daemon's last heartbeat stays fresh for a while: say it is gone
+        beat = instance.get_daemon_heartbeats().get(QUEUE_DAEMON)
+        if beat is not None and beat.timestamp >= self.started_at and beat.daemon_id:
+            stopped = sorted(_stopped_daemons(self.home) | {beat.daemon_id})[-50:]
+            (self.home / STOPPED_FILE).write_text(json.dumps(stopped))
+        (self.home / STATE_FILE).unlink(missing_ok=True)
+        shutil.rmtree(self.folder, ignore_errors=True)
+        if self.log:
+            self.log.close()
+
+
+class ServicesLock:
+    """The instance's services lock (flock: released by the kernel when its holder dies)."""
+
+    def __init__(self, home: Path) -> None:
+        self.path = home / LOCK_FILE
+        self.handle: IO[str] | None = None
+
+    def try_acquire(self) -> bool:
+        handle = self.path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        self.handle = handle
+        return True
+
+    def release(self) -> None:
+        if self.handle:
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
+            self.handle.close()
+            self.handle = None
+
+
+def _stop_leftovers(home: Path) -> list[int]:
+    """Process groups a killed launch command left behind (its state file), stopped."""
+    state = home / STATE_FILE
+    try:
+        groups = json.loads(state.read_text())["process_groups"]
+    except (OSError, ValueError, KeyError):
+        return []
+    stopped = [pgid for pgid in groups if _group_alive(pgid) and _is_dagster(pgid)]
+    for pgid in stopped:
+        stop_group(pgid, grace=10)
+    state.unlink(missing_ok=True)
+    return stopped
+
+
+def _is_dagster(pid: int) -> bool:
+    with contextlib.suppress(OSError):
+        return b"dagster" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    return False
+
+
+def start_services(home: Path) -> Services:
+    """Start a code server and a daemon for this instance (the caller holds the lock)."""
+    left = _stop_leftovers(home)
+    logs = home / "tgmed-logs"  # not logs/: Dagster's telemetry may remove that one
+    logs.mkdir(parents=True, exist_ok=True)
+    log_path = logs / f"launch-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
+    log = log_path.open("ab")
+    if left:
+        log.write(f"stopped leftover process groups {left}\n".encode())
+    folder = Path(tempfile.mkdtemp(prefix="tgmed-dagster-"))  # a short path for the socket
+    socket = folder / "code.sock"
+    workspace = folder / "workspace.yaml"
+    workspace.write_text(
+        f"load_from:\n  - grpc_server:\n      socket: {socket}\n"
+        f"      location_name: {LOCATION_NAME}\n"
+    )
+    services = Services(home, log_path, folder, socket, workspace, time.time(), log=log)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    common = {"stdout": log, "stderr": subprocess.STDOUT, "env": env, "start_new_session": True}
+    services.processes.append(
+        subprocess.Popen(
+            [
+                dagster_bin("dagster"),
+                *("code-server", "start", "-m", DEFINITIONS_MODULE),
+                *("--location-name", LOCATION_NAME, "--socket", str(socket)),
+                *("--log-level", "warning"),
+            ],
+            stdin=subprocess.DEVNULL,
+            **common,
+        )
+    )
+    services.processes.append(
+        subprocess.Popen(
+            [dagster_bin("dagster-daemon"), "run", "-w", str(workspace), "--log-level", "warning"],
+            stdin=subprocess.DEVNULL,
+            **common,
+        )
+    )
+    (home / STATE_FILE).write_text(
+        json.dumps({"owner": os.getpid(), "process_groups": [p.pid for p in services.processes]})
+    )
+    return services
+
+
+def wait_for_socket(services: Services) -> None:
+    """Until the code server listens (or one of the processes has died)."""
+    while not services.socket.exists():
+        if problem := services.dead():
+            raise RuntimeError(f"the Dagster services did not start: {problem}")
+        time.sleep(0.1)

@@ -1,0 +1,134 @@
+"""What a stage's run means to Dagster. The stage says its outcome explicitly (through
+Pipes: tgmed_common.stage); this module only maps it:
+
+    ok            the step succeeds; the stage's counts become numeric metadata
+    config_error  fails at once, not retried (a retry would fail the same way)
+    set_aside     fails, not retried: input was quarantined or a channel failed for good;
+                  the run fails so the failure sensor alerts someone, and a retry would
+                  "succeed" and hide what was set aside
+    transient     fails and is retried by the job's RetryPolicy (exponential backoff)
+    failed        the stage itself failed (a bug, dbt tests failing): not retried, the
+                  same code on the same input fails again
+    timed out     the stage ran past its timeout and was stopped: not retried (it would
+                  hold the warehouse slot as long again)
+
+A stage that ended without saying anything (it never got to open Pipes): exit 2 is a
+usage error (argparse), 137/143 a kill from outside (docker kill, OOM): not retried;
+anything else (a crash at start, a container that never ran) is retried.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dagster import Failure, MetadataValue
+
+from tgmed_orchestrator.launchers import StageRun
+
+KILLED = {137: "SIGKILL: killed, or out of memory", 143: "SIGTERM: stopped"}
+
+
+def summary_metadata(summary: dict[str, Any] | None, prefix: str = "") -> dict[str, Any]:
+    """Numbers of a stage's summary as numeric metadata (nested ones as `parent.child`)."""
+    metadata: dict[str, Any] = {}
+
+    def walk(name: str, value: Any) -> None:
+        if isinstance(value, bool):
+            metadata[name] = MetadataValue.bool(value)
+        elif isinstance(value, int | float):
+            metadata[name] = value
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(f"{name}.{key}" if name else str(key), item)
+
+    walk(prefix, summary or {})
+    return metadata
+
+
+def reason(run: StageRun) -> tuple[str, bool]:
+    """(what happened, whether a retry may help) for a run that did not succeed."""
+    if run.timed_out:
+        return (
+            f"timed out: stopped after {run.timeout_seconds:g} s (TGMED_STAGE_TIMEOUT_SECONDS,"
+            " TGMED_STAGE_TIMEOUTS); not retried",
+            False,
+        )
+    outcome = run.outcome
+    if outcome == "config_error":
+        return "configuration error (not retried)", False
+    if outcome == "set_aside":
+        return "input set aside (not retried; the run fails so someone is alerted)", False
+    if outcome == "transient":
+        return "transient failure (retried with backoff)", True
+    if outcome == "failed":
+        return "the stage failed (not retried)", False
+    if outcome == "ok":  # said ok, exited non-zero: the process died after reporting
+        return f"the stage reported success but exited with {run.exit_code}", True
+    if run.exit_code == 2:
+        return "usage or configuration error (not retried)", False
+    if run.exit_code in KILLED:
+        return f"killed from outside ({KILLED[run.exit_code]}; not retried)", False
+    return "the stage ended without reporting an outcome (retried)", True
+
+
+def details(run: StageRun) -> str:
+    summary = run.summary or {}
+    parts = []
+    if run.error:
+        parts.append(run.error)
+    failures = summary.get("failures")
+    if isinstance(failures, list) and failures:  # dbt: the failing tests and models by name
+        parts.append("failing: " + "; ".join(str(f) for f in failures))
+    elif isinstance(failures, dict) and failures:
+        parts.append("failures: " + "; ".join(f"{k}: {v}" for k, v in failures.items()))
+    # a load of several streams (`load telegram`) nests each stream's summary
+    for part in [summary, *(s for s in summary.get("streams") or [] if isinstance(s, dict))]:
+        for key in ("quarantine_reasons", "failed_channels", "failed"):
+            value = part.get(key)
+            if isinstance(value, dict) and value:
+                parts.append(f"{key}: " + "; ".join(f"{k}: {v}" for k, v in value.items()))
+    for key in ("quarantined", "photo_errors"):
+        if summary.get(key):
+            parts.append(f"{key}={summary[key]}")
+    if run.launcher_error and not parts:
+        parts.append(run.launcher_error)
+    return "\n".join(parts) or "no error text"
+
+
+def failure(run: StageRun) -> Failure:
+    what, retry = reason(run)
+    return Failure(
+        description=(f"{run.command.display} exited with {run.exit_code}: {what}: {details(run)}"),
+        metadata={
+            **summary_metadata(run.summary),
+            "command": MetadataValue.text(run.command.display),
+            "exit_code": run.exit_code if run.exit_code is not None else -1,
+            "outcome": MetadataValue.text(run.outcome or "none reported"),
+            "seconds": round(run.seconds, 3),
+        },
+        allow_retries=retry,
+    )
+
+
+def check(run: StageRun) -> StageRun:
+    """The run when it succeeded; raises its Failure otherwise."""
+    if not run.succeeded:
+        raise failure(run)
+    return run
+
+
+def reported(context: Any, run: StageRun) -> list[Any]:
+    """The materializations and check results the stage reported, for what this step
+    produces (a dbt build may run tests of models outside the selection)."""
+    from dagster import AssetCheckKey, AssetCheckResult, MaterializeResult
+
+    assets = set(context.selected_asset_keys)
+    checks = set(context.selected_asset_check_keys)
+    kept = []
+    for result in run.results:
+        if (isinstance(result, MaterializeResult) and result.asset_key in assets) or (
+            isinstance(result, AssetCheckResult)
+            and AssetCheckKey(result.asset_key, result.check_name) in checks
+        ):
+            kept.append(result)
+    return kept

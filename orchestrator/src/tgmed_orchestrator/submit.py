@@ -1,0 +1,355 @@
+"""`tgmed-orchestrator launch JOB`: a run started from a shell, submitted the way the
+Dagster UI submits one, then followed to its end.
+
+The run is created through the code location (`dagster job launch` against a code
+server of the location `tgmed`), so it carries the location's origin and shows on the
+job's page, in Overview and in the Jobs list, and it goes through the instance's run
+queue (QueuedRunCoordinator), so the tag limits apply: a warehouse job waits for the
+warehouse job that is running. Who takes it off the queue: see local_services.py.
+
+While it waits and runs, the terminal gets one line per step with the stage's counts
+(the numbers of the assets it materialized, or of an op's summary; a step that
+materialized many assets, like dbt's, gets their count and its checks instead), the
+stages' own progress lines for slow steps (at most one
+per step every PROGRESS_EVERY seconds), retries and failures; the full logs stay in the
+UI. Exit code 0 when the run succeeded, 1 when it failed, 130 when Ctrl-C canceled it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
+
+from tgmed_orchestrator.local_services import (
+    ServicesLock,
+    dagster_bin,
+    live_daemon,
+    python_module_workspace,
+    start_services,
+    wait_for_socket,
+)
+
+POLL_SECONDS = 0.5
+PROGRESS_EVERY = 15.0
+MATERIALIZATIONS_LISTED = 10  # more (dbt's models) are counted, not listed
+WAREHOUSE_TAG = "tgmed/warehouse"
+_PROGRESS = re.compile(r"\bprogress: (?P<text>.+)$")
+_NOT_COUNTS = ("seconds", "per_second", "exit_code")
+IN_PROGRESS = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+
+
+class SubmitError(RuntimeError):
+    """The run could not be submitted; the message says why."""
+
+
+def counts_line(summary: dict[str, Any] | None) -> str:
+    """A stage summary's numbers as `name value, ...` (dbt's `counts.` prefix dropped)."""
+    parts: list[str] = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, bool):
+            return
+        if isinstance(value, int | float):
+            if not prefix.endswith(_NOT_COUNTS):
+                parts.append(f"{prefix.removeprefix('counts.')} {value:,}")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), item)
+
+    walk("", summary or {})
+    return ", ".join(parts)
+
+
+@dataclass
+class RunReporter:
+    """Turns a run's events into the few lines a person wants in a terminal."""
+
+    out: TextIO
+    started: dict[str, float] = field(default_factory=dict)
+    summaries: dict[str, Any] = field(default_factory=dict)
+    materialized: dict[str, list[str]] = field(default_factory=dict)
+    checks: dict[str, list[bool]] = field(default_factory=dict)
+    last_progress: dict[str, float] = field(default_factory=dict)
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def event(self, entry) -> None:
+        event = entry.dagster_event
+        step = entry.step_key or ""
+        if event is None:
+            self._log_line(step, entry.user_message or "", entry.timestamp)
+            return
+        kind = event.event_type
+        if kind == DagsterEventType.RUN_START:
+            self.say("run started")
+        elif kind == DagsterEventType.STEP_START:
+            self.started[step] = entry.timestamp
+        elif kind == DagsterEventType.STEP_OUTPUT:
+            summary = event.event_specific_data.metadata.get("summary")
+            if summary is not None:
+                self.summaries[step] = summary.value
+        elif kind == DagsterEventType.ASSET_MATERIALIZATION:
+            materialization = event.event_specific_data.materialization
+            numbers = {key: value.value for key, value in materialization.metadata.items()}
+            where = f" [{materialization.partition}]" if materialization.partition else ""
+            line = f"{materialization.asset_key.to_user_string()}{where}"
+            counts = counts_line(numbers)
+            self.materialized.setdefault(step, []).append(f"{line}: {counts}" if counts else line)
+        elif kind == DagsterEventType.ASSET_CHECK_EVALUATION:
+            self.checks.setdefault(step, []).append(bool(event.event_specific_data.passed))
+        elif kind == DagsterEventType.STEP_SUCCESS:
+            self._step_done(step, entry.timestamp - self.started.get(step, entry.timestamp))
+        elif kind == DagsterEventType.STEP_UP_FOR_RETRY:
+            data = event.event_specific_data
+            wait = getattr(data, "seconds_to_wait", None)
+            why = _first_line(getattr(data, "error", None))
+            self.say(f"  retry   {step} in {wait or 0:.0f} s: {why}")
+        elif kind == DagsterEventType.STEP_FAILURE:
+            self.say(f"  FAILED  {step}: {_first_line(event.event_specific_data.error)}")
+        elif kind == DagsterEventType.RUN_FAILURE:
+            message = entry.user_message or ""
+            if "steps failed" not in message.lower():
+                self.say(f"  run failed: {message.splitlines()[0] if message else ''}")
+
+    def _step_done(self, step: str, took: float) -> None:
+        materialized = self.materialized.get(step, [])
+        checks = self.checks.get(step, [])
+        head = f"  ok      {step} ({took:.0f} s)"
+        if step in self.summaries:
+            counts = counts_line(self.summaries[step])
+            self.say(f"{head}{': ' + counts if counts else ''}")
+        elif len(materialized) == 1:
+            self.say(f"{head}: {materialized[0]}")
+        elif len(materialized) <= MATERIALIZATIONS_LISTED:
+            self.say(head)
+            for line in materialized:
+                self.say(f"          {line}")
+        else:
+            self.say(f"{head}: {len(materialized)} assets materialized")
+        if checks:
+            failed = checks.count(False)
+            self.say(
+                f"          checks: {len(checks) - failed} passed"
+                + (f", {failed} FAILED (see the UI)" if failed else "")
+            )
+
+    def _log_line(self, step: str, message: str, when: float) -> None:
+        match = _PROGRESS.search(message)
+        if not match or not step:
+            return
+        final = ": done," in match["text"]
+        if final or when - self.last_progress.get(step, 0.0) >= PROGRESS_EVERY:
+            self.last_progress[step] = when
+            if not final:
+                self.say(f"  ...     {step}: {match['text']}")
+
+
+def _first_line(error) -> str:
+    """What a person needs of a step's error: the first line of each message along its
+    cause chain, without Dagster's own wrapper names (RetryRequestedFromPolicy)."""
+    lines = []
+    while error is not None:
+        text = (getattr(error, "message", None) or str(error)).strip()
+        first = text.splitlines()[0] if text else ""
+        if first and not first.startswith("dagster._") and first not in lines:
+            lines.append(first)
+        error = getattr(error, "cause", None)
+    return "; caused by: ".join(lines)[:400]
+
+
+def submit(
+    job: str, run_config: dict[str, Any], workspace: Path, run_id: str, tags: dict[str, str]
+) -> None:
+    """Create the run through the code location and submit it to the instance."""
+    command = [
+        dagster_bin("dagster"),
+        *("job", "launch", "-w", str(workspace), "-j", job),
+        *("--config-json", json.dumps(run_config), "--run-id", run_id),
+    ]
+    if tags:
+        command += ["--tags", json.dumps(tags)]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}  # `dagster job` is "superseded" by dg
+    done = subprocess.run(
+        command, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL
+    )
+    if done.returncode != 0:
+        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
+        raise SubmitError(f"dagster job launch {job} failed ({done.returncode}):\n{tail}")
+
+
+def _blockers(instance: DagsterInstance, run) -> str:
+    """Why a queued run waits, when a run holding its warehouse slot is the reason."""
+    if WAREHOUSE_TAG not in run.tags:
+        return ""
+    running = instance.get_runs(
+        filters=RunsFilter(statuses=IN_PROGRESS, tags={WAREHOUSE_TAG: run.tags[WAREHOUSE_TAG]})
+    )
+    others = [f"{r.job_name} {r.run_id[:8]}" for r in running if r.run_id != run.run_id]
+    return f" behind {', '.join(others)} ({WAREHOUSE_TAG}: one at a time)" if others else ""
+
+
+@dataclass
+class Launch:
+    """One `launch` command: whoever dequeues, the submission, the following."""
+
+    instance: DagsterInstance
+    home: Path
+    out: TextIO = sys.stdout
+    lock: ServicesLock = field(init=False)
+    services: Any = None
+    dequeuer: str = ""
+
+    def __post_init__(self) -> None:
+        self.lock = ServicesLock(self.home)
+
+    def ensure_dequeuer(self) -> None:
+        """Someone takes runs off the queue: another launch command, a live daemon, or
+        the services this process starts now."""
+        if self.services is not None:
+            return
+        if self.lock.try_acquire():
+            if daemon := live_daemon(self.instance, self.home):
+                self.lock.release()
+                self.dequeuer = daemon
+                return
+            self.services = start_services(self.home)
+            self.dequeuer = "this command's daemon"
+            return
+        self.dequeuer = "the daemon of another tgmed-orchestrator launch"
+
+    def workspace(self, folder: Path) -> Path:
+        if self.services is not None:
+            wait_for_socket(self.services)
+            return self.services.workspace
+        return python_module_workspace(folder)
+
+    def follow(self, run_id: str, reporter: RunReporter) -> DagsterRunStatus:
+        cursor = None
+        said_queued = ""
+        while True:
+            page = self.instance.get_records_for_run(run_id, cursor=cursor, limit=1000)
+            for record in page.records:
+                reporter.event(record.event_log_entry)
+            cursor = page.cursor
+            if page.has_more:
+                continue
+            run = self.instance.get_run_by_id(run_id)
+            if run is None:
+                raise SubmitError(f"run {run_id} is not in the instance at {self.home}")
+            if run.is_finished:
+                page = self.instance.get_records_for_run(run_id, cursor=cursor)
+                for record in page.records:
+                    reporter.event(record.event_log_entry)
+                return run.status
+            if run.status == DagsterRunStatus.QUEUED:
+                waiting = _blockers(self.instance, run)
+                if waiting != said_queued:
+                    reporter.say(f"queued{waiting}")
+                    said_queued = waiting
+                if self.services is None and self.dequeuer.startswith("a running"):
+                    if not live_daemon(self.instance, self.home):
+                        reporter.say("the daemon it relied on stopped; starting one")
+                        self.ensure_dequeuer()
+                elif self.services is None and self.lock.try_acquire():
+                    self.lock.release()  # the other launch command has ended
+                    reporter.say("the launch command it relied on ended; starting a daemon")
+                    self.ensure_dequeuer()
+            if self.services is not None and (problem := self.services.dead()):
+                raise SubmitError(f"the Dagster services stopped: {problem}")
+            time.sleep(POLL_SECONDS)
+
+    def cancel(self, run_id: str, reporter: RunReporter) -> None:
+        run = self.instance.get_run_by_id(run_id)
+        if run is None or run.is_finished:
+            return
+        reporter.say(f"canceling run {run_id} ...")
+        self.instance.run_coordinator.cancel_run(run_id)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            run = self.instance.get_run_by_id(run_id)
+            if run is None or run.is_finished:
+                break
+            time.sleep(POLL_SECONDS)
+        reporter.say(f"run {run_id}: {run.status.value if run else 'gone'}")
+
+    def drain(self, reporter: RunReporter) -> None:
+        """Before stopping our daemon: every queued run, and every run on our code
+        server (other launch commands rely on them), must have ended."""
+        said = False
+        while True:
+            queued = self.instance.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus.QUEUED]))
+            running = [
+                r
+                for r in self.instance.get_runs(filters=RunsFilter(statuses=IN_PROGRESS))
+                if self.services.may_serve(r)
+            ]
+            if not queued and not running:
+                return
+            if not said:
+                names = ", ".join(f"{r.job_name} {r.run_id[:8]}" for r in [*running, *queued])
+                reporter.say(f"keeping the daemon for the other runs it serves: {names}")
+                said = True
+            if problem := self.services.dead():
+                reporter.say(f"the Dagster services stopped: {problem}")
+                return
+            time.sleep(POLL_SECONDS)
+
+    def close(self, reporter: RunReporter, *, drain: bool) -> None:
+        if self.services is not None:
+            if drain:
+                self.drain(reporter)
+            self.services.stop(self.instance)
+            self.services = None
+        self.lock.release()
+
+
+def launch_job(
+    instance: DagsterInstance,
+    home: Path,
+    job: str,
+    run_config: dict[str, Any],
+    tags: dict[str, str] | None = None,
+    out: TextIO = sys.stdout,
+) -> int:
+    """Submit `job` through the code location and the run queue, follow it, and return
+    0 (SUCCESS), 1 (failed or canceled) or 130 (Ctrl-C)."""
+    run_id = str(uuid.uuid4())
+    reporter = RunReporter(out)
+    launch = Launch(instance, home, out)
+    status = None
+    try:
+        launch.ensure_dequeuer()
+        with tempfile.TemporaryDirectory(prefix="tgmed-submit-") as folder:
+            submit(job, run_config, launch.workspace(Path(folder)), run_id, tags or {})
+        reporter.say(f"run {run_id} of {job} submitted (taken off the queue by {launch.dequeuer})")
+        status = launch.follow(run_id, reporter)
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the stop
+        launch.cancel(run_id, reporter)
+        launch.close(reporter, drain=False)
+        return 130
+    except BaseException:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        launch.close(reporter, drain=False)
+        raise
+    try:
+        launch.close(reporter, drain=True)
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        launch.close(reporter, drain=False)
+    outcome = "SUCCESS" if status == DagsterRunStatus.SUCCESS else status.value
+    reporter.say(f"run {run_id} of {job}: {outcome}")
+    return 0 if status == DagsterRunStatus.SUCCESS else 1
