@@ -11,7 +11,8 @@ a torn-down cluster, printing each phase's time:
  6. `kubectl auth can-i`: the run launcher's account may create jobs and pods in its
     namespace and nothing more; the stage account may do nothing
  7. `telegram_pipeline` launched through the webserver's GraphQL API as the UI does,
-    SUCCESS; each stage ran as its own pod from its own image (names, images, exit codes)
+    SUCCESS; each stage ran as its own pod from its own image (names, images, exit codes,
+    seen through a watch), and each finished stage pod was deleted
  8. the API, through its Service: top products and a channel's activity
  9. the database roles: Dagster's cannot connect to the warehouse, the API's reads only
     the marts
@@ -39,6 +40,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -319,29 +321,91 @@ class Dagster:
         return texts
 
 
-def run_pods(run_id: str) -> list[dict]:
-    return kubectl_json("-n", NAMESPACE, "get", "pods", "-l", f"dagster/run-id={run_id}")["items"]
+class PodWatch:
+    """Every pod of the namespace as last seen, through a watch of the API: a stage pod
+    is deleted as soon as its exit code is read (K8sStageLauncher), so a listing after
+    the run would miss it. Keeps each pod's spec, labels, exit code and deletion."""
+
+    def __init__(self) -> None:
+        self.pods: dict[str, dict] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._follow, daemon=True)
+
+    def __enter__(self) -> PodWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+
+    def _follow(self) -> None:
+        from kubernetes import client, config, watch
+
+        api = client.CoreV1Api(config.new_client_from_config(str(KUBECONFIG)))
+        while not self._stop.is_set():
+            try:
+                stream = watch.Watch().stream(
+                    api.list_namespaced_pod, NAMESPACE, timeout_seconds=30
+                )
+                for event in stream:
+                    pod = api.api_client.sanitize_for_serialization(event["object"])
+                    self._record(event["type"], pod)
+                    if self._stop.is_set():
+                        return
+            except Exception:  # no namespace yet, or the API is busy: watch again
+                time.sleep(1)
+
+    def _record(self, kind: str, pod: dict) -> None:
+        name = pod["metadata"]["name"]
+        with self._lock:
+            seen = self.pods.setdefault(name, {"exit": None, "deleted": False})
+            seen["metadata"], seen["spec"] = pod["metadata"], pod["spec"]
+            seen["phase"] = pod.get("status", {}).get("phase")
+            code = exit_code(pod)
+            if code is not None:
+                seen["exit"] = code
+            if kind == "DELETED":
+                seen["deleted"] = True
+
+    def of_run(self, run_id: str) -> list[dict]:
+        with self._lock:
+            return [
+                dict(p)
+                for p in self.pods.values()
+                if p["metadata"].get("labels", {}).get("dagster/run-id") == run_id
+            ]
 
 
 def exit_code(pod: dict) -> int | None:
-    for status in pod.get("status", {}).get("containerStatuses", []):
-        terminated = status.get("state", {}).get("terminated")
+    for status in pod.get("status", {}).get("containerStatuses") or []:
+        terminated = (status.get("state") or {}).get("terminated")
         if terminated:
             return terminated["exitCode"]
     return None
 
 
-def check_stage_pods(run_id: str) -> None:
-    """Each stage ran as its own pod from its own image, non-root, without a token."""
-    pods = run_pods(run_id)
+def check_stage_pods(pods: PodWatch, run_id: str) -> None:
+    """Each stage ran as its own pod from its own image, non-root, without a token, and
+    its pod was deleted once it finished."""
     rows = []
     seen: dict[str, set[str]] = {}
-    for pod in sorted(pods, key=lambda p: p["metadata"]["creationTimestamp"]):
+    deadline = time.monotonic() + 60  # the last stage pod's deletion reaching the watch
+    while True:
+        stage_pods = [
+            p
+            for p in pods.of_run(run_id)
+            if p["metadata"]["labels"].get("app.kubernetes.io/component") in STAGE_IMAGES
+        ]
+        if all(p["deleted"] for p in stage_pods) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    for pod in sorted(pods.of_run(run_id), key=lambda p: p["metadata"]["creationTimestamp"]):
         labels = pod["metadata"]["labels"]
         component = labels.get("app.kubernetes.io/component", "?")
         spec = pod["spec"]
         image = spec["containers"][0]["image"]
-        rows.append((pod["metadata"]["name"], component, image, exit_code(pod)))
+        rows.append((pod["metadata"]["name"], component, image, pod["exit"], pod["deleted"]))
         if component in STAGE_IMAGES:
             seen.setdefault(component, set()).add(image)
             if spec.get("automountServiceAccountToken") is not False:
@@ -350,23 +414,24 @@ def check_stage_pods(run_id: str) -> None:
                 raise SystemExit(f"{pod['metadata']['name']}: not the stage account")
             if not spec.get("securityContext", {}).get("runAsNonRoot"):
                 raise SystemExit(f"{pod['metadata']['name']}: may run as root")
+            security = spec["containers"][0].get("securityContext", {})
+            if not security.get("readOnlyRootFilesystem"):
+                raise SystemExit(f"{pod['metadata']['name']}: writable root filesystem")
     width = max(len(r[0]) for r in rows)
-    print(f"  {'pod':<{width}}  {'component':<10} {'image':<28} exit", flush=True)
-    for name, component, image, code in rows:
-        print(f"  {name:<{width}}  {component:<10} {image:<28} {code}", flush=True)
+    print(f"  {'pod':<{width}}  {'component':<10} {'image':<28} exit deleted", flush=True)
+    for name, component, image, code, deleted in rows:
+        print(f"  {name:<{width}}  {component:<10} {image:<28} {code!s:<4} {deleted}", flush=True)
     for stage, image in STAGE_IMAGES.items():
         if seen.get(stage) != {f"{image}:{TAG}"}:
             raise SystemExit(f"stage {stage} did not run from its own image {image}: {seen}")
-    failed = [r for r in rows if r[1] in STAGE_IMAGES and r[3] != 0]
+    stage_rows = [r for r in rows if r[1] in STAGE_IMAGES]
+    failed = [r for r in stage_rows if r[3] != 0]
     if failed:
         raise SystemExit(f"stage pods that did not exit 0: {failed}")
-    stage_pods = sum(1 for r in rows if r[1] in STAGE_IMAGES)
-    log(f"{stage_pods} stage pods, each from its stage's image, all exited 0")
-    jobs = kubectl_json("-n", NAMESPACE, "get", "jobs", "-l", f"dagster/run-id={run_id}")["items"]
-    ttls = {job["spec"].get("ttlSecondsAfterFinished") for job in jobs}
-    if None in ttls:
-        raise SystemExit(f"a Job of run {run_id} is never cleaned up (no ttlSecondsAfterFinished)")
-    log(f"{len(jobs)} Jobs, each deleted with its pod {sorted(ttls)} s after it finishes")
+    kept = [r[0] for r in stage_rows if not r[4]]
+    if kept:
+        raise SystemExit(f"finished stage pods not cleaned up: {kept}")
+    log(f"{len(stage_rows)} stage pods, each from its stage's image, all exited 0, all deleted")
 
 
 def psql(database: str, sql: str, user: str = "postgres", password: str | None = None) -> str:
@@ -419,6 +484,8 @@ def check_rbac() -> None:
     allowed = [
         ("create", "jobs.batch", "-n", NAMESPACE),
         ("create", "pods", "-n", NAMESPACE),
+        ("delete", "pods", "-n", NAMESPACE),
+        ("list", "pods", "-n", NAMESPACE),
         ("delete", "jobs.batch", "-n", NAMESPACE),
         ("watch", "pods", "-n", NAMESPACE),
         ("get", "pods/log", "-n", NAMESPACE),
@@ -477,14 +544,14 @@ def api_answers(channel: str) -> None:
         print(f"    {json.dumps(row, ensure_ascii=False)[:160]}", flush=True)
 
 
-def delete_stage_pod_mid_run(dagster: Dagster) -> None:
+def delete_stage_pod_mid_run(dagster: Dagster, pods: PodWatch) -> None:
     run_id = dagster.launch("transform")
     deadline = time.monotonic() + 600
     pod = None
     while time.monotonic() < deadline and pod is None:
-        for candidate in run_pods(run_id):
+        for candidate in pods.of_run(run_id):
             labels = candidate["metadata"]["labels"]
-            running = candidate["status"].get("phase") == "Running"
+            running = candidate["phase"] == "Running" and not candidate["deleted"]
             if labels.get("app.kubernetes.io/component") == "transform" and running:
                 pod = candidate["metadata"]["name"]
         time.sleep(1)
@@ -502,12 +569,13 @@ def delete_stage_pod_mid_run(dagster: Dagster) -> None:
         raise SystemExit(f"the failure does not say the stage was stopped: {text[-2000:]}")
     reason = next(line for line in text.splitlines() if "killed from outside" in line)
     log(f"the step's failure: {reason[:200]}")
-    jobs = kubectl_json("-n", NAMESPACE, "get", "jobs", "-l", f"dagster/run-id={run_id}")
-    stage_jobs = [j for j in jobs["items"] if "-transform-" in j["metadata"]["name"]]
-    if len(stage_jobs) != 1:
-        raise SystemExit(
-            f"the stopped stage was retried: {[j['metadata']['name'] for j in stage_jobs]}"
-        )
+    transform_pods = [
+        p["metadata"]["name"]
+        for p in pods.of_run(run_id)
+        if p["metadata"]["labels"].get("app.kubernetes.io/component") == "transform"
+    ]
+    if len(transform_pods) != 1:
+        raise SystemExit(f"the stopped stage was retried: {transform_pods}")
     log(f"run {run_id}: FAILURE {failed_after:.0f} s after the deletion, not retried")
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -601,6 +669,19 @@ def tear_down(phase: Phases) -> None:
 
 def end_to_end(phase: Phases, args: argparse.Namespace, sample: Path, truth: dict) -> None:
     dagster, passwords = bring_up(phase, args, sample)
+    with PodWatch() as pods:
+        checks(phase, args, sample, truth, dagster, passwords, pods)
+
+
+def checks(
+    phase: Phases,
+    args: argparse.Namespace,
+    sample: Path,
+    truth: dict,
+    dagster: Dagster,
+    passwords: dict,
+    pods: PodWatch,
+) -> None:
     with phase("RBAC (kubectl auth can-i)"):
         check_rbac()
     with phase("run 1: telegram_pipeline"):
@@ -610,7 +691,7 @@ def end_to_end(phase: Phases, args: argparse.Namespace, sample: Path, truth: dic
             text = "\n".join(dagster.messages(run_id))
             raise SystemExit(f"run {run_id}: {status}\n{text[-5000:]}")
         log(f"telegram_pipeline SUCCESS in {seconds:.0f} s; its pods:")
-        check_stage_pods(run_id)
+        check_stage_pods(pods, run_id)
         first = marts()
         expected = sum(c["messages"] for c in truth["channels"].values())
         raw = int(psql("tgmed", "select count(*) from raw.telegram_messages"))
@@ -635,7 +716,7 @@ def end_to_end(phase: Phases, args: argparse.Namespace, sample: Path, truth: dic
                 raise SystemExit(f"local mode != Kubernetes: {differences(local, first)}")
             log(f"local mode and Kubernetes: the same {len(local)} marts, row for row")
     with phase("a stage pod deleted mid-run"):
-        delete_stage_pod_mid_run(dagster)
+        delete_stage_pod_mid_run(dagster, pods)
     print(
         "NetworkPolicies: validated by make test (k8s/validate.py), not enforced on this"
         " cluster (no network plugin)",
