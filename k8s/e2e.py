@@ -310,6 +310,11 @@ class Dagster:
             time.sleep(3)
         raise SystemExit(f"run {run_id} still {status} after {timeout:.0f} s")
 
+    def failures(self, run_id: str) -> str:
+        """The step failures' errors (the stages' own words), for a failed run."""
+        events = self.graphql(EVENTS, {"runId": run_id})["logsForRun"]["events"]
+        return "\n".join(e["error"].get("message") or "" for e in events if e.get("error"))
+
     def messages(self, run_id: str) -> list[str]:
         """Each event's message, and a step failure's error (the stage's own words)."""
         events = self.graphql(EVENTS, {"runId": run_id})["logsForRun"]["events"]
@@ -688,8 +693,7 @@ def checks(
         run_id = dagster.launch("telegram_pipeline")
         status, seconds = dagster.wait(run_id, timeout=2400)
         if status != "SUCCESS":
-            text = "\n".join(dagster.messages(run_id))
-            raise SystemExit(f"run {run_id}: {status}\n{text[-5000:]}")
+            raise SystemExit(f"run {run_id}: {status}\n{dagster.failures(run_id)[-5000:]}")
         log(f"telegram_pipeline SUCCESS in {seconds:.0f} s; its pods:")
         check_stage_pods(pods, run_id)
         first = marts()
@@ -707,7 +711,8 @@ def checks(
         status, seconds = dagster.wait(again, timeout=2400)
         second = marts()
         if status != "SUCCESS" or differences(first, second):
-            raise SystemExit(f"second run {status}: {differences(first, second)}")
+            failed = dagster.failures(again)[-3000:]
+            raise SystemExit(f"second run {status}: {differences(first, second)}\n{failed}")
         log(f"second run SUCCESS in {seconds:.0f} s, every mart's row count unchanged")
     if not args.skip_local:
         with phase("local mode: the same marts"):

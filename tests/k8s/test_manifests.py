@@ -300,3 +300,17 @@ def test_secrets_tool_names_what_is_missing(tmp_path):
     assert (
         folder / "database.env"
     ).read_text() == "DATABASE_URL=postgresql://u:p@db.example/tgmed\n"
+
+
+def test_run_workers_get_only_the_warehouse_url(k8s_copy):
+    """Run workers read the warehouse (the newest-post check, pipeline_health): the run
+    launcher gives them tgmed-database and no other Secret."""
+    path = k8s_copy / "base" / "config" / "dagster.yaml"
+    text = path.read_text()
+    assert "    env_secrets:\n      - tgmed-database\n" in text
+    assert not validate.check(k8s_copy / "overlays" / "local")
+    path.write_text(
+        text.replace("      - tgmed-database\n", "      - tgmed-database\n      - tgmed-telegram\n")
+    )
+    problems = validate.check(k8s_copy / "overlays" / "local")
+    assert any("only ['tgmed-database'] may (['tgmed-telegram'])" in p for p in problems), problems
