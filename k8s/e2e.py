@@ -260,7 +260,8 @@ class Dagster:
     def graphql(self, query: str, variables: dict | None = None) -> dict:
         body = json.dumps({"query": query, "variables": variables or {}}).encode()
         request = urllib.request.Request(self.url, body, {"Content-Type": "application/json"})  # noqa: S310
-        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 (cluster-local)
+        # launchRun goes through the code location: minutes on a busy 2-core machine
+        with urllib.request.urlopen(request, timeout=600) as response:  # noqa: S310 (cluster-local)
             answer = json.load(response)
         if answer.get("errors"):
             raise SystemExit(f"GraphQL errors: {answer['errors']}")
