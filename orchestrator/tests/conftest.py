@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -81,3 +82,12 @@ def make_sample(out: Path, posts: int = 16) -> Path:
         capture_output=True,
     )
     return out / "exports"
+
+
+def readme_dbt_test_count() -> int:
+    """How many tests dbt runs, as README.md states it ("N data tests and M unit tests";
+    tests/warehouse checks that against a real `dbt build`)."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    stated = re.search(r"(\d+) data tests and (\d+) unit\s+tests", readme)
+    assert stated, "README.md no longer says how many dbt tests there are"
+    return int(stated[1]) + int(stated[2])

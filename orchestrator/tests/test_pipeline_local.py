@@ -24,7 +24,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from .conftest import make_sample
+from .conftest import make_sample, readme_dbt_test_count
 
 ROOT = Path(__file__).resolve().parents[1]  # orchestrator/
 LINEAGE = json.loads((ROOT / "src" / "tgmed_orchestrator" / "dbt_lineage.json").read_text())
@@ -276,7 +276,7 @@ def test_catalog_lineage_metadata_and_checks_after_the_run(platform):
         ("/".join(LINEAGE["assets"][c["asset"]]["asset_key"]), c["name"])
         for c in LINEAGE["checks"].values()
     }
-    assert len(checks) == 119  # 116 data tests, 3 unit tests
+    assert len(checks) == readme_dbt_test_count()
     for model, name in checks:
         found = {c["name"]: c for c in catalog[model]["assetChecksOrError"]["checks"]}
         execution = found[name]["executionForLatestMaterialization"]
