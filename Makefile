@@ -33,7 +33,7 @@ SERVE ?= 1
 
 .PHONY: help setup sample demo pipeline serve test lint format bench clean db-start db-stop \
 	warehouse yolo-setup yolo-test browser-setup dbt-lineage detect dagster-ui dagster-jobs dagster-launch dagster-status api \
-	requirements images up down e2e chaos chaos-ci
+	requirements images up down e2e chaos chaos-ci k8s-validate k8s-e2e k8s-up k8s-down
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -184,5 +184,18 @@ down:  ## stop the platform, and remove the run and stage containers its runs le
 	bash deploy/prune-containers.sh --all
 	docker compose down
 
-e2e: setup  ## containers end to end: build offline, compose up, a run through Dagster's GraphQL, down
+e2e: setup yolo-setup  ## containers end to end: build offline, compose up, a run through Dagster's GraphQL, down
 	$(RUN) python deploy/e2e.py
+
+# --- Kubernetes (k8s/) -------------------------------------------------------------------
+k8s-validate: setup  ## render every overlay and check it (schemas 1.25-1.33, strict; the platform's rules)
+	$(RUN) python k8s/validate.py
+
+k8s-e2e: setup yolo-setup sample  ## a real single-node cluster: build, images, apply, runs through Dagster, checks, teardown
+	$(RUN) python k8s/e2e.py $(K8S_E2E_ARGS)
+
+k8s-up: setup sample  ## the local cluster with the platform on it, left running (make k8s-down stops it)
+	$(RUN) python k8s/e2e.py --up
+
+k8s-down:  ## delete the platform's namespace and stop the local cluster
+	$(RUN) python k8s/e2e.py --down

@@ -8,8 +8,9 @@ ran in its own container from its own image, and over GraphQL that the catalog h
 lake, raw and every dbt model asset materialized by that run with numeric metadata and
 every dbt test as a passing check (the stages reported through Dagster Pipes from their
 containers); asks the API for top products and a channel's activity, launches the job
-again (same marts), launches a run from Telegram with the compose defaults (it plans the
-shipped channel list and fails on the missing credentials, not on a missing file), a
+again (same marts), runs the same job in local mode on the same sample (the same row
+count in every mart), launches a run from Telegram with the compose defaults (it plans
+the shipped channel list and fails on the missing credentials, not on a missing file), a
 transform with a 1 s stage timeout (stopped, fails without retry), kills a stage
 container in the middle of another run (the run fails within 2 minutes and the failure
 alert arrives), then `docker compose down -v` and checks that no container is left.
@@ -34,6 +35,9 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "deploy"))
+from mart_counts import differences, local_mode_counts, mart_counts  # noqa: E402
+
 MODEL = ROOT.parent / "shared" / "models" / "yolov8n_int8.onnx"
 PROJECT = "tgmed"
 DAGSTER = "http://127.0.0.1:{port}/graphql"
@@ -249,6 +253,24 @@ class Platform:
         )
         return json.loads(out.strip())
 
+    def marts(self) -> dict[str, int]:
+        """Every mart's row count."""
+        return mart_counts(
+            lambda sql: self.compose(
+                "exec",
+                "-T",
+                "postgres",
+                "psql",
+                "-U",
+                "tgmed",
+                "-d",
+                "tgmed",
+                "-tAc",
+                sql,
+                capture=True,
+            ).strip()
+        )
+
 
 def platform_secrets_in(container: dict) -> list[str]:
     """What a stage container must not have: the Docker socket (root on the host) or
@@ -288,6 +310,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--skip-build", action="store_true", help="images already built")
     parser.add_argument("--keep", action="store_true", help="leave the platform running")
+    parser.add_argument("--skip-local", action="store_true", help="no local-mode comparison")
     args = parser.parse_args()
     started = time.monotonic()
     os.chdir(ROOT)
@@ -372,6 +395,13 @@ def main() -> int:
         if status != "SUCCESS" or second != first:
             raise SystemExit(f"second run {status}: marts {second} != {first}")
         log(f"second run SUCCESS in {seconds:.0f} s, same marts: {second}")
+        if not args.skip_local:
+            # the same job in local mode on the same sample: the same row count in every mart
+            compose_marts = platform.marts()
+            local = local_mode_counts(sample)
+            if differences(local, compose_marts):
+                raise SystemExit(f"local mode != compose: {differences(local, compose_marts)}")
+            log(f"local mode and compose: the same {len(local)} marts, row for row")
 
         # compose's default source (telegram, no credentials here): the run plans the
         # shipped channel list (no channels file in the run container) and the scrape

@@ -23,7 +23,15 @@ fi
 
 if ! docker info >/dev/null 2>&1; then
     log "starting dockerd (log: /tmp/tgmed-dockerd.log)"
-    setsid dockerd >/tmp/tgmed-dockerd.log 2>&1 < /dev/null &
+    # without the caller's open files: under `flock /tmp/tgmed-docker.lock ...` the lock's
+    # file descriptor would live on in dockerd (and containerd), holding the lock for as
+    # long as the engine runs and blocking every other job's flock
+    (
+        for fd in $(ls "/proc/$BASHPID/fd"); do
+            if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+        done
+        exec setsid dockerd >/tmp/tgmed-dockerd.log 2>&1 </dev/null
+    ) &
     for _ in $(seq 1 60); do
         docker info >/dev/null 2>&1 && break
         sleep 1

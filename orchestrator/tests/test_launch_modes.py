@@ -435,7 +435,11 @@ def k8s_launcher(**overrides) -> K8sStageLauncher:
 
 
 def test_k8s_pod_configuration_per_stage():
-    launcher = k8s_launcher(exports_claim="tgmed-exports", service_account_name="tgmed-runner")
+    launcher = k8s_launcher(
+        exports_claim="tgmed-exports",
+        models_claim="tgmed-models",
+        service_account_name="tgmed-runner",
+    )
     context = build_op_context()
     detect = launcher.pod_config(context, stages.detect(0, 2))
     load = launcher.pod_config(context, stages.load("messages"))
@@ -446,18 +450,45 @@ def test_k8s_pod_configuration_per_stage():
         assert config["namespace"] == "tgmed"
         assert container["env_from"][0] == {"config_map_ref": {"name": "tgmed-config"}}
         assert container["env"] == [{"name": "LAKE_DIR", "value": "/lake"}]
-        assert spec["volumes"][0] == {
-            "name": "lake",
-            "persistent_volume_claim": {"claim_name": "tgmed-lake"},
-        }
+        assert spec["volumes"][:2] == [
+            {"name": "lake", "persistent_volume_claim": {"claim_name": "tgmed-lake"}},
+            {"name": "tmp", "empty_dir": {}},
+        ]
+        assert container["volume_mounts"][:2] == [
+            {"name": "lake", "mount_path": "/lake"},
+            {"name": "tmp", "mount_path": "/tmp"},
+        ]
         assert spec["restart_policy"] == "Never"
         assert spec["service_account_name"] == "tgmed-runner"
         assert spec["active_deadline_seconds"] > 3600  # the in-container timeout's backstop
         assert config["command"][:3] == ["timeout", "--kill-after=15", "3600"]
+        # secure by default: no API token, non-root, read-only root filesystem
+        assert spec["automount_service_account_token"] is False
+        assert spec["security_context"]["run_as_non_root"] is True
+        assert spec["security_context"]["seccomp_profile"] == {"type": "RuntimeDefault"}
+        security = container["security_context"]
+        assert security["read_only_root_filesystem"] is True
+        assert security["allow_privilege_escalation"] is False
+        assert security["capabilities"] == {"drop": ["ALL"]}
+        assert {"cpu", "memory"} <= set(container["resources"]["limits"])
+        assert {"cpu", "memory"} <= set(container["resources"]["requests"])
     assert detect["image"] == "tgmed-yolo:latest"
     assert detect["base_pod_spec"]["containers"][0]["resources"]["limits"] == {
-        "nvidia.com/gpu": "1"
+        "cpu": "4",
+        "memory": "6Gi",
+        "nvidia.com/gpu": "1",
     }
+    assert detect["base_pod_spec"]["volumes"][2] == {
+        "name": "models",
+        "persistent_volume_claim": {"claim_name": "tgmed-models"},
+    }
+    assert detect["base_pod_spec"]["containers"][0]["volume_mounts"][2] == {
+        "name": "models",
+        "mount_path": "/models",
+        "read_only": True,
+    }
+    assert [v["name"] for v in load["base_pod_spec"]["volumes"]] == ["lake", "tmp"]
+    assert "nvidia.com/gpu" not in load["base_pod_spec"]["containers"][0]["resources"]["limits"]
     assert load["base_pod_spec"]["containers"][0]["env_from"][1:] == [
         {"secret_ref": {"name": "tgmed-database"}}
     ]
@@ -494,7 +525,9 @@ def test_k8s_mode_through_pipes_against_a_captured_pod_spec(tmp_path, exports):
 
     client.core_api.create_namespaced_pod.side_effect = create_pod
     client.core_api.read_namespaced_pod_log.side_effect = pod_log
-    launcher = k8s_launcher(exports_claim="tgmed-exports", poll_interval_seconds=0.1)
+    launcher = k8s_launcher(
+        exports_claim="tgmed-exports", poll_interval_seconds=0.1, service_account_name="tgmed-stage"
+    )
     with (
         mock.patch("kubernetes.config.load_incluster_config") as incluster,
         mock.patch(
@@ -523,10 +556,25 @@ def test_k8s_mode_through_pipes_against_a_captured_pod_spec(tmp_path, exports):
     assert namespace == "tgmed"
     # POSTed to /api/v1/namespaces/tgmed/pods: the server knows what it is
     manifest = {"apiVersion": "v1", "kind": "Pod", **ApiClient().sanitize_for_serialization(body)}
-    kubernetes_validate.validate(manifest, "1.33", strict=True)
+    for version in ("1.25", "1.29", "1.33"):
+        kubernetes_validate.validate(manifest, version, strict=True)
     spec = manifest["spec"]
     container = spec["containers"][0]
     assert container["image"] == "tgmed-scraper:latest"
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+    }
+    assert spec["securityContext"] == {
+        "fsGroup": 10001,
+        "runAsGroup": 10001,
+        "runAsNonRoot": True,
+        "runAsUser": 10001,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert spec["serviceAccountName"] == "tgmed-stage"
+    assert spec["automountServiceAccountToken"] is False
     assert container["command"][3:] == [
         "tgmed-scraper",
         "import-export",
@@ -558,6 +606,134 @@ def test_k8s_mode_through_pipes_against_a_captured_pod_spec(tmp_path, exports):
     assert materialization.metadata["messages"].value > 0
     client.core_api.delete_namespaced_pod.assert_not_called()  # listed by label, then deleted
     assert client.core_api.list_namespaced_pod.called
+
+
+def stage_pod(exit_code: int | None, reason: str = "Error", deleting: bool = False):
+    pod = mock.MagicMock()
+    pod.metadata.name = "dagster-run-transform-pod"
+    pod.metadata.deletion_timestamp = datetime.now(UTC) if deleting else None
+    pod.status.reason = None
+    status = mock.MagicMock()
+    if exit_code is None:
+        status.state.terminated = None
+    else:
+        status.state.terminated.exit_code = exit_code
+        status.state.terminated.reason = reason
+    pod.status.container_statuses = [status]
+    return pod
+
+
+def run_failing_pod(pods: list, error: str):
+    """A stage op (with the jobs' retry policy) whose pod fails: the mocked API waits for
+    it, then raises `error`; listing the invocation's pods gives `pods`."""
+    from dagster import RetryPolicy
+    from dagster_k8s.client import DagsterK8sError
+
+    from tgmed_orchestrator import outcomes
+
+    client = mock.MagicMock()
+    client.core_api.read_namespaced_pod_log.side_effect = lambda *a, **kw: iter([])
+
+    def wait_for_pod(name, namespace, wait_for_state, **kwargs):
+        if wait_for_state.name == "Terminated":
+            raise DagsterK8sError(error)
+
+    client.wait_for_pod.side_effect = wait_for_pod
+    client.core_api.list_namespaced_pod.return_value.items = pods
+
+    @op(retry_policy=RetryPolicy(max_retries=2), required_resource_keys={"launcher"})
+    def transform_op(context):
+        launcher = context.resources.launcher
+        outcomes.check(launcher.launch(context, stages.transform()))
+
+    @job(resource_defs={"launcher": k8s_launcher(poll_interval_seconds=0.1)})
+    def transform_only():
+        transform_op()
+
+    with (
+        mock.patch("kubernetes.config.load_incluster_config"),
+        mock.patch(
+            "dagster_k8s.client.DagsterKubernetesClient.production_client", return_value=client
+        ),
+    ):
+        result = transform_only.execute_in_process(
+            instance=DagsterInstance.ephemeral(), raise_on_error=False
+        )
+    return result, client
+
+
+@pytest.mark.parametrize(
+    ("pods", "error", "attempts", "expected"),
+    [
+        # a usage/configuration error: the same pod would fail the same way
+        ([stage_pod(2)], "failed", 1, "exited with 2: usage or configuration error"),
+        # killed from outside (kubectl delete, OOM): a person is alerted instead
+        ([stage_pod(137, "OOMKilled")], "failed", 1, "exited with 137: killed from outside"),
+        # deleted while it ran, still terminating: stopped from outside
+        ([stage_pod(None, deleting=True)], "failed", 1, "exited with 143: killed from outside"),
+        # deleted while it ran and gone: the client saw it disappear
+        ([], 'Pod "x" was unexpectedly killed', 1, "exited with 143: killed from outside"),
+        # a crash before it said anything: retried (the policy's 2 retries)
+        ([stage_pod(1)], "failed", 3, "exited with 1: the stage ended without reporting"),
+        # never created (no pod, another error): unknown, retried
+        ([], "Forbidden", 3, "exited with None: the stage ended without reporting"),
+    ],
+    ids=["exit-2", "exit-137", "pod-deleting", "pod-deleted", "exit-1", "no-pod"],
+)
+def test_k8s_pod_exit_code_decides_the_retry(pods, error, attempts, expected):
+    result, client = run_failing_pod(pods, error)
+    assert not result.success
+    created = client.core_api.create_namespaced_pod.call_args_list
+    assert len(created) == attempts
+    failures = [
+        str(e.event_specific_data)
+        for e in result.all_events
+        if e.event_type_value in {"STEP_FAILURE", "STEP_UP_FOR_RETRY"}
+    ]
+    assert expected in failures[0], failures[0]
+    # every invocation's pods were listed by its label, then deleted
+    for _, body in (c.args for c in created):
+        label = body.metadata.labels["tgmed.invocation"]
+        client.core_api.list_namespaced_pod.assert_any_call(
+            "tgmed", label_selector=f"tgmed.invocation={label}"
+        )
+    assert client.core_api.delete_namespaced_pod.call_count == attempts * len(pods)
+
+
+def test_k8s_gpu_stage_goes_to_the_gpu_pool(monkeypatch):
+    monkeypatch.setenv("TGMED_LAUNCH_MODE", "k8s")
+    monkeypatch.setenv("TGMED_GPU_STAGES", "detect")
+    monkeypatch.setenv("TGMED_K8S_GPU_NODE_SELECTOR", '{"nvidia.com/gpu.present": "true"}')
+    monkeypatch.setenv(
+        "TGMED_K8S_GPU_TOLERATIONS",
+        '[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]',
+    )
+    monkeypatch.setenv(
+        "TGMED_K8S_STAGE_RESOURCES",
+        '{"load": {"requests": {"cpu": "100m", "memory": "64Mi"},'
+        ' "limits": {"cpu": "1", "memory": "1Gi"}}}',
+    )
+    monkeypatch.setenv("TGMED_K8S_IMAGE_PULL_POLICY", "Never")
+    monkeypatch.setenv("TGMED_K8S_MODELS_CLAIM", "tgmed-models")
+    launcher = launcher_from_settings()
+    context = build_op_context()
+    detect = launcher.pod_config(context, stages.detect(0, 4))["base_pod_spec"]
+    assert detect["node_selector"] == {"nvidia.com/gpu.present": "true"}
+    assert detect["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    assert detect["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert detect["containers"][0]["image_pull_policy"] == "Never"
+    assert detect["volumes"][-1]["persistent_volume_claim"] == {"claim_name": "tgmed-models"}
+    load = launcher.pod_config(context, stages.load("messages"))["base_pod_spec"]
+    assert "node_selector" not in load and "tolerations" not in load
+    assert load["containers"][0]["resources"] == {
+        "requests": {"cpu": "100m", "memory": "64Mi"},
+        "limits": {"cpu": "1", "memory": "1Gi"},
+    }
+    # the other stages keep their defaults
+    transform = launcher.pod_config(context, stages.transform())["base_pod_spec"]
+    assert transform["containers"][0]["resources"]["limits"]["memory"] == "2Gi"
 
 
 def test_launch_mode_comes_from_the_environment(monkeypatch):

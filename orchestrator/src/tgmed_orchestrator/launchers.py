@@ -12,7 +12,8 @@ stage said before it ended). outcomes.py turns a StageRun into success, retry or
   storage password) and volumes (docker.sock) into every stage container
   (docs/architecture.md, test_launch_modes.py shows both);
 - k8s: `PipesK8sClient` (dagster-k8s), one pod per invocation: the lake claim, the
-  `tgmed-config` ConfigMap, the stage's own Secrets, an activeDeadlineSeconds.
+  `tgmed-config` ConfigMap, the stage's own Secrets, an activeDeadlineSeconds; non-root,
+  read-only root filesystem, no service account token; GPU stages on the GPU pool.
 
 Every invocation has a timeout (TGMED_STAGE_TIMEOUT_SECONDS, per stage
 TGMED_STAGE_TIMEOUTS), enforced the same way in every mode: the command runs under
@@ -74,6 +75,27 @@ INVOCATION_LABEL = "tgmed.invocation"
 KILL_AFTER_SECONDS = 15
 TIMEOUT_EXIT = 124  # coreutils timeout: the command ran past its time and was stopped
 TIMEOUT_TAG = "tgmed/stage_timeout_seconds"
+# the user every stage image runs as (useradd --uid 10001 in each Dockerfile)
+STAGE_UID = 10001
+# requests and limits of each stage's pod (k8s mode; TGMED_K8S_STAGE_RESOURCES overrides)
+K8S_STAGE_RESOURCES: dict[str, dict[str, dict[str, str]]] = {
+    "scrape": {
+        "requests": {"cpu": "250m", "memory": "256Mi"},
+        "limits": {"cpu": "1", "memory": "1Gi"},
+    },
+    "detect": {
+        "requests": {"cpu": "1", "memory": "2Gi"},
+        "limits": {"cpu": "4", "memory": "6Gi"},
+    },
+    "load": {
+        "requests": {"cpu": "500m", "memory": "512Mi"},
+        "limits": {"cpu": "2", "memory": "2Gi"},
+    },
+    "transform": {
+        "requests": {"cpu": "500m", "memory": "512Mi"},
+        "limits": {"cpu": "2", "memory": "2Gi"},
+    },
+}
 
 Context = OpExecutionContext | AssetExecutionContext
 
@@ -342,7 +364,7 @@ class LocalStageLauncher(StageLauncher):
 def _labels(context: Context, command: StageCommand, invocation: str) -> dict[str, str]:
     labels = {STAGE_LABEL: command.stage, INVOCATION_LABEL: invocation}
     with contextlib.suppress(Exception):
-        labels["dagster/run-id"] = context.run_id
+        labels["dagster/run-id"] = context.run.run_id
     with contextlib.suppress(Exception):
         labels["dagster/job"] = context.job_name
     with contextlib.suppress(Exception):
@@ -519,8 +541,12 @@ def reap_orphans(context: Context, client: Any) -> list[str]:
 class K8sStageLauncher(StageLauncher):
     """One pod per stage invocation (PipesK8sClient): the stage's image and command, the
     lake claim, non-secret settings from a ConfigMap and each stage's own Secrets (an
-    export import gets none of Telegram's). Dagster retries a failed step; the pod has
-    restartPolicy Never and an activeDeadlineSeconds of the stage's timeout."""
+    export import gets none of Telegram's), under a service account with no API access
+    and no token, non-root with a read-only root filesystem. Dagster retries a failed
+    step (outcomes.py decides); the pod has restartPolicy Never and an
+    activeDeadlineSeconds of the stage's timeout. The pod stays until its exit code is
+    read, then it is deleted; a pod deleted from outside while it ran fails the step as
+    stopped (143), not retried."""
 
     images: dict[str, str] = DEFAULT_IMAGES
     namespace: str = "tgmed"
@@ -530,6 +556,9 @@ class K8sStageLauncher(StageLauncher):
     lake_mount: str = "/lake"
     exports_claim: str | None = None
     exports_mount: str = "/exports"
+    # model weights for detect, mounted read-only (DETECT_MODEL names a file under it)
+    models_claim: str | None = None
+    models_mount: str = "/models"
     config_map: str = "tgmed-config"
     # Secrets (envFrom) per stage: only the stage that needs a secret sees it
     secrets: dict[str, list[str]] = {
@@ -546,12 +575,10 @@ class K8sStageLauncher(StageLauncher):
         "tgmed-database": ["DATABASE_URL", "API_DB_PASSWORD"],
     }
     gpu_stages: list[str] = []
-    stage_resources: dict[str, dict[str, dict[str, str]]] = {
-        "scrape": {"requests": {"cpu": "250m", "memory": "256Mi"}},
-        "detect": {"requests": {"cpu": "1", "memory": "2Gi"}},
-        "load": {"requests": {"cpu": "500m", "memory": "512Mi"}},
-        "transform": {"requests": {"cpu": "500m", "memory": "512Mi"}},
-    }
+    # where GPU stages run: the GPU pool's node labels and taints
+    gpu_node_selector: dict[str, str] = {}
+    gpu_tolerations: list[dict[str, Any]] = []
+    stage_resources: dict[str, dict[str, dict[str, str]]] = K8S_STAGE_RESOURCES
     load_incluster_config: bool = True
     kubeconfig_file: str | None = None
     poll_interval_seconds: float = 5.0
@@ -565,9 +592,13 @@ class K8sStageLauncher(StageLauncher):
         """The arguments of PipesK8sClient.run for this invocation."""
         timeout = timeout if timeout is not None else self.timeout_for(command.stage)
         volumes: list[dict[str, Any]] = [
-            {"name": "lake", "persistent_volume_claim": {"claim_name": self.lake_claim}}
+            {"name": "lake", "persistent_volume_claim": {"claim_name": self.lake_claim}},
+            {"name": "tmp", "empty_dir": {}},
         ]
-        mounts: list[dict[str, Any]] = [{"name": "lake", "mount_path": self.lake_mount}]
+        mounts: list[dict[str, Any]] = [
+            {"name": "lake", "mount_path": self.lake_mount},
+            {"name": "tmp", "mount_path": "/tmp"},  # noqa: S108 (an emptyDir of its own)
+        ]
         secrets = list(self.secrets.get(command.stage, []))
         if command.exports:
             if not self.exports_claim:
@@ -580,9 +611,12 @@ class K8sStageLauncher(StageLauncher):
             )
             mounts.append({"name": "exports", "mount_path": self.exports_mount, "read_only": True})
             secrets = [name for name in secrets if name not in self.telegram_secrets]
+        if command.stage == "detect" and self.models_claim:
+            volumes.append(
+                {"name": "models", "persistent_volume_claim": {"claim_name": self.models_claim}}
+            )
+            mounts.append({"name": "models", "mount_path": self.models_mount, "read_only": True})
         resources = {k: dict(v) for k, v in self.stage_resources.get(command.stage, {}).items()}
-        if command.stage in self.gpu_stages:
-            resources.setdefault("limits", {})["nvidia.com/gpu"] = "1"
         env_from: list[dict[str, Any]] = [{"config_map_ref": {"name": self.config_map}}]
         env_from += [{"secret_ref": {"name": name}} for name in secrets]
         container: dict[str, Any] = {
@@ -592,21 +626,43 @@ class K8sStageLauncher(StageLauncher):
             "env": [{"name": "LAKE_DIR", "value": self.lake_mount}],
             "volume_mounts": mounts,
             "resources": resources,
+            "security_context": {
+                "allow_privilege_escalation": False,
+                "read_only_root_filesystem": True,
+                "capabilities": {"drop": ["ALL"]},
+            },
         }
         spec: dict[str, Any] = {
             "restart_policy": "Never",
             # the backstop of the in-container timeout (TERM, KILL 15 s later)
             "active_deadline_seconds": int(timeout) + KILL_AFTER_SECONDS + 30,
+            # the stage never talks to the Kubernetes API
+            "automount_service_account_token": False,
+            "security_context": {
+                "run_as_non_root": True,
+                "run_as_user": STAGE_UID,
+                "run_as_group": STAGE_UID,
+                "fs_group": STAGE_UID,
+                "seccomp_profile": {"type": "RuntimeDefault"},
+            },
             "volumes": volumes,
             "containers": [container],
         }
         if self.service_account_name:
             spec["service_account_name"] = self.service_account_name
+        if command.stage in self.gpu_stages:
+            resources.setdefault("limits", {})["nvidia.com/gpu"] = "1"
+            if self.gpu_node_selector:
+                spec["node_selector"] = dict(self.gpu_node_selector)
+            if self.gpu_tolerations:
+                spec["tolerations"] = [dict(t) for t in self.gpu_tolerations]
         labels = {
             "app.kubernetes.io/part-of": "tgmed",
             "app.kubernetes.io/component": command.stage,
             INVOCATION_LABEL: _invocation_id(command),
         }
+        with contextlib.suppress(Exception):  # a context built outside a run (tests)
+            labels["dagster/run-id"] = context.run.run_id
         return {
             "image": self.images[command.stage],
             "command": with_timeout(list(command.argv), timeout),
@@ -625,6 +681,10 @@ class K8sStageLauncher(StageLauncher):
             pass
 
         config = self.pod_config(context, command, timeout)
+        context.log.info(
+            f"stage pod {config['base_pod_meta']['labels'][INVOCATION_LABEL]}"
+            f" ({config['image']}, namespace {config['namespace']})"
+        )
         reader = RecordingPodLogsReader()
         client = PipesK8sClient(
             message_reader=reader,
@@ -636,8 +696,9 @@ class K8sStageLauncher(StageLauncher):
             # the pod stays until its exit code is read (the client reports none)
             client.run(context=context, extras=extras, delete_pod_on_completion=False, **config)
         except Exception as error:
-            code = self._exit_code(config)
-            raise _StageExit(reader.handler, code, str(error)[-3000:]) from None
+            code, how = self.exit_code(config, error)
+            context.log.info(how)
+            raise _StageExit(reader.handler, code, f"{how}\n{str(error)[-3000:]}") from None
         finally:
             self._delete_pods(config)
         return reader.handler
@@ -652,15 +713,30 @@ class K8sStageLauncher(StageLauncher):
         )
         return list(getattr(pods, "items", None) or [])
 
-    def _exit_code(self, config: dict[str, Any]) -> int | None:
-        with contextlib.suppress(Exception):
-            for pod in self._pods(config):
-                for status in pod.status.container_statuses or []:
-                    if status.state and status.state.terminated:
-                        return int(status.state.terminated.exit_code)
-                if pod.status.reason == "DeadlineExceeded":
-                    return TIMEOUT_EXIT
-        return None
+    def exit_code(self, config: dict[str, Any], error: BaseException) -> tuple[int | None, str]:
+        """The failed stage pod's exit code, and how it was found. A pod deleted while it
+        ran (`kubectl delete pod`, a node drain) is stopped from outside like SIGTERM
+        (143): not retried, the run fails and alerts."""
+        label = config["base_pod_meta"]["labels"][INVOCATION_LABEL]
+        try:
+            pods = self._pods(config)
+        except Exception as failed:
+            return None, f"stage pod {label}: unknown exit code ({type(failed).__name__})"
+        for pod in pods:
+            name = pod.metadata.name
+            for status in pod.status.container_statuses or []:
+                terminated = status.state.terminated if status.state else None
+                if terminated is not None:
+                    code = int(terminated.exit_code)
+                    return code, f"pod {name} exited with {code} ({terminated.reason or '-'})"
+            if pod.status.reason == "DeadlineExceeded":
+                return TIMEOUT_EXIT, f"pod {name} ran past its activeDeadlineSeconds"
+            if pod.metadata.deletion_timestamp is not None:
+                return 143, f"pod {name} was deleted while it ran"
+            return None, f"pod {name}: no exit code ({pod.status.phase})"
+        if "unexpectedly killed" in str(error):  # the client saw the pod disappear
+            return 143, f"stage pod {label} was deleted while it ran"
+        return None, f"stage pod {label}: none found (never created?)"
 
     def _delete_pods(self, config: dict[str, Any]) -> None:
         from dagster_k8s.client import DagsterKubernetesClient
@@ -707,8 +783,13 @@ def launcher_from_settings() -> StageLauncher:
             namespace=settings.k8s_namespace,
             lake_claim=settings.k8s_lake_claim,
             exports_claim=settings.k8s_exports_claim or None,
+            models_claim=settings.k8s_models_claim or None,
             service_account_name=settings.k8s_service_account or None,
+            image_pull_policy=settings.k8s_image_pull_policy,
             gpu_stages=gpu_stages,
+            gpu_node_selector=settings.k8s_gpu_node_selector,
+            gpu_tolerations=settings.k8s_gpu_tolerations,
+            stage_resources={**K8S_STAGE_RESOURCES, **settings.k8s_stage_resources},
             images=images,
             **timeouts,
         )

@@ -5,7 +5,7 @@ import time, so a code location loads even where a variable is missing."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
@@ -57,6 +57,13 @@ class OrchestratorSettings(BaseSettings):
     k8s_lake_claim: str = "tgmed-lake"
     k8s_exports_claim: str | None = None
     k8s_service_account: str | None = None
+    k8s_models_claim: str | None = None
+    k8s_image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    # JSON: the GPU node pool's labels and taints, for the stages in TGMED_GPU_STAGES
+    k8s_gpu_node_selector: dict[str, str] = {}
+    k8s_gpu_tolerations: list[dict[str, Any]] = []
+    # JSON: per stage requests/limits replacing the defaults (launchers.K8S_STAGE_RESOURCES)
+    k8s_stage_resources: dict[str, dict[str, dict[str, str]]] = {}
 
 
 class AlertSettings(BaseSettings):
