@@ -1,6 +1,7 @@
 """How a stage's outcome becomes Dagster's, local mode, real stages: a configuration
-error is not retried, a transient failure is retried with backoff, a quarantine fails
-without retry (a failed check naming the file and line) and alerts, a dbt test failure
+error is not retried, a transient failure is retried with backoff, input set aside lets
+the rest through and fails the run without retry (failed checks naming the file and
+line) with one alert, a dbt test failure
 names the failing test (and fails its check), a stage past its timeout is stopped and
 fails. The failure sensor posts its alert to a real local HTTP server, without secrets."""
 
@@ -135,12 +136,13 @@ def test_a_configuration_error_is_not_retried_and_alerts(
         assert secret not in sent
 
 
-def test_a_quarantined_file_fails_the_load_without_retry_with_a_failed_check_and_alerts(
+def test_a_quarantined_file_is_set_aside_the_rest_goes_on_and_the_run_fails_once(
     tmp_path, monkeypatch, instance, alert_server, fresh_database
 ):
     """One message file broken: the loader loads the rest, sets the bad file aside and
-    says so; the step fails without retry, the check `no_quarantined_files` on the raw
-    table fails naming the file and the line, the run fails and the alert names it."""
+    says so; the load step succeeds (the rest goes on downstream), the check
+    `no_quarantined_files` on the raw table fails naming the file and the line, the check
+    `nothing_set_aside` fails the run without retry, and the one alert names the file."""
     lake = tmp_path / "lake"
     monkeypatch.setenv("LAKE_DIR", str(lake))
     monkeypatch.setenv("DATABASE_URL", fresh_database("quarantine"))
@@ -148,17 +150,21 @@ def test_a_quarantined_file_fails_the_load_without_retry_with_a_failed_check_and
     bad = sorted((lake / "raw" / "telegram_messages").rglob("*.jsonl"))[0]
     good = bad.read_text(encoding="utf-8").splitlines()[0]
     bad.write_text(good + '\n{"schema_version": 1, "channel_username": "x"\n', encoding="utf-8")
-    result = run_job("load_lake", instance)
+    # the import runs again in the job and finds every message in the lake already
+    monkeypatch.setenv("TGMED_SCRAPE_SOURCE", "export")
+    monkeypatch.setenv("TGMED_EXPORT_ROOT", str(tmp_path / "sample" / "exports"))
+    result = run_job("scrape_and_load", instance)
     assert not result.success
-    step = "raw_telegram"
-    [failure] = step_events(result, step, DagsterEventType.STEP_FAILURE)
+    assert step_events(result, "raw_telegram", DagsterEventType.STEP_SUCCESS)
+    gate = "raw__telegram_messages_nothing_set_aside"
+    [failure] = step_events(result, gate, DagsterEventType.STEP_FAILURE)
     message = failure.event_specific_data.error.message
-    assert "tgmed-loader load telegram exited with 1: input set aside (not retried" in message
+    assert "input set aside: 1 by the load of the Telegram streams" in message
     assert bad.name in message and "line 2" in message
-    assert step_events(result, step, DagsterEventType.STEP_UP_FOR_RETRY) == []
+    assert step_events(result, gate, DagsterEventType.STEP_UP_FOR_RETRY) == []
     assert not bad.exists()
     assert list((lake / "quarantine").rglob(f"{bad.name}.reason.json"))
-    # the rest was loaded: the raw table's materialization, and its check failed
+    # the rest was loaded: the raw table's materialization, and its checks failed
     [materialization] = [
         e.event_specific_data.materialization
         for e in result.all_events
@@ -166,15 +172,61 @@ def test_a_quarantined_file_fails_the_load_without_retry_with_a_failed_check_and
         and e.asset_key.to_user_string() == "raw/telegram_messages"
     ]
     assert materialization.metadata["files_quarantined"].value == 1
+    assert materialization.metadata["set_aside"].value == 1
     assert materialization.metadata["rows_loaded"].value > 0
-    check = check_evaluations(result)[("raw/telegram_messages", "no_quarantined_files")]
+    checks = check_evaluations(result)
+    check = checks[("raw/telegram_messages", "no_quarantined_files")]
     assert not check.passed
     files = check.metadata["files"].value
     assert bad.name in files and "line 2" in files
+    assert not checks[("raw/telegram_messages", "nothing_set_aside")].passed
 
     alert_for(instance, result, Alerter(webhook_url=f"{alert_server.url}/hook"))
     [hook] = [i["json"] for i in alert_server.received]
-    assert "load_lake" in hook["title"] and bad.name in hook["text"]
+    assert "scrape_and_load" in hook["title"] and bad.name in hook["text"]
+    assert "input set aside" in hook["text"]
+
+
+def test_a_broken_export_is_set_aside_and_the_good_channels_reach_the_raw_tables(
+    tmp_path, monkeypatch, instance, alert_server, fresh_database
+):
+    """Three exports, one of them broken: the import step sets it aside and succeeds, the
+    good channels are loaded in the same run, the lake's `nothing_set_aside` check fails
+    the run (not retried) and the one alert names the broken export."""
+    lake = tmp_path / "lake"
+    exports = make_sample(tmp_path / "sample", posts=6)
+    folders = sorted(p for p in exports.iterdir() if (p / "result.json").is_file())
+    broken = folders[0] / "result.json"
+    broken.write_text('{"name": "broken", "messages": [', encoding="utf-8")
+    url = fresh_database("broken_export")
+    monkeypatch.setenv("LAKE_DIR", str(lake))
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("TGMED_SCRAPE_SOURCE", "export")
+    monkeypatch.setenv("TGMED_EXPORT_ROOT", str(exports))
+    result = run_job("scrape_and_load", instance)
+    assert not result.success
+    for step in ("telegram_lake", "raw_telegram"):
+        assert step_events(result, step, DagsterEventType.STEP_SUCCESS), step
+    gate = "lake__telegram_messages_nothing_set_aside"
+    [failure] = step_events(result, gate, DagsterEventType.STEP_FAILURE)
+    message = failure.event_specific_data.error.message
+    assert "input set aside: 1 by the scrape/import step" in message
+    assert str(broken) in message
+    assert step_events(result, gate, DagsterEventType.STEP_UP_FOR_RETRY) == []
+    with psycopg.connect(url) as conn:
+        loaded = dict(
+            conn.execute(
+                "select channel_username, count(*) from raw.telegram_messages group by 1"
+            ).fetchall()
+        )
+    assert sorted(loaded) == sorted(p.name.lower() for p in folders[1:])
+    assert all(count > 0 for count in loaded.values())
+
+    alert_for(instance, result, Alerter(webhook_url=f"{alert_server.url}/hook"))
+    [hook] = [i["json"] for i in alert_server.received]
+    text = hook["text"]
+    assert f"{broken}: not valid JSON" in text and f"{broken}: {broken}" not in text
+    assert "input set aside: 1" in text and "dagster._core" not in text
 
 
 def test_a_transient_failure_is_retried_with_backoff(tmp_path, monkeypatch, instance):

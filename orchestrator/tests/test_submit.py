@@ -187,7 +187,16 @@ def test_the_command_prints_a_line_per_step_with_its_counts(submitted):
     # the sample's posts are old: the freshness check (severity WARN) warns by name, and
     # no blocking check failed
     assert re.search(
-        r"^ +checks: 0 passed; warning newest_post_per_channel \(see the UI\)$", text, re.M
+        r"^  ok      \S+newest_post_per_channel \(\d+ s\): "
+        r"checks: 0 passed; warning newest_post_per_channel \(see the UI\)$",
+        text,
+        re.M,
+    )
+    # the steps that check nothing was set aside: a line each
+    assert re.search(
+        r"^  ok      raw__telegram_messages_nothing_set_aside \(\d+ s\): checks: 1 passed$",
+        text,
+        re.M,
     )
     assert "FAILED" not in text
     assert re.search(r"^run \S+ of telegram_pipeline: SUCCESS$", text, re.M)

@@ -20,6 +20,7 @@ from tgmed_orchestrator.assets.raw import (
     raw_telegram,
     raw_yolo_detections,
 )
+from tgmed_orchestrator.assets.set_aside import GATES
 from tgmed_orchestrator.jobs import JOBS
 from tgmed_orchestrator.launchers import launcher_from_settings
 from tgmed_orchestrator.schedules import SCHEDULES
@@ -33,7 +34,7 @@ ASSETS = [
     dbt_models,
     pipeline_health,
 ]
-CHECKS = [newest_post_per_channel]
+CHECKS = [newest_post_per_channel, *GATES]
 
 defs = Definitions(
     assets=ASSETS,

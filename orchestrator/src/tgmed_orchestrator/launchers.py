@@ -130,6 +130,11 @@ class StageRun:
     def succeeded(self) -> bool:
         return self.exit_code == 0 and self.outcome in {"ok", None}
 
+    @property
+    def partial(self) -> bool:
+        """The stage finished and set some input aside; the rest went through."""
+        return self.outcome == "set_aside" and self.exit_code == 1 and not self.timed_out
+
 
 class _Recording:
     """Mixed into a Pipes message reader: keeps the message handler, so what the stage

@@ -3,9 +3,12 @@ Pipes: tgmed_common.stage); this module only maps it:
 
     ok            the step succeeds; the stage's counts become numeric metadata
     config_error  fails at once, not retried (a retry would fail the same way)
-    set_aside     fails, not retried: input was quarantined or a channel failed for good;
-                  the run fails so the failure sensor alerts someone, and a retry would
-                  "succeed" and hide what was set aside
+    set_aside     the step succeeds with what went through (so the good input reaches
+                  the marts in the same run) and says what was set aside (a quarantined
+                  file, a broken export, a channel failed for good) in its metadata; the
+                  check `nothing_set_aside` (assets/set_aside.py) then fails the run, not
+                  retried, so the failure sensor sends one alert listing it (a retry would
+                  "succeed" and hide what was set aside)
     transient     fails and is retried by the job's RetryPolicy (exponential backoff)
     failed        the stage itself failed (a bug, dbt tests failing): not retried, the
                   same code on the same input fails again
@@ -25,6 +28,8 @@ from dagster import Failure, MetadataValue
 
 from tgmed_orchestrator.launchers import StageRun
 
+# how Dagster words a Failure raised in a check's step (an asset's is its description)
+FAILURE_PREFIX = "dagster._core.definitions.events.Failure: "
 KILLED = {137: "SIGKILL: killed, or out of memory", 143: "SIGTERM: stopped"}
 
 
@@ -112,6 +117,61 @@ def failure(run: StageRun) -> Failure:
         },
         allow_retries=retry,
     )
+
+
+SET_ASIDE = "set_aside"  # metadata: how many inputs a step set aside
+SET_ASIDE_LISTED = "set_aside_listed"  # metadata: the first of them, with file and reason
+MAX_LISTED = 20
+
+
+def set_aside_lines(summary: dict[str, Any]) -> list[str]:
+    """Every input a stage's summary says it set aside, a line each with its file (and
+    line, where the stage knows it) and the reason: the loader's quarantined files, an
+    import's failed exports and refused photos, a scrape's channels failed for good."""
+    lines: list[str] = []
+    for part in [summary, *(s for s in summary.get("streams") or [] if isinstance(s, dict))]:
+        for key in ("quarantine_reasons", "failed", "failed_channels"):
+            value = part.get(key)
+            if isinstance(value, dict):
+                prefix = "channel " if key == "failed_channels" else ""
+                lines += [
+                    str(why) if str(why).startswith(str(name)) else f"{prefix}{name}: {why}"
+                    for name, why in value.items()
+                ]
+    refused = summary.get("media_refused_messages")
+    if isinstance(refused, list):
+        lines += [f"photo refused, message kept: {line}" for line in refused]
+    return lines
+
+
+def set_aside_count(summary: dict[str, Any]) -> int:
+    """How many inputs the summary says were set aside (a refused photo counts once,
+    the lists in summaries are capped)."""
+    count = 0
+    for key in ("quarantined", "media_refused", "failed", "failed_channels"):
+        value = summary.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            count += value
+        elif isinstance(value, dict):
+            count += len(value)
+    return count
+
+
+def set_aside_metadata(runs: list[StageRun]) -> dict[str, Any]:
+    """What the partial runs among `runs` set aside, as metadata the check
+    `nothing_set_aside` reads: the count and the first MAX_LISTED lines."""
+    partial = [run for run in runs if run.partial]
+    # a partial run set at least one thing aside, whatever its summary managed to say
+    count = sum(max(1, set_aside_count(run.summary)) for run in partial)
+    lines = [line for run in partial for line in set_aside_lines(run.summary)]
+    listed = lines[:MAX_LISTED]
+    if count > len(listed):
+        listed.append(
+            f"and {count - len(listed)} more: every one is in the lake's quarantine/ "
+            "with its reason, or named in the stage's log"
+        )
+    text = "\n".join(f"- {line}" for line in listed) or "none"
+    return {SET_ASIDE: count, SET_ASIDE_LISTED: MetadataValue.md(text)}
 
 
 def check(run: StageRun) -> StageRun:

@@ -30,6 +30,7 @@ from tgmed_orchestrator.assets.raw import (
     RAW_SNAPSHOTS,
 )
 from tgmed_orchestrator.jobs import load_lake
+from tgmed_orchestrator.outcomes import FAILURE_PREFIX
 from tgmed_orchestrator.planning import CHANNELS, ScrapeConfig, plan
 from tgmed_orchestrator.settings import alert_settings, orchestrator_settings
 
@@ -137,7 +138,7 @@ def failure_text(context: RunFailureSensorContext, ui_url: str) -> tuple[str, st
         data = event.step_failure_data
         error, parts = (data.error if data else None), []
         while error is not None:  # "Exceeded max_retries" is caused by the stage's failure
-            parts.append(error.message.strip())
+            parts.append(error.message.strip().removeprefix(FAILURE_PREFIX))
             error = error.cause
         message = "\ncaused by: ".join(parts) or "no error message"
         lines.append(f"\nstep {event.step_key}:\n{message[:1500]}")

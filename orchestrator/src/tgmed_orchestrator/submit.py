@@ -46,6 +46,7 @@ from tgmed_orchestrator.local_services import (
     start_services,
     wait_for_socket,
 )
+from tgmed_orchestrator.outcomes import FAILURE_PREFIX
 
 POLL_SECONDS = 0.5
 PROGRESS_EVERY = 15.0
@@ -139,6 +140,9 @@ class RunReporter:
         materialized = self.materialized.get(step, [])
         checks = self.checks.get(step, [])
         head = f"  ok      {step} ({took:.0f} s)"
+        if checks and not materialized and step not in self.summaries:  # a check's own step
+            self.say(f"{head}: {self._checks_line(checks)}")
+            return
         if step in self.summaries:
             counts = counts_line(self.summaries[step])
             self.say(f"{head}{': ' + counts if counts else ''}")
@@ -151,17 +155,20 @@ class RunReporter:
         else:
             self.say(f"{head}: {len(materialized)} assets materialized")
         if checks:
-            others = sorted(outcome for outcome in checks if outcome != "passed")
-            listed = ", ".join(others[:MATERIALIZATIONS_LISTED])
-            more = (
-                f" and {len(others) - MATERIALIZATIONS_LISTED} more"
-                if len(others) > MATERIALIZATIONS_LISTED
-                else ""
-            )
-            self.say(
-                f"          checks: {len(checks) - len(others)} passed"
-                + (f"; {listed}{more} (see the UI)" if others else "")
-            )
+            self.say(f"          {self._checks_line(checks)}")
+
+    @staticmethod
+    def _checks_line(checks: list[str]) -> str:
+        others = sorted(outcome for outcome in checks if outcome != "passed")
+        listed = ", ".join(others[:MATERIALIZATIONS_LISTED])
+        more = (
+            f" and {len(others) - MATERIALIZATIONS_LISTED} more"
+            if len(others) > MATERIALIZATIONS_LISTED
+            else ""
+        )
+        return f"checks: {len(checks) - len(others)} passed" + (
+            f"; {listed}{more} (see the UI)" if others else ""
+        )
 
     def _log_line(self, step: str, message: str, when: float) -> None:
         match = _PROGRESS.search(message)
@@ -180,6 +187,7 @@ def _first_line(error) -> str:
     lines = []
     while error is not None:
         text = (getattr(error, "message", None) or str(error)).strip()
+        text = text.removeprefix(FAILURE_PREFIX)
         first = text.splitlines()[0] if text else ""
         if first and not first.startswith("dagster._") and first not in lines:
             lines.append(first)

@@ -28,7 +28,7 @@ from dagster import (
 
 from tgmed_orchestrator import stages
 from tgmed_orchestrator.launchers import StageLauncher, StageRun
-from tgmed_orchestrator.outcomes import failure, summary_metadata
+from tgmed_orchestrator.outcomes import failure, set_aside_metadata, summary_metadata
 from tgmed_orchestrator.planning import CHANNELS, ScrapeConfig, plan
 from tgmed_orchestrator.settings import orchestrator_settings
 
@@ -47,16 +47,23 @@ def partition_keys(context: AssetExecutionContext) -> list[str] | None:
 
 
 def launch_all(
-    context: AssetExecutionContext, launcher: StageLauncher, commands: list[stages.StageCommand]
+    context: AssetExecutionContext,
+    launcher: StageLauncher,
+    commands: list[stages.StageCommand],
+    partial_ok: bool = False,
 ) -> list[StageRun]:
     """Every command (side by side up to PARALLEL_INVOCATIONS); the first failure that
-    must not be retried wins over a retriable one."""
+    must not be retried wins over a retriable one. `partial_ok`: a run that set input
+    aside is not a failure here (the caller materializes what went through and says what
+    was set aside; the check `nothing_set_aside` fails the run)."""
     if len(commands) == 1:
         runs = [launcher.launch(context, commands[0])]
     else:
         with ThreadPoolExecutor(max_workers=PARALLEL_INVOCATIONS) as pool:
             runs = list(pool.map(lambda command: launcher.launch(context, command), commands))
-    failures = [failure(run) for run in runs if not run.succeeded]
+    failures = [
+        failure(run) for run in runs if not run.succeeded and not (partial_ok and run.partial)
+    ]
     if failures:
         final = next((f for f in failures if not f.allow_retries), failures[0])
         if len(failures) > 1:
@@ -112,7 +119,9 @@ def telegram_lake(context: AssetExecutionContext, config: ScrapeConfig, launcher
         f"{len(planned.channels)} channels from {planned.source}: {', '.join(planned.channels)}"
     )
     if planned.source == "telegram":
-        [run] = launch_all(context, launcher, [stages.scrape_telegram(planned.channels)])
+        [run] = launch_all(
+            context, launcher, [stages.scrape_telegram(planned.channels)], partial_ok=True
+        )
         per_channel = run.summary.get("by_channel") or {}
         runs = [run]
     else:
@@ -122,7 +131,7 @@ def telegram_lake(context: AssetExecutionContext, config: ScrapeConfig, launcher
             )
             for name in planned.channels
         ]
-        runs = launch_all(context, launcher, commands)
+        runs = launch_all(context, launcher, commands, partial_ok=True)
         per_channel = {name: run.summary for name, run in zip(planned.channels, runs, strict=True)}
     if partitions is None:  # the run has no partition: say what each channel got
         for name in planned.channels:
@@ -148,6 +157,7 @@ def telegram_lake(context: AssetExecutionContext, config: ScrapeConfig, launcher
             "files_written": totals["files"],
             "seconds": seconds,
             "source": planned.source,
+            **set_aside_metadata(runs),
             **{
                 f"messages.{name}": (per_channel.get(name) or {}).get("messages", 0) or 0
                 for name in planned.channels

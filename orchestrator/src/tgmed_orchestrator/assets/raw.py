@@ -27,7 +27,13 @@ from tgmed_common.settings import load_settings
 from tgmed_orchestrator import stages
 from tgmed_orchestrator.assets.lake import DETECTIONS, MEDIA, MESSAGES
 from tgmed_orchestrator.launchers import StageLauncher, StageRun
-from tgmed_orchestrator.outcomes import check, failure, reported, summary_metadata
+from tgmed_orchestrator.outcomes import (
+    check,
+    failure,
+    reported,
+    set_aside_metadata,
+    summary_metadata,
+)
 from tgmed_orchestrator.settings import HealthSettings, WarehouseSettings
 
 RAW_MESSAGES = AssetKey(["raw", "telegram_messages"])
@@ -47,8 +53,10 @@ def load(
     context: AssetExecutionContext, launcher: StageLauncher, stream: str, keys: tuple[AssetKey, ...]
 ):
     """init-db (idempotent: a fresh database works on the first run), then the load;
-    what the loader reported (a materialization and a quarantine check per table), then
-    its failure if it set files aside."""
+    what the loader reported (a materialization and a quarantine check per table). Files
+    set aside do not fail the step (the rest was loaded and goes on to dbt): the first
+    table's materialization says what was set aside, and the check `nothing_set_aside`
+    fails the run."""
     check(launcher.launch(context, stages.init_db()))
     listed_at = time.time_ns()
     run = launcher.launch(context, stages.load(stream))
@@ -62,7 +70,7 @@ def load(
         else r
         for r in reported(context, run)
     ]
-    if run.succeeded or run.outcome == "set_aside":
+    if run.succeeded or run.partial:
         materialized = {r.asset_key for r in results if isinstance(r, MaterializeResult)}
         checked = {r.asset_key for r in results if isinstance(r, AssetCheckResult)}
         for key in keys:
@@ -78,8 +86,19 @@ def load(
                         metadata={"files_quarantined": run.summary.get("quarantined", 0)},
                     )
                 )
+    if run.partial:
+        first = next(
+            i
+            for i, r in enumerate(results)
+            if isinstance(r, MaterializeResult) and r.asset_key == keys[0]
+        )
+        results[first] = MaterializeResult(
+            asset_key=keys[0],
+            metadata={**(results[first].metadata or {}), **set_aside_metadata([run])},
+            data_version=results[first].data_version,
+        )
     yield from results
-    if not run.succeeded:
+    if not run.succeeded and not run.partial:
         raise failure(run)
 
 

@@ -1,9 +1,9 @@
 """Scenario 6: malformed input at volume. 1,000 broken items (Telegram Desktop exports
 and lake files of both streams, every kind of damage the stages' tests know) beside good
 ones, in one run: every broken item set aside with a note naming its file and line,
-every good one through, the run FAILURE with one alert that says what was set aside (not
-one alert per file). Then the user removes the broken exports and the next run succeeds
-without setting anything else aside."""
+every good one through to the marts in that same run, the run FAILURE with one alert
+that says what was set aside (not one alert per file). Then the user removes the broken
+exports and the next run succeeds without setting anything else aside."""
 
 from __future__ import annotations
 
@@ -96,6 +96,21 @@ def good_keys_loaded(url: str, good: list[Path]) -> tuple[int, int]:
     return sum(len(k) for k in wanted.values()), found
 
 
+def good_messages_in_marts(url: str, good: list[Path]) -> tuple[int, int]:
+    """(good message records, how many of them reached marts.fct_messages)."""
+    wanted = {
+        (record["channel_username"], record["message_id"])
+        for path in good
+        if "telegram_messages" in path.parts
+        for record in map(json.loads, path.read_bytes().splitlines())
+    }
+    with psycopg.connect(url) as conn:
+        if conn.execute("select to_regclass('marts.fct_messages')").fetchone()[0] is None:
+            return len(wanted), 0
+        have = set(conn.execute("select channel_key, message_id from marts.fct_messages"))
+    return len(wanted), len(wanted & have)
+
+
 def run(platform: LocalPlatform, baseline: Baseline, rng: random.Random) -> Row:
     row = Row("6. malformed input at volume", platform.mode)
     started = time.monotonic()
@@ -145,9 +160,15 @@ def run(platform: LocalPlatform, baseline: Baseline, rng: random.Random) -> Row:
                 f"good input not through in the run that set the bad aside: {loaded} of "
                 f"{total_good} good lake records loaded"
             )
+        good_messages, in_marts = good_messages_in_marts(platform.url, good_lake)
+        if in_marts != good_messages:
+            row.problems.append(
+                f"good messages not in the marts after the run that set the bad aside: "
+                f"{in_marts} of {good_messages} in marts.fct_messages"
+            )
         log(
             f"  set aside with file and line: {set_aside}/{len(broken)}; good records "
-            f"loaded {loaded}/{total_good}"
+            f"loaded {loaded}/{total_good}; good messages in the marts {in_marts}/{good_messages}"
         )
         # the user's fix: the broken exports removed; the next run must succeed
         for item in exports:
