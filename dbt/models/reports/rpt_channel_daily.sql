@@ -16,11 +16,7 @@
 -- nothing. Views are null where no post of the day has a known view count.
 with changed_days as (
 
-    select distinct
-        channel_key,
-        date_key
-    from {{ ref('fct_messages') }}
-    where {{ incremental_window() }}
+    {{ changed_days([(ref('fct_messages'), 'date_key')]) }}
 
 ),
 

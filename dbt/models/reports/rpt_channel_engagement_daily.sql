@@ -18,17 +18,7 @@
 -- build are recomputed whole.
 with changed_days as (
 
-    select
-        channel_key,
-        date_key
-    from {{ ref('fct_messages') }}
-    where {{ incremental_window() }}
-    union
-    select
-        channel_key,
-        posted_date_key as date_key
-    from {{ ref('fct_message_observations') }}
-    where {{ incremental_window() }}
+    {{ changed_days([(ref('fct_messages'), 'date_key'), (ref('fct_message_observations'), 'posted_date_key')]) }}
 
 ),
 

@@ -23,17 +23,7 @@
 -- rows and is deleted again by the post-hook in the same transaction.
 with changed_days as (
 
-    select
-        channel_key,
-        date_key
-    from {{ ref('fct_messages') }}
-    where {{ incremental_window() }}
-    union
-    select
-        channel_key,
-        date_key
-    from {{ ref('fct_message_reactions') }}
-    where {{ incremental_window() }}
+    {{ changed_days([(ref('fct_messages'), 'date_key'), (ref('fct_message_reactions'), 'date_key')]) }}
 
 ),
 

@@ -21,17 +21,7 @@ with changed_days as (
 
     -- days of messages (re)loaded since the last build, from the messages and from the
     -- facts read here (a partial build may have rebuilt one and not the other)
-    select
-        channel_key,
-        date_key
-    from {{ ref('fct_messages') }}
-    where {{ incremental_window() }}
-    union
-    select
-        channel_key,
-        date_key
-    from {{ ref('fct_product_prices') }}
-    where {{ incremental_window() }}
+    {{ changed_days([(ref('fct_messages'), 'date_key'), (ref('fct_product_prices'), 'date_key')]) }}
 
 ),
 

@@ -18,11 +18,7 @@
 -- so the slices with readings loaded since the last build are recomputed whole.
 with changed_days as (
 
-    select distinct
-        channel_key,
-        posted_date_key as date_key
-    from {{ ref('fct_message_observations') }}
-    where {{ incremental_window() }}
+    {{ changed_days([(ref('fct_message_observations'), 'posted_date_key')]) }}
 
 ),
 
