@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from chaos import report
-from chaos.baseline import Baseline, stage_steps
+from chaos.baseline import Baseline, run_start_index, stage_steps
 from chaos.docker_platform import engine_ready
 from chaos.platform import ROOT, LocalPlatform, log
 from chaos.progress import StageWatcher
@@ -51,9 +51,11 @@ def clean_baseline(platform: LocalPlatform) -> Baseline:
         snap,
         stage_steps(outcome.events),
         written=dict(watcher.totals),
+        started_at_event=run_start_index(outcome.events),
     )
     log(
-        f"clean run: SUCCESS in {outcome.seconds:.0f} s, {baseline.events} events, "
+        f"clean run: SUCCESS in {outcome.seconds:.0f} s, {baseline.events} events "
+        f"({baseline.started_at_event} before the run worker started), "
         f"stages wrote {baseline.written}"
     )
     for name, text in snap.summary().items():

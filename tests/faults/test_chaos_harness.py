@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from chaos import report
 from chaos.fake_telegram import StormClient
 from chaos.malformed import broken_exports, lake_files
-from chaos.progress import stage_command
+from chaos.progress import stage_command, without_timeout
 from chaos.snapshot import Snapshot, TableState, compare, lake_snapshot
 
 
@@ -161,6 +161,14 @@ def test_the_fake_telegram_answers_floodwait_on_every_third_call(tmp_path):
 )
 def test_stage_processes_are_recognised_by_their_command(argv, command):
     assert stage_command(argv) == command
+
+
+def test_a_stage_containers_command_is_read_past_its_timeout():
+    """Every stage runs under coreutils `timeout`: a container's command starts with it
+    (docker mode found no stage at all while it read only the first two words)."""
+    cmd = ["timeout", "--kill-after=15", "3600", "tgmed-scraper", "import-export", "/e/x"]
+    assert stage_command(without_timeout(cmd)) == "tgmed-scraper import-export /e/x"
+    assert without_timeout(["tgmed-yolo", "detect"]) == ["tgmed-yolo", "detect"]
 
 
 def test_lake_snapshot_counts_temp_files_marks_and_records(tmp_path):

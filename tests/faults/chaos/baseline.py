@@ -41,12 +41,24 @@ class Baseline:
     steps: list[StageStep] = field(default_factory=list)
     # stage command -> bytes it wrote (progress.StageWatcher)
     written: dict[str, int] = field(default_factory=dict)
+    # events written before the run worker started (the run's planned materializations
+    # and checks are logged when the run is created): a kill of the run worker is drawn
+    # after them, when there is a run worker to kill
+    started_at_event: int = 0
 
     def commands_of(self, prefix: str) -> list[str]:
         return sorted(c for c in self.written if c.startswith(prefix))
 
     def steps_of(self, command_prefix: str) -> list[StageStep]:
         return [s for s in self.steps if s.command.startswith(command_prefix)]
+
+
+def run_start_index(log: EventLog) -> int:
+    """How many events the run had when its run worker said it started."""
+    for index, event in enumerate(log.events):
+        if event.get("__typename") == "RunStartEvent":
+            return index
+    return 0
 
 
 def stage_steps(log: EventLog) -> list[StageStep]:

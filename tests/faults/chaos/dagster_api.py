@@ -58,6 +58,7 @@ query Events($runId: ID!, $cursor: String) {
         __typename
         ... on MessageEvent { message timestamp level stepKey }
         ... on ExecutionStepFailureEvent { error { message causes { message } } }
+        ... on ExecutionStepUpForRetryEvent { error { message causes { message } } }
         ... on RunFailureEvent { pipelineName }
       }
     }
@@ -98,6 +99,17 @@ class EventLog:
             if event["__typename"] in ("ExecutionStepFailureEvent", "ExecutionStepUpForRetryEvent"):
                 return int(event["timestamp"]) / 1000
         return None
+
+    def retries(self) -> list[str]:
+        """The error texts of every step set up for a retry."""
+        found = []
+        for event in self.events:
+            if event["__typename"] != "ExecutionStepUpForRetryEvent":
+                continue
+            error = event.get("error") or {}
+            found.append(error.get("message") or "")
+            found.extend(c.get("message") or "" for c in error.get("causes") or [])
+        return [f for f in found if f]
 
     def failures(self) -> list[str]:
         """Every failure text in the log: step failures (with their causes), the run's."""

@@ -27,7 +27,7 @@ from psycopg import sql
 from chaos.alerts import AlertReceiver
 from chaos.dagster_api import DagsterApi, EventLog, Run
 from chaos.platform import FORKSERVER, MODEL, ROOT, Outcome, TestSecrets, free_port, log
-from chaos.progress import stage_command
+from chaos.progress import stage_command, without_timeout
 from chaos.snapshot import Snapshot, snapshot
 
 LOCK = Path("/tmp/tgmed-docker.lock")
@@ -256,7 +256,7 @@ class DockerPlatform:
         for container in self.stage_containers():
             with contextlib.suppress(Exception):
                 pid = container.attrs["State"]["Pid"]
-                command = stage_command(container.attrs["Config"]["Cmd"] or [])
+                command = stage_command(without_timeout(container.attrs["Config"]["Cmd"] or []))
                 if pid and command:
                     found[pid] = command
         return found

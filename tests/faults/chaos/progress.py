@@ -29,6 +29,18 @@ def stage_command(argv: list[str]) -> str | None:
     return None
 
 
+def without_timeout(argv: list[str]) -> list[str]:
+    """The command coreutils `timeout` runs, from a stage container's command
+    (`timeout --kill-after=15 3600 tgmed-scraper ...`: every stage runs under it since
+    the stage timeouts; options are one word each there)."""
+    if not argv or Path(argv[0]).name != "timeout":
+        return argv
+    rest = argv[1:]
+    while rest and rest[0].startswith("-"):
+        rest = rest[1:]
+    return rest[1:]  # after the duration
+
+
 def written(process: psutil.Process) -> int:
     """Bytes written by the process and its children so far."""
     total = 0
@@ -183,6 +195,8 @@ def kill_when_written(
         return None, 0
     try:
         victim = step_process_of(process) if parent else process
+        if victim.status() == psutil.STATUS_ZOMBIE:  # it had exited: nothing to kill
+            return None, 0
         victim.kill()
     except psutil.NoSuchProcess:
         return None, 0
