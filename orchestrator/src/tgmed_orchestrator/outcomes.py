@@ -80,6 +80,12 @@ def reason(run: StageRun) -> tuple[str, bool]:
     return "the stage ended without reporting an outcome (retried)", True
 
 
+def summary_parts(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The summary and, for a load of several streams (`load telegram`), each stream's."""
+    streams = summary.get("streams") or []
+    return [summary, *(s for s in streams if isinstance(s, dict))]
+
+
 def details(run: StageRun) -> str:
     summary = run.summary or {}
     parts = []
@@ -90,8 +96,7 @@ def details(run: StageRun) -> str:
         parts.append("failing: " + "; ".join(str(f) for f in failures))
     elif isinstance(failures, dict) and failures:
         parts.append("failures: " + "; ".join(f"{k}: {v}" for k, v in failures.items()))
-    # a load of several streams (`load telegram`) nests each stream's summary
-    for part in [summary, *(s for s in summary.get("streams") or [] if isinstance(s, dict))]:
+    for part in summary_parts(summary):
         for key in ("quarantine_reasons", "failed_channels", "failed"):
             value = part.get(key)
             if isinstance(value, dict) and value:
@@ -129,7 +134,7 @@ def set_aside_lines(summary: dict[str, Any]) -> list[str]:
     line, where the stage knows it) and the reason: the loader's quarantined files, an
     import's failed exports and refused photos, a scrape's channels failed for good."""
     lines: list[str] = []
-    for part in [summary, *(s for s in summary.get("streams") or [] if isinstance(s, dict))]:
+    for part in summary_parts(summary):
         for key in ("quarantine_reasons", "failed", "failed_channels"):
             value = part.get(key)
             if isinstance(value, dict):

@@ -60,10 +60,16 @@ def load(
     check(launcher.launch(context, stages.init_db()))
     listed_at = time.time_ns()
     run = launcher.launch(context, stages.load(stream))
+    # what a partial load set aside goes on the first table's materialization
+    set_aside = set_aside_metadata([run]) if run.partial else {}
+
+    def ours(key: AssetKey) -> dict:
+        return {LISTED_AT: listed_at, **(set_aside if key == keys[0] else {})}
+
     results = [
         MaterializeResult(
             asset_key=r.asset_key,
-            metadata={**(r.metadata or {}), LISTED_AT: listed_at},
+            metadata={**(r.metadata or {}), **ours(r.asset_key)},
             data_version=r.data_version,
         )
         if isinstance(r, MaterializeResult)
@@ -75,7 +81,7 @@ def load(
         checked = {r.asset_key for r in results if isinstance(r, AssetCheckResult)}
         for key in keys:
             if key not in materialized:
-                metadata = {**fallback(run), LISTED_AT: listed_at}
+                metadata = {**fallback(run), **ours(key)}
                 results.insert(0, MaterializeResult(asset_key=key, metadata=metadata))
             if key not in checked:
                 results.append(
@@ -86,17 +92,6 @@ def load(
                         metadata={"files_quarantined": run.summary.get("quarantined", 0)},
                     )
                 )
-    if run.partial:
-        first = next(
-            i
-            for i, r in enumerate(results)
-            if isinstance(r, MaterializeResult) and r.asset_key == keys[0]
-        )
-        results[first] = MaterializeResult(
-            asset_key=keys[0],
-            metadata={**(results[first].metadata or {}), **set_aside_metadata([run])},
-            data_version=results[first].data_version,
-        )
     yield from results
     if not run.succeeded and not run.partial:
         raise failure(run)
