@@ -487,3 +487,55 @@ def test_a_stage_and_its_step_process_end_with_their_run(tmp_path, monkeypatch):
         listener.close()
         run.join(timeout=120)
     assert alive == [], f"still running after their run ended: {[p.pid for p in alive]}"
+
+
+RUN_WORKER = """
+import multiprocessing, os, sys, threading
+
+def step(ready):
+    import tgmed_orchestrator.definitions  # a step process loads the code location first
+    with open(ready, "w") as out:
+        out.write(str(os.getpid()))
+    threading.Event().wait()  # a step that never returns (or hangs at exit)
+
+if __name__ == "__main__":
+    process = multiprocessing.get_context(sys.argv[1]).Process(target=step, args=(sys.argv[2],))
+    process.start()
+    process.join()
+"""
+
+
+@pytest.mark.parametrize("start_method", ["spawn", "forkserver"])
+def test_a_step_process_dies_with_its_run_worker(tmp_path, start_method):
+    """Regression (fault suite, kill -9 of the run worker late in a run, local mode): the
+    run was marked FAILURE, but a step process that was not launching a stage (between
+    stages, in a check, blocked at exit) lived on, and on `forkserver` kept Python's
+    forkserver alive with it. A run worker (a real process starting a real step process
+    the way Dagster's multiprocess executor does, under both start methods) is killed
+    with SIGKILL while its step waits forever: every process it started must end."""
+    import os
+    import signal
+    import time
+
+    import psutil
+
+    script, ready = tmp_path / "run_worker.py", tmp_path / "step.pid"
+    script.write_text(RUN_WORKER)
+    worker = subprocess.Popen([sys.executable, str(script), start_method, str(ready)])
+    try:
+        deadline = time.monotonic() + 120
+        while not (ready.exists() and ready.read_text()) and time.monotonic() < deadline:
+            assert worker.poll() is None, "the run worker ended before its step started"
+            time.sleep(0.1)
+        assert ready.exists(), "the step process never loaded the code location"
+        started = psutil.Process(worker.pid).children(recursive=True)
+        assert int(ready.read_text()) in {p.pid for p in started}
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait()
+        _, alive = psutil.wait_procs(started, timeout=30)
+    finally:
+        worker.kill()
+    leftovers = [f"{p.pid} {' '.join(p.cmdline())[:80]}" for p in alive]
+    for process in alive:  # the test's own cleanup
+        process.kill()
+    assert leftovers == [], f"alive 30 s after their run worker was killed ({start_method})"

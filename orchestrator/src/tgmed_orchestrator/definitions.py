@@ -25,6 +25,7 @@ from tgmed_orchestrator.jobs import JOBS
 from tgmed_orchestrator.launchers import launcher_from_settings
 from tgmed_orchestrator.schedules import SCHEDULES
 from tgmed_orchestrator.sensors import SENSORS
+from tgmed_orchestrator.step_process import exit_with_the_run_worker
 
 ASSETS = [
     telegram_lake,
@@ -35,6 +36,9 @@ ASSETS = [
     pipeline_health,
 ]
 CHECKS = [newest_post_per_channel, *GATES]
+
+# a step process (a multiprocessing child of its run worker) dies with its run worker
+exit_with_the_run_worker()
 
 defs = Definitions(
     assets=ASSETS,
