@@ -177,7 +177,7 @@ requirements:  ## export each image's locked requirements from uv.lock (deploy/r
 images:  ## build every image offline (local base images, host wheelhouse; no registry needed)
 	bash deploy/offline/build.sh
 
-up:  ## start the platform with docker compose (.env: POSTGRES_PASSWORD, API_DB_PASSWORD, ...)
+up:  ## start the platform with docker compose (.env: POSTGRES_PASSWORD, WAREHOUSE_DB_PASSWORD, DAGSTER_DB_PASSWORD, API_DB_PASSWORD, ...)
 	DOCKER_GID=$$(stat -c %g /var/run/docker.sock) docker compose up -d --wait
 
 down:  ## stop the platform, and remove the run and stage containers its runs left

@@ -253,6 +253,36 @@ class Platform:
         )
         return json.loads(out.strip())
 
+    def check_roles(self) -> str:
+        """The warehouse's and Dagster's roles are ordinary roles, each confined to its
+        own database (what compose's postgres-roles service made)."""
+        query = (
+            "select string_agg(format('%s super=%s tgmed=%s dagster=%s', rolname, rolsuper,"
+            " has_database_privilege(rolname, 'tgmed', 'connect'),"
+            " has_database_privilege(rolname, 'dagster', 'connect')), '; ' order by rolname)"
+            " from pg_roles where rolname in ('tgmed', 'dagster', 'tgmed_api')"
+        )
+        got = self.compose(
+            "exec",
+            "-T",
+            "postgres",
+            "psql",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-tAc",
+            query,
+            capture=True,
+        ).strip()
+        expected = (
+            "dagster super=f tgmed=f dagster=t; tgmed super=f tgmed=t dagster=f; "
+            "tgmed_api super=f tgmed=t dagster=f"
+        )
+        if got != expected:
+            raise SystemExit(f"PostgreSQL roles: {got!r}, expected {expected!r}")
+        return f"roles: {got}"
+
     def marts(self) -> dict[str, int]:
         """Every mart's row count."""
         return mart_counts(
@@ -272,16 +302,20 @@ class Platform:
         )
 
 
-def platform_secrets_in(container: dict) -> list[str]:
-    """What a stage container must not have: the Docker socket (root on the host) or
-    Dagster's storage credentials (its run and event history, the daemon's state)."""
+def platform_secrets_in(container: dict, passwords: dict[str, str]) -> list[str]:
+    """What a stage container must not have: the Docker socket (root on the host),
+    Dagster's storage credentials (its run and event history, the daemon's state) or
+    the PostgreSQL superuser's, by variable name or by value (`passwords`: what each
+    is called -> its value), whatever variable holds it."""
     found = []
     for mount in container.get("Mounts") or []:
         if "docker.sock" in (mount.get("Source") or "") + (mount.get("Destination") or ""):
             found.append(f"the Docker socket ({mount.get('Source')})")
     for entry in container["Config"].get("Env") or []:
-        if entry.startswith(("DAGSTER_PG_URL=", "POSTGRES_PASSWORD=", "DAGSTER_HOME=")):
-            found.append(f"the variable {entry.split('=', 1)[0]}")
+        name, _, value = entry.partition("=")
+        if name in ("DAGSTER_PG_URL", "POSTGRES_PASSWORD", "DAGSTER_DB_PASSWORD", "DAGSTER_HOME"):
+            found.append(f"the variable {name}")
+        found += [f"{what} (in {name})" for what, secret in passwords.items() if secret in value]
     return found
 
 
@@ -328,6 +362,8 @@ def main() -> int:
     socket_gid = str(Path("/var/run/docker.sock").stat().st_gid)
     env = {
         "POSTGRES_PASSWORD": secrets.token_urlsafe(18),
+        "WAREHOUSE_DB_PASSWORD": secrets.token_urlsafe(18),
+        "DAGSTER_DB_PASSWORD": secrets.token_urlsafe(18),
         "API_DB_PASSWORD": secrets.token_urlsafe(18),
         "POSTGRES_IMAGE": "tgmed-postgres:latest",
         "PYTHON_IMAGE": "tgmed/python-base:bookworm",
@@ -348,6 +384,10 @@ def main() -> int:
     env_file.chmod(0o600)
     platform = Platform(env_file, env)
     try:
+        # a fresh platform: whatever an earlier `--keep` or interrupted run left (its
+        # database volume may predate the roles postgres-roles makes)
+        sh("bash", "deploy/prune-containers.sh", "--all")
+        platform.compose("down", "-v", "--remove-orphans")
         fill_volume("tgmed-exports", sample / "exports", "tgmed-scraper:latest")
         fill_volume("tgmed-models", MODEL.parent, "tgmed-scraper:latest")
         log("docker compose up -d --wait")
@@ -367,10 +407,15 @@ def main() -> int:
             if not got.startswith(image):
                 raise SystemExit(f"stage {stage} did not run in its own image {image}: {stages}")
         log(f"{len(containers)} stage containers, images: {sorted(set(stages.values()))}")
+        platform_passwords = {
+            "Dagster's storage password": env["DAGSTER_DB_PASSWORD"],
+            "the PostgreSQL superuser's password": env["POSTGRES_PASSWORD"],
+        }
         for container in containers:
-            if leaked := platform_secrets_in(container):
+            if leaked := platform_secrets_in(container, platform_passwords):
                 raise SystemExit(f"stage container {container['Name']} has {', '.join(leaked)}")
         log("no stage container has the Docker socket or Dagster's storage credentials")
+        log(platform.check_roles())
         log(platform.check_assets(run_id))
 
         first = platform.mart_counts()

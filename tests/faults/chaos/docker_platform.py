@@ -113,7 +113,9 @@ class DockerPlatform:
     def compose_env(self) -> dict[str, str]:
         socket_gid = str(Path("/var/run/docker.sock").stat().st_gid)
         return {
-            "POSTGRES_PASSWORD": self.secrets.database_password,
+            "POSTGRES_PASSWORD": self.secrets.superuser_password,
+            "WAREHOUSE_DB_PASSWORD": self.secrets.database_password,
+            "DAGSTER_DB_PASSWORD": self.secrets.storage_password,
             "API_DB_PASSWORD": self.secrets.api_db_password,
             "TELEGRAM_API_ID": "12345",
             "TELEGRAM_API_HASH": self.secrets.telegram_api_hash,
@@ -339,8 +341,9 @@ class DockerPlatform:
 
     # --- scenario 7 -----------------------------------------------------------------
     def scan_containers(self, row: Any) -> None:
-        """No stage container may have the Docker socket or Dagster's storage
-        credentials; no image may carry a secret or a secrets file."""
+        """No stage container may have the Docker socket, Dagster's storage credentials
+        or the PostgreSQL superuser's password; no image may carry a secret or a
+        secrets file."""
         daemon = self.client.containers.list(
             filters={
                 "label": [
@@ -376,6 +379,8 @@ class DockerPlatform:
                     f"stage container {name} holds the password of Dagster's storage role "
                     "(its DATABASE_URL uses the same role as DAGSTER_PG_URL)"
                 )
+            if any(self.secrets.superuser_password in e for e in env):
+                row.problems.append(f"stage container {name} holds the superuser's password")
         row.trials += len(inspected)
         images = [f"tgmed-{name}:{self.tag}" for name in IMAGES]
         values = self.secrets.values()

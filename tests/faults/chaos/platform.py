@@ -91,6 +91,9 @@ class TestSecrets:
     telegram_session: str = field(default_factory=lambda: _random_session())
     api_db_password: str = field(default_factory=lambda: "apipw-" + secrets.token_hex(12))
     webhook_token: str = field(default_factory=lambda: "hook-" + secrets.token_hex(12))
+    # docker mode: Dagster's storage role and the server's superuser (compose's roles)
+    storage_password: str = field(default_factory=lambda: "dagpw-" + secrets.token_hex(12))
+    superuser_password: str = field(default_factory=lambda: "pgpw-" + secrets.token_hex(12))
 
     def values(self) -> dict[str, str]:
         return dict(vars(self))

@@ -1,2 +1,0 @@
--- Dagster's run, event-log and schedule storage: its own database on the warehouse server
-create database dagster;
