@@ -24,8 +24,9 @@ Nothing of a run outlives it (found by the fault suite, docs/reliability.md): a 
 killed by a signal reports 128 + signal in every mode (kill -9: 137, not retried); in
 local mode the stage and its `timeout` die with their step process (PR_SET_PDEATHSIG via
 util-linux `setpriv`), the step process exits when its run has ended and when its run
-worker dies (step_process.py); in docker mode a stage may have a memory limit, an OOM-killed stage says so,
-and the stage containers of finished runs are stopped before the next stage starts.
+worker dies (step_process.py); in docker mode a stage may have a memory limit, an
+OOM-killed stage says so, and the stage containers of finished runs are stopped before
+the next stage starts.
 """
 
 from __future__ import annotations
