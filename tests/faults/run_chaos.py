@@ -19,6 +19,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -86,27 +87,66 @@ def run_mode(platform, names: list[str], rng: random.Random, trials: int) -> lis
     return rows
 
 
-def docker_rows(
-    names: list[str], workdir: Path, local: LocalPlatform, rng: random.Random, trials: int
-) -> list[Row]:
-    wanted = [n for n in names if "docker" in SCENARIOS[n].modes]
-    if not wanted:
-        return []
-    reason = engine_ready()
-    if reason is None:
+class DockerMode:
+    """Docker mode's platform, brought up in the background (the engine's lock, the
+    volumes, `compose up --wait`, the API: about a minute spent waiting on containers)
+    and its images scanned for secrets (scenario 7: they never change during a session)
+    while the local scenarios run; its scenarios run after theirs."""
+
+    def __init__(self, names: list[str], workdir: Path, local: LocalPlatform) -> None:
+        self.wanted = [n for n in names if "docker" in SCENARIOS[n].modes]
+        self.workdir, self.local = workdir, local
+        self.platform = None
+        self.reason: str | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._start, name="docker-mode", daemon=True)
+
+    def start(self) -> None:
+        if self.wanted:
+            self.thread.start()
+
+    def _start(self) -> None:
+        try:
+            self._bring_up()
+        except BaseException as error:  # raised where the rows are asked for
+            self.error = error
+
+    def _bring_up(self) -> None:
+        self.reason = engine_ready()
+        if self.reason is not None:
+            return
         from chaos.docker_platform import DockerPlatform
 
-        platform = DockerPlatform(workdir / "docker", local)
+        platform = DockerPlatform(self.workdir / "docker", self.local)
         log("waiting for the shared Docker engine's lock (/tmp/tgmed-docker.lock)")
-        if platform.lock(timeout=30 * 60):
-            try:
-                platform.start()
-                return run_mode(platform, wanted, rng, trials)
-            finally:
-                platform.close()
-        reason = "the Docker engine stayed busy (lock held) for 30 minutes"
-    log(f"docker mode skipped: {reason}")
-    return [Row(SCENARIOS[n].title, "docker", skipped=reason) for n in wanted]
+        if not platform.lock(timeout=30 * 60):
+            self.reason = "the Docker engine stayed busy (lock held) for 30 minutes"
+            platform.close()
+            return
+        self.platform = platform
+        platform.start()
+        log("docker mode is up (brought up beside the local scenarios)")
+        if "secrets" in self.wanted:
+            began = time.monotonic()
+            platform.scan_images()
+            log(f"docker mode's images scanned for secrets in {time.monotonic() - began:.0f} s")
+
+    def rows(self, rng: random.Random, trials: int) -> list[Row]:
+        if not self.wanted:
+            return []
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        if self.platform is None:
+            log(f"docker mode skipped: {self.reason}")
+            return [Row(SCENARIOS[n].title, "docker", skipped=self.reason) for n in self.wanted]
+        return run_mode(self.platform, self.wanted, rng, trials)
+
+    def close(self) -> None:
+        if self.thread.is_alive():
+            self.thread.join()
+        if self.platform is not None:
+            self.platform.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,7 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ci", action="store_true", help="only the scenarios under 5 minutes")
     parser.add_argument("--trials", type=int, default=20, help="kill -9 trials (default 20)")
     parser.add_argument(
-        "--docker-trials", type=int, default=6, help="of those, in docker mode (default 6)"
+        "--docker-trials",
+        type=int,
+        default=5,
+        help="of those, in docker mode (default 5: the run worker and each stage's container)",
     )
     parser.add_argument("--no-docker", action="store_true", help="local mode only")
     parser.add_argument("--docker-only", action="store_true", help="docker mode only")
@@ -154,15 +197,17 @@ def main(argv: list[str] | None = None) -> int:
     log(f"scenarios {names}, seed {seed}, {started_machine}")
     rows: list[Row] = []
     local = LocalPlatform(workdir)
+    docker_mode = DockerMode(names if docker else [], workdir, local)
     try:
         local.prepare()  # the sample and the fake Telegram's configuration, for both modes
+        docker_mode.start()
         if not args.docker_only:
             local.start()
             rows += run_mode(local, names, rng, args.trials - docker_trials)
             local.stop()
-        if docker:
-            rows += docker_rows(names, workdir, local, rng, docker_trials)
+        rows += docker_mode.rows(rng, docker_trials)
     finally:
+        docker_mode.close()
         local.close()
         if not args.keep and args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
