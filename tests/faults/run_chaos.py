@@ -14,6 +14,8 @@ failure detected and alerted within 2 minutes), 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import random
 import shutil
 import signal
@@ -88,65 +90,75 @@ def run_mode(platform, names: list[str], rng: random.Random, trials: int) -> lis
 
 
 class DockerMode:
-    """Docker mode's platform, brought up in the background (the engine's lock, the
-    volumes, `compose up --wait`, the API: about a minute spent waiting on containers)
-    and its images scanned for secrets (scenario 7: they never change during a session)
-    while the local scenarios run; its scenarios run after theirs."""
+    """Docker mode: its scenarios run after the local ones, on a platform brought up
+    then (its containers' health checks would slow the local runs). Its images are
+    scanned for secrets (scenario 7) before that, by a thread at the lowest priority
+    while the local scenarios run: the suite never builds or changes an image, and the
+    scan is a minute or more of `docker save` (the yolo image alone is 6.5 GB)."""
 
     def __init__(self, names: list[str], workdir: Path, local: LocalPlatform) -> None:
         self.wanted = [n for n in names if "docker" in SCENARIOS[n].modes]
         self.workdir, self.local = workdir, local
         self.platform = None
         self.reason: str | None = None
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._start, name="docker-mode", daemon=True)
+        self.locked = False
+        self.scan = threading.Thread(target=self._scan_images, name="image-scan", daemon=True)
 
     def start(self) -> None:
-        if self.wanted:
-            self.thread.start()
-
-    def _start(self) -> None:
-        try:
-            self._bring_up()
-        except BaseException as error:  # raised where the rows are asked for
-            self.error = error
-
-    def _bring_up(self) -> None:
+        """The engine and the images checked; the image scan started."""
+        if not self.wanted:
+            return
         self.reason = engine_ready()
         if self.reason is not None:
             return
         from chaos.docker_platform import DockerPlatform
 
-        platform = DockerPlatform(self.workdir / "docker", self.local)
-        log("waiting for the shared Docker engine's lock (/tmp/tgmed-docker.lock)")
-        if not platform.lock(timeout=30 * 60):
-            self.reason = "the Docker engine stayed busy (lock held) for 30 minutes"
-            platform.close()
-            return
-        self.platform = platform
-        platform.start()
-        log("docker mode is up (brought up beside the local scenarios)")
+        self.platform = DockerPlatform(self.workdir / "docker", self.local)
         if "secrets" in self.wanted:
-            began = time.monotonic()
-            platform.scan_images()
-            log(f"docker mode's images scanned for secrets in {time.monotonic() - began:.0f} s")
+            self.scan.start()
+
+    def _scan_images(self) -> None:
+        with contextlib.suppress(OSError):  # this thread alone (a Linux task of its own)
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        began = time.monotonic()
+        try:
+            self.platform.scan_images()
+        except Exception as error:  # scenario 7 scans again and reports it
+            log(f"image scan failed, scenario 7 tries again: {type(error).__name__}: {error}")
+            return
+        log(f"docker mode's images scanned for secrets in {time.monotonic() - began:.0f} s")
 
     def rows(self, rng: random.Random, trials: int) -> list[Row]:
         if not self.wanted:
             return []
-        self.thread.join()
-        if self.error is not None:
-            raise self.error
-        if self.platform is None:
-            log(f"docker mode skipped: {self.reason}")
-            return [Row(SCENARIOS[n].title, "docker", skipped=self.reason) for n in self.wanted]
-        return run_mode(self.platform, self.wanted, rng, trials)
+        if self.platform is not None:
+            if self.scan.is_alive():
+                self.scan.join()
+            log("waiting for the shared Docker engine's lock (/tmp/tgmed-docker.lock)")
+            if self.platform.lock(timeout=30 * 60):
+                self.locked = True
+                self.platform.start()
+                return run_mode(self.platform, self.wanted, rng, trials)
+            self.reason = "the Docker engine stayed busy (lock held) for 30 minutes"
+        log(f"docker mode skipped: {self.reason}")
+        return [Row(SCENARIOS[n].title, "docker", skipped=self.reason) for n in self.wanted]
 
     def close(self) -> None:
-        if self.thread.is_alive():
-            self.thread.join()
-        if self.platform is not None:
-            self.platform.close()
+        if self.scan.is_alive():
+            self.scan.join()
+        if self.platform is None:
+            return
+        if self.locked:
+            self.platform.close()  # its logs saved, compose down, the lock released
+        else:  # never brought up: the engine may be another session's
+            self.platform.receiver.close()
+
+
+def stop(*_: object) -> None:
+    """SIGTERM: exit through the `finally` that takes the platforms down; a second TERM
+    (`uv run` forwards the one a `pkill` also sent it) must not cut that short."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(143)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # stopped from outside (or started in the background, where SIGINT is ignored): the
     # platforms are still taken down (finally below)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     names = list(SCENARIOS)
     if args.only:
