@@ -90,11 +90,11 @@ def run_mode(platform, names: list[str], rng: random.Random, trials: int) -> lis
 
 
 class DockerMode:
-    """Docker mode: its scenarios run after the local ones, on a platform brought up
-    then (its containers' health checks would slow the local runs). Its images are
-    scanned for secrets (scenario 7) before that, by a thread at the lowest priority
-    while the local scenarios run: the suite never builds or changes an image, and the
-    scan is a minute or more of `docker save` (the yolo image alone is 6.5 GB)."""
+    """Docker mode: its scenarios run in a thread beside the local ones (`--serial`:
+    after them). Its images are scanned for secrets (scenario 7) by a thread of their
+    own at the lowest priority from the start: the suite never builds or changes an
+    image, and the scan is a minute or more of `docker save` (the yolo image alone is
+    6.5 GB)."""
 
     def __init__(self, names: list[str], workdir: Path, local: LocalPlatform) -> None:
         self.wanted = [n for n in names if "docker" in SCENARIOS[n].modes]
@@ -102,6 +102,9 @@ class DockerMode:
         self.platform = None
         self.reason: str | None = None
         self.locked = False
+        self.runner: threading.Thread | None = None
+        self.result: list[Row] = []
+        self.error: BaseException | None = None
         self.scan = threading.Thread(target=self._scan_images, name="image-scan", daemon=True)
 
     def start(self) -> None:
@@ -128,12 +131,34 @@ class DockerMode:
             return
         log(f"docker mode's images scanned for secrets in {time.monotonic() - began:.0f} s")
 
+    def start_scenarios(self, rng: random.Random, trials: int) -> None:
+        """Docker mode's scenarios in a thread of their own, beside the local ones (the
+        two platforms share nothing but the machine; faults are placed by progress, so
+        a busier machine moves no fault); `rows` waits for them."""
+        if not self.wanted or self.platform is None:
+            return
+
+        def scenarios() -> None:
+            try:
+                self.result = self._scenarios(rng, trials)
+            except BaseException as error:  # raised where the rows are asked for
+                self.error = error
+
+        self.runner = threading.Thread(target=scenarios, name="docker", daemon=True)
+        self.runner.start()
+
     def rows(self, rng: random.Random, trials: int) -> list[Row]:
+        if self.runner is None:
+            return self._scenarios(rng, trials)
+        self.runner.join()
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+    def _scenarios(self, rng: random.Random, trials: int) -> list[Row]:
         if not self.wanted:
             return []
         if self.platform is not None:
-            if self.scan.is_alive():
-                self.scan.join()
             log("waiting for the shared Docker engine's lock (/tmp/tgmed-docker.lock)")
             if self.platform.lock(timeout=30 * 60):
                 self.locked = True
@@ -144,6 +169,8 @@ class DockerMode:
         return [Row(SCENARIOS[n].title, "docker", skipped=self.reason) for n in self.wanted]
 
     def close(self) -> None:
+        if self.runner is not None and self.runner.is_alive():
+            self.runner.join(timeout=60)  # interrupted: the platform goes down regardless
         if self.scan.is_alive():
             self.scan.join()
         if self.platform is None:
@@ -174,6 +201,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-docker", action="store_true", help="local mode only")
     parser.add_argument("--docker-only", action="store_true", help="docker mode only")
+    parser.add_argument(
+        "--serial",
+        action="store_true",
+        help="docker mode's scenarios after the local ones (default: beside them)",
+    )
     parser.add_argument("--seed", type=int, default=None, help="random points (default: time)")
     parser.add_argument("--workdir", type=Path, help="work folder (default: a new temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
@@ -210,14 +242,18 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     local = LocalPlatform(workdir)
     docker_mode = DockerMode(names if docker else [], workdir, local)
+    # each mode draws its own points: a seed gives the same draws whatever the interleaving
+    docker_rng = random.Random(f"{seed}-docker")
     try:
         local.prepare()  # the sample and the fake Telegram's configuration, for both modes
         docker_mode.start()
+        if not args.serial:
+            docker_mode.start_scenarios(docker_rng, docker_trials)
         if not args.docker_only:
             local.start()
             rows += run_mode(local, names, rng, args.trials - docker_trials)
             local.stop()
-        rows += docker_mode.rows(rng, docker_trials)
+        rows += docker_mode.rows(docker_rng, docker_trials)
     finally:
         docker_mode.close()
         local.close()

@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,7 @@ class DockerPlatform:
         self.env_file = workdir / "docker.env"
         self._lock_file: Any = None
         self._image_findings: dict[str, list[str]] | None = None
+        self._scan_lock = threading.Lock()
         self.lake = Path()
         self.url = ""
         self.dagster = None  # no local process tree
@@ -193,10 +195,16 @@ class DockerPlatform:
         )
         return container
 
-    def _warehouse_url(self) -> str:
+    def _warehouse_url(self, superuser: bool = False) -> str:
+        """The warehouse role's URL (what the stages get), or the superuser's on the
+        `postgres` database (resetting the warehouse between trials)."""
         container = self._postgres()
         container.reload()
         address = container.attrs["NetworkSettings"]["Networks"]["tgmed"]["IPAddress"]
+        if superuser:
+            return (
+                f"postgresql://postgres:{self.secrets.superuser_password}@{address}:5432/postgres"
+            )
         return f"postgresql://tgmed:{self.secrets.database_password}@{address}:5432/tgmed"
 
     def down(self) -> None:
@@ -226,10 +234,13 @@ class DockerPlatform:
                 shutil.rmtree(entry)
             else:
                 entry.unlink()
-        server = self.url.rsplit("/", 1)[0] + "/postgres"
-        with psycopg.connect(server, autocommit=True) as conn:
+        # the warehouse role may not drop its database from under the API's sessions:
+        # the superuser does, as compose's postgres-roles made it (tgmed owns it; the
+        # init-db stage of the next run grants the API's role again)
+        with psycopg.connect(self._warehouse_url(superuser=True), autocommit=True) as conn:
             conn.execute(sql.SQL("drop database if exists tgmed with (force)"))
-            conn.execute(sql.SQL("create database tgmed"))
+            conn.execute(sql.SQL("create database tgmed owner tgmed"))
+            conn.execute(sql.SQL("revoke all on database tgmed from public"))
 
     def snapshot(self) -> Snapshot:
         return snapshot(self.lake, self.url, ROOT / "dbt")
@@ -394,11 +405,12 @@ class DockerPlatform:
         The suite never builds or changes an image, so run_chaos.py scans them while
         the local scenarios run (about a minute of `docker save`) and scenario 7 reads
         the result."""
-        if self._image_findings is None:
-            values = self.secrets.values()
-            images = [f"tgmed-{name}:{self.tag}" for name in IMAGES]
-            self._image_findings = {image: scan_image(image, values) for image in images}
-        return self._image_findings
+        with self._scan_lock:  # scenario 7 waits for a scan under way, then reads it
+            if self._image_findings is None:
+                values = self.secrets.values()
+                images = [f"tgmed-{name}:{self.tag}" for name in IMAGES]
+                self._image_findings = {image: scan_image(image, values) for image in images}
+            return self._image_findings
 
 
 def scan_image(image: str, secrets: dict[str, str]) -> list[str]:

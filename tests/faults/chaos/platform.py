@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +55,11 @@ def free_port() -> int:
 
 
 def log(message: str) -> None:
-    print(f"[chaos {time.strftime('%H:%M:%S')}] {message}", flush=True)
+    """A timestamped line; lines of docker mode's thread (beside the local scenarios)
+    say so."""
+    thread = threading.current_thread()
+    where = "" if thread is threading.main_thread() else f" {thread.name}"
+    print(f"[chaos {time.strftime('%H:%M:%S')}{where}] {message}", flush=True)
 
 
 @dataclass
