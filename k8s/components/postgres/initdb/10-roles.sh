@@ -17,6 +17,16 @@ set -eu
 : "${WAREHOUSE_DB_PASSWORD:?set WAREHOUSE_DB_PASSWORD (Kubernetes: the Secret tgmed-postgres; compose: .env)}"
 : "${DAGSTER_DB_PASSWORD:?set DAGSTER_DB_PASSWORD (Kubernetes: the Secret tgmed-postgres; compose: .env)}"
 : "${API_DB_PASSWORD:?set API_DB_PASSWORD (Kubernetes: the Secret tgmed-postgres; compose: .env)}"
+legacy="the role tgmed is this server's superuser: its data volume was made before the
+warehouse, Dagster and the API had roles of their own. Move the data to a new volume
+(README, \"Containers\": a volume made before the roles), then start again."
+# compose's volumes made before this script have no role postgres (their superuser is
+# tgmed, with the same password): say so rather than "password authentication failed"
+if ! psql -q -U "${POSTGRES_USER:-postgres}" -d postgres -c 'select 1' >/dev/null 2>&1 &&
+    [ "$(psql -Atq -U tgmed -d tgmed -c 'select rolsuper from pg_roles where rolname = current_user' 2>/dev/null)" = t ]; then
+    echo "$legacy" >&2
+    exit 3
+fi
 psql -v ON_ERROR_STOP=1 -q -U "${POSTGRES_USER:-postgres}" -d postgres \
     -v warehouse_password="$WAREHOUSE_DB_PASSWORD" \
     -v dagster_password="$DAGSTER_DB_PASSWORD" \
