@@ -4,6 +4,7 @@
     tgmed-orchestrator launch JOB [--config F]    run a job now, recorded in DAGSTER_HOME
     tgmed-orchestrator status                     schedules and sensors: on or off, last tick
     tgmed-orchestrator runs [--limit N]           the latest runs and how they ended
+    tgmed-orchestrator terminate RUN_ID           end a queued or running run (a prefix will do)
     tgmed-orchestrator check-ui [--url U] [--job J]  the UI answers and shows J's last run SUCCESS
 
 `launch` submits the run the way the UI does: created through the code location and
@@ -21,6 +22,12 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
+
+
+def _in_progress():
+    from dagster import DagsterRunStatus
+
+    return [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
 
 
 def _defs():
@@ -126,6 +133,67 @@ def runs(limit: int) -> int:
     return 0
 
 
+TERMINATE_WAIT_SECONDS = 30
+
+
+def terminate(prefix: str) -> int:
+    """End a run: a queued one is canceled; a running one is asked to stop through its
+    code server; one whose run worker is gone (run_launcher.py) is marked FAILURE at once,
+    as run monitoring would; one that does not stop within TERMINATE_WAIT_SECONDS is
+    marked CANCELED (its processes, if any are left, are the user's to stop)."""
+    import time
+
+    from dagster import DagsterRunStatus, RunsFilter
+
+    from tgmed_orchestrator.run_launcher import WorkerStatus
+
+    active = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, *_in_progress()]
+    with _instance() as instance:
+        found = [
+            r
+            for r in instance.get_runs(filters=RunsFilter(statuses=active))
+            if r.run_id.startswith(prefix)
+        ]
+        if len(found) != 1:
+            what = "no queued or running run" if not found else f"{len(found)} runs"
+            print(f"terminate: {what} with an id starting {prefix!r}", file=sys.stderr)
+            return 2
+        run = found[0]
+        name = f"{run.job_name} {run.run_id[:8]}"
+        launcher = instance.run_launcher
+        if run.status in (DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED):
+            instance.report_run_canceled(run, "canceled while queued (terminate)")
+            print(f"{name}: canceled (it was queued)")
+            return 0
+        if launcher.supports_check_run_worker_health:
+            health = launcher.check_run_worker_health(run)
+            if health.status == WorkerStatus.FAILED:
+                instance.report_run_failed(
+                    run, f"Marked failed by tgmed-orchestrator terminate: {health.msg}"
+                )
+                print(f"{name}: FAILURE ({health.msg})")
+                return 0
+        try:
+            asked = launcher.terminate(run.run_id)
+        except Exception as error:  # its code server is gone: nobody can stop it politely
+            asked = False
+            print(f"{name}: its code server did not answer ({type(error).__name__})")
+        deadline = time.monotonic() + (TERMINATE_WAIT_SECONDS if asked else 0)
+        while time.monotonic() < deadline:
+            current = instance.get_run_by_id(run.run_id)
+            if current is None or current.is_finished:
+                print(f"{name}: {current.status.value if current else 'gone'}")
+                return 0
+            time.sleep(0.5)
+        current = instance.get_run_by_id(run.run_id)
+        if current is not None and not current.is_finished:
+            instance.report_run_canceled(
+                current, "marked canceled by tgmed-orchestrator terminate: it did not stop"
+            )
+        print(f"{name}: CANCELED (marked: it did not stop by itself)")
+        return 0
+
+
 RUNS_QUERY = """
 query Runs($job: String!) {
   runsOrError(filter: {pipelineName: $job}, limit: 5) {
@@ -217,7 +285,11 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--job", default="telegram_pipeline")
     check.add_argument("--wait", type=float, default=120, help="seconds to wait for the UI")
     check.add_argument("--location", help="check the job's page within this code location (tgmed)")
+    end = commands.add_parser("terminate", help="end a queued or running run")
+    end.add_argument("run_id", help="the run's id, or its first characters")
     args = parser.parse_args(argv)
+    if args.command == "terminate":
+        return terminate(args.run_id)
     if args.command == "check-ui":
         return check_ui(args.url.rstrip("/"), args.job, args.wait, args.location)
     if args.command == "jobs":

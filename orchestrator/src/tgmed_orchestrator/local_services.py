@@ -13,7 +13,10 @@ Who takes runs off this instance's queue, in this order:
    them in order), logging to DAGSTER_HOME/tgmed-logs/.
 
 A launch command killed with -9 cannot stop what it started: the next one to take the
-lock finds their process groups in the state file and stops them first.
+lock finds their process groups in the state file and stops them first. Its daemon's
+last heartbeat stays fresh for up to HEARTBEAT_FRESH_SECONDS after a kill: the state
+file names that daemon (recorded once its first heartbeat appears), so the next command
+does not take a dead daemon for a live one and wait on it.
 """
 
 from __future__ import annotations
@@ -124,6 +127,7 @@ class Services:
     started_at: float
     processes: list[subprocess.Popen] = field(default_factory=list)
     log: IO[bytes] | None = None
+    daemon_id: str = ""
 
     def may_serve(self, run: DagsterRun) -> bool:
         """Whether an in-progress run runs (or may be about to run) on this code server:
@@ -133,6 +137,20 @@ class Services:
         if info is None:
             return run.status == DagsterRunStatus.STARTING
         return str(self.socket) in info
+
+    def note_daemon(self, instance: DagsterInstance) -> None:
+        """Record our daemon's id in the state file once it has written a heartbeat."""
+        if self.daemon_id:
+            return
+        beat = instance.get_daemon_heartbeats().get(QUEUE_DAEMON)
+        if beat is None or beat.timestamp < self.started_at or not beat.daemon_id:
+            return
+        self.daemon_id = beat.daemon_id
+        state = self.home / STATE_FILE
+        with contextlib.suppress(OSError, ValueError):
+            recorded = json.loads(state.read_text())
+            recorded["daemon_id"] = self.daemon_id
+            state.write_text(json.dumps(recorded))
 
     def dead(self) -> str | None:
         for process in self.processes:
@@ -177,6 +195,17 @@ class ServicesLock:
             fcntl.flock(self.handle, fcntl.LOCK_UN)
             self.handle.close()
             self.handle = None
+
+
+def forget_dead_launch(home: Path) -> None:
+    """Called by the holder of the lock: a state file left means its launch command died
+    (a clean stop removes it), so its daemon, alive as an orphan or dead, serves nobody:
+    its heartbeat no longer counts as a live daemon (its processes are stopped by
+    start_services)."""
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        daemon_id = json.loads((home / STATE_FILE).read_text())["daemon_id"]
+        stopped = sorted(_stopped_daemons(home) | {daemon_id})[-50:]
+        (home / STOPPED_FILE).write_text(json.dumps(stopped))
 
 
 def _stop_leftovers(home: Path) -> list[int]:

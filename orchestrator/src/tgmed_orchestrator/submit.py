@@ -41,6 +41,7 @@ from dagster import (
 from tgmed_orchestrator.local_services import (
     ServicesLock,
     dagster_bin,
+    forget_dead_launch,
     live_daemon,
     python_module_workspace,
     start_services,
@@ -215,15 +216,90 @@ def submit(
         raise SubmitError(f"dagster job launch {job} failed ({done.returncode}):\n{tail}")
 
 
-def _blockers(instance: DagsterInstance, run) -> str:
-    """Why a queued run waits, when a run holding its warehouse slot is the reason."""
+QUEUED_REMINDER_SECONDS = 60.0  # a run still queued says so again, with the wait so far
+
+
+def _blockers(instance: DagsterInstance, run) -> list:
+    """The runs holding the warehouse slot a queued run waits for (its tag's limit)."""
     if WAREHOUSE_TAG not in run.tags:
-        return ""
-    running = instance.get_runs(
+        return []
+    records = instance.get_run_records(
         filters=RunsFilter(statuses=IN_PROGRESS, tags={WAREHOUSE_TAG: run.tags[WAREHOUSE_TAG]})
     )
-    others = [f"{r.job_name} {r.run_id[:8]}" for r in running if r.run_id != run.run_id]
-    return f" behind {', '.join(others)} ({WAREHOUSE_TAG}: one at a time)" if others else ""
+    return [r for r in records if r.dagster_run.run_id != run.run_id]
+
+
+def _clock(timestamp: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(timestamp))
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def queued_line(blockers: list, now: float, queued_at: float) -> str:
+    """What a queued run waits for: which runs, in which state since when, and what to do
+    if one of them is dead."""
+    waited = f"waiting {_minutes(now - queued_at)}"
+    if not blockers:
+        return "queued" if now - queued_at < 1 else f"queued ({waited})"
+    parts = []
+    for record in blockers:
+        run = record.dagster_run
+        since = record.start_time or record.create_timestamp.timestamp()
+        parts.append(
+            f"{run.job_name} {run.run_id[:8]} ({run.status.value} since {_clock(since)}, "
+            f"{_minutes(now - since)} ago)"
+        )
+    first = blockers[0].dagster_run.run_id[:8]
+    return (
+        f"queued behind {', '.join(parts)} ({WAREHOUSE_TAG}: one at a time; {waited}). "
+        "If that run's processes are gone (a crash, a reboot), run monitoring marks it "
+        "FAILURE within a minute of the daemon's start; to end it yourself: "
+        f"tgmed-orchestrator terminate {first}"
+    )
+
+
+def _failure_reason(instance: DagsterInstance, run_id: str) -> str:
+    """The first line of a failed run's reason (its RUN_FAILURE event's message)."""
+    records = instance.get_records_for_run(
+        run_id, of_type=DagsterEventType.RUN_FAILURE, ascending=False, limit=1
+    ).records
+    entry = records[0].event_log_entry if records else None
+    message = entry and (entry.dagster_event.message or entry.user_message)
+    for line in (message or "").splitlines():
+        if line.strip():
+            return line.strip()[:300]
+    return ""
+
+
+@dataclass
+class QueueReport:
+    """The lines of a queued run: what it waits behind, again every minute, and how each
+    run it waited behind ended."""
+
+    blocking: dict[str, str] = field(default_factory=dict)  # run id -> "job id8"
+    said_at: float = 0.0
+    queued_at: float = field(default_factory=time.time)
+
+    def update(self, instance: DagsterInstance, run, reporter: RunReporter) -> None:
+        now = time.time()
+        queued = run.status == DagsterRunStatus.QUEUED
+        blockers = _blockers(instance, run) if queued else []
+        current = {r.dagster_run.run_id: r.dagster_run.job_name for r in blockers}
+        for run_id in self.blocking.keys() - current.keys():
+            ended = instance.get_run_by_id(run_id)
+            status = ended.status.value if ended else "gone"
+            reason = _failure_reason(instance, run_id) if status == "FAILURE" else ""
+            reporter.say(
+                f"{self.blocking[run_id]} {run_id[:8]} ended: {status}"
+                + (f": {reason}" if reason else "")
+            )
+        changed = current.keys() != self.blocking.keys()
+        self.blocking = current
+        if queued and (changed or now - self.said_at >= QUEUED_REMINDER_SECONDS):
+            reporter.say(queued_line(blockers, now, self.queued_at))
+            self.said_at = now
 
 
 @dataclass
@@ -246,6 +322,7 @@ class Launch:
         if self.services is not None:
             return
         if self.lock.try_acquire():
+            forget_dead_launch(self.home)
             if daemon := live_daemon(self.instance, self.home):
                 self.lock.release()
                 self.dequeuer = daemon
@@ -263,7 +340,7 @@ class Launch:
 
     def follow(self, run_id: str, reporter: RunReporter) -> DagsterRunStatus:
         cursor = None
-        said_queued = ""
+        queue = QueueReport()
         while True:
             page = self.instance.get_records_for_run(run_id, cursor=cursor, limit=1000)
             for record in page.records:
@@ -279,11 +356,9 @@ class Launch:
                 for record in page.records:
                     reporter.event(record.event_log_entry)
                 return run.status
+            if run.status == DagsterRunStatus.QUEUED or queue.blocking:
+                queue.update(self.instance, run, reporter)
             if run.status == DagsterRunStatus.QUEUED:
-                waiting = _blockers(self.instance, run)
-                if waiting != said_queued:
-                    reporter.say(f"queued{waiting}")
-                    said_queued = waiting
                 if self.services is None and self.dequeuer.startswith("a running"):
                     if not live_daemon(self.instance, self.home):
                         reporter.say("the daemon it relied on stopped; starting one")
@@ -292,6 +367,8 @@ class Launch:
                     self.lock.release()  # the other launch command has ended
                     reporter.say("the launch command it relied on ended; starting a daemon")
                     self.ensure_dequeuer()
+            if self.services is not None:
+                self.services.note_daemon(self.instance)
             if self.services is not None and (problem := self.services.dead()):
                 raise SubmitError(f"the Dagster services stopped: {problem}")
             time.sleep(POLL_SECONDS)
