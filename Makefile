@@ -13,6 +13,8 @@ PGDATA ?= data/pg
 LOG_DIR ?= data/logs
 # the embedded server's URL unless DATABASE_URL points elsewhere
 DB_URL = $${DATABASE_URL:-$$($(RUN) tgmed-devdb start --pgdata $(PGDATA) | sed -n 's/^DATABASE_URL=//p')}
+# after url="$(DB_URL)": stop when there is no database (tgmed-devdb said why above)
+NEED_URL = [ -n "$$url" ] || { echo "no database: the embedded PostgreSQL ($(PGDATA)) did not start (see above)" >&2; exit 1; }
 
 YOLO_VENV := .venv-yolo
 SHARED_MODEL := $(abspath ../shared/models/yolov8n_int8.onnx)
@@ -75,7 +77,7 @@ $(DAGSTER_HOME)/dagster.yaml: orchestrator/deploy/dagster.local.yaml
 	@cp $< $@
 
 pipeline: sample yolo-setup $(DAGSTER_HOME)/dagster.yaml  ## run telegram_pipeline on the sample (Dagster, local mode): exports -> lake -> detect -> PostgreSQL -> dbt marts
-	@url="$(DB_URL)"; \
+	@url="$(DB_URL)"; $(NEED_URL); \
 	DATABASE_URL="$$url" $(ORCH_ENV) $(RUN) tgmed-orchestrator launch telegram_pipeline
 	@echo "lake: $(LAKE_DIR) ($$(find $(LAKE_DIR)/raw/telegram_messages -name '*.jsonl' | wc -l) message files," \
 		"$$(find $(LAKE_DIR)/raw/telegram_media -type f | wc -l) photos); PostgreSQL keeps running ($(PGDATA): make db-stop)"
@@ -89,7 +91,7 @@ dagster-jobs: setup  ## list the Dagster jobs and their ops
 	@$(ORCH_ENV) $(RUN) tgmed-orchestrator jobs
 
 dagster-launch: $(DAGSTER_HOME)/dagster.yaml  ## run a job now: make dagster-launch JOB=transform [CONFIG=run.yaml]
-	@url="$(DB_URL)"; \
+	@url="$(DB_URL)"; $(NEED_URL); \
 	DATABASE_URL="$$url" $(ORCH_ENV) $(RUN) tgmed-orchestrator launch $(JOB) $(if $(CONFIG),--config $(CONFIG))
 
 dagster-status: $(DAGSTER_HOME)/dagster.yaml  ## schedules and sensors (on/off, last tick) and the latest runs
@@ -100,7 +102,7 @@ dbt-lineage: setup  ## after changing dbt models: the graph the orchestrator rea
 	$(RUN) tgmed-transform lineage --out orchestrator/src/tgmed_orchestrator/dbt_lineage.json
 
 warehouse:  ## load the lake into PostgreSQL and build the marts (dbt)
-	@url="$(DB_URL)"; \
+	@url="$(DB_URL)"; $(NEED_URL); \
 	DATABASE_URL="$$url" $(RUN) tgmed-loader init-db && \
 	DATABASE_URL="$$url" $(RUN) tgmed-loader load all && \
 	DATABASE_URL="$$url" $(RUN) tgmed-transform build && \

@@ -198,8 +198,8 @@ def test_a_pipeline_killed_whole_is_failed_and_the_next_run_recovers(clean, tmp_
         assert failed_after <= RECOVERY_BOUND_SECONDS, (failed_after, output)
         assert code == 0, output
         second = output.split(f"run {run_id} of telegram_pipeline submitted", 1)[1]
-        # the terminal said what the new run waited for, and how that run ended
-        assert re.search(rf"queued behind telegram_pipeline {run_id[:8]} \(STARTED", second)
+        # the terminal said how the dead run ended (found at the start, or while the new
+        # run was queued behind it), and why
         ended = re.search(rf"^telegram_pipeline {run_id[:8]} ended: FAILURE: (.+)$", second, re.M)
         assert ended, second
         assert "run worker" in ended[1] and "no longer exists" in ended[1], ended[1]

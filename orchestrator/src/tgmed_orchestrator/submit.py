@@ -48,6 +48,7 @@ from tgmed_orchestrator.local_services import (
     wait_for_socket,
 )
 from tgmed_orchestrator.outcomes import FAILURE_PREFIX
+from tgmed_orchestrator.run_launcher import WorkerStatus
 
 POLL_SECONDS = 0.5
 PROGRESS_EVERY = 15.0
@@ -273,6 +274,27 @@ def _failure_reason(instance: DagsterInstance, run_id: str) -> str:
     return ""
 
 
+def fail_dead_runs(instance: DagsterInstance, reporter: RunReporter) -> None:
+    """Before submitting: a run of this instance left STARTED by a run worker that is gone
+    (the platform killed, a reboot) is marked FAILURE now, with what was found, and the
+    terminal says so. The daemon's run monitoring does the same while it runs (it may
+    also be first: the run's status is read again just before)."""
+    launcher = instance.run_launcher
+    if not launcher.supports_check_run_worker_health:
+        return
+    for run in instance.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus.STARTED])):
+        health = launcher.check_run_worker_health(run)
+        if health.status != WorkerStatus.FAILED:
+            continue
+        current = instance.get_run_by_id(run.run_id)
+        if current is None or current.status != DagsterRunStatus.STARTED:
+            continue
+        instance.report_run_failed(
+            current, f"Detected run worker status {health}. Marking run {run.run_id} as failed."
+        )
+        reporter.say(f"{run.job_name} {run.run_id[:8]} ended: FAILURE: {health.msg}")
+
+
 @dataclass
 class QueueReport:
     """The lines of a queued run: what it waits behind, again every minute, and how each
@@ -434,6 +456,7 @@ def launch_job(
     status = None
     try:
         launch.ensure_dequeuer()
+        fail_dead_runs(instance, reporter)
         with tempfile.TemporaryDirectory(prefix="tgmed-submit-") as folder:
             submit(job, run_config, launch.workspace(Path(folder)), run_id, tags or {})
         reporter.say(f"run {run_id} of {job} submitted (taken off the queue by {launch.dequeuer})")

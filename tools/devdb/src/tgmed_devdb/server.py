@@ -7,8 +7,10 @@ The server outlives the process that started it; `stop()` ends it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import time
 import warnings
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -19,16 +21,67 @@ from psycopg import sql
 log = logging.getLogger(__name__)
 
 
+READY_TIMEOUT_SECONDS = 120  # crash recovery of a killed server replays its WAL first
+
+
 def start(pgdata: Path) -> str:
     """Start (or find running) the server for `pgdata`; returns the URL of its
-    `postgres` database."""
+    `postgres` database once it accepts connections (after a crash it first recovers)."""
     pgdata.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_lock(pgdata.resolve())
     with warnings.catch_warnings():  # platformdirs: "XDG_RUNTIME_DIR is not set" (harmless)
         warnings.simplefilter("ignore")
         import pgserver
 
         server = pgserver.get_server(pgdata.resolve(), cleanup_mode=None)
-    return server.get_uri()
+    url = server.get_uri()
+    _wait_accepting(url, pgdata)
+    return url
+
+
+def _remove_stale_lock(pgdata: Path) -> None:
+    """A server killed with -9 leaves postmaster.pid and its socket's lock file behind.
+    pgserver takes any live pid in them for a running server, and PostgreSQL refuses to
+    start while that pid exists: a killed postmaster not yet reaped (a zombie: seen here,
+    where the sandbox's pid 1 reaps late) or its pid taken by another program would keep
+    the server down, and `start` would hand out the URL of nothing."""
+    lock = pgdata / "postmaster.pid"
+    try:
+        lines = lock.read_text().splitlines()
+        pid = int(lines[0])
+    except (OSError, ValueError, IndexError):
+        return
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return  # no such process: pgserver and PostgreSQL handle that themselves
+    command = state[state.index("(") + 1 : state.rindex(")")]
+    zombie = state[state.rindex(")") + 2] in "ZX"
+    if not zombie and command.startswith("postgres"):
+        return
+    what = "a zombie" if zombie else command
+    log.warning("removing the stale %s (pid %d is %s)", lock, pid, what)
+    if len(lines) >= 5 and lines[3].strip().isdigit() and lines[4].strip():
+        socket_lock = Path(lines[4].strip()) / f".s.PGSQL.{lines[3].strip()}.lock"
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if int(socket_lock.read_text().split()[0]) == pid:
+                socket_lock.unlink()
+    lock.unlink(missing_ok=True)
+
+
+def _wait_accepting(url: str, pgdata: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while True:
+        try:
+            psycopg.connect(url, connect_timeout=5).close()
+            return
+        except psycopg.OperationalError as error:
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the embedded PostgreSQL of {pgdata} does not accept connections after "
+                    f"{READY_TIMEOUT_SECONDS} s ({error}); see its log {pgdata / 'log'}"
+                ) from error
+            time.sleep(0.2)
 
 
 def running(pgdata: Path) -> bool:
