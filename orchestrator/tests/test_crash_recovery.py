@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -26,7 +25,9 @@ from dagster import DagsterInstance, DagsterRunStatus
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "faults"))
 
-from chaos.snapshot import compare, snapshot  # noqa: E402  (the fault suite's own)
+# the fault suite's own helpers
+from chaos.leftovers import crash, postmaster_pid, wait_dead  # noqa: E402
+from chaos.snapshot import compare, snapshot  # noqa: E402
 
 pytestmark = pytest.mark.timeout(1500)
 RECOVERY_BOUND_SECONDS = 60
@@ -95,68 +96,6 @@ class Pipeline:
         )
 
 
-def _parents() -> dict[int, int]:
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat[stat.rindex(")") + 2 :].split()[1])
-    return parents
-
-
-def tree(root_pid: int) -> set[int]:
-    """A process and all its descendants."""
-    parents = _parents()
-    found, frontier = {root_pid}, [root_pid]
-    while frontier:
-        pid = frontier.pop()
-        children = {child for child, parent in parents.items() if parent == pid}
-        frontier.extend(children - found)
-        found |= children
-    return found
-
-
-def kill_everything(pipeline: Pipeline) -> list[int]:
-    """Freeze make's whole tree and the PostgreSQL server, then SIGKILL them all: nobody
-    gets to clean up after anybody."""
-    postmaster = int((pipeline.dirs["PGDATA"] / "postmaster.pid").read_text().split()[0])
-    victims: set[int] = set()
-    # stop first, collect until nothing new appears (a process may fork while we look)
-    while True:
-        found = tree(pipeline.process.pid) | tree(postmaster)
-        new = found - victims
-        if not new:
-            break
-        for pid in new:
-            os.kill(pid, signal.SIGSTOP)
-        victims |= new
-    for pid in victims:
-        os.kill(pid, signal.SIGKILL)
-    pipeline.process.wait()
-    return sorted(victims)
-
-
-def wait_gone(pids: list[int]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        alive = [p for p in pids if Path(f"/proc/{p}").exists() and _state(p) not in "ZX"]
-        if not alive:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"still running after SIGKILL: {alive}")
-
-
-def _state(pid: int) -> str:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return "X"
-    return stat[stat.rindex(")") + 2]
-
-
 @pytest.fixture(scope="module")
 def clean(yolo_bin, tmp_path_factory):
     pipeline = Pipeline(tmp_path_factory.mktemp("clean"), "clean")
@@ -173,8 +112,9 @@ def test_a_pipeline_killed_whole_is_failed_and_the_next_run_recovers(clean, tmp_
     pipeline.start()
     run_id = pipeline.wait_for(r"^run (\S+) of telegram_pipeline submitted")[1]
     pipeline.wait_for(r"^  ok ")  # the first step has ended: stages of later steps run
-    killed = kill_everything(pipeline)
-    wait_gone(killed)
+    killed = crash({pipeline.process.pid, postmaster_pid(pipeline.dirs["PGDATA"])})
+    pipeline.process.wait()
+    assert not wait_dead(killed), f"still running after SIGKILL: {wait_dead(killed, 0)}"
     assert len(killed) >= 6, f"expected the whole tree, killed {killed}"
 
     pipeline.start()  # again, after the crash: PostgreSQL comes back from its kill

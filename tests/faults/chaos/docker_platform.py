@@ -27,6 +27,7 @@ from psycopg import sql
 
 from chaos.alerts import AlertReceiver
 from chaos.dagster_api import DagsterApi, EventLog, Run
+from chaos.leftovers import crash
 from chaos.platform import FORKSERVER, MODEL, ROOT, Outcome, TestSecrets, free_port, log
 from chaos.progress import stage_command, without_timeout
 from chaos.snapshot import Snapshot, snapshot
@@ -258,6 +259,34 @@ class DockerPlatform:
             except psycopg.OperationalError:
                 time.sleep(0.5)
         return time.monotonic() - started
+
+    def crash(self, run_id: str) -> list[int]:
+        """Scenario 8: the main processes of the run worker's container, the stages'
+        containers, the daemon's and PostgreSQL's, SIGKILLed together from the host (as
+        the OOM killer or a crash would: compose's restart policy applies, which it does
+        not after `docker kill`)."""
+        containers = [
+            *self.client.containers.list(filters={"label": [f"dagster/run_id={run_id}"]}),
+            *self.stage_containers(run_id),
+            *self.client.containers.list(
+                filters={
+                    "label": [
+                        f"com.docker.compose.project={PROJECT}",
+                        "com.docker.compose.service=dagster-daemon",
+                    ]
+                }
+            ),
+            self._postgres(),
+        ]
+        pids = {c.attrs["State"]["Pid"] for c in containers if c.attrs["State"].get("Pid")}
+        return crash(pids)
+
+    def start_after_crash(self) -> None:
+        """What a user does after it: `docker compose up` (the killed services may have
+        been restarted by their policy already)."""
+        self.compose("up", "-d", "--wait", "--no-build")
+        self.url = self._warehouse_url()
+        self.api.wait_ready(timeout=300)
 
     # --- processes and containers ---------------------------------------------------
     def stage_containers(self, run_id: str | None = None, *, running: bool = True) -> list:

@@ -8,8 +8,11 @@ server) are not leftovers; everything else still alive when no run is in flight 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -96,6 +99,59 @@ def kill_all(procs: list[Proc]) -> None:
             psutil.Process(proc.pid).kill()
         except psutil.NoSuchProcess:
             continue
+
+
+def process_tree(root: int) -> set[int]:
+    """A live process and all its descendants."""
+    try:
+        parent = psutil.Process(root)
+        return {root} | {child.pid for child in parent.children(recursive=True)}
+    except psutil.NoSuchProcess:
+        return set()
+
+
+def postmaster_pid(pgdata) -> int | None:
+    """The embedded PostgreSQL's server process, from its postmaster.pid."""
+    try:
+        return int((pgdata / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def crash(roots: set[int]) -> list[int]:
+    """A power cut for these processes and all their descendants: every one is frozen
+    (SIGSTOP) until no new one appears, then all are SIGKILLed, so none sees another
+    die and cleans up after it. Returns the pids killed."""
+    frozen: set[int] = set()
+    while True:
+        found = set().union(*(process_tree(pid) for pid in roots)) if roots else set()
+        new = found - frozen
+        if not new:
+            break
+        for pid in new:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+        frozen |= new
+    for pid in frozen:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return sorted(frozen)
+
+
+def wait_dead(pids: list[int], timeout: float = 30) -> list[int]:
+    """Those of `pids` still running (not zombies) after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = []
+        for pid in pids:
+            try:
+                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                    alive.append(pid)
+            except psutil.NoSuchProcess:
+                continue
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.2)
 
 
 # --- containers -------------------------------------------------------------------------

@@ -31,8 +31,12 @@ from chaos.alerts import AlertReceiver
 from chaos.dagster_api import FINISHED, DagsterApi, EventLog, Run
 from chaos.leftovers import (
     CHAOS_MARKER,
+    crash,
     kill_all,
     leftover_processes,
+    postmaster_pid,
+    session_processes,
+    wait_dead,
     wait_no_leftover_processes,
 )
 from chaos.snapshot import Snapshot, snapshot
@@ -297,6 +301,26 @@ class LocalPlatform:
 
     def restart(self) -> None:
         self.stop()
+        self.start()
+
+    def crash(self, run_id: str) -> list[int]:
+        """Scenario 8: every process of this platform (`dagster dev` and all it started:
+        webserver, daemon, code server, the run worker, steps, stages) and the embedded
+        PostgreSQL, frozen and SIGKILLed together."""
+        roots = {p.pid for p in session_processes(self.session)}
+        if (postmaster := postmaster_pid(self.pgdata)) is not None:
+            roots.add(postmaster)
+        killed = crash(roots)
+        if self.dagster is not None:
+            self.dagster.wait(timeout=30)
+            self.dagster = None
+        if alive := wait_dead(killed):
+            raise RuntimeError(f"still running after SIGKILL: {alive}")
+        return killed
+
+    def start_after_crash(self) -> None:
+        """The platform started again as a user would: PostgreSQL, then `dagster dev`."""
+        self.start_database()
         self.start()
 
     def close(self) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from chaos.baseline import Baseline
 from chaos.report import Row
-from chaos.scenarios import disk, floodwait, kill, malformed, oom, pg, secrets
+from chaos.scenarios import crash, disk, floodwait, kill, malformed, oom, pg, secrets
 
 KILL_MINUTES = 25
 
@@ -49,6 +49,9 @@ SCENARIOS: dict[str, Scenario] = {
         True,
         ("local",),
         lambda p, b, r, t: malformed.run(p, b, r),
+    ),
+    "crash": Scenario(
+        crash.TITLE, True, ("local", "docker"), lambda p, b, r, t: crash.run(p, b, r)
     ),
     # last: it reads what every other scenario left behind
     "secrets": Scenario(

@@ -34,6 +34,9 @@ def start(pgdata: Path) -> str:
         import pgserver
 
         server = pgserver.get_server(pgdata.resolve(), cleanup_mode=None)
+        # pgserver keeps one handle per folder and process: a handle made before the
+        # server was killed names a server that is gone (it starts one only when new)
+        server.ensure_postgres_running()
     url = server.get_uri()
     _wait_accepting(url, pgdata)
     return url
