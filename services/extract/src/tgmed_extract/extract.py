@@ -1,0 +1,642 @@
+"""`extract(text)`: the products, prices, services and unknown product names of one post.
+
+Per message: one Aho-Corasick pass over the folded text (every alias of the knowledge
+base at once), one pass of the price grammar when the text has a digit, and a tolerant
+(rapidfuzz) look-up only for the few words that look like a product but match nothing:
+Ge'ez words (transliterated, against sound keys) and Latin words right before a price or
+a dose. Look-ups are cached per word, so a word costs its fuzzy search once per process.
+
+Why an automaton and not a regex of aliases: 100k aliases in one pass at C speed, and
+overlapping matches come back together, so the longest one can win ("accu-chek test
+strips" over "accu-chek") after word-boundary checks done in Python on the few hits.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from dataclasses import dataclass
+
+from rapidfuzz import fuzz, process
+
+from tgmed_extract.knowledge import Entry, Knowledge, knowledge
+from tgmed_extract.normalize import normalise, phonetic, transliterate
+from tgmed_extract.prices import (
+    CURRENCY_WORD_RE,
+    DIGIT_RE,
+    MARKER_RE,
+    OLD_RE,
+    PER_RE,
+    RANGE_GAP_RE,
+    Figure,
+    currency_code,
+    multiplier,
+    scan,
+)
+
+EXTRACTOR_VERSION = "1.0.0"
+
+
+@dataclass(frozen=True, slots=True)
+class Mention:
+    product: str
+    category: str
+    brand: str | None
+    parent: str | None
+    start: int
+    end: int
+    as_written: str
+    matched_by: str  # exact | amharic | fuzzy
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    product: str | None
+    category: str | None
+    amount: float
+    high: float | None
+    currency: str
+    old_price: float | None
+    strength: str | None
+    size: str | None
+    pack: str | None
+    pack_count: int | None
+    unit_price: float | None
+    start: int
+    end: int
+    as_written: str
+    kind: str = "price"
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    service: str
+    product: str | None
+    amount: float
+    high: float | None
+    currency: str
+    start: int
+    end: int
+    as_written: str
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    name: str
+    start: int
+    end: int
+    context: str
+
+
+@dataclass(frozen=True, slots=True)
+class Extraction:
+    mentions: tuple[Mention, ...] = ()
+    prices: tuple[Price, ...] = ()
+    services: tuple[Service, ...] = ()
+    candidates: tuple[Candidate, ...] = ()
+
+
+EMPTY = Extraction()
+
+AMHARIC_PREFIXES = ("እና", "የ", "በ", "ለ", "ከ", "ና", "ስለ", "እንደ")
+AMHARIC_SUFFIXES = ("ዎች", "ኦች", "ን", "ው", "ዉ", "ም", "ና", "ስ", "ችን")
+GEEZ_RE = re.compile(r"[\u1200-\u137f]")
+GEEZ_WORD_RE = re.compile(r"[\u1200-\u135a]{4,}")
+SEGMENT_RE = re.compile(r"\n|(?<=[.!?።])\s+(?=[^\d\s])|[;•▪|]|🔹|🔸|✅|➡️|✔️|▫️|🔺|🔻")
+NAME_WORD_RE = re.compile(r"[A-Za-z][A-Za-z0-9'+&-]*|[\u1200-\u135a]+")
+SERVICE_RE = re.compile(
+    r"(?<![a-z])(repair|calibration|calibrate|servicing|service|maintenance|installation|"
+    r"install|delivery|deliver|shipping|consultation|consult|check-?up|fee|ማድረሻ|ማድረስ|"
+    r"ጥገና|ማስተካከያ|ትራንስፖርት|ምክክር)",
+    re.IGNORECASE,
+)
+SERVICE_AFTER_RE = re.compile(
+    r"\W{0,3}(?:for |per |ለ)?(repair|calibration|servicing|service|maintenance|installation|"
+    r"delivery|shipping|consultation|fee|ማድረሻ|ጥገና)",
+    re.IGNORECASE,
+)
+FILLER_WORDS = frozenset(
+    [
+        "price",
+        "prices",
+        "birr",
+        "br",
+        "etb",
+        "usd",
+        "only",
+        "now",
+        "new",
+        "was",
+        "just",
+        "at",
+        "for",
+        "per",
+        "each",
+        "the",
+        "a",
+        "an",
+        "and",
+        "or",
+        "with",
+        "of",
+        "in",
+        "on",
+        "is",
+        "are",
+        "our",
+        "all",
+        "call",
+        "order",
+        "available",
+        "sale",
+        "offer",
+        "discount",
+        "total",
+        "cost",
+        "ዋጋ",
+        "ዋጋው",
+        "ብር",
+        "ብቻ",
+        "አሁን",
+        "በፊት",
+        "ያለው",
+        "ነው",
+        "አለ",
+        "አለን",
+    ]
+)
+
+
+def extract(text: str) -> Extraction:
+    """Products, prices, services and candidate products named in `text`."""
+    kb = knowledge()
+    if not text:
+        return EMPTY
+    mentions = _mentions(text, kb)
+    has_geez = GEEZ_RE.search(text) is not None
+    if has_geez:
+        mentions = _geez_fuzzy(text, kb, mentions)
+    if DIGIT_RE.search(text) is None:
+        if not mentions:
+            return EMPTY
+        return Extraction(tuple(mentions))
+    return _with_figures(text, kb, mentions)
+
+
+# --- mentions ------------------------------------------------------------------------
+
+
+def _mentions(text: str, kb: Knowledge) -> list[Mention]:
+    norm, index = normalise(text)
+    size = len(norm)
+    hits: list[tuple[int, int, Entry, str]] = []
+    for last, (entry, geez, length) in kb.automaton.iter(norm):
+        end = last + 1
+        start = end - length
+        by = "amharic" if geez else "exact"
+        if start > 0:
+            prev = norm[start - 1]
+            if norm[start].isdigit():
+                if prev.isdigit():
+                    continue
+            elif prev.isalpha():
+                if not geez:
+                    continue
+                for prefix in AMHARIC_PREFIXES:
+                    p = start - len(prefix)
+                    if (
+                        p >= 0
+                        and norm.startswith(prefix, p)
+                        and (p == 0 or not norm[p - 1].isalpha())
+                    ):
+                        break
+                else:
+                    continue
+        if end < size:
+            nxt = norm[end]
+            if norm[end - 1].isdigit():
+                if nxt.isdigit():
+                    continue
+            elif nxt.isalpha():
+                if geez:
+                    for suffix in AMHARIC_SUFFIXES:
+                        e = end + len(suffix)
+                        if norm.startswith(suffix, end) and (e >= size or not norm[e].isalpha()):
+                            end = e
+                            break
+                    else:
+                        continue
+                elif nxt == "s" and (end + 1 >= size or not norm[end + 1].isalpha()):
+                    end += 1
+                elif norm.startswith("es", end) and (
+                    end + 2 >= size or not norm[end + 2].isalpha()
+                ):
+                    end += 2
+                else:
+                    continue
+        hits.append((start, end, entry, by))
+    if not hits:
+        return []
+    if len(hits) > 1:
+        hits.sort(key=lambda h: (h[0] - h[1], h[0]))
+        chosen: list[tuple[int, int, Entry, str]] = []
+        for hit in hits:
+            if all(hit[1] <= c[0] or hit[0] >= c[1] for c in chosen):
+                chosen.append(hit)
+        chosen.sort(key=lambda h: h[0])
+        hits = _merge_heads(norm, chosen, kb)
+    if index is not None:
+        hits = [(index[s], index[e], entry, by) for s, e, entry, by in hits]
+    return [
+        Mention(entry.product, entry.category, entry.brand, entry.parent, s, e, text[s:e], by)
+        for s, e, entry, by in hits
+    ]
+
+
+_HEAD_GAP = re.compile(r"[\s&+-]{0,3}")
+_BRAND_GAP = re.compile(r"[a-z\s&+'-]{0,30}")
+
+
+def _merge_heads(
+    norm: str, hits: list[tuple[int, int, Entry, str]], kb: Knowledge
+) -> list[tuple[int, int, Entry, str]]:
+    """A brand or a modifier directly before a product type belongs to that type:
+    "omron nebulizer", "garnier vitamin c serum", "cantu shea butter conditioner"."""
+    out: list[tuple[int, int, Entry, str]] = []
+    i = 0
+    while i < len(hits):
+        start, end, entry, by = hits[i]
+        while i + 1 < len(hits):
+            nstart, nend, nentry, nby = hits[i + 1]
+            gap = norm[end:nstart]
+            if nentry.is_brand or nentry.category == "medicine":
+                break
+            if entry.is_brand:
+                if "\n" in gap or not _BRAND_GAP.fullmatch(gap):
+                    break
+            elif not _HEAD_GAP.fullmatch(gap) or entry.category == nentry.category == "medicine":
+                break
+            brand = entry.brand or nentry.brand
+            own = kb.products.get(f"{brand} {nentry.product}") if brand else None
+            if own is None and nentry.brand is None and brand:
+                own = Entry(nentry.product, nentry.category, brand, nentry.parent)
+            start, end, entry, by = start, nend, own or nentry, nby
+            i += 1
+        out.append((start, end, entry, by))
+        i += 1
+    return out
+
+
+def _fuzzy(word: str, kb: Knowledge, geez: bool) -> tuple[Entry, str] | None:
+    cache = kb.fuzzy_cache
+    if word in cache:
+        return cache[word]
+    if len(cache) > 200_000:
+        cache.clear()
+    latin, phon = kb.fuzzy_indexes()
+    result = None
+    if geez:
+        key = phonetic(transliterate(word))
+        bucket = phon.get(key[:1]) if len(key) >= 6 else None
+        cutoff = 88
+    else:
+        key = word.lower()
+        bucket = latin.get(key[:1]) if len(key) >= 6 and key not in kb.stopwords else None
+        cutoff = 90
+    if bucket:
+        best = process.extractOne(key, bucket[0], scorer=fuzz.ratio, score_cutoff=cutoff)
+        if best is not None:
+            result = (bucket[1][best[2]], best[0])
+    cache[word] = result
+    return result
+
+
+def _covered(mentions: list[Mention], start: int, end: int) -> bool:
+    return any(m.start < end and start < m.end for m in mentions)
+
+
+def _geez_fuzzy(text: str, kb: Knowledge, mentions: list[Mention]) -> list[Mention]:
+    added = False
+    for m in GEEZ_WORD_RE.finditer(text):
+        start, end = m.span()
+        if _covered(mentions, start, end):
+            continue
+        word = m.group()
+        found = _fuzzy(word, kb, geez=True)
+        if found is None and word.startswith(AMHARIC_PREFIXES[1:6]) and len(word) > 4:
+            found = _fuzzy(word[1:], kb, geez=True)
+        if found is not None:
+            entry = found[0]
+            mentions.append(
+                Mention(
+                    entry.product,
+                    entry.category,
+                    entry.brand,
+                    entry.parent,
+                    start,
+                    end,
+                    word,
+                    "fuzzy",
+                )
+            )
+            added = True
+    if added:
+        mentions.sort(key=lambda x: x.start)
+    return mentions
+
+
+# --- figures -------------------------------------------------------------------------
+
+
+def _with_figures(text: str, kb: Knowledge, mentions: list[Mention]) -> Extraction:
+    figures = scan(text)
+    if not figures:
+        return Extraction(tuple(mentions)) if mentions else EMPTY
+    newlines = [m.start() for m in re.finditer("\n", text)]
+    seg_starts = [0] + [m.end() for m in SEGMENT_RE.finditer(text)]
+
+    def line_of(pos: int) -> int:
+        return bisect_right(newlines, pos)
+
+    def seg_of(pos: int) -> int:
+        return bisect_right(seg_starts, pos) - 1
+
+    message_currency = None
+    cur = CURRENCY_WORD_RE.search(text)
+    if cur is not None:
+        message_currency = currency_code(cur.group())
+
+    # 1. ranges: a bare figure joined to the amount after it ("300-500 birr")
+    merged: list[tuple[Figure, float | None]] = []  # (figure, low of a range)
+    i = 0
+    while i < len(figures):
+        f = figures[i]
+        if (
+            f.kind in ("bare", "amount")
+            and i + 1 < len(figures)
+            and figures[i + 1].kind == "amount"
+            and RANGE_GAP_RE.match(text[f.end : figures[i + 1].start])
+            and "\n" not in text[f.end : figures[i + 1].start]
+        ):
+            high = figures[i + 1]
+            low = f.value
+            if f.kind == "bare" and f.unit is None:
+                low *= multiplier(high.unit)
+            merged.append(
+                (Figure("amount", f.start, high.end, high.value, high.currency, None), low)
+            )
+            i += 2
+            continue
+        merged.append((f, None))
+        i += 1
+
+    # 2. which figures are money
+    money: list[tuple[Figure, float | None, bool]] = []  # (figure, low, is_old)
+    units: list[Figure] = []
+    strengths_glued: list[Figure] = []
+    amount_lines = {line_of(f.start) for f, _ in merged if f.kind == "amount"}
+    for f, low in merged:
+        if f.kind in ("strength", "size", "pack"):
+            units.append(f)
+            continue
+        line_start = newlines[line_of(f.start) - 1] + 1 if line_of(f.start) else 0
+        before = text[max(line_start, f.start - 24) : f.start]
+        is_old = OLD_RE.search(before) is not None
+        if f.kind == "amount":
+            money.append((f, low, is_old))
+            continue
+        # a bare figure
+        if is_old or MARKER_RE.search(before):
+            money.append(
+                (f._replace(kind="amount", currency=message_currency or "ETB"), None, is_old)
+            )
+            continue
+        line = line_of(f.start)
+        glued = any(
+            m.end == f.start or (m.end + 1 == f.start and text[m.end] == " ") for m in mentions
+        )
+        if (
+            message_currency is not None
+            and line not in amount_lines
+            and not (glued and f.value < 10)
+            and _last_figure_on_line(text, f, newlines, line)
+            and not (1900 <= f.value <= 2100 and f.value.is_integer())
+            and any(line_of(m.start) == line and m.end <= f.start for m in mentions)
+        ):
+            money.append((f._replace(kind="amount", currency=message_currency), None, False))
+            continue
+        if glued:
+            strengths_glued.append(f)
+
+    if not money and not units:
+        return Extraction(tuple(mentions)) if mentions else EMPTY
+
+    # 3. Latin words right before a price or a dose: a misspelt product, or a candidate
+    anchors = [f.start for f, _, old in money if not old] + [
+        u.start for u in units if u.kind in ("strength", "size")
+    ]
+    candidates: list[Candidate] = []
+    if anchors:
+        spans = [(f.start, f.end) for f in figures]
+        mentions, candidates = _names_before(
+            text, kb, mentions, sorted(set(anchors)), seg_starts, seg_of, spans
+        )
+
+    # 4. each price to its product
+    prices: list[Price] = []
+    services: list[Service] = []
+    pending_old: dict[int, float] = {}
+    prev_end_by_line: dict[int, int] = {}
+    distinct = {m.product for m in mentions}
+    for f, low, is_old in money:
+        line = line_of(f.start)
+        if is_old:
+            pending_old[line] = f.value
+            continue
+        owner = _owner(f, mentions, seg_of, line_of, money, distinct)
+        line_start = newlines[line - 1] + 1 if line else 0
+        seg_start = seg_starts[seg_of(f.start)]
+        lo = max(
+            seg_start,
+            owner.end
+            if owner is not None and owner.end <= f.start and line_of(owner.start) == line
+            else seg_start,
+        )
+        service = SERVICE_RE.search(text, lo, f.start)
+        if service is None:
+            service = SERVICE_AFTER_RE.match(text, f.end)
+        high = None
+        amount = f.value
+        if low is not None:
+            amount, high = low, f.value
+        if service is not None:
+            services.append(
+                Service(
+                    service.group(1).lower(),
+                    owner.product if owner is not None else None,
+                    amount,
+                    high,
+                    f.currency or "ETB",
+                    f.start,
+                    f.end,
+                    text[f.start : f.end],
+                )
+            )
+            continue
+        var_lo = max(
+            prev_end_by_line.get(line, line_start),
+            owner.start if owner is not None and line_of(owner.start) == line else line_start,
+        )
+        strength = size = pack = None
+        pack_count = None
+        for u in units:
+            if var_lo <= u.start < f.start:
+                if u.kind == "strength":
+                    strength = _fmt(u)
+                elif u.kind == "size":
+                    size = _fmt(u)
+                else:
+                    pack, pack_count = _fmt(u), int(u.value)
+        after = PER_RE.match(text, f.end)
+        if after is not None:
+            for u in units:
+                if u.start == after.end() and u.kind == "pack":
+                    pack, pack_count = _fmt(u), int(u.value)
+        if strength is None and owner is not None:
+            for u in units:
+                if u.kind == "strength" and owner.start <= u.start < f.start:
+                    strength = _fmt(u)
+            if strength is None and owner.category == "medicine":
+                for g in strengths_glued:
+                    if owner.end <= g.start < f.start:
+                        strength = f"{g.value:g}"
+        unit_price = round(amount / pack_count, 2) if pack_count and pack_count > 1 else None
+        prices.append(
+            Price(
+                owner.product if owner is not None else None,
+                owner.category if owner is not None else None,
+                amount,
+                high,
+                f.currency or "ETB",
+                pending_old.pop(line, None),
+                strength,
+                size,
+                pack,
+                pack_count,
+                unit_price,
+                f.start,
+                f.end,
+                text[f.start : f.end],
+            )
+        )
+        prev_end_by_line[line] = f.end
+    return Extraction(tuple(mentions), tuple(prices), tuple(services), tuple(candidates))
+
+
+def _fmt(u: Figure) -> str:
+    return f"{u.value:g} {u.unit}"
+
+
+def _last_figure_on_line(text: str, f: Figure, newlines: list[int], line: int) -> bool:
+    end = newlines[line] if line < len(newlines) else len(text)
+    return DIGIT_RE.search(text, f.end, end) is None
+
+
+def _owner(f, mentions, seg_of, line_of, money, distinct) -> Mention | None:
+    if not mentions:
+        return None
+    seg, line = seg_of(f.start), line_of(f.start)
+    best = None
+    for m in mentions:
+        if m.end <= f.start and seg_of(m.start) == seg:
+            best = m
+    if best is not None:
+        return best
+    for m in mentions:
+        if m.end <= f.start and line_of(m.start) == line:
+            best = m
+    if best is not None:
+        return best
+    for m in mentions:
+        if m.start >= f.end and seg_of(m.start) == seg:
+            return m
+    # a header line: the product on a line of its own above the price
+    money_lines = {line_of(g.start) for g, _, old in money if not old}
+    for back in range(line - 1, max(line - 4, -1), -1):
+        on_line = [m for m in mentions if line_of(m.start) == back]
+        if on_line:
+            return on_line[-1] if back not in money_lines else None
+    if len(distinct) == 1:
+        return mentions[0]
+    return None
+
+
+def _names_before(text, kb, mentions, anchors, seg_starts, seg_of, spans):
+    """The words right before each anchor (a price or a dose) that no mention covers:
+    a misspelt known product (fuzzy) or a candidate for the catalog."""
+    candidates: list[Candidate] = []
+    added = False
+    for anchor in anchors:
+        seg_start = seg_starts[seg_of(anchor)]
+        if any(seg_start <= m.start and m.end <= anchor and anchor - m.end < 40 for m in mentions):
+            continue
+        words = [w for w in NAME_WORD_RE.finditer(text, seg_start, anchor)][-4:]
+        name: list[re.Match] = []
+        for w in reversed(words):
+            lower = w.group().lower()
+            if any(s < w.end() and w.start() < e for s, e in spans):
+                break
+            if lower in FILLER_WORDS or lower in kb.stopwords:
+                if name:
+                    break
+                continue
+            if text[w.end() : anchor if not name else name[0].start()].strip(" :-–—=💰()") and any(
+                ch.isalnum() for ch in text[w.end() : anchor if not name else name[0].start()]
+            ):
+                if not name:
+                    continue
+                break
+            name.insert(0, w)
+            if len(name) == 3:
+                break
+        if not name:
+            continue
+        fuzzy = None
+        for w in name:
+            word = w.group()
+            geez = GEEZ_RE.match(word) is not None
+            if (geez or len(word) >= 6) and not _covered(mentions, w.start(), w.end()):
+                fuzzy = _fuzzy(word, kb, geez)
+                if fuzzy is not None:
+                    entry = fuzzy[0]
+                    mentions.append(
+                        Mention(
+                            entry.product,
+                            entry.category,
+                            entry.brand,
+                            entry.parent,
+                            w.start(),
+                            w.end(),
+                            word,
+                            "fuzzy",
+                        )
+                    )
+                    added = True
+                    break
+        if fuzzy is not None:
+            continue
+        first = name[0].group()
+        if not (first[0].isupper() or GEEZ_RE.match(first)):
+            continue
+        start, end = name[0].start(), name[-1].end()
+        if _covered(mentions, start, end):
+            continue
+        line_start = text.rfind("\n", 0, start) + 1
+        line_end = text.find("\n", end)
+        context = text[line_start : line_end if line_end >= 0 else len(text)].strip()
+        candidates.append(
+            Candidate(" ".join(w.group().lower() for w in name), start, end, context[:200])
+        )
+    if added:
+        mentions.sort(key=lambda x: x.start)
+    return mentions, candidates

@@ -1,0 +1,158 @@
+"""Text normalisation shared by the knowledge base and the matcher.
+
+Both sides go through the same functions, so an alias and a post meet when they differ
+only in case, hyphens/dots/slashes, Ethiopic punctuation, or Amharic letters that sound
+alike. The fold is one `str.translate` and keeps the length of the text, so a match in
+the normalised text is a span in the original one; only the rare dotted Ge'ez
+abbreviation (ኦ.አር.ኤስ) takes a slower path with an index map.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Amharic homophones: letters whose sounds merged in modern Amharic, with all their vowel
+# orders (each Ethiopic consonant is a row of 8 code points: 7 vowel orders + one -wa
+# form). ሐ and ኀ fold to ሀ, ሠ to ሰ, ዐ to አ, ፀ to ጸ. The 4th order of ሀ/አ (ሃ, ኣ) is
+# written interchangeably with the 1st, so it folds too. ቸ/ሸ and the like are distinct
+# sounds and are left alone.
+_FOLD: dict[int, int | str | None] = {}
+for _src, _dst, _n in (
+    (0x1210, 0x1200, 8),
+    (0x1280, 0x1200, 8),
+    (0x1220, 0x1230, 8),
+    (0x12D0, 0x12A0, 7),
+    (0x1340, 0x1338, 8),
+):
+    for _i in range(_n):
+        _FOLD[_src + _i] = _dst + _i
+_FOLD[0x1203] = 0x1200  # ሃ -> ሀ
+_FOLD[0x12A3] = 0x12A0  # ኣ -> አ
+# separators that never belong to a name: hyphen, underscore, slash, dot, apostrophes,
+# Ethiopic word space and punctuation
+for _ch in "-_/.'’`\u2010\u2011\u2012\u2013\u1361\u1362\u1363\u1364\u1365\u1366\u1367\u1368":
+    _FOLD[ord(_ch)] = " "
+FOLD_TABLE = _FOLD
+
+_GEEZ_DOT = re.compile(r"(?<=[\u1200-\u137f])\.(?=[\u1200-\u137f])")
+
+
+def is_geez(ch: str) -> bool:
+    return "\u1200" <= ch <= "\u137f"
+
+
+def normalise(text: str) -> tuple[str, list[int] | None]:
+    """Return the folded text and, only when its length changed, a map from each of its
+    positions to the position in `text` (else None: positions are the same)."""
+    low = text.lower()
+    if len(low) != len(text) or _GEEZ_DOT.search(text):
+        return _normalise_slow(text)
+    return low.translate(FOLD_TABLE), None
+
+
+def _normalise_slow(text: str) -> tuple[str, list[int]]:
+    out: list[str] = []
+    index: list[int] = []
+    drop = {m.start() for m in _GEEZ_DOT.finditer(text)}
+    for i, ch in enumerate(text):
+        if i in drop:
+            continue
+        low = ch.lower()
+        if len(low) != 1:
+            low = ch
+        out.append(low.translate(FOLD_TABLE))
+        index.append(i)
+    index.append(len(text))
+    return "".join(out), index
+
+
+def normalise_alias(alias: str) -> str:
+    """An alias as it is stored in the automaton: folded, dots of abbreviations
+    dropped, single spaces."""
+    norm, _ = normalise(alias.strip())
+    return " ".join(norm.split())
+
+
+# --- Ge'ez to Latin ----------------------------------------------------------------
+# Consonant of each row (row = (code - 0x1200) // 8); vowel orders ä u i a e ə o.
+_ROWS = {
+    0x1200: "h",
+    0x1208: "l",
+    0x1210: "h",
+    0x1218: "m",
+    0x1220: "s",
+    0x1228: "r",
+    0x1230: "s",
+    0x1238: "sh",
+    0x1240: "k",
+    0x1250: "k",
+    0x1260: "b",
+    0x1268: "v",
+    0x1270: "t",
+    0x1278: "ch",
+    0x1280: "h",
+    0x1290: "n",
+    0x1298: "ny",
+    0x12A0: "",
+    0x12A8: "k",
+    0x12B8: "h",
+    0x12C8: "w",
+    0x12D0: "",
+    0x12D8: "z",
+    0x12E0: "zh",
+    0x12E8: "y",
+    0x12F0: "d",
+    0x12F8: "d",
+    0x1300: "j",
+    0x1308: "g",
+    0x1318: "g",
+    0x1320: "t",
+    0x1328: "ch",
+    0x1330: "p",
+    0x1338: "ts",
+    0x1340: "ts",
+    0x1348: "f",
+    0x1350: "p",
+}
+_VOWELS = ("e", "u", "i", "a", "e", "", "o", "wa")
+_TRANSLIT: dict[int, str] = {}
+for _row, _cons in _ROWS.items():
+    for _order, _vowel in enumerate(_VOWELS):
+        if _cons == "" and _order in (0, 5):
+            _vowel = "a" if _order == 0 else "i"  # አ, እ
+        _TRANSLIT[_row + _order] = _cons + _vowel
+for _ch in "\u1361\u1362\u1363\u1364\u1365\u1366":
+    _TRANSLIT[ord(_ch)] = " "
+
+
+def transliterate(text: str) -> str:
+    """Ge'ez to a plain Latin spelling (ፓራሲታሞል -> parasitamol); other characters as
+    they are, lowercased."""
+    return text.lower().translate(_TRANSLIT)
+
+
+_PHON_STEPS = (
+    (re.compile(r"[^a-z]"), ""),
+    (re.compile(r"ph"), "f"),
+    (re.compile(r"th"), "t"),
+    (re.compile(r"ck"), "k"),
+    (re.compile(r"qu"), "kw"),
+    (re.compile(r"x"), "ks"),
+    (re.compile(r"c(?=[eiy])"), "s"),
+    (re.compile(r"[cq]"), "k"),
+    (re.compile(r"y"), "i"),
+    (re.compile(r"ai|ei"), "i"),
+    (re.compile(r"ee"), "i"),
+    (re.compile(r"ou"), "u"),
+    (re.compile(r"(.)\1+"), r"\1"),
+    (re.compile(r"e$"), ""),
+)
+
+
+def phonetic(latin: str) -> str:
+    """A sound key on which an English drug name and a transliterated Amharic spelling
+    of it meet: paracetamol and ፓራሲታሞል both give 'parasetamol'/'parasitamol'."""
+    key = latin.lower()
+    for pattern, repl in _PHON_STEPS:
+        key = pattern.sub(repl, key)
+    return key

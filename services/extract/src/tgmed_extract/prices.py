@@ -1,0 +1,200 @@
+"""The price grammar: one compiled regular expression that finds, in one pass, every
+figure of a post together with what makes it one thing or another (a currency before or
+after it, a multiplier, a unit), and the figures that are never prices (phone numbers,
+dates, times, licence and reference numbers) so that their digits are consumed before a
+price could be read in them.
+
+`scan` turns the matches into `Figure` tuples; deciding which bare figures are prices
+and which product each belongs to is the extractor's job (it needs the mentions).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
+MULT = r"\s?(?:k|thousand|million|mil|ሺ(?:ህ)?|ሚሊዮን)(?![a-z])"
+CUR_AFTER = r"birr|br\.?|ብር|etb|usd|dollars?|euros?|eur|€"
+CUR_BEFORE = r"etb|birr|br\.?|ብር|usd|us\$|\$|€|eur|euro"
+STRENGTH = r"mg|mcg|µg|μg|iu|%|ሚ\.?ግ|ሚሊግራም"
+SIZE = (
+    r"ml|ltr|litres?|liters?|l|gms?|grams?|g|kg|oz|cc|cm|mm|inch(?:es)?|ft"
+    r"|ሚሊ(?:\s?ሊትር)?|ሊትር|ግራም|ኪሎ(?:\s?ግራም)?"
+)
+PACK = (
+    r"tabs?|tablets?|caps(?:ules?)?|pcs|pieces?|sachets?|strips?|ampoules?|amps?|vials?"
+    r"|bottles?|packets?|packs?|boxes|box|pairs?|units?|tins?|rolls?|pads|diapers|pills?"
+    r"|ፍሬዎች|ፍሬ|ፓኬት|ካርቶን|ጥቅል|ብልቃጥ|ሳጥን|ቁራጭ"
+)
+TIME_UNITS = r"hours?|hrs?|days?|weeks?|months?|years?|minutes?|mins?|ሰዓት|ቀን|ሳምንት|ወር|አመት|ዓመት"
+
+_PARTS = [
+    # Ethiopian mobiles (09/07, +251 9/7) and Addis landlines (011), spaced or dashed
+    r"(?P<phone>(?<![\d+])(?:\+?251[\s-]?|0)[79]\d{2}[\s-]?\d{3}[\s-]?\d{3}(?!\d)"
+    r"|(?<![\d+])(?:\+?251[\s-]?|0)11[\s-]?\d{3}[\s-]?\d{4}(?!\d)"
+    r"|(?<![\d+])\+?251\d{9}(?!\d))",
+    r"(?P<date>(?<![\d.,])\d{1,4}[/.-]\d{1,2}[/.-]\d{2,4}(?!\d))",
+    r"(?P<time>(?<![\d.,])\d{1,2}:\d{2}(?:\s?[ap]\.?m\b\.?)?"
+    r"|(?<!\d)24\s?/\s?7|(?<![\d.,])\d{1,2}\s?(?:am|pm|a\.m\.|p\.m\.)(?![a-z])"
+    rf"|(?<![\d.,])\d{{1,3}}(?:\s?-\s?\d{{1,3}})?\s?(?:{TIME_UNITS})(?![a-z]))",
+    r"(?P<ref>(?<![a-z])(?:licen[cs]e|lic|reg(?:istration)?|tin|ref|code|id|ቁጥር|ፈቃድ)"
+    r"\s*(?:no|number|num|#)?\s*[.:#]?\s*[a-z]{0,4}[/-]?\d[\d/-]*|#\d+|no\.\s?\d+)",
+    r"(?P<packof>(?:box|pack|carton|bottle|strip|tin|case|packet|sachet|tube|jar|bag|set|roll)"
+    r"(?:es|s)?\s+of\s+(?P<packn>\d+))",
+    rf"(?P<cpre>(?<![a-z])(?:{CUR_BEFORE})\s?)(?P<pnum>{NUM})(?P<pmult>{MULT})?",
+    rf"(?<![\d.,])(?P<num>{NUM})(?!\d)(?P<mult>{MULT})?"
+    rf"(?:\s?(?P<cur>{CUR_AFTER})(?![a-z])|\s?(?P<strength>{STRENGTH})(?![a-z])"
+    rf"|\s?(?P<size>{SIZE})(?![a-z])|\s?(?P<pack>{PACK})(?![a-z]))?",
+]
+TOKEN_RE = re.compile("|".join(_PARTS), re.IGNORECASE)
+DIGIT_RE = re.compile(r"\d")
+CURRENCY_WORD_RE = re.compile(r"(?<![a-z])(?:etb|birr|br\.?|ብር|usd|\$|eur|€)(?![a-z])", re.I)
+# a bare figure right after one of these is a price
+MARKER_RE = re.compile(
+    r"(?:price|prices|ዋጋ\w*|💰|=|—|–|@|for|only|now|አሁን|at|cost|costs|selling|sale|"
+    r"ብቻ|offer|just|ዋጋው)\s*[:：=\-]*\s*$",
+    re.IGNORECASE,
+)
+# a figure right after one of these is an old price ("was X now Y", "paid X, selling Y")
+OLD_RE = re.compile(
+    r"(?:was|before|old price|regular price|previously|paid|bought(?: it)? (?:for|at)|"
+    r"በፊት|የነበረው)\s*[:=\-]*\s*(?:etb|birr|br\.?|ብር|\$)?\s*$",
+    re.IGNORECASE,
+)
+RANGE_GAP_RE = re.compile(r"\s*(?:-|–|—|~|to|እስከ|and)\s*$", re.IGNORECASE)
+PER_RE = re.compile(r"\s*(?:/|per|a|each|for(?: a| one)?|ለ)\s*", re.IGNORECASE)
+DISCOUNT_RE = re.compile(r"\s*(?:off|discount|ቅናሽ)", re.IGNORECASE)
+
+_MULTIPLIERS = {
+    "k": 1e3,
+    "thousand": 1e3,
+    "ሺ": 1e3,
+    "ሺህ": 1e3,
+    "million": 1e6,
+    "mil": 1e6,
+    "ሚሊዮን": 1e6,
+}
+
+
+def currency_code(word: str) -> str:
+    word = word.strip().lower().rstrip(".")
+    if word in ("$", "usd", "us$", "dollar", "dollars"):
+        return "USD"
+    if word in ("€", "eur", "euro", "euros"):
+        return "EUR"
+    return "ETB"
+
+
+class Figure(NamedTuple):
+    """One figure: kind is 'amount' (a currency is written with it), 'bare', 'strength',
+    'size' or 'pack'; unit is the unit, or for money the multiplier written (k, million)."""
+
+    kind: str
+    start: int
+    end: int
+    value: float
+    currency: str | None
+    unit: str | None
+
+
+def _mult(mult: str | None) -> str | None:
+    return mult.strip().lower() if mult else None
+
+
+def multiplier(mult: str | None) -> float:
+    return _MULTIPLIERS.get(mult, 1.0) if mult else 1.0
+
+
+def _value(number: str, mult: str | None) -> float:
+    value = float(number.replace(",", ""))
+    if mult:
+        value *= _MULTIPLIERS.get(mult.strip().lower(), 1.0)
+    return value
+
+
+def scan(text: str) -> list[Figure]:
+    """Every figure of `text` that is not a phone number, date, time or reference."""
+    figures: list[Figure] = []
+    append = figures.append
+    for m in TOKEN_RE.finditer(text):
+        group = m.lastgroup
+        if group in ("phone", "date", "time", "ref"):
+            continue
+        if group == "packof" or m.group("packof"):
+            append(
+                Figure(
+                    "pack",
+                    m.start(),
+                    m.end(),
+                    float(m.group("packn")),
+                    None,
+                    m.group("packof").split()[0].lower(),
+                )
+            )
+            continue
+        if m.group("pnum"):
+            append(
+                Figure(
+                    "amount",
+                    m.start(),
+                    m.end(),
+                    _value(m.group("pnum"), m.group("pmult")),
+                    currency_code(m.group("cpre")),
+                    _mult(m.group("pmult")),
+                )
+            )
+            continue
+        number = m.group("num")
+        if m.group("cur"):
+            append(
+                Figure(
+                    "amount",
+                    m.start(),
+                    m.end(),
+                    _value(number, m.group("mult")),
+                    currency_code(m.group("cur")),
+                    _mult(m.group("mult")),
+                )
+            )
+        elif m.group("strength"):
+            unit = m.group("strength").lower()
+            if unit == "%" and DISCOUNT_RE.match(text, m.end()):
+                continue
+            append(
+                Figure("strength", m.start(), m.end(), float(number.replace(",", "")), None, unit)
+            )
+        elif m.group("size"):
+            append(
+                Figure(
+                    "size",
+                    m.start(),
+                    m.end(),
+                    float(number.replace(",", "")),
+                    None,
+                    m.group("size").lower(),
+                )
+            )
+        elif m.group("pack"):
+            append(
+                Figure(
+                    "pack",
+                    m.start(),
+                    m.end(),
+                    float(number.replace(",", "")),
+                    None,
+                    m.group("pack").lower(),
+                )
+            )
+        else:
+            append(
+                Figure(
+                    "bare",
+                    m.start(),
+                    m.end(),
+                    _value(number, m.group("mult")),
+                    None,
+                    _mult(m.group("mult")),
+                )
+            )
+    return figures
