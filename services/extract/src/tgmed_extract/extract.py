@@ -111,7 +111,7 @@ SERVICE_RE = re.compile(
     re.IGNORECASE,
 )
 SERVICE_AFTER_RE = re.compile(
-    r"\W{0,3}(?:for |per |ለ)?(repair|calibration|servicing|service|maintenance|installation|"
+    r"[ \t:-]{0,3}(?:for |per |ለ)?(repair|calibration|servicing|service|maintenance|installation|"
     r"delivery|shipping|consultation|fee|ማድረሻ|ጥገና)",
     re.IGNORECASE,
 )
@@ -436,10 +436,11 @@ def _with_figures(text: str, kb: Knowledge, mentions: list[Mention]) -> Extracti
         u.start for u in units if u.kind in ("strength", "size")
     ]
     candidates: list[Candidate] = []
+    named: set[int] = set()  # segments with an unknown product name before a figure
     if anchors:
         spans = [(f.start, f.end) for f in figures]
         mentions, candidates = _names_before(
-            text, kb, mentions, sorted(set(anchors)), seg_starts, seg_of, spans
+            text, kb, mentions, sorted(set(anchors)), seg_starts, seg_of, spans, named
         )
 
     # 4. each price to its product
@@ -453,7 +454,7 @@ def _with_figures(text: str, kb: Knowledge, mentions: list[Mention]) -> Extracti
         if is_old:
             pending_old[line] = f.value
             continue
-        owner = _owner(f, mentions, seg_of, line_of, money, distinct)
+        owner = _owner(f, mentions, seg_of, line_of, money, distinct, named)
         line_start = newlines[line - 1] + 1 if line else 0
         seg_start = seg_starts[seg_of(f.start)]
         lo = max(
@@ -542,7 +543,7 @@ def _last_figure_on_line(text: str, f: Figure, newlines: list[int], line: int) -
     return DIGIT_RE.search(text, f.end, end) is None
 
 
-def _owner(f, mentions, seg_of, line_of, money, distinct) -> Mention | None:
+def _owner(f, mentions, seg_of, line_of, money, distinct, named) -> Mention | None:
     if not mentions:
         return None
     seg, line = seg_of(f.start), line_of(f.start)
@@ -566,12 +567,12 @@ def _owner(f, mentions, seg_of, line_of, money, distinct) -> Mention | None:
         on_line = [m for m in mentions if line_of(m.start) == back]
         if on_line:
             return on_line[-1] if back not in money_lines else None
-    if len(distinct) == 1:
+    if len(distinct) == 1 and mentions[0].end <= f.start and seg_of(f.start) not in named:
         return mentions[0]
     return None
 
 
-def _names_before(text, kb, mentions, anchors, seg_starts, seg_of, spans):
+def _names_before(text, kb, mentions, anchors, seg_starts, seg_of, spans, named):
     """The words right before each anchor (a price or a dose) that no mention covers:
     a misspelt known product (fuzzy) or a candidate for the catalog."""
     candidates: list[Candidate] = []
@@ -634,6 +635,7 @@ def _names_before(text, kb, mentions, anchors, seg_starts, seg_of, spans):
         line_start = text.rfind("\n", 0, start) + 1
         line_end = text.find("\n", end)
         context = text[line_start : line_end if line_end >= 0 else len(text)].strip()
+        named.add(seg_of(anchor))
         candidates.append(
             Candidate(" ".join(w.group().lower() for w in name), start, end, context[:200])
         )

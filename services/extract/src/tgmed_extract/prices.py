@@ -31,8 +31,7 @@ TIME_UNITS = r"hours?|hrs?|days?|weeks?|months?|years?|minutes?|mins?|ሰዓት|
 
 _PARTS = [
     # Ethiopian mobiles (09/07, +251 9/7) and Addis landlines (011), spaced or dashed
-    r"(?P<phone>(?<![\d+])(?:\+?251[\s-]?|0)[79]\d{2}[\s-]?\d{3}[\s-]?\d{3}(?!\d)"
-    r"|(?<![\d+])(?:\+?251[\s-]?|0)11[\s-]?\d{3}[\s-]?\d{4}(?!\d)"
+    r"(?P<phone>(?<![\d+])(?:\+?251[\s-]?|0)[179]\d{2}(?:[\s-]?\d{2,4}){2,3}(?!\d)"
     r"|(?<![\d+])\+?251\d{9}(?!\d))",
     r"(?P<date>(?<![\d.,])\d{1,4}[/.-]\d{1,2}[/.-]\d{2,4}(?!\d))",
     r"(?P<time>(?<![\d.,])\d{1,2}:\d{2}(?:\s?[ap]\.?m\b\.?)?"

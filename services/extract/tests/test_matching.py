@@ -1,0 +1,113 @@
+"""Matching: the knowledge base, normalisation, fuzzy spelling, candidates."""
+
+from extract_helpers import products
+
+from tgmed_extract import EXTRACTOR_VERSION, knowledge_version
+from tgmed_extract.knowledge import canonical_medicine, knowledge
+from tgmed_extract.normalize import normalise, phonetic, transliterate
+
+
+def test_dictionary_brands_resolve_to_their_generics(extract):
+    r = extract("Flagyl, Cipro, Zyrtec and Glucophage in stock")
+    assert products(r) == ["metronidazole", "ciprofloxacin", "cetirizine", "metformin"]
+    assert [m.brand for m in r.mentions] == ["flagyl", "cipro", "zyrtec", "glucophage"]
+
+
+def test_inn_and_combination_names():
+    assert canonical_medicine("acetaminophen") == "paracetamol"
+    assert canonical_medicine("amoxicillin and clavulanic acid") == "amoxicillin + clavulanic acid"
+    assert canonical_medicine("abacavir, lamivudine, and zidovudine") == (
+        "abacavir + lamivudine + zidovudine"
+    )
+
+
+def test_our_medicine_additions(extract):
+    assert products(extract("Coartem and Augmentin")) == [
+        "artemether + lumefantrine",
+        "amoxicillin + clavulanic acid",
+    ]
+
+
+def test_common_words_of_the_dictionary_are_not_medicines(extract):
+    assert extract("Free delivery today, the best care, gold plus offer").mentions == ()
+
+
+def test_hyphen_space_and_glued_spellings_meet(extract):
+    for spelling in ("Accu-Chek", "Accu Chek", "AccuChek", "ACCU-CHEK"):
+        assert products(extract(f"{spelling} available")) == ["accu-chek glucometer"], spelling
+
+
+def test_misspellings_next_to_a_price_or_dose(extract):
+    for word, product in (
+        ("Amoxcillin", "amoxicillin"),
+        ("Parcetamol", "paracetamol"),
+        ("Metformn", "metformin"),
+    ):
+        r = extract(f"{word} 500mg 60 birr")
+        assert [(m.product, m.matched_by) for m in r.mentions] == [(product, "fuzzy")], word
+
+
+def test_misspelling_far_from_any_figure_is_left_alone(extract):
+    assert extract("I like amoxcillin").mentions == ()
+
+
+def test_amharic_spelling_meets_the_dictionary_through_transliteration(extract):
+    r = extract("ፓራሲታሞል አለ")
+    assert products(r) == ["paracetamol"]
+    # a spelling not in our catalog, met through the transliteration and sound key
+    r = extract("ሜትሮኒዳዞል ታብሌት")
+    assert products(r) == ["metronidazole"]
+    r = extract("ኦሜፕራዞሌ 20mg")
+    assert [(m.product, m.matched_by) for m in r.mentions] == [("omeprazole", "fuzzy")]
+
+
+def test_amharic_homophone_letters_fold():
+    assert normalise("ሐኪም")[0] == normalise("ሀኪም")[0] == normalise("ኀኪም")[0]
+    assert normalise("ሠላም")[0] == normalise("ሰላም")[0]
+    assert normalise("ዐይን")[0] == normalise("አይን")[0]
+    assert normalise("ፀሐይ")[0] == normalise("ጸሀይ")[0]
+    assert normalise("ቸ")[0] != normalise("ሸ")[0]
+
+
+def test_transliteration_and_sound_key():
+    assert transliterate("ፓራሲታሞል") == "parasitamol"
+    assert phonetic(transliterate("ሴቲሪዚን")) == phonetic("cetirizine")
+
+
+def test_brand_before_a_product_type_without_its_own_row(extract):
+    r = extract("Nivea sunscreen SPF 50")
+    assert [(m.product, m.brand) for m in r.mentions] == [("sunscreen", "nivea")]
+
+
+def test_amharic_product_names(extract):
+    r = extract("የደም ግፊት መለኪያ እና የስኳር መለኪያ አለን")
+    assert products(r) == ["bp monitor", "glucometer"]
+
+
+def test_candidates_are_unknown_names_before_a_price_or_dose(extract):
+    r = extract("Zinnatex 500mg 300 birr\nPanadol 40 birr")
+    assert [c.name for c in r.candidates] == ["zinnatex"]
+    assert r.candidates[0].context == "Zinnatex 500mg 300 birr"
+    assert [p.product for p in r.prices] == [None, "paracetamol"]
+
+
+def test_amharic_candidate(extract):
+    r = extract("ቆንጆ ቅባት 250 ብር")
+    assert [c.name for c in r.candidates] == ["ቆንጆ ቅባት"]
+
+
+def test_no_digits_and_no_names_is_empty(extract):
+    r = extract("Good morning, we are open")
+    assert (r.mentions, r.prices, r.services, r.candidates) == ((), (), (), ())
+
+
+def test_versions():
+    assert EXTRACTOR_VERSION
+    assert len(knowledge_version()) == 16
+    assert knowledge_version() == knowledge_version()
+
+
+def test_knowledge_base_size():
+    kb = knowledge()
+    assert kb.alias_count > 90_000
+    assert len(kb.products) > 15_000

@@ -1,0 +1,113 @@
+"""The price grammar and price-to-product association beyond the issue's own strings."""
+
+import pytest
+from extract_helpers import pairs
+
+from tgmed_extract.prices import scan
+
+
+@pytest.mark.parametrize(
+    ("text", "amount", "currency"),
+    [
+        ("Amoxil 120 birr", 120.0, "ETB"),
+        ("Amoxil 120birr", 120.0, "ETB"),
+        ("Amoxil 120 BIRR", 120.0, "ETB"),
+        ("Amoxil ETB 120", 120.0, "ETB"),
+        ("Amoxil 120 ETB", 120.0, "ETB"),
+        ("Amoxil Br. 120", 120.0, "ETB"),
+        ("Amoxil 120 br.", 120.0, "ETB"),
+        ("Amoxil 120 ብር", 120.0, "ETB"),
+        ("Amoxil 120ብር", 120.0, "ETB"),
+        ("Amoxil ዋጋ 120", 120.0, "ETB"),
+        ("Amoxil 💰120", 120.0, "ETB"),
+        ("Amoxil = 120", 120.0, "ETB"),
+        ("Amoxil @ 120", 120.0, "ETB"),
+        ("Amoxil — 120 birr", 120.0, "ETB"),
+        ("Amoxil Price: 1,250.50 birr", 1250.5, "ETB"),
+        ("Amoxil 2.5k birr", 2500.0, "ETB"),
+        ("Amoxil 5 ሺ ብር", 5000.0, "ETB"),
+        ("Amoxil 2 ሚሊዮን ብር", 2_000_000.0, "ETB"),
+        ("Amoxil USD 12", 12.0, "USD"),
+        ("Amoxil €10", 10.0, "EUR"),
+    ],
+)
+def test_price_forms(extract, text, amount, currency):
+    assert pairs(extract(text)) == [("amoxicillin", amount, currency)]
+
+
+def test_range_keeps_low_and_high(extract):
+    r = extract("Wheelchair 8,000-12,000 birr")
+    assert [(p.product, p.amount, p.high) for p in r.prices] == [("wheelchair", 8000.0, 12000.0)]
+
+
+def test_range_with_multiplier_on_the_high_end_only(extract):
+    r = extract("Hospital bed 20-35k birr")
+    assert [(p.amount, p.high) for p in r.prices] == [(20000.0, 35000.0)]
+
+
+def test_several_prices_for_one_product_each_with_its_pack(extract):
+    r = extract("Augmentin 625mg: 14 tabs 450 birr, box of 100 2,800 birr")
+    assert [(p.amount, p.strength, p.pack_count, p.unit_price) for p in r.prices] == [
+        (450.0, "625 mg", 14, 32.14),
+        (2800.0, "625 mg", 100, 28.0),
+    ]
+
+
+def test_per_pack_after_the_price(extract):
+    r = extract("Surgical gloves 350 birr per box of 100")
+    assert [(p.product, p.amount, p.pack_count, p.unit_price) for p in r.prices] == [
+        ("surgical gloves", 350.0, 100, 3.5)
+    ]
+
+
+def test_sizes_of_one_product(extract):
+    r = extract("NAN 1 400g 1,150 birr / 800g 2,100 birr")
+    assert [(p.product, p.amount, p.size) for p in r.prices] == [
+        ("nan formula", 1150.0, "400 g"),
+        ("nan formula", 2100.0, "800 g"),
+    ]
+
+
+def test_header_line_then_price_line(extract):
+    r = extract("🔥 Omron M3 BP monitor 🔥\nOriginal, 2 years warranty\nPrice: 4,800 birr")
+    assert pairs(r) == [("omron bp monitor", 4800.0, "ETB")]
+
+
+def test_price_never_given_to_every_product_of_a_line(extract):
+    r = extract("Panadol, Brufen and Amoxil available. Amoxil 120 birr")
+    assert pairs(r) == [("amoxicillin", 120.0, "ETB")]
+
+
+def test_delivery_fee_is_a_service(extract):
+    r = extract("Pampers size 4 1,900 birr. Delivery 100 birr")
+    assert pairs(r) == [("pampers diapers", 1900.0, "ETB")]
+    assert [(s.service, s.amount) for s in r.services] == [("delivery", 100.0)]
+
+
+def test_amharic_delivery_fee_is_a_service(extract):
+    r = extract("ዳይፐር 1500 ብር\nማድረሻ 80 ብር")
+    assert pairs(r) == [("diapers", 1500.0, "ETB")]
+    assert [(s.service, s.amount) for s in r.services] == [("ማድረሻ", 80.0)]
+
+
+def test_doses_percentages_and_years_are_not_prices(extract):
+    r = extract("Vitamin D3 1000 IU, niacinamide 10% serum, since 2015")
+    assert r.prices == ()
+
+
+def test_phone_variants_are_not_figures():
+    for phone in (
+        "0911234567",
+        "0911 234 567",
+        "0911-234-567",
+        "+251 911 234 567",
+        "+251911234567",
+        "0116 123 456",
+        "0703 456 789",
+    ):
+        assert scan(f"call {phone}") == [], phone
+
+
+def test_a_price_with_no_product_is_kept_unattributed(extract):
+    r = extract("Everything 50 birr today")
+    assert [(p.product, p.amount) for p in r.prices] == [(None, 50.0)]
