@@ -51,7 +51,9 @@ def evaluate(rows: list[dict], misses: int) -> None:
         gold_pairs = {
             (p["product"], round(float(p["amount"]), 2))
             for p in row.get("prices", [])
-            if (p.get("currency") or "ETB") == "ETB" and p.get("amount") is not None
+            if (p.get("currency") or "ETB") == "ETB"
+            and p.get("amount") is not None
+            and p.get("kind", "price") == "price"
         }
         pred_pairs = {
             (to_gold.get(p.product, "?" + str(p.product)), round(p.amount, 2))

@@ -106,8 +106,8 @@ SEGMENT_RE = re.compile(r"\n|(?<=[.!?።])\s+(?=[^\d\s])|[;•▪|]|🔹|🔸|�
 NAME_WORD_RE = re.compile(r"[A-Za-z][A-Za-z0-9'+&-]*|[\u1200-\u135a]+")
 SERVICE_RE = re.compile(
     r"(?<![a-z])(repair|calibration|calibrate|servicing|service|maintenance|installation|"
-    r"install|delivery|deliver|shipping|consultation|consult|check-?up|fee|ማድረሻ|ማድረስ|"
-    r"ጥገና|ማስተካከያ|ትራንስፖርት|ምክክር)",
+    r"install|delivery|deliver|shipping|transport|consultation|consult|check-?up|fee|"
+    r"replacement|battery change|setup|ማድረሻ|ማድረስ|ጥገና|ማስተካከያ|ትራንስፖርት|ምክክር)",
     re.IGNORECASE,
 )
 SERVICE_AFTER_RE = re.compile(
@@ -254,7 +254,9 @@ def _mentions(text: str, kb: Knowledge) -> list[Mention]:
 
 
 _HEAD_GAP = re.compile(r"[\s&+-]{0,3}")
-_BRAND_GAP = re.compile(r"[a-z\s&+'-]{0,30}")
+_BRAND_GAP = re.compile(r"[a-z0-9 &+'()-]{0,30}")
+# a medicine's form or dose between it and a product-type word: "chlorhexidine 4% scrub"
+_FORM_GAP = re.compile(r"[\s\d.,%()+/]*(?:(?:mg|mcg|g|ml|iu)[\s\d.,%()+/]*)?")
 
 
 def _merge_heads(
@@ -271,10 +273,18 @@ def _merge_heads(
             gap = norm[end:nstart]
             if nentry.is_brand or nentry.category == "medicine":
                 break
-            if entry.is_brand:
+            brandish = entry.is_brand or (
+                entry.brand is not None and norm[start:end] == entry.brand.replace("-", " ")
+            )
+            if entry.category == "medicine" and not entry.is_brand:
+                if _FORM_GAP.fullmatch(gap) and nentry.brand is None and nentry.parent is None:
+                    i += 1  # the medicine's form, not a product of its own
+                    continue
+                break
+            if brandish:
                 if "\n" in gap or not _BRAND_GAP.fullmatch(gap):
                     break
-            elif not _HEAD_GAP.fullmatch(gap) or entry.category == nentry.category == "medicine":
+            elif not _HEAD_GAP.fullmatch(gap):
                 break
             brand = entry.brand or nentry.brand
             own = kb.products.get(f"{brand} {nentry.product}") if brand else None
@@ -282,6 +292,11 @@ def _merge_heads(
                 own = Entry(nentry.product, nentry.category, brand, nentry.parent)
             start, end, entry, by = start, nend, own or nentry, nby
             i += 1
+        if entry.is_brand:
+            entry = kb.brand_default.get(entry.product)
+            if entry is None:  # a cosmetics brand alone names no product
+                i += 1
+                continue
         out.append((start, end, entry, by))
         i += 1
     return out
@@ -375,6 +390,7 @@ def _with_figures(text: str, kb: Knowledge, mentions: list[Mention]) -> Extracti
             f.kind in ("bare", "amount")
             and i + 1 < len(figures)
             and figures[i + 1].kind == "amount"
+            and f.value < figures[i + 1].value
             and RANGE_GAP_RE.match(text[f.end : figures[i + 1].start])
             and "\n" not in text[f.end : figures[i + 1].start]
         ):
@@ -419,7 +435,7 @@ def _with_figures(text: str, kb: Knowledge, mentions: list[Mention]) -> Extracti
             message_currency is not None
             and line not in amount_lines
             and not (glued and f.value < 10)
-            and _last_figure_on_line(text, f, newlines, line)
+            and _nothing_after_on_line(text, f, newlines, line)
             and not (1900 <= f.value <= 2100 and f.value.is_integer())
             and any(line_of(m.start) == line and m.end <= f.start for m in mentions)
         ):
@@ -538,9 +554,10 @@ def _fmt(u: Figure) -> str:
     return f"{u.value:g} {u.unit}"
 
 
-def _last_figure_on_line(text: str, f: Figure, newlines: list[int], line: int) -> bool:
+def _nothing_after_on_line(text: str, f: Figure, newlines: list[int], line: int) -> bool:
+    """No other figure and no word after `f` on its line (emoji and punctuation may be)."""
     end = newlines[line] if line < len(newlines) else len(text)
-    return DIGIT_RE.search(text, f.end, end) is None
+    return not any(ch.isalnum() for ch in text[f.end : end])
 
 
 def _owner(f, mentions, seg_of, line_of, money, distinct, named) -> Mention | None:

@@ -88,6 +88,8 @@ class Knowledge:
     stopwords: frozenset[str]
     # (normalised alias, entry) pairs the tolerant pass may return; indexed on first use
     fuzzy_names: list[tuple[str, Entry]]
+    # what a brand named alone means: its first row, for brands of devices and baby goods
+    brand_default: dict[str, Entry] = field(default_factory=dict)
     alias_count: int = 0
     fuzzy_cache: dict[str, tuple[Entry, str] | None] = field(default_factory=dict)
     _latin: dict[str, tuple[list[str], list[Entry]]] | None = None
@@ -211,6 +213,10 @@ def build() -> Knowledge:
         for name in _split(row.get("amharic")):
             add(name, entry)
     brands = {row["brand"]: row["category"] for row in rows if row.get("brand")}
+    brand_default: dict[str, Entry] = {}
+    for row in rows:
+        if row.get("brand") and row["category"] in ("device", "consumable", "baby"):
+            brand_default.setdefault(row["brand"], products[row["product"]])
     for brand, category in brands.items():
         entry = Entry(brand, category, brand, is_brand=True)
         add(brand, entry, fuzzy=False)
@@ -264,7 +270,7 @@ def build() -> Knowledge:
 
     alias_count = len(automaton)
     automaton.make_automaton()
-    return Knowledge(automaton, products, stopwords, fuzzy_names, alias_count)
+    return Knowledge(automaton, products, stopwords, fuzzy_names, brand_default, alias_count)
 
 
 @functools.cache

@@ -14,7 +14,7 @@ import re
 from typing import NamedTuple
 
 NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
-MULT = r"\s?(?:k|thousand|million|mil|ሺ(?:ህ)?|ሚሊዮን)(?![a-z])"
+MULT = r"[ \t]?(?:k|thousand|million|mil|ሺ(?:ህ)?|ሚሊዮን)(?![a-z])"
 CUR_AFTER = r"birr|br\.?|ብር|etb|usd|dollars?|euros?|eur|€"
 CUR_BEFORE = r"etb|birr|br\.?|ብር|usd|us\$|\$|€|eur|euro"
 STRENGTH = r"mg|mcg|µg|μg|iu|%|ሚ\.?ግ|ሚሊግራም"
@@ -25,6 +25,7 @@ SIZE = (
 PACK = (
     r"tabs?|tablets?|caps(?:ules?)?|pcs|pieces?|sachets?|strips?|ampoules?|amps?|vials?"
     r"|bottles?|packets?|packs?|boxes|box|pairs?|units?|tins?|rolls?|pads|diapers|pills?"
+    r"|cartons?|wipes|doses|dots|patches|sheets|tubes?|jars?|bags?|dozens?|sets?"
     r"|ፍሬዎች|ፍሬ|ፓኬት|ካርቶን|ጥቅል|ብልቃጥ|ሳጥን|ቁራጭ"
 )
 TIME_UNITS = r"hours?|hrs?|days?|weeks?|months?|years?|minutes?|mins?|ሰዓት|ቀን|ሳምንት|ወር|አመት|ዓመት"
@@ -40,16 +41,16 @@ _PARTS = [
     r"(?P<time>\d{1,2}:\d{2}(?:\s?[ap]\.?m\b\.?)?|24\s?/\s?7|\d{1,2}\s?(?:am|pm|a\.m\.|p\.m\.)(?![a-z])"
     rf"|\d{{1,3}}(?:\s?-\s?\d{{1,3}})?\s?(?:{TIME_UNITS})(?![a-z]))",
     rf"(?P<num>{NUM})(?!\d)(?P<mult>{MULT})?"
-    rf"(?:\s?(?P<cur>{CUR_AFTER})(?![a-z])|\s?(?P<strength>{STRENGTH})(?![a-z])"
-    rf"|\s?(?P<size>{SIZE})(?![a-z])|\s?(?P<pack>{PACK})(?![a-z]))?",
+    rf"(?:[ \t]?(?P<cur>{CUR_AFTER})(?![a-z\d])|[ \t]?(?P<strength>{STRENGTH})(?![a-z])"
+    rf"|[ \t]?(?P<size>{SIZE})(?![a-z])|[ \t]?(?P<pack>{PACK})(?![a-z]))?",
 ]
 TOKEN_RE = re.compile("|".join(_PARTS), re.IGNORECASE)
 PREFIX_RE = re.compile(
     rf"(?:(?<![a-z])(?P<cpre>{CUR_BEFORE})"
     r"|(?<![a-z])(?P<ref>licen[cs]e|lic|reg(?:istration)?|tin|ref|code|id|ቁጥር|ፈቃድ)"
-    r"\s*(?:no|number|num|#)?\s*[.:#]?\s*[a-z]{0,4}[/-]?|(?P<hash>#|no\.\s?)"
+    r"[ \t]*(?:no|number|num|#)?[ \t]*[.:#]?[ \t]*[a-z]{0,4}[/-]?|(?P<hash>#|no\.[ \t]?)"
     r"|(?P<packof>(?:box|pack|carton|bottle|strip|tin|case|packet|sachet|tube|jar|bag|set|roll)"
-    r"(?:es|s)?\s+of))\s?$",
+    r"(?:es|s)?[ \t]+of))[ \t]?$",
     re.IGNORECASE,
 )
 DIGIT_RE = re.compile(r"\d")
@@ -66,7 +67,7 @@ OLD_RE = re.compile(
     r"በፊት|የነበረው)\s*[:=\-]*\s*(?:etb|birr|br\.?|ብር|\$)?\s*$",
     re.IGNORECASE,
 )
-RANGE_GAP_RE = re.compile(r"\s*(?:-|–|—|~|to|እስከ|and)\s*$", re.IGNORECASE)
+RANGE_GAP_RE = re.compile(r"[ \t]*(?:-|–|~|to|እስከ)[ \t]*$", re.IGNORECASE)
 PER_RE = re.compile(r"\s*(?:/|per|a|each|for(?: a| one)?|ለ)\s*", re.IGNORECASE)
 DISCOUNT_RE = re.compile(r"\s*(?:off|discount|ቅናሽ)", re.IGNORECASE)
 
