@@ -92,8 +92,16 @@ def test_candidates_are_unknown_names_before_a_price_or_dose(extract):
 
 
 def test_amharic_candidate(extract):
-    r = extract("ቆንጆ ቅባት 250 ብር")
-    assert [c.name for c in r.candidates] == ["ቆንጆ ቅባት"]
+    r = extract("ሮያል ሀኒ 250 ብር")
+    assert [c.name for c in r.candidates] == ["ሮያል ሀኒ"]
+    assert [(p.product, p.amount) for p in r.prices] == [(None, 250.0)]
+
+
+def test_amharic_trade_words_are_not_drugs(extract):
+    # ኪኒን (tablets) sounds like quinine, ሽሮፕ is syrup: never matched tolerantly
+    r = extract("ሜትፎርሚን 500 ሚ.ግ (100 ኪኒን) - 350 ብር")
+    assert [m.product for m in r.mentions] == ["metformin"]
+    assert [(p.product, p.amount, p.pack_count) for p in r.prices] == [("metformin", 350.0, 100)]
 
 
 def test_no_digits_and_no_names_is_empty(extract):

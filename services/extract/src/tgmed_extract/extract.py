@@ -107,7 +107,8 @@ NAME_WORD_RE = re.compile(r"[A-Za-z][A-Za-z0-9'+&-]*|[\u1200-\u135a]+")
 SERVICE_RE = re.compile(
     r"(?<![a-z])(repair|calibration|calibrate|servicing|service|maintenance|installation|"
     r"install|delivery|deliver|shipping|transport|consultation|consult|check-?up|fee|"
-    r"replacement|battery change|setup|ማድረሻ|ማድረስ|ጥገና|ማስተካከያ|ትራንስፖርት|ምክክር)",
+    r"replacement|battery change|setup|ማድረሻ|ማድረስ|ጥገና|ማስተካከያ|ትራንስፖርት|ምክክር|"
+    r"ካሊብሬሽን|ሰርቪስ|ተከላ)",
     re.IGNORECASE,
 )
 SERVICE_AFTER_RE = re.compile(
@@ -312,7 +313,7 @@ def _fuzzy(word: str, kb: Knowledge, geez: bool) -> tuple[Entry, str] | None:
     result = None
     if geez:
         key = phonetic(transliterate(word))
-        bucket = phon.get(key[:1]) if len(key) >= 6 else None
+        bucket = phon.get(key[:1]) if len(key) >= 6 and word not in kb.stopwords else None
         cutoff = 88
     else:
         key = word.lower()
@@ -422,7 +423,7 @@ def _with_figures(text: str, kb: Knowledge, mentions: list[Mention]) -> Extracti
             money.append((f, low, is_old))
             continue
         # a bare figure
-        if is_old or MARKER_RE.search(before):
+        if is_old or f.unit or MARKER_RE.search(before):  # f.unit: "1.2k", "3 ሺ"
             money.append(
                 (f._replace(kind="amount", currency=message_currency or "ETB"), None, is_old)
             )

@@ -20,13 +20,13 @@ CUR_BEFORE = r"etb|birr|br\.?|ብር|usd|us\$|\$|€|eur|euro"
 STRENGTH = r"mg|mcg|µg|μg|iu|%|ሚ\.?ግ|ሚሊግራም"
 SIZE = (
     r"ml|ltr|litres?|liters?|l|gms?|grams?|g|kg|oz|cc|cm|mm|inch(?:es)?|ft"
-    r"|ሚሊ(?:\s?ሊትር)?|ሊትር|ግራም|ኪሎ(?:\s?ግራም)?"
+    r"|ሚሊ(?:\s?ሊትር)?|ሊትር|ግራም|ኪሎ(?:\s?ግራም)?|አውንስ"
 )
 PACK = (
     r"tabs?|tablets?|caps(?:ules?)?|pcs|pieces?|sachets?|strips?|ampoules?|amps?|vials?"
     r"|bottles?|packets?|packs?|boxes|box|pairs?|units?|tins?|rolls?|pads|diapers|pills?"
     r"|cartons?|wipes|doses|dots|patches|sheets|tubes?|jars?|bags?|dozens?|sets?"
-    r"|ፍሬዎች|ፍሬ|ፓኬት|ካርቶን|ጥቅል|ብልቃጥ|ሳጥን|ቁራጭ"
+    r"|ፍሬዎች|ፍሬ|ፓኬት|ካርቶን|ጥቅል|ብልቃጥ|ሳጥን|ቁራጭ|ኪኒን|ካፕሱል|ጣሳ|ደርዘን|ጥንድ|ሳሼ"
 )
 TIME_UNITS = r"hours?|hrs?|days?|weeks?|months?|years?|minutes?|mins?|ሰዓት|ቀን|ሳምንት|ወር|አመት|ዓመት"
 
@@ -38,7 +38,7 @@ _PARTS = [
     # Ethiopian mobiles (09/07, +251 9/7) and landlines (011...), spaced or dashed
     r"(?P<phone>(?:\+?251[\s-]?|0)[179]\d{2}(?:[\s-]?\d{2,4}){2,3}(?!\d)|\+?251\d{9}(?!\d))",
     r"(?P<date>\d{1,4}[/.-]\d{1,2}[/.-]\d{2,4}(?!\d))",
-    r"(?P<time>\d{1,2}:\d{2}(?:\s?[ap]\.?m\b\.?)?|24\s?/\s?7|\d{1,2}\s?(?:am|pm|a\.m\.|p\.m\.)(?![a-z])"
+    r"(?P<time>\d{1,2}[:፡]\d{2}(?:\s?[ap]\.?m\b\.?)?|24\s?/\s?7|\d{1,2}\s?(?:am|pm|a\.m\.|p\.m\.)(?![a-z])"
     rf"|\d{{1,3}}(?:\s?-\s?\d{{1,3}})?\s?(?:{TIME_UNITS})(?![a-z]))",
     rf"(?P<num>{NUM})(?!\d)(?P<mult>{MULT})?"
     rf"(?:[ \t]?(?P<cur>{CUR_AFTER})(?![a-z\d])|[ \t]?(?P<strength>{STRENGTH})(?![a-z])"
@@ -47,7 +47,8 @@ _PARTS = [
 TOKEN_RE = re.compile("|".join(_PARTS), re.IGNORECASE)
 PREFIX_RE = re.compile(
     rf"(?:(?<![a-z])(?P<cpre>{CUR_BEFORE})"
-    r"|(?<![a-z])(?P<ref>licen[cs]e|lic|reg(?:istration)?|tin|ref|code|id|ቁጥር|ፈቃድ)"
+    r"|(?<![a-z])(?P<ref>licen[cs]e|lic|reg(?:istration)?|tin|ref|code|id|ቁጥር|ፈቃድ|ቁ\.|"
+    r"spf|size|stage|step|ኤስፒኤፍ|ሳይዝ|ደረጃ)"
     r"[ \t]*(?:no|number|num|#)?[ \t]*[.:#]?[ \t]*[a-z]{0,4}[/-]?|(?P<hash>#|no\.[ \t]?)"
     r"|(?P<packof>(?:box|pack|carton|bottle|strip|tin|case|packet|sachet|tube|jar|bag|set|roll)"
     r"(?:es|s)?[ \t]+of))[ \t]?$",
@@ -58,7 +59,7 @@ CURRENCY_WORD_RE = re.compile(r"(?<![a-z])(?:etb|birr|br\.?|ብር|usd|\$|eur|�
 # a bare figure right after one of these is a price
 MARKER_RE = re.compile(
     r"(?:price|prices|ዋጋ\w*|💰|=|—|–|@|for|only|now|አሁን|at|cost|costs|selling|sale|"
-    r"ብቻ|offer|just|ዋጋው)\s*[:：=\-]*\s*$",
+    r"ብቻ|offer|just|ዋጋው|በ)\s*[:：=\-፦👉]*\s*$",
     re.IGNORECASE,
 )
 # a figure right after one of these is an old price ("was X now Y", "paid X, selling Y")
