@@ -25,6 +25,7 @@ from tgmed_extract.prices import (
     CURRENCY_WORD_RE,
     DIGIT_RE,
     MARKER_RE,
+    OLD_ANY_RE,
     OLD_RE,
     PER_RE,
     RANGE_GAP_RE,
@@ -411,6 +412,7 @@ def _with_figures(text: str, kb: Knowledge, mentions: list[Mention]) -> Extracti
     money: list[tuple[Figure, float | None, bool]] = []  # (figure, low, is_old)
     units: list[Figure] = []
     strengths_glued: list[Figure] = []
+    old_possible = OLD_ANY_RE.search(text) is not None
     amount_lines = {line_of(f.start) for f, _ in merged if f.kind == "amount"}
     for f, low in merged:
         if f.kind in ("strength", "size", "pack"):
@@ -418,7 +420,7 @@ def _with_figures(text: str, kb: Knowledge, mentions: list[Mention]) -> Extracti
             continue
         line_start = newlines[line_of(f.start) - 1] + 1 if line_of(f.start) else 0
         before = text[max(line_start, f.start - 24) : f.start]
-        is_old = OLD_RE.search(before) is not None
+        is_old = old_possible and OLD_RE.search(before) is not None
         if f.kind == "amount":
             money.append((f, low, is_old))
             continue
