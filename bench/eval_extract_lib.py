@@ -38,16 +38,26 @@ def evaluate(rows: list[dict], misses: int) -> None:
             for s, e in spans_of(text, g.get("as_written") or ""):
                 gold_spans.append((s, e, g["product"]))
         gold_products = {g["product"] for g in row.get("mentions", [])}
-        to_gold: dict[str, str] = {}
-        pred_ok = set()
-        pred_all = set()
+        # each predicted mention -> the labelled product whose words it covers
+        gold_of: list[str | None] = []
         for m in result.mentions:
-            pred_all.add(m.product)
+            hit = None
             for s, e, gp in gold_spans:
                 if m.start < e and s < m.end:
-                    to_gold.setdefault(m.product, gp)
-                    pred_ok.add(m.product)
-        found_gold = {to_gold[p] for p in pred_ok}
+                    hit = gp
+                    break
+            gold_of.append(hit)
+        pred_all = {m.product for m in result.mentions}
+        pred_ok = {m.product for m, g in zip(result.mentions, gold_of, strict=True) if g}
+        found_gold = {g for g in gold_of if g}
+
+        def gold_product(price, mentions=result.mentions, gold_of=gold_of):
+            owner = None
+            for m, g in zip(mentions, gold_of, strict=True):
+                if m.product == price.product and (owner is None or m.start <= price.start):
+                    owner = g
+            return owner or "?" + str(price.product)
+
         gold_pairs = {
             (p["product"], round(float(p["amount"]), 2))
             for p in row.get("prices", [])
@@ -56,15 +66,13 @@ def evaluate(rows: list[dict], misses: int) -> None:
             and p.get("kind", "price") == "price"
         }
         pred_pairs = {
-            (to_gold.get(p.product, "?" + str(p.product)), round(p.amount, 2))
-            for p in result.prices
-            if p.currency == "ETB"
+            (gold_product(p), round(p.amount, 2)) for p in result.prices if p.currency == "ETB"
         }
         for key in ("all", row.get("language", "?")):
             s = stats[key]
             s[0] += len(pred_ok)
             s[1] += len(pred_all)
-            s[2] += len(found_gold & gold_products)
+            s[2] += len(found_gold & gold_products)  # several labelled per mention possible
             s[3] += len(gold_products)
             s[4] += len(pred_pairs & gold_pairs)
             s[5] += len(pred_pairs)
