@@ -51,12 +51,15 @@ def evaluate(rows: list[dict], misses: int) -> None:
         pred_ok = {m.product for m, g in zip(result.mentions, gold_of, strict=True) if g}
         found_gold = {g for g in gold_of if g}
 
-        def gold_product(price, mentions=result.mentions, gold_of=gold_of):
+        # fallback: another mention of the same product that did cover labelled words
+        by_product = {m.product: g for m, g in zip(result.mentions, gold_of, strict=True) if g}
+
+        def gold_product(price, mentions=result.mentions, gold_of=gold_of, by=by_product):
             owner = None
             for m, g in zip(mentions, gold_of, strict=True):
                 if m.product == price.product and (owner is None or m.start <= price.start):
                     owner = g
-            return owner or "?" + str(price.product)
+            return owner or by.get(price.product) or "?" + str(price.product)
 
         gold_pairs = {
             (p["product"], round(float(p["amount"]), 2))
@@ -66,7 +69,9 @@ def evaluate(rows: list[dict], misses: int) -> None:
             and p.get("kind", "price") == "price"
         }
         pred_pairs = {
-            (gold_product(p), round(p.amount, 2)) for p in result.prices if p.currency == "ETB"
+            (gold_product(p), round(p.amount, 2))
+            for p in result.prices
+            if p.currency == "ETB" and p.product is not None
         }
         for key in ("all", row.get("language", "?")):
             s = stats[key]

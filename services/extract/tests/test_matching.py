@@ -119,3 +119,7 @@ def test_knowledge_base_size():
     kb = knowledge()
     assert kb.alias_count > 90_000
     assert len(kb.products) > 15_000
+
+
+def test_a_flavour_word_is_not_a_product(extract):
+    assert products(extract("Cerelac wheat & honey 400g 690 birr")) == ["cerelac"]

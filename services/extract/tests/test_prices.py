@@ -111,3 +111,27 @@ def test_phone_variants_are_not_figures():
 def test_a_price_with_no_product_is_kept_unattributed(extract):
     r = extract("Everything 50 birr today")
     assert [(p.product, p.amount) for p in r.prices] == [(None, 50.0)]
+
+
+def test_service_named_before_the_product(extract):
+    r = extract("Cool box delivery for insulin 150 birr")
+    assert r.prices == ()
+    assert [(s.service, s.product, s.amount) for s in r.services] == [
+        ("delivery", "insulin", 150.0)
+    ]
+
+
+def test_free_delivery_is_no_fee(extract):
+    r = extract("Panadol with free delivery 45 birr")
+    assert pairs(r) == [("paracetamol", 45.0, "ETB")]
+    assert r.services == ()
+
+
+def test_strikethrough_old_price(extract):
+    r = extract("Omron M3 BP monitor ~~8,900~~ 7,900 ETB")
+    assert [(p.amount, p.old_price) for p in r.prices] == [(7900.0, 8900.0)]
+
+
+def test_currency_glued_to_the_next_figure(extract):
+    r = extract("Dove soap 100g x 4 ETB480")
+    assert pairs(r) == [("dove soap", 480.0, "ETB")]

@@ -112,6 +112,7 @@ SERVICE_RE = re.compile(
     r"ካሊብሬሽን|ሰርቪስ|ተከላ)",
     re.IGNORECASE,
 )
+FREE_RE = re.compile(r"(?:free|በነፃ|ነፃ)\W{0,2}$", re.IGNORECASE)
 SERVICE_AFTER_RE = re.compile(
     r"[ \t:-]{0,3}(?:for |per |ለ)?(repair|calibration|servicing|service|maintenance|installation|"
     r"delivery|shipping|consultation|fee|ማድረሻ|ጥገና)",
@@ -420,7 +421,10 @@ def _with_figures(text: str, kb: Knowledge, mentions: list[Mention]) -> Extracti
             continue
         line_start = newlines[line_of(f.start) - 1] + 1 if line_of(f.start) else 0
         before = text[max(line_start, f.start - 24) : f.start]
-        is_old = old_possible and OLD_RE.search(before) is not None
+        is_old = old_possible and (
+            OLD_RE.search(before) is not None
+            or (text.startswith("~~", f.start - 2) and text.startswith("~~", f.end))  # struck
+        )
         if f.kind == "amount":
             money.append((f, low, is_old))
             continue
@@ -483,6 +487,12 @@ def _with_figures(text: str, kb: Knowledge, mentions: list[Mention]) -> Extracti
             else seg_start,
         )
         service = SERVICE_RE.search(text, lo, f.start)
+        if service is None and lo > seg_start:  # "cool box delivery for insulin 150 birr"
+            service = SERVICE_RE.search(text, seg_start, f.start)
+        if service is not None and FREE_RE.search(
+            text, max(0, service.start() - 8), service.start()
+        ):
+            service = None  # "free delivery" is no fee
         if service is None:
             service = SERVICE_AFTER_RE.match(text, f.end)
         high = None

@@ -220,7 +220,7 @@ MARKER_RE = re.compile(
 OLD_ANY_RE = re.compile(r"was|before|old|regular|previous|paid|bought|በፊት|የነበረው|~~", re.I)
 OLD_RE = re.compile(
     r"(?:was|before|old price|regular price|previously|paid|bought(?: it)? (?:for|at)|"
-    r"በፊት|የነበረው|~~)\s*[:=\-]*\s*(?:etb|birr|br\.?|ብር|\$)?\s*$",
+    r"በፊት|የነበረው)\s*[:=\-]*\s*(?:etb|birr|br\.?|ብር|\$)?\s*$",
     re.IGNORECASE,
 )
 RANGE_GAP_RE = re.compile(r"[ \t]*(?:-|–|~|to|እስከ)[ \t]*$", re.IGNORECASE)
