@@ -419,7 +419,11 @@ def _with_figures(text: str, kb: Knowledge, mentions: list[Mention]) -> Extracti
         if f.kind in ("strength", "size", "pack"):
             units.append(f)
             continue
-        line_start = newlines[line_of(f.start) - 1] + 1 if line_of(f.start) else 0
+        if f.kind == "amount" and not old_possible:
+            money.append((f, low, False))
+            continue
+        line = line_of(f.start)
+        line_start = newlines[line - 1] + 1 if line else 0
         before = text[max(line_start, f.start - 24) : f.start]
         is_old = old_possible and (
             OLD_RE.search(before) is not None
@@ -434,7 +438,6 @@ def _with_figures(text: str, kb: Knowledge, mentions: list[Mention]) -> Extracti
                 (f._replace(kind="amount", currency=message_currency or "ETB"), None, is_old)
             )
             continue
-        line = line_of(f.start)
         glued = any(
             m.end == f.start or (m.end + 1 == f.start and text[m.end] == " ") for m in mentions
         )
@@ -472,29 +475,30 @@ def _with_figures(text: str, kb: Knowledge, mentions: list[Mention]) -> Extracti
     pending_old: dict[int, float] = {}
     prev_end_by_line: dict[int, int] = {}
     distinct = {m.product for m in mentions}
+    m_lines = [line_of(m.start) for m in mentions]
+    m_segs = [seg_of(m.start) for m in mentions]
+    any_service = SERVICE_RE.search(text) is not None  # its words include SERVICE_AFTER's
+    any_pack = any(u.kind == "pack" for u in units)
     for f, low, is_old in money:
         line = line_of(f.start)
         if is_old:
             pending_old[line] = f.value
             continue
-        owner = _owner(f, mentions, seg_of, line_of, money, distinct, named)
+        seg = seg_of(f.start)
+        owner_i = _owner(f, mentions, m_lines, m_segs, seg, line, money, distinct, named, line_of)
+        owner = mentions[owner_i] if owner_i is not None else None
+        owner_on_line = owner is not None and m_lines[owner_i] == line
         line_start = newlines[line - 1] + 1 if line else 0
-        seg_start = seg_starts[seg_of(f.start)]
-        lo = max(
-            seg_start,
-            owner.end
-            if owner is not None and owner.end <= f.start and line_of(owner.start) == line
-            else seg_start,
-        )
-        service = SERVICE_RE.search(text, lo, f.start)
-        if service is None and lo > seg_start:  # "cool box delivery for insulin 150 birr"
+        seg_start = seg_starts[seg]
+        service = None
+        if any_service:
             service = SERVICE_RE.search(text, seg_start, f.start)
-        if service is not None and FREE_RE.search(
-            text, max(0, service.start() - 8), service.start()
-        ):
-            service = None  # "free delivery" is no fee
-        if service is None:
-            service = SERVICE_AFTER_RE.match(text, f.end)
+            if service is not None and FREE_RE.search(
+                text, max(0, service.start() - 8), service.start()
+            ):
+                service = None  # "free delivery" is no fee
+            if service is None:
+                service = SERVICE_AFTER_RE.match(text, f.end)
         high = None
         amount = f.value
         if low is not None:
@@ -515,7 +519,7 @@ def _with_figures(text: str, kb: Knowledge, mentions: list[Mention]) -> Extracti
             continue
         var_lo = max(
             prev_end_by_line.get(line, line_start),
-            owner.start if owner is not None and line_of(owner.start) == line else line_start,
+            owner.start if owner_on_line else line_start,
         )
         strength = size = pack = None
         pack_count = None
@@ -527,7 +531,7 @@ def _with_figures(text: str, kb: Knowledge, mentions: list[Mention]) -> Extracti
                     size = _fmt(u)
                 else:
                     pack, pack_count = _fmt(u), int(u.value)
-        after = PER_RE.match(text, f.end)
+        after = PER_RE.match(text, f.end) if any_pack else None
         if after is not None:
             for u in units:
                 if u.start == after.end() and u.kind == "pack":
@@ -573,32 +577,34 @@ def _nothing_after_on_line(text: str, f: Figure, newlines: list[int], line: int)
     return not any(ch.isalnum() for ch in text[f.end : end])
 
 
-def _owner(f, mentions, seg_of, line_of, money, distinct, named) -> Mention | None:
+def _owner(f, mentions, m_lines, m_segs, seg, line, money, distinct, named, line_of):
+    """Index of the mention a price belongs to: the nearest before it in its segment, else
+    on its line, else the first after it in its segment, else a header line's above it."""
     if not mentions:
         return None
-    seg, line = seg_of(f.start), line_of(f.start)
+    start = f.start
     best = None
-    for m in mentions:
-        if m.end <= f.start and seg_of(m.start) == seg:
-            best = m
+    for i, m in enumerate(mentions):
+        if m.end <= start and m_segs[i] == seg:
+            best = i
     if best is not None:
         return best
-    for m in mentions:
-        if m.end <= f.start and line_of(m.start) == line:
-            best = m
+    for i, m in enumerate(mentions):
+        if m.end <= start and m_lines[i] == line:
+            best = i
     if best is not None:
         return best
-    for m in mentions:
-        if m.start >= f.end and seg_of(m.start) == seg:
-            return m
+    for i, m in enumerate(mentions):
+        if m.start >= f.end and m_segs[i] == seg:
+            return i
     # a header line: the product on a line of its own above the price
     money_lines = {line_of(g.start) for g, _, old in money if not old}
     for back in range(line - 1, max(line - 4, -1), -1):
-        on_line = [m for m in mentions if line_of(m.start) == back]
+        on_line = [i for i in range(len(mentions)) if m_lines[i] == back]
         if on_line:
             return on_line[-1] if back not in money_lines else None
-    if len(distinct) == 1 and mentions[0].end <= f.start and seg_of(f.start) not in named:
-        return mentions[0]
+    if len(distinct) == 1 and mentions[0].end <= start and seg not in named:
+        return 0
     return None
 
 

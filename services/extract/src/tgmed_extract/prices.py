@@ -209,6 +209,7 @@ PREFIX_REV_RE = re.compile(
     re.IGNORECASE,
 )
 DIGIT_RE = re.compile(r"\d")
+DIGIT_RUN_RE = re.compile(r"\d+")
 CURRENCY_WORD_RE = re.compile(r"(?<![a-z])(?:etb|birr|br\.?|ብር|usd|\$|eur|€)(?![a-z])", re.I)
 # a bare figure right after one of these is a price
 MARKER_RE = re.compile(
@@ -254,7 +255,19 @@ def scan(text: str) -> list[Figure]:
     """Every figure of `text` that is not a phone number, date, time or reference."""
     figures: list[Figure] = []
     append = figures.append
-    for m in TOKEN_RE.finditer(text):
+    consumed = 0
+    for run in DIGIT_RUN_RE.finditer(text):
+        # the grammar is tried only where a run of digits starts (a search would try every
+        # position of the text: 6x slower)
+        start = run.start()
+        if start < consumed:
+            continue
+        if start and text[start - 1] == "+":
+            start -= 1
+        m = TOKEN_RE.match(text, start)
+        if m is None:
+            continue
+        consumed = m.end()
         number = m.group("num")
         if number is None:
             continue
