@@ -25,7 +25,6 @@ from tgmed_extract.prices import (
     CURRENCY_WORD_RE,
     DIGIT_RE,
     MARKER_RE,
-    OLD_ANY_RE,
     OLD_RE,
     PER_RE,
     RANGE_GAP_RE,
@@ -111,6 +110,32 @@ SERVICE_RE = re.compile(
     r"replacement|battery change|setup|ማድረሻ|ማድረስ|ጥገና|ማስተካከያ|ትራንስፖርት|ምክክር|"
     r"ካሊብሬሽን|ሰርቪስ|ተከላ)",
     re.IGNORECASE,
+)
+# substrings a post must contain for the (slower) patterns to be tried at all
+CURRENCY_WORDS = ("birr", "br", "ብር", "etb", "usd", "$", "eur", "€")
+OLD_WORDS = ("was", "before", "old", "regular", "previous", "paid", "bought", "በፊት", "የነበረው", "~~")
+SERVICE_WORDS = (
+    "repair",
+    "calibrat",
+    "servic",
+    "maintenance",
+    "install",
+    "deliver",
+    "shipping",
+    "transport",
+    "consult",
+    "check",
+    "fee",
+    "replacement",
+    "setup",
+    "ማድረ",
+    "ጥገና",
+    "ማስተካከያ",
+    "ትራንስፖርት",
+    "ምክክር",
+    "ካሊብሬሽን",
+    "ሰርቪስ",
+    "ተከላ",
 )
 FREE_RE = re.compile(r"(?:free|በነፃ|ነፃ)\W{0,2}$", re.IGNORECASE)
 SERVICE_AFTER_RE = re.compile(
@@ -277,7 +302,8 @@ def _merge_heads(
             if nentry.is_brand or nentry.category == "medicine":
                 break
             brandish = entry.is_brand or (
-                entry.brand is not None and norm[start:end] == entry.brand.replace("-", " ")
+                entry.brand is not None
+                and norm[start:end].replace("-", " ") == entry.brand.replace("-", " ")
             )
             if entry.category == "medicine" and not entry.is_brand:
                 if _FORM_GAP.fullmatch(gap) and nentry.brand is None and nentry.parent is None:
@@ -379,10 +405,16 @@ def _with_figures(text: str, kb: Knowledge, mentions: list[Mention]) -> Extracti
     def seg_of(pos: int) -> int:
         return bisect_right(seg_starts, pos) - 1
 
-    message_currency = None
-    cur = CURRENCY_WORD_RE.search(text)
-    if cur is not None:
-        message_currency = currency_code(cur.group())
+    # the currency the post names: its first written amount's, else a currency word
+    message_currency = next((f.currency for f in figures if f.kind == "amount"), None)
+    if message_currency is None:
+        lowered = text.lower()
+        if _contains(lowered, CURRENCY_WORDS):
+            cur = CURRENCY_WORD_RE.search(text)
+            if cur is not None:
+                message_currency = currency_code(cur.group())
+    else:
+        lowered = text.lower()
 
     # 1. ranges: a bare figure joined to the amount after it ("300-500 birr")
     merged: list[tuple[Figure, float | None]] = []  # (figure, low of a range)
@@ -413,7 +445,7 @@ def _with_figures(text: str, kb: Knowledge, mentions: list[Mention]) -> Extracti
     money: list[tuple[Figure, float | None, bool]] = []  # (figure, low, is_old)
     units: list[Figure] = []
     strengths_glued: list[Figure] = []
-    old_possible = OLD_ANY_RE.search(text) is not None
+    old_possible = _contains(lowered, OLD_WORDS)
     amount_lines = {line_of(f.start) for f, _ in merged if f.kind == "amount"}
     for f, low in merged:
         if f.kind in ("strength", "size", "pack"):
@@ -477,7 +509,7 @@ def _with_figures(text: str, kb: Knowledge, mentions: list[Mention]) -> Extracti
     distinct = {m.product for m in mentions}
     m_lines = [line_of(m.start) for m in mentions]
     m_segs = [seg_of(m.start) for m in mentions]
-    any_service = SERVICE_RE.search(text) is not None  # its words include SERVICE_AFTER's
+    any_service = _contains(lowered, SERVICE_WORDS)  # substring tests: ~50x cheaper than a search
     any_pack = any(u.kind == "pack" for u in units)
     for f, low, is_old in money:
         line = line_of(f.start)
@@ -565,6 +597,13 @@ def _with_figures(text: str, kb: Knowledge, mentions: list[Mention]) -> Extracti
         )
         prev_end_by_line[line] = f.end
     return Extraction(tuple(mentions), tuple(prices), tuple(services), tuple(candidates))
+
+
+def _contains(lowered: str, words: tuple[str, ...]) -> bool:
+    for word in words:  # noqa: SIM110 - a plain loop: no generator created per call
+        if word in lowered:
+            return True
+    return False
 
 
 def _fmt(u: Figure) -> str:

@@ -36,7 +36,13 @@ from pathlib import Path
 
 import ahocorasick
 
-from tgmed_extract.normalize import FOLD_TABLE, normalise_alias, phonetic, transliterate
+from tgmed_extract.normalize import (
+    SEPARATOR_RE,
+    alias_keys,
+    normalise_alias,
+    phonetic,
+    transliterate,
+)
 
 CATALOG_DIR = Path(__file__).parent / "catalog"
 CATEGORIES = ("medicine", "device", "consumable", "cosmetic", "baby", "supplement")
@@ -186,17 +192,19 @@ def build() -> Knowledge:
     )
 
     def add(alias: str, entry: Entry, fuzzy: bool = True, ascii_name: bool = False) -> bool:
-        key = (
-            " ".join(alias.translate(FOLD_TABLE).split())
-            if ascii_name
-            else (normalise_alias(alias))
-        )
-        if not key or key in automaton:
-            return False
-        automaton.add_word(key, (entry, False if ascii_name else bool(_GEEZ.search(key)), len(key)))
-        if fuzzy and (len(key) >= 6 or _GEEZ.search(key)) and " " not in key:
-            fuzzy_names.append((key, entry))
-        return True
+        # dictionary names are lowercase ASCII already
+        plain_ascii = ascii_name and SEPARATOR_RE.search(alias) is None
+        keys = [alias] if plain_ascii else alias_keys(alias)
+        added = False
+        for key in keys:
+            if key and key not in automaton:
+                geez = not ascii_name and _GEEZ.search(key) is not None
+                automaton.add_word(key, (entry, geez, len(key)))
+                added = True
+        plain = keys[1] if len(keys) > 1 else keys[0]
+        if added and fuzzy and (len(plain) >= 6 or _GEEZ.search(plain)) and " " not in plain:
+            fuzzy_names.append((plain, entry))
+        return added
 
     rows = read_catalog(CATALOG_DIR / "products.csv")
     for row in rows:

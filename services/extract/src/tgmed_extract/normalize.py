@@ -28,11 +28,19 @@ for _src, _dst, _n in (
         _FOLD[_src + _i] = _dst + _i
 _FOLD[0x1203] = 0x1200  # ሃ -> ሀ
 _FOLD[0x12A3] = 0x12A0  # ኣ -> አ
-# separators that never belong to a name: hyphen, underscore, slash, dot, apostrophes,
-# Ethiopic word space and punctuation
-for _ch in "-_/.'’`\u2010\u2011\u2012\u2013\u1361\u1362\u1363\u1364\u1365\u1366\u1367\u1368":
+# Ethiopic word space and punctuation separate words
+for _ch in "\u1361\u1362\u1363\u1364\u1365\u1366\u1367\u1368":
+    _FOLD[ord(_ch)] = " "
+GEEZ_TABLE = dict(_FOLD)
+# separators inside a name ("johnson's", "s.26"): the text keeps them (a translate of
+# every post costs 10 us; hyphens alone are replaced, which is cheap); each alias is
+# stored with them, as spaces and without them instead
+SEPARATORS = "-_/.'’`\u2010\u2011\u2012\u2013"
+for _ch in SEPARATORS:
     _FOLD[ord(_ch)] = " "
 FOLD_TABLE = _FOLD
+_GEEZ = re.compile(r"[\u1200-\u137f]")
+SEPARATOR_RE = re.compile(f"[{re.escape(SEPARATORS)}]")
 
 _GEEZ_DOT = re.compile(r"(?<=[\u1200-\u137f])\.(?=[\u1200-\u137f])")
 
@@ -45,9 +53,15 @@ def normalise(text: str) -> tuple[str, list[int] | None]:
     """Return the folded text and, only when its length changed, a map from each of its
     positions to the position in `text` (else None: positions are the same)."""
     low = text.lower()
-    if len(low) != len(text) or _GEEZ_DOT.search(text):
+    if len(low) != len(text):
         return _normalise_slow(text)
-    return low.translate(FOLD_TABLE), None
+    if "-" in low:
+        low = low.replace("-", " ")  # "shea-butter", "leave-in": str.replace is ~free
+    if _GEEZ.search(low) is None:
+        return low, None
+    if _GEEZ_DOT.search(text):
+        return _normalise_slow(text)
+    return low.translate(GEEZ_TABLE), None
 
 
 def _normalise_slow(text: str) -> tuple[str, list[int]]:
@@ -60,10 +74,24 @@ def _normalise_slow(text: str) -> tuple[str, list[int]]:
         low = ch.lower()
         if len(low) != 1:
             low = ch
-        out.append(low.translate(FOLD_TABLE))
+        out.append(" " if low == "-" else low.translate(GEEZ_TABLE))
         index.append(i)
     index.append(len(text))
     return "".join(out), index
+
+
+def alias_keys(alias: str) -> list[str]:
+    """The forms of an alias a post may write, as the automaton holds them (lowercase,
+    Ge'ez folded): as written, separators as spaces, separators dropped."""
+    norm, _ = normalise(alias.strip())  # hyphens are spaces already, as in posts
+    norm = " ".join(norm.split())
+    keys = [norm]
+    if SEPARATOR_RE.search(norm):
+        spaced = " ".join(SEPARATOR_RE.sub(" ", norm).split())
+        keys += [spaced, SEPARATOR_RE.sub("", norm)]
+        if "'" in norm:
+            keys.append(norm.replace("'", "’"))
+    return keys
 
 
 def normalise_alias(alias: str) -> str:
