@@ -208,6 +208,8 @@ PREFIX_REV_RE = re.compile(
     rf"|fo[ \t]+(?:se|s)?(?P<packof>{_reverse('box pack carton bottle strip tin case packet sachet tube jar bag set roll')})(?![a-z]))",  # noqa: E501
     re.IGNORECASE,
 )
+# the last character of every prefix PREFIX_REV_RE knows: it runs only after one of these
+PREFIX_LAST_CHARS = frozenset("bdroecgnfpm.:#$€/-ርድዝጃፍ")
 DIGIT_RE = re.compile(r"\d")
 DIGIT_RUN_RE = re.compile(r"\d+")
 CURRENCY_WORD_RE = re.compile(r"(?<![a-z])(?:etb|birr|br\.?|ብር|usd|\$|eur|€)(?![a-z])", re.I)
@@ -307,7 +309,10 @@ def scan(text: str) -> list[Figure]:
             end -= 1  # "birr." ends a sentence; the dot is not the figure's
         if kind == "amount" and end < len(text) and text[end].isdigit():
             kind, currency, end = "bare", None, num_end  # "4 ETB480": ETB is 480's
-        if start:
+        before = text[start - 1] if start else ""
+        if before in " \t" and start > 1:
+            before = text[start - 2]
+        if before and before.lower() in PREFIX_LAST_CHARS:
             window = text[max(0, start - 24) : start][::-1]
             prefix = PREFIX_REV_RE.match(window)
             if prefix is not None:
