@@ -652,10 +652,13 @@ def _names_before(text, kb, mentions, anchors, seg_starts, seg_of, spans, named)
     a misspelt known product (fuzzy) or a candidate for the catalog."""
     candidates: list[Candidate] = []
     added = False
+    # mentions are in text order and do not overlap: their ends are sorted too
+    ends = [m.end for m in mentions]
     for anchor in anchors:
         seg_start = seg_starts[seg_of(anchor)]
-        if any(seg_start <= m.start and m.end <= anchor and anchor - m.end < 40 for m in mentions):
-            continue
+        k = bisect_right(ends, anchor) - 1
+        if k >= 0 and mentions[k].start >= seg_start and anchor - ends[k] < 40:
+            continue  # a product is named right before it
         words = [w for w in NAME_WORD_RE.finditer(text, seg_start, anchor)][-4:]
         name: list[re.Match] = []
         for w in reversed(words):
