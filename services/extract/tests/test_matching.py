@@ -123,3 +123,21 @@ def test_knowledge_base_size():
 
 def test_a_flavour_word_is_not_a_product(extract):
     assert products(extract("Cerelac wheat & honey 400g 690 birr")) == ["cerelac"]
+
+
+def test_amharic_prefix_glued_to_a_latin_name(extract):
+    assert products(extract("የVitamin C 1000mg 280 ብር")) == ["vitamin c"]
+
+
+def test_dotted_latin_abbreviation(extract):
+    assert products(extract("O.R.S sachet 15 birr")) == ["oral rehydration salts"]
+
+
+def test_short_amharic_spelling_meets_a_brand_by_its_exact_sound(extract):
+    r = extract("ሲፕሮ 500 ሚ.ግ ዋጋ 260 ብር")
+    assert [(m.product, m.matched_by) for m in r.mentions] == [("ciprofloxacin", "fuzzy")]
+
+
+def test_labiovelar_letters_transliterate(extract):
+    assert transliterate("ኲ") == "kwi"
+    assert products(extract("ኲኒን 300 ሚ.ግ 120 ብር")) == ["quinine"]

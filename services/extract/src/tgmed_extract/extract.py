@@ -228,8 +228,8 @@ def _mentions(text: str, kb: Knowledge) -> list[Mention]:
                 if prev.isdigit():
                     continue
             elif prev.isalpha():
-                if not geez:
-                    continue
+                if not geez and not ("\u1200" <= prev <= "\u137f"):
+                    continue  # an Amharic prefix may be glued to a Latin name: የVitamin C
                 for prefix in AMHARIC_PREFIXES:
                     p = start - len(prefix)
                     if (
@@ -341,6 +341,12 @@ def _fuzzy(word: str, kb: Knowledge, geez: bool) -> tuple[Entry, str] | None:
     result = None
     if geez:
         key = phonetic(transliterate(word))
+        if 4 <= len(key) < 6 and word not in kb.stopwords:
+            # too short to be tolerant about: only the exact sound of a name (ሲፕሮ: cipro)
+            exact = kb.short_sounds().get(key)
+            result = (exact, key) if exact is not None else None
+            cache[word] = result
+            return result
         bucket = phon.get(key[:1]) if len(key) >= 6 and word not in kb.stopwords else None
         cutoff = 88
     else:

@@ -94,12 +94,26 @@ class Knowledge:
     stopwords: frozenset[str]
     # (normalised alias, entry) pairs the tolerant pass may return; indexed on first use
     fuzzy_names: list[tuple[str, Entry]]
+    short_names: list[tuple[str, Entry]]
     # what a brand named alone means: its first row, for brands of devices and baby goods
     brand_default: dict[str, Entry] = field(default_factory=dict)
     alias_count: int = 0
     fuzzy_cache: dict[str, tuple[Entry, str] | None] = field(default_factory=dict)
+    _short: dict[str, Entry] | None = None
     _latin: dict[str, tuple[list[str], list[Entry]]] | None = None
     _phonetic: dict[str, tuple[list[str], list[Entry]]] | None = None
+
+    def short_sounds(self) -> dict[str, Entry]:
+        """Sound keys of 4-5 letters of medicine names (brands like cipro, zyrtec's
+        shorter kin) for an exact look-up of short Amharic spellings."""
+        if self._short is None:
+            short: dict[str, Entry] = {}
+            for alias, entry in self.short_names:
+                key = phonetic(alias)
+                if 4 <= len(key) < 6:
+                    short.setdefault(key, entry)
+            self._short = short
+        return self._short
 
     def fuzzy_indexes(
         self,
@@ -185,6 +199,7 @@ def build() -> Knowledge:
     automaton = ahocorasick.Automaton()
     products: dict[str, Entry] = {}
     fuzzy_names: list[tuple[str, Entry]] = []
+    short_names: list[tuple[str, Entry]] = []
     stopwords = frozenset(
         w.strip().lower()
         for w in (CATALOG_DIR / "stopwords.txt").read_text(encoding="utf-8").splitlines()
@@ -202,8 +217,11 @@ def build() -> Knowledge:
                 automaton.add_word(key, (entry, geez, len(key)))
                 added = True
         plain = keys[1] if len(keys) > 1 else keys[0]
-        if added and fuzzy and (len(plain) >= 6 or _GEEZ.search(plain)) and " " not in plain:
-            fuzzy_names.append((plain, entry))
+        if added and fuzzy and " " not in plain:
+            if len(plain) >= 6 or _GEEZ.search(plain):
+                fuzzy_names.append((plain, entry))
+            elif len(plain) >= 4 and entry.category in ("medicine", "supplement"):
+                short_names.append((plain, entry))
         return added
 
     rows = read_catalog(CATALOG_DIR / "products.csv")
@@ -278,7 +296,9 @@ def build() -> Knowledge:
 
     alias_count = len(automaton)
     automaton.make_automaton()
-    return Knowledge(automaton, products, stopwords, fuzzy_names, brand_default, alias_count)
+    return Knowledge(
+        automaton, products, stopwords, fuzzy_names, short_names, brand_default, alias_count
+    )
 
 
 @functools.cache

@@ -86,6 +86,8 @@ def alias_keys(alias: str) -> list[str]:
     norm, _ = normalise(alias.strip())  # hyphens are spaces already, as in posts
     norm = " ".join(norm.split())
     keys = [norm]
+    if 2 <= len(norm) <= 4 and norm.isascii() and norm.isalpha():
+        keys += [".".join(norm), ".".join(norm) + "."]  # abbreviations: o.r.s, o.r.s.
     if SEPARATOR_RE.search(norm):
         spaced = " ".join(SEPARATOR_RE.sub(" ", norm).split())
         keys += [spaced, SEPARATOR_RE.sub("", norm)]
@@ -148,6 +150,17 @@ for _row, _cons in _ROWS.items():
     for _order, _vowel in enumerate(_VOWELS):
         if _cons == "" and _order in (0, 5):
             _vowel = "a" if _order == 0 else "i"  # አ, እ
+        _TRANSLIT[_row + _order] = _cons + _vowel
+# labiovelars (ቈ ኰ ጐ ኈ ...): the consonant, w, the vowel
+for _row, _cons in (
+    (0x1248, "k"),
+    (0x1258, "k"),
+    (0x1288, "h"),
+    (0x12B0, "k"),
+    (0x12C0, "h"),
+    (0x1310, "g"),
+):
+    for _order, _vowel in ((0, "we"), (2, "wi"), (3, "wa"), (4, "we"), (5, "w")):
         _TRANSLIT[_row + _order] = _cons + _vowel
 for _ch in "\u1361\u1362\u1363\u1364\u1365\u1366":
     _TRANSLIT[ord(_ch)] = " "
