@@ -141,3 +141,28 @@ def test_short_amharic_spelling_meets_a_brand_by_its_exact_sound(extract):
 def test_labiovelar_letters_transliterate(extract):
     assert transliterate("ኲ") == "kwi"
     assert products(extract("ኲኒን 300 ሚ.ግ 120 ብር")) == ["quinine"]
+
+
+def test_the_dictionary_is_read_without_its_finder_or_network_code():
+    import sys
+
+    knowledge()
+    loaded = {name for name in sys.modules if name.startswith("drug_named_entity_recognition")}
+    # find_spec alone: neither the package (whose import unpickles the dictionary and
+    # pulls in the OMOP and structure download code) nor its modules are imported
+    assert loaded == set()
+
+
+def test_a_catalog_change_changes_the_knowledge_version(tmp_path, monkeypatch):
+    import shutil
+
+    from tgmed_extract import knowledge as knowledge_module
+
+    before = knowledge_version()
+    catalog = tmp_path / "catalog"
+    shutil.copytree(knowledge_module.CATALOG_DIR, catalog)
+    monkeypatch.setattr(knowledge_module, "CATALOG_DIR", catalog)
+    assert knowledge_version() == before
+    with (catalog / "products.csv").open("a", encoding="utf-8") as handle:
+        handle.write("zz new serum,cosmetic,,,,\n")
+    assert knowledge_version() != before
