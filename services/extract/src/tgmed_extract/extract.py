@@ -347,16 +347,25 @@ def _fuzzy(word: str, kb: Knowledge, geez: bool) -> tuple[Entry, str] | None:
             result = (exact, key) if exact is not None else None
             cache[word] = result
             return result
-        bucket = phon.get(key[:1]) if len(key) >= 6 and word not in kb.stopwords else None
+        index = phon if len(key) >= 6 and word not in kb.stopwords else None
         cutoff = 88
     else:
         key = word.lower()
-        bucket = latin.get(key[:1]) if len(key) >= 6 and key not in kb.stopwords else None
+        index = latin if len(key) >= 6 and key not in kb.stopwords else None
         cutoff = 90
-    if bucket:
-        best = process.extractOne(key, bucket[0], scorer=fuzz.ratio, score_cutoff=cutoff)
-        if best is not None:
-            result = (bucket[1][best[2]], best[0])
+    if index is not None:
+        # ratio >= cutoff needs the shorter at least cutoff/(200-cutoff) of the longer
+        share = cutoff / (200 - cutoff)
+        size = len(key)
+        best_score = 0.0
+        for length in range(int(size * share + 0.999), int(size / share) + 1):
+            bucket = index.get((key[0], length))
+            if bucket is None:
+                continue
+            best = process.extractOne(key, bucket[0], scorer=fuzz.ratio, score_cutoff=cutoff)
+            if best is not None and best[1] > best_score:
+                best_score = best[1]
+                result = (bucket[1][best[2]], best[0])
     cache[word] = result
     return result
 

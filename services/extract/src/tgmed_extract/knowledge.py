@@ -100,8 +100,8 @@ class Knowledge:
     alias_count: int = 0
     fuzzy_cache: dict[str, tuple[Entry, str] | None] = field(default_factory=dict)
     _short: dict[str, Entry] | None = None
-    _latin: dict[str, tuple[list[str], list[Entry]]] | None = None
-    _phonetic: dict[str, tuple[list[str], list[Entry]]] | None = None
+    _latin: dict[tuple[str, int], tuple[list[str], list[Entry]]] | None = None
+    _phonetic: dict[tuple[str, int], tuple[list[str], list[Entry]]] | None = None
 
     def short_sounds(self) -> dict[str, Entry]:
         """Sound keys of 4-5 letters of medicine names (brands like cipro, zyrtec's
@@ -117,26 +117,30 @@ class Knowledge:
 
     def fuzzy_indexes(
         self,
-    ) -> tuple[dict[str, tuple[list[str], list[Entry]]], dict[str, tuple[list[str], list[Entry]]]]:
-        """Names by first letter: Latin spellings (misspellings in English posts) and
-        sound keys (Amharic spellings transliterated)."""
+    ) -> tuple[
+        dict[tuple[str, int], tuple[list[str], list[Entry]]],
+        dict[tuple[str, int], tuple[list[str], list[Entry]]],
+    ]:
+        """Names by (first letter, length): Latin spellings (misspellings in English
+        posts) and sound keys (Amharic spellings transliterated). A ratio of 88+ needs
+        lengths within about 20% of each other, so a query reads only a few buckets."""
         if self._latin is None or self._phonetic is None:
-            latin: dict[str, tuple[list[str], list[Entry]]] = {}
-            phon: dict[str, tuple[list[str], list[Entry]]] = {}
+            latin: dict[tuple[str, int], tuple[list[str], list[Entry]]] = {}
+            phon: dict[tuple[str, int], tuple[list[str], list[Entry]]] = {}
             for alias, entry in self.fuzzy_names:
                 if _GEEZ.search(alias):
                     key = phonetic(transliterate(alias))
                     if len(key) >= 6:
-                        keys, entries = phon.setdefault(key[0], ([], []))
+                        keys, entries = phon.setdefault((key[0], len(key)), ([], []))
                         keys.append(key)
                         entries.append(entry)
                     continue
-                keys, entries = latin.setdefault(alias[0], ([], []))
+                keys, entries = latin.setdefault((alias[0], len(alias)), ([], []))
                 keys.append(alias)
                 entries.append(entry)
                 if entry.category in ("medicine", "supplement"):
                     key = phonetic(alias)
-                    keys, entries = phon.setdefault(key[0], ([], []))
+                    keys, entries = phon.setdefault((key[0], len(key)), ([], []))
                     keys.append(key)
                     entries.append(entry)
             self._latin, self._phonetic = latin, phon
