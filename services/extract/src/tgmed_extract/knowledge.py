@@ -85,6 +85,8 @@ class Entry:
 
 
 _GEEZ = re.compile(r"[\u1200-\u137f]")
+# (first letter, length) -> (names, what each means)
+FuzzyIndex = dict[tuple[str, int], tuple[list[str], list[Entry]]]
 
 
 @dataclass(slots=True)
@@ -100,8 +102,8 @@ class Knowledge:
     alias_count: int = 0
     fuzzy_cache: dict[str, tuple[Entry, str] | None] = field(default_factory=dict)
     _short: dict[str, Entry] | None = None
-    _latin: dict[tuple[str, int], tuple[list[str], list[Entry]]] | None = None
-    _phonetic: dict[tuple[str, int], tuple[list[str], list[Entry]]] | None = None
+    _latin: FuzzyIndex | None = None
+    _phonetic: FuzzyIndex | None = None
 
     def short_sounds(self) -> dict[str, Entry]:
         """Sound keys of 4-5 letters of medicine names (brands like cipro, zyrtec's
@@ -115,18 +117,13 @@ class Knowledge:
             self._short = short
         return self._short
 
-    def fuzzy_indexes(
-        self,
-    ) -> tuple[
-        dict[tuple[str, int], tuple[list[str], list[Entry]]],
-        dict[tuple[str, int], tuple[list[str], list[Entry]]],
-    ]:
+    def fuzzy_indexes(self) -> tuple[FuzzyIndex, FuzzyIndex]:
         """Names by (first letter, length): Latin spellings (misspellings in English
         posts) and sound keys (Amharic spellings transliterated). A ratio of 88+ needs
         lengths within about 20% of each other, so a query reads only a few buckets."""
         if self._latin is None or self._phonetic is None:
-            latin: dict[tuple[str, int], tuple[list[str], list[Entry]]] = {}
-            phon: dict[tuple[str, int], tuple[list[str], list[Entry]]] = {}
+            latin: FuzzyIndex = {}
+            phon: FuzzyIndex = {}
             for alias, entry in self.fuzzy_names:
                 if _GEEZ.search(alias):
                     key = phonetic(transliterate(alias))
