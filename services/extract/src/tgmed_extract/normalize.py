@@ -28,9 +28,9 @@ for _src, _dst, _n in (
         _FOLD[_src + _i] = _dst + _i
 _FOLD[0x1203] = 0x1200  # ሃ -> ሀ
 _FOLD[0x12A3] = 0x12A0  # ኣ -> አ
-# Ethiopic word space and punctuation separate words
-for _ch in "\u1361\u1362\u1363\u1364\u1365\u1366\u1367\u1368":
-    _FOLD[ord(_ch)] = " "
+# the Ethiopic word space separates words (other Ethiopic punctuation is no letter, so
+# word boundaries hold without rewriting it)
+_FOLD[0x1361] = " "
 GEEZ_TABLE = dict(_FOLD)
 # separators inside a name ("johnson's", "s.26"): the text keeps them (a translate of
 # every post costs 10 us; hyphens alone are replaced, which is cheap); each alias is
@@ -42,6 +42,8 @@ FOLD_TABLE = _FOLD
 _GEEZ = re.compile(r"[\u1200-\u137f]")
 SEPARATOR_RE = re.compile(f"[{re.escape(SEPARATORS)}]")
 
+# the characters GEEZ_TABLE changes (a search for them is cheaper than a translate)
+_TO_FOLD = re.compile("[" + "".join(chr(c) for c in GEEZ_TABLE) + "]")
 _GEEZ_DOT = re.compile(r"(?<=[\u1200-\u137f])\.(?=[\u1200-\u137f])")
 
 
@@ -59,8 +61,10 @@ def normalise(text: str) -> tuple[str, list[int] | None]:
         low = low.replace("-", " ")  # "shea-butter", "leave-in": str.replace is ~free
     if _GEEZ.search(low) is None:
         return low, None
-    if _GEEZ_DOT.search(text):
+    if "." in low and _GEEZ_DOT.search(text):
         return _normalise_slow(text)
+    if _TO_FOLD.search(low) is None:
+        return low, None  # no homophone letter, no Ethiopic word space: nothing to fold
     return low.translate(GEEZ_TABLE), None
 
 
