@@ -166,3 +166,11 @@ def test_a_catalog_change_changes_the_knowledge_version(tmp_path, monkeypatch):
     with (catalog / "products.csv").open("a", encoding="utf-8") as handle:
         handle.write("zz new serum,cosmetic,,,,\n")
     assert knowledge_version() != before
+
+
+def test_function_words_places_and_services_are_no_candidates(extract):
+    r = extract(
+        "Wheelchair 9,500 ወይም ከ 12,000 ብር\nAddis 200 birr\nCalibration check 250 birr\n"
+        "የማድረሻ ክፍያ 100 ብር"
+    )
+    assert r.candidates == ()

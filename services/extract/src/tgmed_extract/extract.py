@@ -144,6 +144,8 @@ SERVICE_AFTER_RE = re.compile(
     re.IGNORECASE,
 )
 FILLER_WORDS = frozenset(
+    # words around prices that name no product: English, Amharic function words, places
+    # and days (a candidate is a product name, not "Addis" or "ወይም")
     [
         "price",
         "prices",
@@ -181,6 +183,48 @@ FILLER_WORDS = frozenset(
         "discount",
         "total",
         "cost",
+        "full",
+        "half",
+        "deposit",
+        "rent",
+        "rental",
+        "monthly",
+        "daily",
+        "each",
+        "xl",
+        "xxl",
+        "size",
+        "mon",
+        "tue",
+        "wed",
+        "thu",
+        "fri",
+        "sat",
+        "sun",
+        "addis",
+        "ababa",
+        "bole",
+        "piassa",
+        "merkato",
+        "megenagna",
+        "sarbet",
+        "adama",
+        "hawassa",
+        "bahir",
+        "dar",
+        "mekelle",
+        "gondar",
+        "dire",
+        "dawa",
+        "jimma",
+        "dessie",
+        "harar",
+        "ghana",
+        "china",
+        "india",
+        "usa",
+        "germany",
+        "turkey",
         "ዋጋ",
         "ዋጋው",
         "ብር",
@@ -191,6 +235,23 @@ FILLER_WORDS = frozenset(
         "ነው",
         "አለ",
         "አለን",
+        "ወይም",
+        "ከ",
+        "በ",
+        "ለ",
+        "የ",
+        "እና",
+        "እስከ",
+        "ውስጥ",
+        "ሙሉ",
+        "ለብቻው",
+        "ለጅምላ",
+        "በወር",
+        "በቀን",
+        "በሳምንት",
+        "ኪራይ",
+        "አዲስ",
+        "አበባ",
     ]
 )
 
@@ -723,8 +784,8 @@ def _names_before(text, kb, mentions, anchors, seg_starts, seg_of, spans, named)
         if not (first[0].isupper() or GEEZ_RE.match(first)):
             continue
         start, end = name[0].start(), name[-1].end()
-        if _covered(mentions, start, end):
-            continue
+        if _covered(mentions, start, end) or SERVICE_RE.search(text, start, end):
+            continue  # a service ("calibration check", "የማድረሻ ክፍያ") is no product
         line_start = text.rfind("\n", 0, start) + 1
         line_end = text.find("\n", end)
         context = text[line_start : line_end if line_end >= 0 else len(text)].strip()
