@@ -174,3 +174,9 @@ def test_function_words_places_and_services_are_no_candidates(extract):
         "የማድረሻ ክፍያ 100 ብር"
     )
     assert r.candidates == ()
+
+
+def test_two_medicines_written_together_are_their_combination(extract):
+    for text in ("Sulfamethoxazole + Trimethoprim 480mg 50 birr", "ሰልፋሜቶክሳዞል ትሪሜቶፕሪም 50 ብር"):
+        assert products(extract(text)) == ["sulfamethoxazole + trimethoprim"], text
+    assert products(extract("Paracetamol, Ibuprofen")) == ["paracetamol", "ibuprofen"]
