@@ -135,3 +135,20 @@ def test_strikethrough_old_price(extract):
 def test_currency_glued_to_the_next_figure(extract):
     r = extract("Dove soap 100g x 4 ETB480")
     assert pairs(r) == [("dove soap", 480.0, "ETB")]
+
+
+def test_a_service_word_inside_a_product_name_is_no_service(extract):
+    r = extract("CeraVe eye repair cream 14ml 2,300 birr")
+    assert pairs(r) == [("cerave eye repair cream", 2300.0, "ETB")]
+    assert r.services == ()
+
+
+def test_pack_noun_without_of_and_a_price_like_a_year(extract):
+    r = extract("IV cannula G18/G20 (box 100) 1,900\nprices in birr")
+    assert [(p.product, p.amount, p.pack_count, p.unit_price) for p in r.prices] == [
+        ("cannula", 1900.0, 100, 19.0)
+    ]
+
+
+def test_tin_is_a_pack_not_a_tax_number(extract):
+    assert pairs(extract("NAN 1 (400g) tin 1,450 br")) == [("nan formula", 1450.0, "ETB")]

@@ -594,7 +594,7 @@ def _with_figures(text: str, kb: Knowledge, mentions: list[Mention]) -> Extracti
             and line not in amount_lines
             and not (glued and f.value < 10)
             and _nothing_after_on_line(text, f, newlines, line)
-            and not (1900 <= f.value <= 2100 and f.value.is_integer())
+            and not (1900 <= f.value <= 2100 and "," not in text[f.start : f.end])  # a year
             and any(line_of(m.start) == line and m.end <= f.start for m in mentions)
         ):
             money.append((f._replace(kind="amount", currency=message_currency), None, False))
@@ -640,11 +640,14 @@ def _with_figures(text: str, kb: Knowledge, mentions: list[Mention]) -> Extracti
         seg_start = seg_starts[seg]
         service = None
         if any_service:
-            service = SERVICE_RE.search(text, seg_start, f.start)
-            if service is not None and FREE_RE.search(
-                text, max(0, service.start() - 8), service.start()
-            ):
-                service = None  # "free delivery" is no fee
+            service = None
+            for found in SERVICE_RE.finditer(text, seg_start, f.start):
+                if _covered(mentions, found.start(), found.end()):
+                    continue  # a product's own name: "eye repair cream"
+                if FREE_RE.search(text, max(0, found.start() - 8), found.start()):
+                    continue  # "free delivery" is no fee
+                service = found
+                break
             if service is None:
                 service = SERVICE_AFTER_RE.match(text, f.end)
         high = None

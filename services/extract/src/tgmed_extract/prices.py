@@ -198,18 +198,20 @@ def _reverse(words: str) -> str:
     return "|".join(re.escape(w[::-1]) for w in sorted(words.split(), key=len, reverse=True))
 
 
+_PACK_NOUNS = _reverse("box pack carton bottle strip tin case packet sachet tube jar bag set roll")
 # What may come right before a figure, matched backwards from the figure on the reversed
 # window (an anchored match tries one position; a forward search tries all 24).
 PREFIX_REV_RE = re.compile(
     rf"[ \t]?(?:(?P<cpre>{_reverse('etb birr br br. ብር usd us$ $ € eur euro')})(?![a-z])"
     rf"|(?:[/-]?[a-z]{{0,4}})?[ \t]*[.:#]?[ \t]*(?:{_reverse('no number num #')})?[ \t]*"
-    rf"(?P<ref>{_reverse('license licence lic reg registration tin ref code id ቁጥር ፈቃድ ቁ. spf size stage step ኤስፒኤፍ ሳይዝ ደረጃ')})(?![a-z])"  # noqa: E501
+    rf"(?P<ref>{_reverse('license licence lic reg registration ref code id ቁጥር ፈቃድ ቁ. spf size stage step ኤስፒኤፍ ሳይዝ ደረጃ')})(?![a-z])"  # noqa: E501
     rf"|(?P<hash>#|[ \t]?\.on(?![a-z]))"
-    rf"|fo[ \t]+(?:se|s)?(?P<packof>{_reverse('box pack carton bottle strip tin case packet sachet tube jar bag set roll')})(?![a-z]))",  # noqa: E501
+    rf"|fo[ \t]+(?:se|s)?(?P<packof>{_PACK_NOUNS})(?![a-z])"
+    rf"|(?:se|s)?(?P<packnoun>{_PACK_NOUNS})(?![a-z]))",
     re.IGNORECASE,
 )
 # the last character of every prefix PREFIX_REV_RE knows: it runs only after one of these
-PREFIX_LAST_CHARS = frozenset("bdroecgnfpm.:#$€/-ርድዝጃፍ")
+PREFIX_LAST_CHARS = frozenset("bdroecgnfpmxktls.:#$€/-ርድዝጃፍ")
 DIGIT_RE = re.compile(r"\d")
 DIGIT_RUN_RE = re.compile(r"\d+")
 CURRENCY_WORD_RE = re.compile(r"(?<![a-z])(?:etb|birr|br\.?|ብር|usd|\$|eur|€)(?![a-z])", re.I)
@@ -318,7 +320,9 @@ def scan(text: str) -> list[Figure]:
             if prefix is not None:
                 if prefix.group("ref") is not None or prefix.group("hash") is not None:
                     continue
-                if prefix.group("packof") is not None:
+                if prefix.group("packof") is not None or (
+                    prefix.group("packnoun") is not None and kind == "bare"  # "(box 100) 1,900"
+                ):
                     append(
                         Figure(
                             "pack",
@@ -326,7 +330,7 @@ def scan(text: str) -> list[Figure]:
                             num_end,
                             value,
                             None,
-                            prefix.group("packof")[::-1].lower(),
+                            (prefix.group("packof") or prefix.group("packnoun"))[::-1].lower(),
                         )
                     )
                     continue
