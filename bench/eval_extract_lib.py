@@ -55,10 +55,15 @@ def evaluate(rows: list[dict], misses: int) -> None:
         by_product = {m.product: g for m, g in zip(result.mentions, gold_of, strict=True) if g}
 
         def gold_product(price, mentions=result.mentions, gold_of=gold_of, by=by_product):
-            owner = None
+            before = after = None  # the last mention of its product before it, else the first
             for m, g in zip(mentions, gold_of, strict=True):
-                if m.product == price.product and (owner is None or m.start <= price.start):
-                    owner = g
+                if m.product != price.product:
+                    continue
+                if m.start <= price.start:
+                    before = (g,)
+                elif after is None:
+                    after = (g,)
+            owner = (before or after or (None,))[0]
             return owner or by.get(price.product) or "?" + str(price.product)
 
         gold_pairs = {

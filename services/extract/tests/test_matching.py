@@ -180,3 +180,16 @@ def test_two_medicines_written_together_are_their_combination(extract):
     for text in ("Sulfamethoxazole + Trimethoprim 480mg 50 birr", "ሰልፋሜቶክሳዞል ትሪሜቶፕሪም 50 ብር"):
         assert products(extract(text)) == ["sulfamethoxazole + trimethoprim"], text
     assert products(extract("Paracetamol, Ibuprofen")) == ["paracetamol", "ibuprofen"]
+
+
+def test_a_brand_alone_takes_the_product_type_the_post_names(extract):
+    r = extract("BP monitors for home & clinic\nYuwell wrist type 2,900 birr")
+    assert products(r) == ["bp monitor", "yuwell bp monitor"]
+    assert [(p.product, p.amount) for p in r.prices] == [("yuwell bp monitor", 2900.0)]
+    # with no type named, a device brand means its first row
+    assert products(extract("Yuwell 5L 78,000 birr")) == ["yuwell oxygen concentrator"]
+
+
+def test_a_figure_inside_a_name_is_no_price(extract):
+    r = extract("All prices in birr\nላክቶጅን 1 እና ላክቶጅን 2")
+    assert r.prices == ()

@@ -152,3 +152,13 @@ def test_pack_noun_without_of_and_a_price_like_a_year(extract):
 
 def test_tin_is_a_pack_not_a_tax_number(extract):
     assert pairs(extract("NAN 1 (400g) tin 1,450 br")) == [("nan formula", 1450.0, "ETB")]
+
+
+def test_a_continuation_line_without_product_goes_to_the_only_product(extract):
+    r = extract(
+        "Full container Molfix diapers — 3.2 million birr\nHalf container — 1.7 million birr"
+    )
+    assert pairs(r) == [
+        ("molfix diapers", 3_200_000.0, "ETB"),
+        ("molfix diapers", 1_700_000.0, "ETB"),
+    ]

@@ -385,7 +385,16 @@ def _merge_heads(
             start, end, entry, by = start, nend, own or nentry, nby
             i += 1
         if entry.is_brand:
-            entry = kb.brand_default.get(entry.product)
+            # the brand's row for a product type the post names ("BP monitors ... Yuwell
+            # wrist type"), else the brand's main product (device and baby brands)
+            in_post = [
+                kb.products.get(f"{entry.product} {h[2].product}")
+                for h in hits
+                if not h[2].is_brand
+            ]
+            entry = next((e for e in in_post if e is not None), None) or kb.brand_default.get(
+                entry.product
+            )
             if entry is None:  # a cosmetics brand alone names no product
                 i += 1
                 continue
@@ -581,6 +590,8 @@ def _with_figures(text: str, kb: Knowledge, mentions: list[Mention]) -> Extracti
             money.append((f, low, is_old))
             continue
         # a bare figure
+        if _covered(mentions, f.start, f.end):
+            continue  # part of a name: "NAN 2", "Omron M2", "Omega 3"
         if is_old or f.unit or MARKER_RE.search(before):  # f.unit: "1.2k", "3 ሺ"
             money.append(
                 (f._replace(kind="amount", currency=message_currency or "ETB"), None, is_old)
@@ -633,7 +644,7 @@ def _with_figures(text: str, kb: Knowledge, mentions: list[Mention]) -> Extracti
             pending_old[line] = f.value
             continue
         seg = seg_of(f.start)
-        owner_i = _owner(f, mentions, m_lines, m_segs, seg, line, money, distinct, named, line_of)
+        owner_i = _owner(f, mentions, m_lines, m_segs, seg, line, distinct, named, money, line_of)
         owner = mentions[owner_i] if owner_i is not None else None
         owner_on_line = owner is not None and m_lines[owner_i] == line
         line_start = newlines[line - 1] + 1 if line else 0
@@ -735,7 +746,7 @@ def _nothing_after_on_line(text: str, f: Figure, newlines: list[int], line: int)
     return not any(ch.isalnum() for ch in text[f.end : end])
 
 
-def _owner(f, mentions, m_lines, m_segs, seg, line, money, distinct, named, line_of):
+def _owner(f, mentions, m_lines, m_segs, seg, line, distinct, named, money, line_of):
     """Index of the mention a price belongs to: the nearest before it in its segment, else
     on its line, else the first after it in its segment, else a header line's above it."""
     if not mentions:
@@ -755,13 +766,18 @@ def _owner(f, mentions, m_lines, m_segs, seg, line, money, distinct, named, line
     for i, m in enumerate(mentions):
         if m.start >= f.end and m_segs[i] == seg:
             return i
-    # a header line: the product on a line of its own above the price
+    if seg in named:
+        return None  # an unknown product is named right before it
     money_lines = {line_of(g.start) for g, _, old in money if not old}
+    # a header: the nearest line above naming a product and no price of its own
+    # ("Augmentin 625mg" then "Price 450 birr"); else the post's only product
     for back in range(line - 1, max(line - 4, -1), -1):
         on_line = [i for i in range(len(mentions)) if m_lines[i] == back]
         if on_line:
-            return on_line[-1] if back not in money_lines else None
-    if len(distinct) == 1 and mentions[0].end <= start and seg not in named:
+            if back not in money_lines:
+                return on_line[-1]
+            break  # that line's product has its own price: this one is not surely its
+    if len(distinct) == 1 and mentions[0].end <= start:
         return 0
     return None
 
