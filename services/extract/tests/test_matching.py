@@ -193,3 +193,9 @@ def test_a_brand_alone_takes_the_product_type_the_post_names(extract):
 def test_a_figure_inside_a_name_is_no_price(extract):
     r = extract("All prices in birr\nላክቶጅን 1 እና ላክቶጅን 2")
     assert r.prices == ()
+
+
+def test_amharic_spelling_of_a_catalog_name_meets_it_by_sound(extract):
+    # ሱዶክሬም is no spelling in the catalog: its sound meets the Latin alias "sudocrem"
+    r = extract("ሱዶክሬም 600 ብር")
+    assert [(m.product, m.matched_by) for m in r.mentions] == [("diaper rash cream", "fuzzy")]

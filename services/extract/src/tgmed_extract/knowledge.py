@@ -135,11 +135,11 @@ class Knowledge:
                 keys, entries = latin.setdefault((alias[0], len(alias)), ([], []))
                 keys.append(alias)
                 entries.append(entry)
-                if entry.category in ("medicine", "supplement"):
-                    key = phonetic(alias)
-                    keys, entries = phon.setdefault((key[0], len(key)), ([], []))
-                    keys.append(key)
-                    entries.append(entry)
+                # every Latin name, device or drug: an Amharic spelling meets its sound
+                key = phonetic(alias)
+                keys, entries = phon.setdefault((key[0], len(key)), ([], []))
+                keys.append(key)
+                entries.append(entry)
             self._latin, self._phonetic = latin, phon
         return self._latin, self._phonetic
 
