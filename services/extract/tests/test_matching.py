@@ -199,3 +199,11 @@ def test_amharic_spelling_of_a_catalog_name_meets_it_by_sound(extract):
     # ሱዶክሬም is no spelling in the catalog: its sound meets the Latin alias "sudocrem"
     r = extract("ሱዶክሬም 600 ብር")
     assert [(m.product, m.matched_by) for m in r.mentions] == [("diaper rash cream", "fuzzy")]
+
+
+def test_a_two_word_amharic_spelling_meets_a_two_word_name(extract):
+    # ኦክሲጅን (not the catalog's ኦክስጅን) ኮንሰንትሬተር: the two words joined meet the
+    # sound of "oxygen concentrator"
+    r = extract("ኦክሲጅን ኮንሰንትሬተር 55 ሺ ብር")
+    assert [(m.product, m.matched_by) for m in r.mentions] == [("oxygen concentrator", "fuzzy")]
+    assert [(p.product, p.amount) for p in r.prices] == [("oxygen concentrator", 55000.0)]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from dataclasses import dataclass
+from itertools import pairwise
 
 from rapidfuzz import fuzz, process
 
@@ -486,6 +487,7 @@ def _covered(mentions: list[Mention], start: int, end: int) -> bool:
 
 def _geez_fuzzy(text: str, kb: Knowledge, mentions: list[Mention]) -> list[Mention]:
     added = False
+    unmatched: list[re.Match] = []
     for m in GEEZ_WORD_RE.finditer(text):
         start, end = m.span()
         if _covered(mentions, start, end):
@@ -505,6 +507,36 @@ def _geez_fuzzy(text: str, kb: Knowledge, mentions: list[Mention]) -> list[Menti
                     start,
                     end,
                     word,
+                    "fuzzy",
+                )
+            )
+            added = True
+        else:
+            unmatched.append(m)
+    # two unmatched words in a row may be one two-word name
+    # (only on a line with a figure: a product next to a price or a dose; pairs of words
+    # are many more than words, and each new pair costs a fuzzy search)
+    for a, b in pairwise(unmatched):
+        if b.start() != a.end() + 1 or text[a.end()] != " ":
+            continue
+        line_end = text.find("\n", b.end())
+        line_start = text.rfind("\n", 0, a.start()) + 1
+        if DIGIT_RE.search(text, line_start, line_end if line_end >= 0 else len(text)) is None:
+            continue
+        if _covered(mentions, a.start(), b.end()):
+            continue
+        found = _fuzzy(a.group() + b.group(), kb, geez=True)
+        if found is not None:
+            entry = found[0]
+            mentions.append(
+                Mention(
+                    entry.product,
+                    entry.category,
+                    entry.brand,
+                    entry.parent,
+                    a.start(),
+                    b.end(),
+                    text[a.start() : b.end()],
                     "fuzzy",
                 )
             )

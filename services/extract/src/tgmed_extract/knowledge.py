@@ -225,6 +225,10 @@ def build() -> Knowledge:
                 fuzzy_names.append((plain, entry))
             elif len(plain) >= 4 and entry.category in ("medicine", "supplement"):
                 short_names.append((plain, entry))
+        elif added and fuzzy and plain.count(" ") == 1 and len(plain) >= 9:
+            # two-word names, joined: an Amharic spelling in two words meets them
+            # (ኦክሲጅን ኮንሰንትሬተር ~ oxygen concentrator)
+            fuzzy_names.append((plain.replace(" ", ""), entry))
         return added
 
     rows = read_catalog(CATALOG_DIR / "products.csv")
