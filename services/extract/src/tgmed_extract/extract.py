@@ -564,7 +564,11 @@ def _with_figures(text: str, kb: Knowledge, mentions: list[Mention]) -> Extracti
     figures = scan(text)
     if not figures:
         return Extraction(tuple(mentions)) if mentions else EMPTY
-    newlines = [m.start() for m in re.finditer("\n", text)]
+    newlines: list[int] = []
+    i = text.find("\n")
+    while i >= 0:  # str.find: a third of the cost of re.finditer for a few lines
+        newlines.append(i)
+        i = text.find("\n", i + 1)
     seg_starts = [0] + [m.end() for m in SEGMENT_RE.finditer(text)]
 
     def line_of(pos: int) -> int:
@@ -830,6 +834,7 @@ def _names_before(text, kb, mentions, anchors, seg_starts, seg_of, spans, named)
     a misspelt known product (fuzzy) or a candidate for the catalog."""
     candidates: list[Candidate] = []
     added = False
+    span_starts = [start for start, _ in spans]  # figures are in text order
     # mentions are in text order and do not overlap: their ends are sorted too
     ends = [m.end for m in mentions]
     for anchor in anchors:
@@ -841,8 +846,9 @@ def _names_before(text, kb, mentions, anchors, seg_starts, seg_of, spans, named)
         name: list[re.Match] = []
         for w in reversed(words):
             lower = w.group().lower()
-            if any(s < w.end() and w.start() < e for s, e in spans):
-                break
+            k = bisect_right(span_starts, w.end() - 1) - 1  # the last figure starting in w
+            if k >= 0 and spans[k][1] > w.start():
+                break  # a unit word of a figure ("ፓኬት" of "1 ፓኬት")
             if lower in FILLER_WORDS or lower in kb.stopwords:
                 if name:
                     break
