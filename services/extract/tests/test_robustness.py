@@ -68,7 +68,8 @@ def test_random_texts_never_fail_and_spans_hold(extract):
             assert text[m.start : m.end] == m.as_written, (text, m)
         for p in r.prices:
             assert text[p.start : p.end] == p.as_written, (text, p)
-            assert p.amount > 0 or p.amount == 0.0
+            assert p.high is None or p.high > p.amount, (text, p)
+            assert p.unit_price is None or p.pack_count > 1, (text, p)
         for c in r.candidates:
             assert 0 <= c.start < c.end <= len(text), (text, c)
 
