@@ -64,7 +64,6 @@ INN = {
     "co-trimoxazole": "sulfamethoxazole + trimethoprim",
     "lumefantrine co-artemether": "artemether + lumefantrine",
     "chlorpheniramine": "chlorphenamine",
-    "salicylic acid": "salicylic acid",
     "petrolatum": "petroleum jelly",
 }
 SHORT_WHITELIST = {"ors", "asa", "inh"}

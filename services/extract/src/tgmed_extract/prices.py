@@ -234,9 +234,9 @@ DISCOUNT_RE = re.compile(r"\s*(?:off|discount|ቅናሽ)", re.IGNORECASE)
 
 
 def currency_code(word: str) -> str:
-    return CURRENCIES.get(
-        word.strip().lower().rstrip("."), CURRENCIES.get(word.strip().lower(), "ETB")
-    )
+    """ETB, USD or EUR for a currency word as written ("Br.", "$", "ብር")."""
+    word = word.strip().lower()
+    return CURRENCIES.get(word) or CURRENCIES.get(word.rstrip("."), "ETB")
 
 
 class Figure(NamedTuple):
