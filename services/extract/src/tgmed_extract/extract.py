@@ -653,7 +653,8 @@ def _with_figures(text: str, kb: Knowledge, mentions: list[Mention]) -> Extracti
             and not (glued and f.value < 10)
             and _nothing_after_on_line(text, f, newlines, line)
             and not (1900 <= f.value <= 2100 and "," not in text[f.start : f.end])  # a year
-            and any(line_of(m.start) == line and m.end <= f.start for m in mentions)
+            # a product named before it: on its line, or a header's for a list under it
+            and any(line - 3 <= line_of(m.start) <= line and m.end <= f.start for m in mentions)
         ):
             money.append((f._replace(kind="amount", currency=message_currency), None, False))
             continue
