@@ -162,3 +162,8 @@ def test_a_continuation_line_without_product_goes_to_the_only_product(extract):
         ("molfix diapers", 3_200_000.0, "ETB"),
         ("molfix diapers", 1_700_000.0, "ETB"),
     ]
+
+
+def test_a_list_under_a_header_line_reads_its_bare_figures(extract):
+    r = extract("Cerelac 400g\nWheat - 480\nRice - 520\n(prices in birr)")
+    assert [(p.amount, p.currency) for p in r.prices] == [(480.0, "ETB"), (520.0, "ETB")]
