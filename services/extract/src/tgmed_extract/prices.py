@@ -311,8 +311,9 @@ def scan(text: str) -> list[Figure]:
             end -= 1  # "birr." ends a sentence; the dot is not the figure's
         if kind == "amount" and end < len(text) and text[end].isdigit():
             kind, currency, end = "bare", None, num_end  # "4 ETB480": ETB is 480's
-        before = text[start - 1] if start else ""
-        if before in " \t" and start > 1:
+        # a figure with its currency after it needs nothing from before it
+        before = text[start - 1] if start and kind != "amount" else ""
+        if before and before in " \t" and start > 1:
             before = text[start - 2]
         if before and before.lower() in PREFIX_LAST_CHARS:
             window = text[max(0, start - 24) : start][::-1]
