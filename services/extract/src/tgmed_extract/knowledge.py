@@ -212,7 +212,12 @@ def build() -> Knowledge:
         keys = [alias] if plain_ascii else alias_keys(alias)
         added = False
         for key in keys:
-            if ascii_name and sum(c.isalnum() for c in key) < 4 and key not in SHORT_WHITELIST:
+            if (
+                ascii_name
+                and len(key) < 8
+                and sum(c.isalnum() for c in key) < 4
+                and key not in SHORT_WHITELIST
+            ):
                 continue  # "b.a.l." gives "bal", which "bales" would match
             if key and key not in automaton:
                 geez = not ascii_name and _GEEZ.search(key) is not None
