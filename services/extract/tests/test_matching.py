@@ -184,7 +184,7 @@ def test_two_medicines_written_together_are_their_combination(extract):
 
 def test_a_brand_alone_takes_the_product_type_the_post_names(extract):
     r = extract("BP monitors for home & clinic\nYuwell wrist type 2,900 birr")
-    assert products(r) == ["bp monitor", "yuwell bp monitor"]
+    assert products(r) == ["yuwell bp monitor"]  # the heading is dropped: see below
     assert [(p.product, p.amount) for p in r.prices] == [("yuwell bp monitor", 2900.0)]
     # with no type named, a device brand means its first row
     assert products(extract("Yuwell 5L 78,000 birr")) == ["yuwell oxygen concentrator"]
@@ -207,3 +207,11 @@ def test_a_two_word_amharic_spelling_meets_a_two_word_name(extract):
     r = extract("ኦክሲጅን ኮንሰንትሬተር 55 ሺ ብር")
     assert [(m.product, m.matched_by) for m in r.mentions] == [("oxygen concentrator", "fuzzy")]
     assert [(p.product, p.amount) for p in r.prices] == [("oxygen concentrator", 55000.0)]
+
+
+def test_a_heading_type_beside_its_own_products_is_no_extra_mention(extract):
+    r = extract("Cheap glucometers 🩸\nAccu-Chek Active 2,500 birr\nOn Call Plus 1,350 birr")
+    assert products(r) == ["accu-chek glucometer", "on call plus glucometer"]
+    # with a price of its own, the type stays a product
+    r = extract("Glucometer 900 birr\nAccu-Chek Active 2,500 birr")
+    assert products(r) == ["glucometer", "accu-chek glucometer"]

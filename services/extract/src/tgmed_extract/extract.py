@@ -776,7 +776,23 @@ def _with_figures(text: str, kb: Knowledge, mentions: list[Mention]) -> Extracti
             )
         )
         prev_end_by_line[line] = f.end
-    return Extraction(tuple(mentions), tuple(prices), tuple(services), tuple(candidates))
+    return Extraction(
+        tuple(_without_bare_parents(mentions, prices)),
+        tuple(prices),
+        tuple(services),
+        tuple(candidates),
+    )
+
+
+def _without_bare_parents(mentions: list[Mention], prices: list[Price]) -> list[Mention]:
+    """A product type named beside a product of that type ("BP monitors ..." over "Omron
+    M3 ...") is the post's heading, not one more product: dropped unless it has a price
+    of its own (so top-product counts are not inflated by headings)."""
+    parents = {m.parent for m in mentions if m.parent is not None}
+    if not parents:
+        return mentions
+    priced = {p.product for p in prices}
+    return [m for m in mentions if m.product not in parents or m.product in priced]
 
 
 def _contains(lowered: str, words: tuple[str, ...]) -> bool:
