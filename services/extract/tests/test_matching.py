@@ -215,3 +215,8 @@ def test_a_heading_type_beside_its_own_products_is_no_extra_mention(extract):
     # with a price of its own, the type stays a product
     r = extract("Glucometer 900 birr\nAccu-Chek Active 2,500 birr")
     assert products(r) == ["glucometer", "accu-chek glucometer"]
+
+
+def test_a_heading_type_is_dropped_in_a_post_without_prices_too(extract):
+    r = extract("Glucometers: Accu-Chek Active and On Call Plus available")
+    assert products(r) == ["accu-chek glucometer", "on call plus glucometer"]

@@ -284,7 +284,7 @@ def extract(text: str) -> Extraction:
     if DIGIT_RE.search(text) is None:
         if not mentions:
             return EMPTY
-        return Extraction(tuple(mentions))
+        return Extraction(tuple(_without_bare_parents(mentions, [])))
     return _with_figures(text, kb, mentions)
 
 
@@ -565,7 +565,7 @@ def _geez_fuzzy(text: str, kb: Knowledge, mentions: list[Mention]) -> list[Menti
 def _with_figures(text: str, kb: Knowledge, mentions: list[Mention]) -> Extraction:
     figures = scan(text)
     if not figures:
-        return Extraction(tuple(mentions)) if mentions else EMPTY
+        return Extraction(tuple(_without_bare_parents(mentions, []))) if mentions else EMPTY
     newlines: list[int] = []
     i = text.find("\n")
     while i >= 0:  # str.find: a third of the cost of re.finditer for a few lines
@@ -664,7 +664,7 @@ def _with_figures(text: str, kb: Knowledge, mentions: list[Mention]) -> Extracti
             strengths_glued.append(f)
 
     if not money and not units:
-        return Extraction(tuple(mentions)) if mentions else EMPTY
+        return Extraction(tuple(_without_bare_parents(mentions, []))) if mentions else EMPTY
 
     # 3. Latin words right before a price or a dose: a misspelt product, or a candidate
     anchors = [f.start for f, _, old in money if not old] + [
