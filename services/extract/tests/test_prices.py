@@ -167,3 +167,38 @@ def test_a_continuation_line_without_product_goes_to_the_only_product(extract):
 def test_a_list_under_a_header_line_reads_its_bare_figures(extract):
     r = extract("Cerelac 400g\nWheat - 480\nRice - 520\n(prices in birr)")
     assert [(p.amount, p.currency) for p in r.prices] == [(480.0, "ETB"), (520.0, "ETB")]
+
+
+def test_a_price_written_before_its_product_in_a_list_item(extract):
+    r = extract("Etb 1,449.99 NAN 1 400g | Etb 2,099.99 Aptamil 1 400g | Etb 1,699.99 Similac 1")
+    assert pairs(r) == [
+        ("nan formula", 1449.99, "ETB"),
+        ("aptamil formula", 2099.99, "ETB"),
+        ("similac formula", 1699.99, "ETB"),
+    ]
+
+
+def test_list_items_of_unknown_products_do_not_take_the_lines_first_product(extract):
+    r = extract("Nasal cannula adult ETB120 | Oxygen regulator ETB3,800 | Humidifier bottle ETB450")
+    assert pairs(r) == [
+        ("nasal cannula", 120.0, "ETB"),
+        (None, 3800.0, "ETB"),
+        (None, 450.0, "ETB"),
+    ]
+
+
+def test_us_dollar_prefix_and_rental_fee(extract):
+    r = extract("Ozempic 1mg pen US$180 or 26,000 birr\nOxygen concentrator rent 700 birr/day")
+    assert [(p.product, p.amount, p.currency) for p in r.prices] == [
+        ("semaglutide", 180.0, "USD"),
+        ("semaglutide", 26000.0, "ETB"),
+    ]
+    assert [(s.service, s.product, s.amount) for s in r.services] == [
+        ("rent", "oxygen concentrator", 700.0)
+    ]
+
+
+def test_a_header_reaches_a_long_list_under_it(extract):
+    sizes = "\n".join(f"Size {n} ({40 + n}) {1300 + n * 10}" for n in range(1, 8))
+    r = extract(f"MOLFIX PRICE LIST (All prices in ETB)\n{sizes}")
+    assert [p.product for p in r.prices] == ["molfix diapers"] * 7

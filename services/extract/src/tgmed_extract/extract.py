@@ -121,7 +121,8 @@ NAME_WORD_RE = re.compile(r"[A-Za-z][A-Za-z0-9'+&-]*|[\u1200-\u135a]+")
 SERVICE_RE = re.compile(
     r"(?<![a-z])(repair|calibration|calibrate|servicing|service|maintenance|installation|"
     r"install|delivery|deliver|shipping|transport|consultation|consult|check-?up|fee|"
-    r"replacement|battery change|setup|ማድረሻ|ማድረስ|ጥገና|ማስተካከያ|ትራንስፖርት|ምክክር|"
+    r"replacement|battery change|setup|rent|rental|refill|ማድረሻ|ማድረስ|ጥገና|ማስተካከያ|"
+    r"ትራንስፖርት|ምክክር|ኪራይ|"
     r"ካሊብሬሽን|ሰርቪስ|ተከላ)",
     re.IGNORECASE,
 )
@@ -142,6 +143,9 @@ SERVICE_WORDS = (
     "fee",
     "replacement",
     "setup",
+    "rent",
+    "refill",
+    "ኪራይ",
     "ማድረ",
     "ጥገና",
     "ማስተካከያ",
@@ -417,6 +421,8 @@ def _merge_heads(
     return out
 
 
+# how many lines a header's product reaches down a list under it
+HEADER_REACH = 8
 _COMBO_GAP = re.compile(r"\s*(?:[+/&-]|and|with|እና|ና)?\s*", re.IGNORECASE)
 
 
@@ -656,7 +662,10 @@ def _with_figures(text: str, kb: Knowledge, mentions: list[Mention]) -> Extracti
             and _nothing_after_on_line(text, f, newlines, line)
             and not (1900 <= f.value <= 2100 and "," not in text[f.start : f.end])  # a year
             # a product named before it: on its line, or a header's for a list under it
-            and any(line - 3 <= line_of(m.start) <= line and m.end <= f.start for m in mentions)
+            and any(
+                line - HEADER_REACH <= line_of(m.start) <= line and m.end <= f.start
+                for m in mentions
+            )
         ):
             money.append((f._replace(kind="amount", currency=message_currency), None, False))
             continue
@@ -813,8 +822,9 @@ def _nothing_after_on_line(text: str, f: Figure, newlines: list[int], line: int)
 
 
 def _owner(f, mentions, m_lines, m_segs, seg, line, distinct, named, money, line_of):
-    """Index of the mention a price belongs to: the nearest before it in its segment, else
-    on its line, else the first after it in its segment, else a header line's above it."""
+    """Index of the mention a price belongs to: the nearest before it in its segment (a
+    sentence or list item), else the first after it in its segment ("Etb 1,449 NAN 1 |
+    ..."), else the nearest before it on its line, else a header line's above it."""
     if not mentions:
         return None
     start = f.start
@@ -824,20 +834,20 @@ def _owner(f, mentions, m_lines, m_segs, seg, line, distinct, named, money, line
             best = i
     if best is not None:
         return best
+    if seg in named:
+        return None  # an unknown product is named right before it in its segment
+    for i, m in enumerate(mentions):
+        if m.start >= f.end and m_segs[i] == seg:
+            return i
     for i, m in enumerate(mentions):
         if m.end <= start and m_lines[i] == line:
             best = i
     if best is not None:
         return best
-    for i, m in enumerate(mentions):
-        if m.start >= f.end and m_segs[i] == seg:
-            return i
-    if seg in named:
-        return None  # an unknown product is named right before it
     money_lines = {line_of(g.start) for g, _, old in money if not old}
     # a header: the nearest line above naming a product and no price of its own
     # ("Augmentin 625mg" then "Price 450 birr"); else the post's only product
-    for back in range(line - 1, max(line - 4, -1), -1):
+    for back in range(line - 1, max(line - HEADER_REACH - 1, -1), -1):
         on_line = [i for i in range(len(mentions)) if m_lines[i] == back]
         if on_line:
             if back not in money_lines:

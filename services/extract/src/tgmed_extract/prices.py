@@ -35,7 +35,7 @@ TOKEN_RE = re.compile("|".join(_PARTS))
 
 CURRENCIES = {
     **dict.fromkeys(("birr", "br", "ብር", "etb", "birr.", "br."), "ETB"),
-    **dict.fromkeys(("usd", "dollar", "dollars", "$", "ዶላር"), "USD"),
+    **dict.fromkeys(("usd", "us$", "dollar", "dollars", "$", "ዶላር"), "USD"),
     **dict.fromkeys(("eur", "euro", "euros", "€", "ዩሮ"), "EUR"),
 }
 MULTIPLIERS = {
