@@ -220,3 +220,9 @@ def test_a_heading_type_beside_its_own_products_is_no_extra_mention(extract):
 def test_a_heading_type_is_dropped_in_a_post_without_prices_too(extract):
     r = extract("Glucometers: Accu-Chek Active and On Call Plus available")
     assert products(r) == ["accu-chek glucometer", "on call plus glucometer"]
+
+
+def test_latin_misspelling_by_sound(extract):
+    for word, product in (("Zyrtek", "cetirizine"), ("Glucofage", "metformin")):
+        r = extract(f"{word} 10mg 30 tabs 230 birr")
+        assert [(m.product, m.matched_by) for m in r.mentions] == [(product, "fuzzy")], word

@@ -484,19 +484,31 @@ def _fuzzy(word: str, kb: Knowledge, geez: bool) -> tuple[Entry, str] | None:
         index = latin if len(key) >= 6 and key not in kb.stopwords else None
         cutoff = 90
     if index is not None:
-        # ratio >= cutoff needs the shorter at least cutoff/(200-cutoff) of the longer
-        share = cutoff / (200 - cutoff)
-        size = len(key)
-        best_score = 0.0
-        for length in range(int(size * share + 0.999), int(size / share) + 1):
-            bucket = index.get((key[0], length))
-            if bucket is None:
-                continue
-            best = process.extractOne(key, bucket[0], scorer=fuzz.ratio, score_cutoff=cutoff)
-            if best is not None and best[1] > best_score:
-                best_score = best[1]
-                result = (bucket[1][best[2]], best[0])
+        result = _nearest(key, index, cutoff)
+        if result is None and not geez:
+            # a misspelling by sound ("Zyrtek", "Glucofage"): the sound keys, stricter
+            sound = phonetic(key)
+            if len(sound) >= 6:
+                result = _nearest(sound, phon, 92)
     cache[word] = result
+    return result
+
+
+def _nearest(key: str, index, cutoff: float) -> tuple[Entry, str] | None:
+    """The best name of `index` at fuzz.ratio >= cutoff, reading only the lengths that can
+    reach it (the shorter must be at least cutoff/(200-cutoff) of the longer)."""
+    share = cutoff / (200 - cutoff)
+    size = len(key)
+    best_score = 0.0
+    result = None
+    for length in range(int(size * share + 0.999), int(size / share) + 1):
+        bucket = index.get((key[0], length))
+        if bucket is None:
+            continue
+        best = process.extractOne(key, bucket[0], scorer=fuzz.ratio, score_cutoff=cutoff)
+        if best is not None and best[1] > best_score:
+            best_score = best[1]
+            result = (bucket[1][best[2]], best[0])
     return result
 
 
