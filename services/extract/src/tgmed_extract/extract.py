@@ -486,10 +486,10 @@ def _fuzzy(word: str, kb: Knowledge, geez: bool) -> tuple[Entry, str] | None:
     if index is not None:
         result = _nearest(key, index, cutoff)
         if result is None and not geez:
-            # a misspelling by sound ("Zyrtek", "Glucofage"): the sound keys, stricter
-            sound = phonetic(key)
-            if len(sound) >= 6:
-                result = _nearest(sound, phon, 92)
+            # a misspelling by sound ("Zyrtek", "Glucofage"): its sound key exactly
+            exact = kb.sounds().get(phonetic(key))
+            if exact is not None:
+                result = (exact, key)
     cache[word] = result
     return result
 

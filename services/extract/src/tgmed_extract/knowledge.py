@@ -101,6 +101,7 @@ class Knowledge:
     alias_count: int = 0
     fuzzy_cache: dict[str, tuple[Entry, str] | None] = field(default_factory=dict)
     _short: dict[str, Entry] | None = None
+    _sounds: dict[str, Entry] | None = None
     _latin: FuzzyIndex | None = None
     _phonetic: FuzzyIndex | None = None
 
@@ -116,6 +117,13 @@ class Knowledge:
             self._short = short
         return self._short
 
+    def sounds(self) -> dict[str, Entry]:
+        """Sound key -> name, for Latin names of 6+ letters: a Latin misspelling by sound
+        ("zyrtek", "glucofage") is one dictionary look-up."""
+        if self._sounds is None:
+            self.fuzzy_indexes()  # builds the sound keys too
+        return self._sounds  # type: ignore[return-value]
+
     def fuzzy_indexes(self) -> tuple[FuzzyIndex, FuzzyIndex]:
         """Names by (first letter, length): Latin spellings (misspellings in English
         posts) and sound keys (Amharic spellings transliterated). A ratio of 88+ needs
@@ -123,6 +131,7 @@ class Knowledge:
         if self._latin is None or self._phonetic is None:
             latin: FuzzyIndex = {}
             phon: FuzzyIndex = {}
+            sounds: dict[str, Entry] = {}
             for alias, entry in self.fuzzy_names:
                 if _GEEZ.search(alias):
                     key = phonetic(transliterate(alias))
@@ -136,10 +145,11 @@ class Knowledge:
                 entries.append(entry)
                 # every Latin name, device or drug: an Amharic spelling meets its sound
                 key = phonetic(alias)
+                sounds.setdefault(key, entry)
                 keys, entries = phon.setdefault((key[0], len(key)), ([], []))
                 keys.append(key)
                 entries.append(entry)
-            self._latin, self._phonetic = latin, phon
+            self._latin, self._phonetic, self._sounds = latin, phon, sounds
         return self._latin, self._phonetic
 
 

@@ -176,28 +176,21 @@ def transliterate(text: str) -> str:
     return text.lower().translate(_TRANSLIT)
 
 
-_PHON_STEPS = (
-    (re.compile(r"[^a-z]"), ""),
-    (re.compile(r"ph"), "f"),
-    (re.compile(r"th"), "t"),
-    (re.compile(r"ck"), "k"),
-    (re.compile(r"qu"), "kw"),
-    (re.compile(r"x"), "ks"),
-    (re.compile(r"c(?=[eiy])"), "s"),
-    (re.compile(r"[cq]"), "k"),
-    (re.compile(r"y"), "i"),
-    (re.compile(r"ai|ei"), "i"),
-    (re.compile(r"ee"), "i"),
-    (re.compile(r"ou"), "u"),
-    (re.compile(r"(.)\1+"), r"\1"),
-    (re.compile(r"e$"), ""),
-)
+_NON_LETTERS = re.compile(r"[^a-z]")
+_SOFT_C = re.compile(r"c(?=[eiy])")
+_DOUBLE = re.compile(r"(.)\1+")
 
 
 def phonetic(latin: str) -> str:
     """A sound key on which an English drug name and a transliterated Amharic spelling
-    of it meet: paracetamol and ፓራሲታሞል both give 'parasetamol'/'parasitamol'."""
-    key = latin.lower()
-    for pattern, repl in _PHON_STEPS:
-        key = pattern.sub(repl, key)
-    return key
+    of it meet: paracetamol and ፓራሲታሞል give 'parasetamol' and 'parasitamol'.
+    (str.replace where a plain replacement does: this runs over every name once.)"""
+    key = _NON_LETTERS.sub("", latin.lower())
+    for old, new in (("ph", "f"), ("th", "t"), ("ck", "k"), ("qu", "kw"), ("x", "ks")):
+        if old in key:
+            key = key.replace(old, new)
+    key = _SOFT_C.sub("s", key)
+    key = key.replace("c", "k").replace("q", "k").replace("y", "i")
+    key = key.replace("ai", "i").replace("ei", "i").replace("ee", "i").replace("ou", "u")
+    key = _DOUBLE.sub(r"\1", key)
+    return key[:-1] if key.endswith("e") else key
