@@ -27,7 +27,9 @@ def spans_of(text: str, needle: str) -> list[tuple[int, int]]:
     return [(m.start(), m.end()) for m in re.finditer(re.escape(needle), text, re.IGNORECASE)]
 
 
-def evaluate(rows: list[dict], misses: int) -> None:
+def evaluate(rows: list[dict], misses: int) -> dict[str, dict[str, float]]:
+    """Prints and returns, per language and for "all": mentions_p, mentions_r, pairs_p,
+    pairs_r."""
     stats: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0])
     shown = 0
     for row in rows:
@@ -95,15 +97,23 @@ def evaluate(rows: list[dict], misses: int) -> None:
             print("  wrong products:", sorted(pred_all - pred_ok))
             print("  missed pairs:", sorted(gold_pairs - pred_pairs))
             print("  wrong pairs:", sorted(pred_pairs - gold_pairs))
+    figures = {}
     for key, s in stats.items():
         if ":" in key:
             continue
         gold_pairs = stats[key + ":gold_pairs"][0]
+        figures[key] = {
+            "mentions_p": s[0] / max(s[1], 1),
+            "mentions_r": s[2] / max(s[3], 1),
+            "pairs_p": s[4] / max(s[5], 1),
+            "pairs_r": s[4] / max(gold_pairs, 1),
+        }
         print(
             f"{key:4} mentions P {s[0] / max(s[1], 1):.2f} R {s[2] / max(s[3], 1):.2f}"
             f" (pred {s[1]}, gold {s[3]}) | pairs P {s[4] / max(s[5], 1):.2f}"
             f" R {s[4] / max(gold_pairs, 1):.2f} (pred {s[5]}, gold {gold_pairs})"
         )
+    return figures
 
 
 def main() -> None:
