@@ -1,4 +1,4 @@
-"""The hand-labelled development set of issue 22 (tests/data: 250 English posts, 100
+"""The hand-labelled development set of issue 22 (tests/labelled: 250 English posts, 100
 Amharic, 100 mixed; four kinds of channel; written by hand, not from any catalog) keeps
 its measured quality: a change that loses products or prices fails here.
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent / "labelled"
 EVAL = Path(__file__).parents[3] / "bench" / "eval_extract_lib.py"
 FLOORS = {"mentions_p": 0.94, "mentions_r": 0.88, "pairs_p": 0.94, "pairs_r": 0.85}
 
