@@ -460,6 +460,13 @@ def _combinations(text: str, kb: Knowledge, mentions: list[Mention]) -> list[Men
     return out
 
 
+def _mention(entry, start: int, end: int, written: str, how: str) -> Mention:
+    """A mention of a knowledge-base entry at [start, end), found `how`."""
+    return Mention(
+        entry.product, entry.category, entry.brand, entry.parent, start, end, written, how
+    )
+
+
 def _fuzzy(word: str, kb: Knowledge, geez: bool) -> tuple[Entry, str] | None:
     cache = kb.fuzzy_cache
     if word in cache:
@@ -529,18 +536,7 @@ def _geez_fuzzy(text: str, kb: Knowledge, mentions: list[Mention]) -> list[Menti
             found = _fuzzy(word[1:], kb, geez=True)
         if found is not None:
             entry = found[0]
-            mentions.append(
-                Mention(
-                    entry.product,
-                    entry.category,
-                    entry.brand,
-                    entry.parent,
-                    start,
-                    end,
-                    word,
-                    "fuzzy",
-                )
-            )
+            mentions.append(_mention(entry, start, end, word, "fuzzy"))
             added = True
         else:
             unmatched.append(m)
@@ -559,18 +555,7 @@ def _geez_fuzzy(text: str, kb: Knowledge, mentions: list[Mention]) -> list[Menti
         found = _fuzzy(a.group() + b.group(), kb, geez=True)
         if found is not None:
             entry = found[0]
-            mentions.append(
-                Mention(
-                    entry.product,
-                    entry.category,
-                    entry.brand,
-                    entry.parent,
-                    a.start(),
-                    b.end(),
-                    text[a.start() : b.end()],
-                    "fuzzy",
-                )
-            )
+            mentions.append(_mention(entry, a.start(), b.end(), text[a.start() : b.end()], "fuzzy"))
             added = True
     if added:
         mentions.sort(key=lambda x: x.start)
@@ -913,18 +898,7 @@ def _names_before(text, kb, mentions, anchors, seg_starts, seg_of, spans, named)
                 fuzzy = _fuzzy(word, kb, geez)
                 if fuzzy is not None:
                     entry = fuzzy[0]
-                    mentions.append(
-                        Mention(
-                            entry.product,
-                            entry.category,
-                            entry.brand,
-                            entry.parent,
-                            w.start(),
-                            w.end(),
-                            word,
-                            "fuzzy",
-                        )
-                    )
+                    mentions.append(_mention(entry, w.start(), w.end(), word, "fuzzy"))
                     added = True
                     break
         if fuzzy is not None:
