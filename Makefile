@@ -33,8 +33,8 @@ ORCH_ENV = TGMED_LAUNCH_MODE=local TGMED_SCRAPE_SOURCE=$${TGMED_SCRAPE_SOURCE:-e
 	DETECT_MODEL=$${DETECT_MODEL:-$(DEFAULT_MODEL)} LAKE_DIR=$(abspath $(LAKE_DIR))
 SERVE ?= 1
 
-.PHONY: help setup sample demo pipeline serve test lint format bench clean db-start db-stop \
-	warehouse yolo-setup yolo-test browser-setup dbt-lineage detect dagster-ui dagster-jobs dagster-launch dagster-status api \
+.PHONY: help setup sample demo pipeline serve api-key test lint format bench clean db-start db-stop \
+	warehouse yolo-setup yolo-test browser-setup proxy-setup dbt-lineage detect dagster-ui dagster-jobs dagster-launch dagster-status api \
 	requirements images up down e2e chaos chaos-ci k8s-validate k8s-e2e k8s-up k8s-down
 
 help:  ## list the commands
@@ -48,8 +48,11 @@ setup:  ## install uv if missing, then the locked dev environment (.venv)
 	@[ -d .venv ] || echo "setup: installing the locked environment into .venv (uv; about a minute the first time)"
 	@$(UV) sync --locked --quiet
 
-$(SAMPLE)/truth.json:
+# written again when the generator changes (a sample of an older generator may break
+# rules the importer has since learned, e.g. photos that are hard links)
+$(SAMPLE)/truth.json: $(wildcard tools/sample/src/tgmed_sample/*.py)
 	@echo "sample: writing the bundled sample exports ($(SAMPLE))"
+	@rm -rf $(SAMPLE)/exports
 	@$(RUN) tgmed-sample --out $(SAMPLE) >/dev/null
 
 sample: setup $(SAMPLE)/truth.json  ## write the bundled sample exports (data/sample)
@@ -101,8 +104,9 @@ dagster-status: $(DAGSTER_HOME)/dagster.yaml  ## schedules and sensors (on/off, 
 dbt-lineage: setup  ## after changing dbt models: the graph the orchestrator reads (dbt_lineage.json)
 	$(RUN) tgmed-transform lineage --out orchestrator/src/tgmed_orchestrator/dbt_lineage.json
 
-warehouse:  ## load the lake into PostgreSQL and build the marts (dbt)
+warehouse:  ## extract products and prices from the lake's posts, load the lake into PostgreSQL and build the marts (dbt)
 	@url="$(DB_URL)"; $(NEED_URL); \
+	$(RUN) tgmed-extract run && \
 	DATABASE_URL="$$url" $(RUN) tgmed-loader init-db && \
 	DATABASE_URL="$$url" $(RUN) tgmed-loader load all && \
 	DATABASE_URL="$$url" $(RUN) tgmed-transform build && \
@@ -111,6 +115,10 @@ warehouse:  ## load the lake into PostgreSQL and build the marts (dbt)
 api: setup  ## serve the API on the embedded database (make warehouse first); docs at /docs
 	@url="$${API_DATABASE_URL:-$$($(RUN) tgmed-devdb url --pgdata $(PGDATA) --user $${API_DB_USER:-tgmed_api})}"; \
 	API_DATABASE_URL="$$url" $(RUN) tgmed-api serve
+
+api-key: setup  ## an API key on the embedded database (NAME=me SCOPE=reports|posts|all), printed once
+	@url="$(DB_URL)"; $(NEED_URL); \
+	DATABASE_URL="$$url" $(RUN) tgmed-loader keys create $${NAME:-$${USER:-me}} --scope $${SCOPE:-all}
 
 $(YOLO_VENV)/.installed: services/yolo/pyproject.toml services/yolo/requirements.lock services/common/pyproject.toml
 	@echo "yolo-setup: installing the detection stage's own environment ($(YOLO_VENV): torch," \
@@ -136,6 +144,14 @@ browser-setup:  ## Chromium and the fonts the browser tests need (Debian package
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+NGINX_DIR := data/tools/nginx
+proxy-setup:  ## Debian's nginx unpacked into data/tools/nginx for the proxy's tests (no service installed)
+	@[ -x $(NGINX_DIR)/usr/sbin/nginx ] || { echo "proxy-setup: unpacking Debian's nginx into $(NGINX_DIR)"; \
+		tmp=$$(mktemp -d) && cd $$tmp && { apt-get download nginx >/dev/null 2>&1 \
+			|| { apt-get update -qq && apt-get download nginx >/dev/null 2>&1; }; } \
+		&& cd - >/dev/null && mkdir -p $(NGINX_DIR) && dpkg -x $$tmp/nginx_*.deb $(NGINX_DIR); \
+		status=$$?; rm -rf $$tmp; exit $$status; }
+
 yolo-test: yolo-setup  ## the detection stage's tests (real model)
 	$(YOLO_VENV)/bin/python -m pytest services/yolo/tests
 
@@ -143,7 +159,7 @@ lint: setup  ## ruff lint + format check
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 
-test: lint yolo-setup browser-setup  ## lint, then every test (the workspace's, then the yolo stage's)
+test: lint yolo-setup browser-setup proxy-setup  ## lint, then every test (the workspace's, then the yolo stage's)
 	TGMED_YOLO_BIN=$(abspath $(YOLO_VENV)/bin) DETECT_MODEL=$${DETECT_MODEL:-$(SHARED_MODEL)} $(RUN) pytest
 	$(MAKE) --no-print-directory yolo-test
 
@@ -168,7 +184,7 @@ clean:  ## remove the lake, the generated sample, Dagster's local instance and t
 	rm -rf data/lake data/sample data/dagster data/logs
 
 # --- containers (compose.yaml) -----------------------------------------------------------
-IMAGE_REQUIREMENTS := scraper loader transform api orchestrator
+IMAGE_REQUIREMENTS := scraper loader extract transform api orchestrator
 requirements:  ## export each image's locked requirements from uv.lock (deploy/requirements)
 	@for name in $(IMAGE_REQUIREMENTS); do \
 		$(UV) export --frozen --no-dev --no-emit-workspace --package tgmed-$$name --no-header -q \

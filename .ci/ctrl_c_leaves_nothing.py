@@ -1,11 +1,13 @@
-"""Ctrl-C on a long-running command leaves no process it started.
+"""Ctrl-C (or SIGTERM, or SIGHUP) on a long-running command leaves no process it started.
 
-    python .ci/ctrl_c_leaves_nothing.py --url URL [--url URL ...] [--while-up SHELL] -- COMMAND ...
+    python .ci/ctrl_c_leaves_nothing.py [--signal INT|TERM|HUP] (--url URL ... | --log-line REGEX)
+        [--while-up SHELL] -- COMMAND ...
 
 Starts COMMAND in a session of its own (as a terminal would: one foreground process
-group), waits until every URL answers (or COMMAND ends: a failure), runs the --while-up
-checks (their failure fails this), sends SIGINT to the process group (what Ctrl-C
-does), and waits for COMMAND to end. Then it looks for what
+group), waits until every URL answers, or a line of its output matches --log-line (or
+COMMAND ends: a failure), runs the --while-up checks (their failure fails this), sends
+the signal to the process group (SIGINT: what Ctrl-C does; SIGTERM: a service manager
+or a CI timeout; SIGHUP: a closed terminal), and waits for COMMAND to end. Then it looks for what
 is left: any process of COMMAND's session (a child that moved to a process group of its
 own is still in the session), any new process whose working folder is inside this
 checkout, and the embedded PostgreSQL of data/pg (postmaster.pid). Exit code 0 when
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -64,9 +67,16 @@ def postmaster(pgdata: Path) -> int | None:
     return pid if Path(f"/proc/{pid}").exists() else None
 
 
+def default_signals() -> None:
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, signal.SIG_DFL)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", action="append", required=True, help="answers when ready")
+    parser.add_argument("--url", action="append", default=[], help="answers when ready")
+    parser.add_argument("--log-line", help="a regex: signal once a line of the output matches")
+    parser.add_argument("--signal", default="INT", choices=["INT", "TERM", "HUP"])
     parser.add_argument("--while-up", action="append", default=[], help="a check while up")
     parser.add_argument("--log", type=Path, default=ROOT / "data" / "logs" / "ctrl-c-check.log")
     parser.add_argument("--pgdata", type=Path, default=ROOT / "data" / "pg")
@@ -74,16 +84,32 @@ def main() -> int:
     split = argv.index("--")
     args = parser.parse_args(argv[:split])
     command = argv[split + 1 :]
+    if not args.url and not args.log_line:
+        parser.error("--url or --log-line: when to send the signal")
     before = set(processes())
     db_before = postmaster(args.pgdata)
     args.log.parent.mkdir(parents=True, exist_ok=True)
     with args.log.open("w") as log:
+        # the signals at their defaults in COMMAND, as in a terminal: started under nohup
+        # (or by a CI runner that ignores them), it would inherit them ignored, and a
+        # shell cannot trap a signal ignored at its start
         child = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=default_signals,  # no threads in this process
         )
-    print(f"started {' '.join(command)} (session {child.pid}); waiting for {', '.join(args.url)}")
+    waited_for = ", ".join(args.url) or f"a line matching {args.log_line!r}"
+    print(f"started {' '.join(command)} (session {child.pid}); waiting for {waited_for}")
     started = time.monotonic()
-    while not all(answers(url) for url in args.url):
+
+    def ready() -> bool:
+        if args.log_line:
+            return any(re.search(args.log_line, line) for line in args.log.read_text().splitlines())
+        return all(answers(url) for url in args.url)
+
+    while not ready():
         if child.poll() is not None:
             print(f"it ended ({child.returncode}) before answering; the end of {args.log}:")
             print("\n".join(args.log.read_text().splitlines()[-30:]))
@@ -91,12 +117,13 @@ def main() -> int:
         time.sleep(1)
     print(f"answering after {time.monotonic() - started:.0f} s")
     failed = [check for check in args.while_up if subprocess.call(check, shell=True) != 0]  # noqa: S602
-    print("Ctrl-C (SIGINT to its process group)")
-    os.killpg(child.pid, signal.SIGINT)
+    number = getattr(signal, f"SIG{args.signal}")
+    print(f"SIG{args.signal} to its process group" + (" (Ctrl-C)" if args.signal == "INT" else ""))
+    os.killpg(child.pid, number)
     try:
         code = child.wait(timeout=180)
     except subprocess.TimeoutExpired:
-        print("it did not end within 180 s of Ctrl-C")
+        print(f"it did not end within 180 s of SIG{args.signal}")
         os.killpg(child.pid, signal.SIGKILL)
         return 1
     lines = args.log.read_text().splitlines()

@@ -17,7 +17,11 @@
 The server runs twice: with its cache (the default; reports change only when the
 pipeline runs) and with API_CACHE_SIZE=0, so every request queries the marts. The first
 request of each endpoint on the cached server is an uncached (cold) answer: its time is
-printed too.
+printed too. Each request carries an API key (`Authorization: Bearer`, a key made here
+with `tgmed-loader keys`' code and a budget the load cannot spend), the access log on
+(INFO); a second server with API_AUTH=false runs beside it on the same database, each
+endpoint measured on one then the other in every slice, and the last table compares
+each endpoint's p99 with and without authentication (goal: within 10%).
 
     uv run python bench/bench_api.py [--messages 1000000] [--seconds 5] [--clients 8]
     uv run python bench/bench_api.py --database-url URL   # reuse a built database
@@ -50,6 +54,8 @@ from bench_load import dbt, make_lake, write_snapshots
 from tgmed_common.lake import Lake
 from tgmed_common.records import DetectionRecord
 from tgmed_devdb.server import create_database, start, stop, with_user
+from tgmed_extract.stage import run_extraction
+from tgmed_loader.api_keys import create_key
 from tgmed_loader.load import load_stream
 from tgmed_loader.schema import ensure_api_role, ensure_raw_schema
 
@@ -139,12 +145,15 @@ def build(url: str, work: Path, messages: int) -> None:
     with psycopg.connect(url) as conn:
         ensure_raw_schema(conn)
         ensure_api_role(conn, "tgmed_api", None)
+    extracted = run_extraction(lake)  # products and prices: the extract stage's files
     loaded = load_stream(url, lake, "messages", workers=2)
+    load_stream(url, lake, "extractions", workers=2)
     readings = load_stream(url, lake, "observations", workers=2)
     snapshots = load_stream(url, lake, "snapshots", workers=2)
     detections = load_stream(url, lake, "detections", workers=2)
     print(
-        f"lake + load: {loaded.rows:,} messages, {readings.rows:,} readings of their counts, "
+        f"lake + extract + load: {extracted.messages:,} messages extracted, "
+        f"{loaded.rows:,} loaded, {readings.rows:,} readings of their counts, "
         f"{snapshots.rows:,} channel snapshots, {detections.rows:,} detection records "
         f"({time.perf_counter() - started:.0f}s)"
     )
@@ -171,7 +180,7 @@ class Server:
                 **os.environ,
                 "API_DATABASE_URL": api_url,
                 "API_PORT": str(self.port),
-                "API_LOG_LEVEL": "WARNING",
+                "API_LOG_LEVEL": "INFO",  # the access log, as served
                 **env,
             },
             stdout=self.log,
@@ -200,9 +209,10 @@ class Server:
 
 
 async def _request(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str, auth: str = ""
 ) -> tuple[int, int]:
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+    """One GET on a kept-alive connection; `auth`: an Authorization header line or ""."""
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\n{auth}\r\n".encode())
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split()[1])
@@ -211,17 +221,17 @@ async def _request(
     return status, len(body)
 
 
-async def request_once(port: int, path: str) -> tuple[int, int, float]:
+async def request_once(port: int, path: str, auth: str = "") -> tuple[int, int, float]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         started = time.perf_counter()
-        status, size = await _request(reader, writer, path)
+        status, size = await _request(reader, writer, path, auth)
         return status, size, time.perf_counter() - started
     finally:
         writer.close()
 
 
-async def hammer(port: int, path: str, clients: int, seconds: float) -> dict:
+async def hammer(port: int, path: str, clients: int, seconds: float, auth: str = "") -> dict:
     """`clients` keep-alive connections, each sending the next request as soon as the
     last answer is read, for `seconds`; every latency recorded."""
     latencies: list[float] = []
@@ -233,7 +243,7 @@ async def hammer(port: int, path: str, clients: int, seconds: float) -> dict:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
             while (now := time.perf_counter()) < stop_at:
-                status, _ = await _request(reader, writer, path)
+                status, _ = await _request(reader, writer, path, auth)
                 latencies.append(time.perf_counter() - now)
                 errors += status != 200
         finally:
@@ -255,20 +265,43 @@ def merge(slices: list[dict]) -> dict:
     }
 
 
-def run_phase(name: str, server: Server, clients: int, seconds: float) -> None:
-    print(f"\n{name}: {clients} concurrent clients, {seconds:g}s per endpoint")
+def run_phase(
+    name: str, servers: dict[str, tuple[Server, str]], clients: int, seconds: float
+) -> dict[str, dict]:
+    """Every endpoint on each server (label -> the server and the Authorization line its
+    requests carry), in round-robin slices: endpoint after endpoint, and for each one
+    server after the other, so that a noisy neighbour on the shared cores hits every
+    endpoint and every server alike instead of whichever was being measured then."""
     paths = [path for path, _ in ENDPOINTS]
-    goals = dict(ENDPOINTS)
-    cold = {path: asyncio.run(request_once(server.port, path)) for path in paths}
-    for path, (status, _, _) in cold.items():
-        assert status == 200, (path, status)
-    # round-robin slices, so a noisy neighbour on the shared cores hits every endpoint
-    # alike instead of whichever was being measured at the time
+    cold = {
+        label: {path: asyncio.run(request_once(server.port, path, auth)) for path in paths}
+        for label, (server, auth) in servers.items()
+    }
+    for label, answers in cold.items():
+        for path, (status, _, _) in answers.items():
+            assert status == 200, (label, path, status)
+    # which server goes first alternates from round to round (A B, then B A): the
+    # first one measured after a change of endpoint must not always be the same
+    order = list(servers.items())
     slices = [
-        {path: asyncio.run(hammer(server.port, path, clients, seconds / ROUNDS)) for path in paths}
-        for _ in range(ROUNDS)
+        {
+            (label, path): asyncio.run(hammer(server.port, path, clients, seconds / ROUNDS, auth))
+            for path in paths
+            for label, (server, auth) in (order if round_ % 2 == 0 else order[::-1])
+        }
+        for round_ in range(ROUNDS)
     ]
-    results = {path: merge([one[path] for one in slices]) for path in paths}
+    results = {}
+    for label in servers:
+        print(f"\n{name}, {label}: {clients} concurrent clients, {seconds:g}s per endpoint")
+        merged = {path: merge([one[label, path] for one in slices]) for path in paths}
+        print_table(merged, {path: cold[label][path][2] for path in paths})
+        results[label] = merged
+    return results
+
+
+def print_table(results: dict[str, dict], cold: dict[str, float]) -> None:
+    goals = dict(ENDPOINTS)
     base = results["/health"]["rps"]
     print(
         "| endpoint | kind | first request ms | req/s | p50 ms | p99 ms | ratio vs /health | goal |"
@@ -281,10 +314,33 @@ def run_phase(name: str, server: Server, clients: int, seconds: float) -> None:
         if kind != "baseline":
             goal += "met" if r["p99"] <= GOAL_P99_MS[kind] else "MISSED"
         print(
-            f"| `{path}` | {kind} | {cold[path][2] * 1000:.1f} | {r['rps']:,.0f} | "
+            f"| `{path}` | {kind} | {cold[path] * 1000:.1f} | {r['rps']:,.0f} | "
             f"{r['p50']:.1f} | {r['p99']:.1f} | {ratio:.2f} | {goal} |"
             + (f" errors: {r['errors']}" if r["errors"] else "")
         )
+
+
+def compare(with_keys: dict, without: dict, phase: str) -> None:
+    """p99 with authentication against the same server without, endpoint by endpoint."""
+    print(f"\n{phase}: p99 with a key against API_AUTH=false (goal: at most 1.10)")
+    print("| endpoint | p99 ms, key | p99 ms, open | ratio | goal |")
+    print("|---|---|---|---|---|")
+    ratios = []
+    for path, r in with_keys.items():
+        if path == "/health":  # open either way
+            continue
+        ratio = r["p99"] / without[path]["p99"]
+        ratios.append(ratio)
+        verdict = "met" if ratio <= 1.10 else "MISSED"
+        print(
+            f"| `{path}` | {r['p99']:.1f} | {without[path]['p99']:.1f} | {ratio:.2f} | {verdict} |"
+        )
+    ratios.sort()
+    print(
+        f"{phase}: p99 ratio over {len(ratios)} endpoints: median {statistics.median(ratios):.2f},"
+        f" min {ratios[0]:.2f}, max {ratios[-1]:.2f}; within 1.10: "
+        f"{sum(r <= 1.10 for r in ratios)} of {len(ratios)}"
+    )
 
 
 def main() -> None:
@@ -319,17 +375,30 @@ def main() -> None:
         with psycopg.connect(api_url) as conn:
             count = conn.execute("select count(*) from marts.fct_messages").fetchone()[0]
         print(f"serving {count:,} messages through the read-only role tgmed_api")
+        with psycopg.connect(url) as conn:
+            ensure_raw_schema(conn)  # a database built before API keys existed gets their table
+            ensure_api_role(conn, "tgmed_api", None)
+            conn.execute("delete from auth.api_keys where name = 'bench'")
+            _, key = create_key(conn, "bench", "all", rate_limit=1_000_000_000)
         phases = {
             "cached": ({}, args.clients),
             "uncached": ({"API_CACHE_SIZE": "0"}, args.uncached_clients),
         }
         for name in args.phases.split(","):
             env, clients = phases[name]
-            server = Server(api_url, **env)
+            # both servers up at once, measured in alternation (run_phase)
+            servers: dict[str, tuple[Server, str]] = {}
             try:
-                run_phase(f"{name} server", server, clients, args.seconds)
+                servers["with a key"] = (
+                    Server(api_url, API_AUTH="true", **env),
+                    f"Authorization: Bearer {key}\r\n",
+                )
+                servers["API_AUTH=false"] = (Server(api_url, API_AUTH="false", **env), "")
+                results = run_phase(f"{name} server", servers, clients, args.seconds)
             finally:
-                server.stop()
+                for server, _ in servers.values():
+                    server.stop()
+            compare(results["with a key"], results["API_AUTH=false"], f"{name} server")
     finally:
         if server_dir is not None and args.keep is None:
             stop(server_dir)

@@ -51,16 +51,15 @@ def corpus(size: int, seed: int = 7) -> list[str]:
     every word matched a sixth of the corpus)."""
     import random
 
-    from tgmed_sample.catalog import CHANNELS, PRODUCTS
-    from tgmed_sample.generate import ChannelWriter, _text_fields, extra_channels
+    from tgmed_sample.catalog import CHANNELS
+    from tgmed_sample.generate import ChannelWriter, _text_fields, channel_catalog, extra_channels
 
     specs = list(CHANNELS) + extra_channels(7)
     texts = []
     for spec in specs:
         rng = random.Random(f"{seed}:{spec.username}")
         writer = ChannelWriter(spec, rng, pool=None, folder=Path())  # type: ignore[arg-type]
-        catalog = [p for p in PRODUCTS if p.category in spec.categories]
-        popularity = [1 / (rank + 1) ** 0.9 for rank in range(len(catalog))]
+        catalog, popularity = channel_catalog(spec)
         for _ in range(size // len(specs) + 1):
             roll = rng.random()
             language = (

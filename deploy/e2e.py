@@ -1,13 +1,17 @@
 """End to end through containers, as a user runs the platform (.ci/run calls this).
 
 Builds every image offline (deploy/offline/build.sh: engine, base images, wheelhouse),
-`docker compose up -d --wait`, launches `telegram_pipeline` through the webserver's
-GraphQL API exactly as the UI does (the sample's Telegram Desktop exports as the
+`docker compose up -d --wait`, checks that the published ports listen on 127.0.0.1 only
+and that the proxy refuses the Dagster UI without its login, launches
+`telegram_pipeline` through the webserver's GraphQL API exactly as the UI does, through
+the proxy (TLS, the login) (the sample's Telegram Desktop exports as the
 source, the shared COCO model for detection), waits for SUCCESS, checks that every stage
 ran in its own container from its own image, and over GraphQL that the catalog holds the
 lake, raw and every dbt model asset materialized by that run with numeric metadata and
 every dbt test as a passing check (the stages reported through Dagster Pipes from their
-containers); asks the API for top products and a channel's activity, launches the job
+containers); checks that the API refuses a request without a key and asks it, through
+the proxy with a key made by `tgmed-loader keys create`, for top products and a
+channel's activity, launches the job
 again (same marts), runs the same job in local mode on the same sample (the same row
 count in every mart), launches a run from Telegram with the compose defaults (it plans
 the shipped channel list and fails on the missing credentials, not on a missing file), a
@@ -23,9 +27,11 @@ Talks only to this machine: the published ports on 127.0.0.1 and the compose net
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import secrets
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -40,10 +46,11 @@ from mart_counts import differences, local_mode_counts, mart_counts  # noqa: E40
 
 MODEL = ROOT.parent / "shared" / "models" / "yolov8n_int8.onnx"
 PROJECT = "tgmed"
-DAGSTER = "http://127.0.0.1:{port}/graphql"
+UI_LOGIN = "e2e"
 STAGE_IMAGES = {
     "scrape": "tgmed-scraper",
     "detect": "tgmed-yolo",
+    "extract": "tgmed-loader",  # the loader image carries the extract stage
     "load": "tgmed-loader",
     "transform": "tgmed-transform",
 }
@@ -108,8 +115,29 @@ class Platform:
     def __init__(self, env_file: Path, env: dict[str, str]) -> None:
         self.env_file = env_file
         self.env = env
-        self.port = env["DAGSTER_PORT"]
-        self.api = f"http://127.0.0.1:{env['API_PORT']}"
+        # the UI and the API through the proxy: TLS (its certificate, read from the
+        # proxy, is the only one trusted), the UI's login
+        self.ui = f"https://127.0.0.1:{env['PROXY_UI_PORT']}"
+        self.api = f"https://127.0.0.1:{env['PROXY_API_PORT']}"
+        login = f"{env['PROXY_USER']}:{env['PROXY_PASSWORD']}".encode()
+        self.basic = "Basic " + base64.b64encode(login).decode()
+        self._tls: ssl.SSLContext | None = None
+
+    def tls(self) -> ssl.SSLContext:
+        if self._tls is None:
+            certificate = self.compose("exec", "-T", "proxy", "cat", "/certs/tls.crt", capture=True)
+            self._tls = ssl.create_default_context(cadata=certificate)
+        return self._tls
+
+    def ui_status(self, path: str, login: str | None) -> int:
+        """The proxy's answer for a UI path with this Authorization (None: none)."""
+        headers = {"Authorization": login} if login else {}
+        request = urllib.request.Request(self.ui + path, headers=headers)  # noqa: S310
+        try:
+            with urllib.request.urlopen(request, timeout=30, context=self.tls()) as response:  # noqa: S310
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
 
     def compose(self, *argv: str, capture: bool = False) -> str:
         files = ["-f", "compose.yaml", "-f", "deploy/compose.e2e.yaml"]
@@ -126,9 +154,9 @@ class Platform:
 
     def graphql(self, query: str, variables: dict) -> dict:
         body = json.dumps({"query": query, "variables": variables}).encode()
-        url = DAGSTER.format(port=self.port)
-        request = urllib.request.Request(url, body, {"Content-Type": "application/json"})  # noqa: S310
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (http, local)
+        headers = {"Content-Type": "application/json", "Authorization": self.basic}
+        request = urllib.request.Request(self.ui + "/graphql", body, headers)  # noqa: S310
+        with urllib.request.urlopen(request, timeout=30, context=self.tls()) as response:  # noqa: S310
             answer = json.load(response)
         if answer.get("errors"):
             raise SystemExit(f"GraphQL errors: {answer['errors']}")
@@ -206,13 +234,60 @@ class Platform:
                 error = error.get("cause") or {}
         return texts
 
+    def make_key(self) -> None:
+        """An API key (scope all) made by `tgmed-loader keys create` in the loader's image,
+        as an operator makes one; the API refuses every route but health without it."""
+        out = self.compose(
+            "run",
+            "--rm",
+            "--no-deps",
+            "-T",
+            "warehouse-init",
+            "tgmed-loader",
+            "keys",
+            "create",
+            f"e2e-{int(time.time())}",
+            "--scope",
+            "all",
+            capture=True,
+        )
+        self.key = out.strip().splitlines()[0]
+        if not self.key.startswith("tgmed_"):
+            raise SystemExit(f"tgmed-loader keys create printed no key: {out[-500:]}")
+
+    def _open(self, path: str, key: bool = True):
+        headers = {"Authorization": f"Bearer {self.key}"} if key else {}
+        request = urllib.request.Request(self.api + path, headers=headers)  # noqa: S310
+        return urllib.request.urlopen(request, timeout=30, context=self.tls())  # noqa: S310
+
     def get(self, path: str) -> dict:
-        with urllib.request.urlopen(self.api + path, timeout=30) as response:  # noqa: S310
+        with self._open(path) as response:
             return json.load(response)
 
     def page(self, path: str) -> str:
-        with urllib.request.urlopen(self.api + path, timeout=30) as response:  # noqa: S310
+        with self._open(path) as response:
             return response.read().decode()
+
+    def refused_without_key(self, path: str) -> int:
+        try:
+            with self._open(path, key=False) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    def published_ports(self) -> list[str]:
+        """The listening sockets (`ss -Htln`) of the ports compose publishes."""
+        ports = {self.env[name] for name in ("PROXY_UI_PORT", "PROXY_API_PORT", "API_PORT")}
+        listening = sh("ss", "-Htln", capture=True).splitlines()
+        found = [
+            line.split()[3] for line in listening if line.split()[3].rsplit(":", 1)[1] in ports
+        ]
+        if not found:
+            raise SystemExit(f"nothing listens on ports {sorted(ports)}: {listening}")
+        exposed = [address for address in found if not address.startswith("127.0.0.1:")]
+        if exposed:
+            raise SystemExit(f"published beyond 127.0.0.1: {exposed} (PUBLISH_ADDRESS)")
+        return found
 
     def stage_containers(self, run_id: str) -> list[dict]:
         ids = sh(
@@ -369,15 +444,18 @@ def main() -> int:
         "PYTHON_IMAGE": "tgmed/python-base:bookworm",
         "PIP_ARGS": "--no-index --find-links /wheelhouse",
         "DOCKER_GID": socket_gid,
-        "DAGSTER_PORT": os.environ.get("E2E_DAGSTER_PORT", "13000"),
         "API_PORT": os.environ.get("E2E_API_PORT", "18000"),
+        "PROXY_UI_PORT": os.environ.get("E2E_PROXY_UI_PORT", "13443"),
+        "PROXY_API_PORT": os.environ.get("E2E_PROXY_API_PORT", "18443"),
+        "PROXY_USER": UI_LOGIN,
+        "PROXY_PASSWORD": secrets.token_urlsafe(18),
         "TGMED_SCRAPE_SOURCE": "export",
         "TGMED_EXPORT_ROOT": "/exports",
         "TGMED_DOCKER_EXPORTS_VOLUME": "tgmed-exports",
         "TGMED_DOCKER_MODELS_VOLUME": "tgmed-models",
         "DETECT_MODEL": f"/models/{MODEL.name}",
         "ALERT_WEBHOOK_URL": "http://alert-receiver:8080/alerts",
-        "ALERT_DAGSTER_UI_URL": "http://127.0.0.1:13000",
+        "ALERT_DAGSTER_UI_URL": "https://127.0.0.1:13443",
     }
     env_file = Path(tempfile.mkdtemp(prefix="tgmed-e2e-")) / ".env"
     env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
@@ -393,6 +471,20 @@ def main() -> int:
         log("docker compose up -d --wait")
         platform.compose("up", "-d", "--wait", "--no-build")
         log(f"platform healthy after {time.monotonic() - started:.0f} s")
+        wrong = "Basic " + base64.b64encode(f"{UI_LOGIN}:wrong".encode()).decode()
+        refused = {
+            who: platform.ui_status("/server_info", login)
+            for who, login in (("no login", None), ("a wrong password", wrong))
+        }
+        if (
+            set(refused.values()) != {401}
+            or platform.ui_status("/server_info", platform.basic) != 200
+        ):
+            raise SystemExit(f"the proxy in front of the Dagster UI let through: {refused}")
+        log(
+            "Dagster UI through the proxy (TLS, its certificate pinned): 401 without the login"
+            " or with a wrong password, 200 with it; every run below goes through it"
+        )
 
         run_id = platform.launch("telegram_pipeline")
         status, seconds = platform.wait(run_id, timeout=1500)
@@ -422,6 +514,12 @@ def main() -> int:
         expected_messages = sum(c["messages"] for c in truth["channels"].values())
         if first["raw_messages"] != expected_messages:
             raise SystemExit(f"raw messages {first['raw_messages']} != {expected_messages}")
+        log(f"published ports listen on 127.0.0.1 only: {platform.published_ports()}")
+        for path in ("/api/reports/top-products?limit=10", "/dashboard/"):
+            if (status := platform.refused_without_key(path)) != 401:
+                raise SystemExit(f"{path} answered {status} without an API key (401 expected)")
+        platform.make_key()
+        log("without a key: 401; a key made with `tgmed-loader keys create` (scope all)")
         top = platform.get("/api/reports/top-products?limit=10")
         channel = next(iter(truth["channels"]))
         activity = platform.get(f"/api/channels/{channel}/activity?period=week")

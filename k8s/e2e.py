@@ -7,13 +7,16 @@ a torn-down cluster, printing each phase's time:
  4. the `local` overlay rendered with a current kubectl and applied; its Secrets from a
     throwaway env file (random passwords); hostPath volumes holding the sample's exports
     and the shared COCO model
- 5. every Deployment and the StatefulSet ready, the code location loaded by the webserver
+ 5. every Deployment and the StatefulSet ready, the code location loaded by the webserver;
+    the UI reached only through the proxy (TLS, its certificate pinned; 401 without the
+    login or with a wrong one), as every GraphQL call below is
  6. `kubectl auth can-i`: the run launcher's account may create jobs and pods in its
     namespace and nothing more; the stage account may do nothing
  7. `telegram_pipeline` launched through the webserver's GraphQL API as the UI does,
     SUCCESS; each stage ran as its own pod from its own image (names, images, exit codes,
     seen through a watch), and each finished stage pod was deleted
- 8. the API, through its Service: top products and a channel's activity
+ 8. the API through the proxy (TLS): 401 without a key, top products and a channel's
+    activity with one
  9. the database roles: Dagster's cannot connect to the warehouse, the API's reads only
     the marts
 10. a second run: the same marts
@@ -30,6 +33,7 @@ Talks only to this machine: the cluster's Service addresses (kube-proxy) and its
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import fcntl
 import json
@@ -37,11 +41,13 @@ import os
 import secrets
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,6 +55,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "deploy"))
 from mart_counts import differences, local_mode_counts, mart_counts  # noqa: E402
+
+from tgmed_common.api_keys import key_hash, new_key  # noqa: E402
 
 K8S = ROOT / "k8s"
 CLUSTER = K8S / "cluster" / "local-cluster.sh"
@@ -58,10 +66,22 @@ VOLUMES = K8S_HOME / "run" / "volumes" / "tgmed"  # the local overlay's hostPath
 MODEL = ROOT.parent / "shared" / "models" / "yolov8n_int8.onnx"
 NAMESPACE = "tgmed"
 TAG = "local"
-IMAGES = ("scraper", "yolo", "loader", "transform", "api", "orchestrator", "dagster", "postgres")
+IMAGES = (
+    "scraper",
+    "yolo",
+    "loader",
+    "transform",
+    "api",
+    "orchestrator",
+    "dagster",
+    "postgres",
+    "proxy",
+)
+PROXY_USER = "k8s-e2e"
 STAGE_IMAGES = {
     "scrape": "tgmed-scraper",
     "detect": "tgmed-yolo",
+    "extract": "tgmed-loader",  # the loader image carries the extract stage
     "load": "tgmed-loader",
     "transform": "tgmed-transform",
 }
@@ -208,6 +228,8 @@ def write_secrets(env_file: Path) -> dict[str, str]:
         )
     }
     values["ALERT_WEBHOOK_URL"] = "http://alert-receiver:8080/alerts"
+    values["PROXY_USER"] = PROXY_USER
+    values["PROXY_PASSWORD"] = secrets.token_urlsafe(18)
     env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
     env_file.chmod(0o600)
     sh(sys.executable, str(K8S / "secrets_from_env.py"), "local", "--env-file", str(env_file))
@@ -237,6 +259,7 @@ def wait_ready() -> None:
         ("deployment", "tgmed-code-location"),
         ("deployment", "tgmed-dagster-webserver"),
         ("deployment", "tgmed-dagster-daemon"),
+        ("deployment", "tgmed-proxy"),
         ("deployment", "alert-receiver"),
     ]:
         kubectl("-n", NAMESPACE, "rollout", "status", f"{kind}/{name}", "--timeout=900s")
@@ -244,25 +267,71 @@ def wait_ready() -> None:
     log("deployment/tgmed-api: ready once the first run has built the marts (/ready reads them)")
 
 
-class Dagster:
-    def __init__(self) -> None:
-        ip = kubectl(
-            "-n",
-            NAMESPACE,
-            "get",
-            "svc",
-            "tgmed-dagster-webserver",
-            "-o",
-            "jsonpath={.spec.clusterIP}",
+class Proxy:
+    """The local overlay's proxy (proxy.yaml), through its Service: the UI on :3443 behind
+    the login, the API on :8443; TLS with the certificate the proxy made, read from its
+    pod and pinned (the only one trusted)."""
+
+    def __init__(self, password: str) -> None:
+        self.ip = kubectl(
+            "-n", NAMESPACE, "get", "svc", "tgmed-proxy", "-o", "jsonpath={.spec.clusterIP}"
         )
-        self.url = f"http://{ip}:3000/graphql"
+        certificate = kubectl(
+            "-n", NAMESPACE, "exec", "deployment/tgmed-proxy", "--", "cat", "/certs/tls.crt"
+        )
+        self.tls = ssl.create_default_context(cadata=certificate)
+        self.tls.check_hostname = False  # the Service's address is not in the certificate
+        self.login = "Basic " + base64.b64encode(f"{PROXY_USER}:{password}".encode()).decode()
+
+    def request(
+        self, port: int, path: str, headers: dict[str, str], body: bytes | None = None
+    ) -> tuple[int, bytes]:
+        url = f"https://{self.ip}:{port}{path}"
+        request = urllib.request.Request(url, body, headers)
+        for attempt in range(10):  # right after a rollout the Service may refuse briefly
+            try:
+                # launchRun goes through the code location: minutes on a busy 2-core machine
+                with urllib.request.urlopen(request, timeout=600, context=self.tls) as response:  # noqa: S310
+                    return response.status, response.read()
+            except urllib.error.HTTPError as error:
+                return error.code, error.read()
+            except urllib.error.URLError as error:  # refused: not a request that may have run
+                refused = isinstance(error.reason, ConnectionRefusedError | ConnectionResetError)
+                if attempt == 9 or not refused:
+                    raise
+                time.sleep(1)
+        raise AssertionError
+
+    def check_ui_login(self) -> None:
+        """No login or a wrong one: 401 from the proxy; the right one reaches the UI."""
+        wrong = "Basic " + base64.b64encode(f"{PROXY_USER}:not-it".encode()).decode()
+        answers = {
+            name: self.request(3443, "/server_info", headers)[0]
+            for name, headers in (
+                ("none", {}),
+                ("wrong", {"Authorization": wrong}),
+                ("login", {"Authorization": self.login}),
+            )
+        }
+        if answers != {"none": 401, "wrong": 401, "login": 200}:
+            raise SystemExit(f"the UI through the proxy answered {answers}")
+        log(
+            f"Dagster UI through the proxy (https://{self.ip}:3443, its certificate pinned):"
+            " 401 without the login, 401 with a wrong one, 200 with it"
+        )
+
+
+class Dagster:
+    def __init__(self, proxy: Proxy) -> None:
+        self.proxy = proxy
 
     def graphql(self, query: str, variables: dict | None = None) -> dict:
         body = json.dumps({"query": query, "variables": variables or {}}).encode()
-        request = urllib.request.Request(self.url, body, {"Content-Type": "application/json"})  # noqa: S310
-        # launchRun goes through the code location: minutes on a busy 2-core machine
-        with urllib.request.urlopen(request, timeout=600) as response:  # noqa: S310 (cluster-local)
-            answer = json.load(response)
+        headers = {"Content-Type": "application/json", "Authorization": self.proxy.login}
+        code, text = self.proxy.request(3443, "/graphql", headers, body)
+        if code != 200:
+            raise OSError(f"GraphQL through the proxy: {code} {text[:300]!r}")
+        answer = json.loads(text)
         if answer.get("errors"):
             raise SystemExit(f"GraphQL errors: {answer['errors']}")
         return answer["data"]
@@ -294,7 +363,7 @@ class Dagster:
         if result["__typename"] != "LaunchRunSuccess":
             raise SystemExit(f"launchRun refused: {json.dumps(result)[:3000]}")
         run_id = result["run"]["runId"]
-        log(f"launched {job} through the webserver's GraphQL API: run {run_id}")
+        log(f"launched {job} through the proxy and the webserver's GraphQL API: run {run_id}")
         return run_id
 
     def status(self, run_id: str) -> str:
@@ -522,27 +591,43 @@ def check_rbac() -> None:
     log(f"stage: can do nothing ({len(nothing)} checks, all no)")
 
 
-def api_answers(channel: str) -> None:
+def api_key() -> str:
+    """A new API key of scope `all`: its id and hash inserted as `tgmed-loader keys
+    create` does (tgmed_common.api_keys), by the warehouse's owner inside the
+    PostgreSQL pod; the key itself never leaves this process."""
+    key_id, key = new_key()
+    psql(
+        "tgmed",
+        "insert into auth.api_keys (key_id, name, scope, secret_hash)"  # noqa: S608 (hex from new_key)
+        f" values ('{key_id}', 'k8s-e2e-{key_id}', 'all', '{key_hash(key)}')",
+    )
+    return key
+
+
+def api_answers(channel: str, proxy: Proxy) -> None:
     kubectl("-n", NAMESPACE, "rollout", "status", "deployment/tgmed-api", "--timeout=300s")
-    ip = kubectl("-n", NAMESPACE, "get", "svc", "tgmed-api", "-o", "jsonpath={.spec.clusterIP}")
-    base = f"http://{ip}:8000"
+    base = f"https://{proxy.ip}:8443"
+
+    def status(path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+        return proxy.request(8443, path, headers)
+
+    refused, _ = status("/api/channels", {})
+    if refused != 401:
+        raise SystemExit(f"the API answered {refused} without a key (401 expected)")
+    key = api_key()
+    log("API: 401 without a key; a key of scope all made (its hash in auth.api_keys)")
 
     def get(path: str) -> dict:
-        for attempt in range(10):  # right after a rollout the Service may refuse briefly
-            try:
-                with urllib.request.urlopen(base + path, timeout=30) as response:  # noqa: S310
-                    return json.load(response)
-            except OSError:
-                if attempt == 9:
-                    raise
-                time.sleep(1)
-        raise AssertionError
+        code, body = status(path, {"Authorization": f"Bearer {key}"})
+        if code != 200:
+            raise SystemExit(f"{path}: {code} {body[:300]!r}")
+        return json.loads(body)
 
     top = get("/api/reports/top-products?limit=5")
     activity = get(f"/api/channels/{channel}/activity?period=week")
     if not top["data"] or not activity["data"]:
         raise SystemExit(f"empty API answers: {top} {activity}")
-    log(f"API (Service tgmed-api, {base}): top products:")
+    log(f"API through the proxy ({base}): top products:")
     for row in top["data"]:
         print(f"    {json.dumps(row, ensure_ascii=False)[:160]}", flush=True)
     log(f"API: {channel}'s weekly activity ({activity['count']} weeks), first weeks:")
@@ -645,7 +730,9 @@ def bring_up(phase: Phases, args: argparse.Namespace, sample: Path) -> tuple[Dag
         apply_local_overlay()
     with phase("Deployments and StatefulSet ready"):
         wait_ready()
-        dagster = Dagster()
+        proxy = Proxy(passwords["PROXY_PASSWORD"])
+        proxy.check_ui_login()
+        dagster = Dagster(proxy)
         dagster.wait_loaded()
     return dagster, passwords
 
@@ -703,8 +790,8 @@ def checks(
         if raw != expected:
             raise SystemExit(f"raw messages {raw} != {expected} in the sample")
         log(f"{raw} messages loaded; marts: {json.dumps(first)}")
-    with phase("API through its Service"):
-        api_answers(next(iter(truth["channels"])))
+    with phase("API through the proxy"):
+        api_answers(next(iter(truth["channels"])), dagster.proxy)
     with phase("database roles"):
         check_roles(passwords)
     with phase("run 2: the same marts"):
@@ -754,11 +841,13 @@ def main() -> int:
         if args.down:
             tear_down(phase)
         elif args.up:
-            bring_up(phase, args, sample)
-            web = Dagster().url.removesuffix("/graphql")
-            log(f"the platform is up: Dagster UI {web} (from this machine), or")
-            forward = f"kubectl -n {NAMESPACE} port-forward svc/tgmed-dagster-webserver 3000"
-            log(f"  eval $({CLUSTER} env); {forward}")
+            dagster, _ = bring_up(phase, args, sample)
+            login = K8S / "overlays" / "local" / "secrets" / "proxy.env"
+            log(f"the platform is up: Dagster UI https://{dagster.proxy.ip}:3443 (from this")
+            log(f"  machine; the login: PROXY_USER, PROXY_PASSWORD in {login}), the API")
+            log(f"  https://{dagster.proxy.ip}:8443; the certificate is self-signed, or")
+            forward = f"kubectl -n {NAMESPACE} port-forward svc/tgmed-proxy 3443 8443"
+            log(f"  eval $({CLUSTER} env); {forward}   (then https://localhost:3443)")
             log("make k8s-down stops it")
         else:
             try:

@@ -10,6 +10,11 @@ secretGenerator turns into Secrets. Each Secret holds only what its users need:
     tgmed-api          API_DATABASE_URL             the API (the read-only role)
     tgmed-telegram     TELEGRAM_API_ID/_HASH/_SESSION  the scrape stage
     tgmed-alerts       ALERT_WEBHOOK_URL, ALERT_TELEGRAM_*  the code location (sensors)
+    tgmed-ui-login     auth: PROXY_USER and the SHA-512 crypt hash of PROXY_PASSWORD
+                       (production: the Ingress's basic authentication in front of the
+                       Dagster UI; `openssl passwd -6`, the password never written)
+    tgmed-proxy        PROXY_USER, PROXY_PASSWORD  (local: the proxy in front of the UI,
+                                                    which hashes it at start, as in compose)
 
     python3 k8s/secrets_from_env.py local|production [--env-file .env] [--external-postgres]
 
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import quote
@@ -102,6 +108,35 @@ def secrets_for(env: dict[str, str], external_postgres: bool) -> dict[str, dict[
     return secrets
 
 
+def proxy_login(env: dict[str, str]) -> dict[str, str]:
+    """The UI's login as given (the local overlay's proxy hashes the password at start)."""
+    user, password = env.get("PROXY_USER", ""), env.get("PROXY_PASSWORD", "")
+    if not user or not password:
+        raise SystemExit("missing in the env file: PROXY_USER, PROXY_PASSWORD (the UI's login)")
+    if ":" in user or not user.isprintable():
+        raise SystemExit("PROXY_USER: printable characters, no ':'")
+    if "\n" in password:
+        raise SystemExit("PROXY_PASSWORD: a value on several lines cannot go into an env file")
+    return {"PROXY_USER": user, "PROXY_PASSWORD": password}
+
+
+def ui_login(env: dict[str, str]) -> dict[str, str]:
+    """The htpasswd line of the Ingress's basic authentication (ingress-nginx reads the
+    Secret's key `auth`)."""
+    login = proxy_login(env)
+    user, password = login["PROXY_USER"], login["PROXY_PASSWORD"]
+    done = subprocess.run(
+        ["openssl", "passwd", "-6", "-stdin"],
+        input=password,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode:
+        raise SystemExit("openssl passwd -6 failed (is openssl installed?)")
+    return {"auth": f"{user}:{done.stdout.strip()}"}
+
+
 def write(folder: Path, secrets: dict[str, dict[str, str]]) -> None:
     folder.mkdir(mode=0o700, exist_ok=True)
     for name, values in secrets.items():
@@ -130,7 +165,15 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"no overlay {args.overlay!r} under {args.root / 'overlays'}")
     if not args.env_file.is_file():
         raise SystemExit(f"{args.env_file}: no such file (copy .env.example and fill it in)")
-    secrets = secrets_for(read_env_file(args.env_file), args.external_postgres)
+    env = read_env_file(args.env_file)
+    secrets = secrets_for(env, args.external_postgres)
+    # the UI's login, in the form the overlay's kustomization asks for: an htpasswd line
+    # for an Ingress's basic authentication (production), or as given for a proxy of our
+    # own that hashes it at start (local)
+    kustomization = (overlay / "kustomization.yaml").read_text()
+    for name, make in (("ui-login", ui_login), ("proxy", proxy_login)):
+        if f"secrets/{name}.env" in kustomization:
+            secrets[name] = make(env)
     write(overlay / "secrets", secrets)
     print(f"wrote {len(secrets)} secret files to {overlay / 'secrets'}", file=sys.stderr)
     return 0

@@ -36,7 +36,16 @@ HERE = Path(__file__).resolve().parent
 VERSIONS = tuple(f"1.{minor}" for minor in range(25, 34))
 # the Secrets run workers may get through the K8sRunLauncher (the warehouse URL)
 RUN_WORKER_SECRETS = {"tgmed-database"}
-SECRET_FILES = ("postgres", "dagster-pg", "database", "api", "telegram", "alerts")
+SECRET_FILES = (
+    "postgres",
+    "dagster-pg",
+    "database",
+    "api",
+    "telegram",
+    "alerts",
+    "ui-login",
+    "proxy",
+)
 # what the local single-node cluster (Kubernetes 1.20) serves
 SERVED_BY_1_20 = {
     ("v1", "Namespace"),
@@ -298,7 +307,7 @@ def production_problems(objects: list[dict[str, Any]]) -> list[str]:
         if image.startswith("tgmed-"):
             problems.append(f"{name_of(obj)}: image {image} must come from a registry")
     values = settings(objects)
-    for stage in ("SCRAPE", "DETECT", "LOAD", "TRANSFORM"):
+    for stage in ("SCRAPE", "DETECT", "EXTRACT", "LOAD", "TRANSFORM"):
         image = values.get(f"TGMED_IMAGE_{stage}", "")
         if "/" not in image or image_tag(image) in {"", "latest"}:
             problems.append(
@@ -324,6 +333,40 @@ def production_problems(objects: list[dict[str, Any]]) -> list[str]:
         problems.append("tgmed-config: TGMED_K8S_GPU_TOLERATIONS is empty")
     if int(values.get("TGMED_DETECT_SHARDS", "1")) < 2:
         problems.append("tgmed-config: production detects with more than one shard")
+    problems += ingress_problems(objects)
+    return problems
+
+
+def ingress_problems(objects: list[dict[str, Any]]) -> list[str]:
+    """The UI and the API are reached through an Ingress with TLS (the UI behind a
+    login), and their pods admit traffic from the ingress controller only."""
+    problems = []
+    ingresses = [o for o in objects if o["kind"] == "Ingress"]
+    services = {o["metadata"]["name"] for o in objects if o["kind"] == "Service"}
+    served = {}
+    for ingress in ingresses:
+        spec = ingress["spec"]
+        hosts = {h for t in spec.get("tls", []) for h in t.get("hosts", [])}
+        for rule in spec.get("rules", []):
+            if rule.get("host") not in hosts:
+                problems.append(f"{name_of(ingress)}: host {rule.get('host')} without TLS")
+            for path in rule["http"]["paths"]:
+                backend = path["backend"]["service"]["name"]
+                if backend not in services:
+                    problems.append(f"{name_of(ingress)}: Service {backend} is not rendered")
+                served[backend] = ingress
+    for service in ("tgmed-api", "tgmed-dagster-webserver"):
+        if service not in served:
+            problems.append(f"no Ingress serves {service}")
+    ui = served.get("tgmed-dagster-webserver")
+    annotations = (ui or {}).get("metadata", {}).get("annotations", {})
+    if ui and annotations.get("nginx.ingress.kubernetes.io/auth-type") != "basic":
+        problems.append(f"{name_of(ui)}: the Dagster UI must be behind the login")
+    policies = {o["metadata"]["name"]: o for o in objects if o["kind"] == "NetworkPolicy"}
+    for name in ("api", "dagster-webserver"):
+        rules = policies.get(name, {}).get("spec", {}).get("ingress", [])
+        if not rules or any(not rule.get("from") for rule in rules):
+            problems.append(f"NetworkPolicy {name}: must admit the ingress controller only")
     return problems
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Dagster UI (webserver + daemon: `dagster dev`, workspace.local.yaml: the code
 # location `tgmed`) and the API (`tgmed-api serve`) in the foreground; Ctrl-C (or
-# SIGTERM) stops exactly what this script started. Their logs go to LOG_DIR; the
+# SIGTERM, SIGHUP) stops exactly what this script started. Their logs go to LOG_DIR; the
 # terminal shows only what a person needs: the URLs, then what was stopped.
 #   serve.sh [--launch JOB]   first run JOB (tgmed-orchestrator launch), serve if it succeeded
 # Called by `make serve` / `make demo` with DATABASE_URL, DAGSTER_HOME and TGMED_* set
@@ -32,7 +32,10 @@ names=()
 all_names() { local text; text=$(printf '%s and ' "${names[@]}"); echo "${text% and }"; }
 
 stop() {  # $1: the exit status (0 after Ctrl-C: stopping is what was asked)
-  trap - INT TERM EXIT
+  # ignored, not reset: a signal often comes twice (to our process group and forwarded
+  # by `tgmed-devdb run`), and the second must not end this script before its children
+  trap '' INT TERM HUP
+  trap - EXIT
   [ ${#started[@]} -gt 0 ] || exit "$1"
   echo "stopping $(all_names) ..."
   for pid in "${started[@]}"; do
@@ -53,12 +56,16 @@ stop() {  # $1: the exit status (0 after Ctrl-C: stopping is what was asked)
     kill -KILL -- "-$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
+  # the daemon's last heartbeat stays fresh for 45 s: a launch right after this must not
+  # take it for a live daemon and wait on it
+  $RUN tgmed-orchestrator daemon-stopped --since "$dagster_started" >>"$dagster_log" 2>&1 || true
   echo "stopped $(all_names) (logs: $dagster_log, $api_log)"
   exit "$1"
 }
-trap 'stop 0' INT TERM
+trap 'stop 0' INT TERM HUP
 trap 'stop $?' EXIT
 
+dagster_started=$(date +%s)
 # `dev_command is superseded` (by `dg dev`, not installed: dagster dev stays the command)
 PYTHONWARNINGS='ignore:Function `dev_command` is superseded' \
   $RUN dagster dev -w "$here/deploy/workspace.local.yaml" -h 127.0.0.1 -p "$DAGSTER_PORT" \
@@ -73,7 +80,19 @@ if $RUN which tgmed-api >/dev/null 2>&1; then
   API_DATABASE_URL=${API_DATABASE_URL:-$(printf '%s' "$DATABASE_URL" \
     | sed -E "s#^(postgres(ql)?://)[^@/]*@#\1${API_DB_USER}:${API_DB_PASSWORD:-}@#")}
   export API_DATABASE_URL
-  $RUN tgmed-api serve >"$api_log" 2>&1 &
+  # every route but /health and /ready needs a key: one for the person at this
+  # terminal (scope all), made again on each start, in a file only they can read
+  key_file=${API_KEY_FILE:-data/api-key}
+  mkdir -p "$(dirname "$key_file")"
+  $RUN tgmed-loader keys revoke local-serve >>"$api_log" 2>&1 || true
+  # the key is the first line of stdout (a JSON summary follows)
+  if made=$($RUN tgmed-loader keys create local-serve --scope all 2>>"$api_log"); then
+    (umask 077 && printf '%s\n' "${made%%$'\n'*}" >"$key_file")
+  else
+    echo "no API key made (tgmed-loader init-db first); see $api_log"
+  fi
+  unset made
+  $RUN tgmed-api serve >>"$api_log" 2>&1 &
   started+=($!)
   names+=("the API")
   api="http://$API_HOST:$API_PORT   (docs: http://$API_HOST:$API_PORT/docs)"
@@ -101,6 +120,7 @@ echo
 echo "Dagster UI: http://127.0.0.1:$DAGSTER_PORT   (runs: http://127.0.0.1:$DAGSTER_PORT/runs)"
 echo "API:        $api"
 echo "            dashboard: http://$API_HOST:$API_PORT/dashboard/   dbt docs: http://$API_HOST:$API_PORT/dbt-docs/"
+[ -n "${key_file:-}" ] && echo "API key:    in $key_file (sign in with it; curl -H \"Authorization: Bearer \$(cat $key_file)\")"
 echo "logs:       $dagster_log, $api_log"
 echo "Ctrl-C stops both."
 wait -n "${started[@]}" || true

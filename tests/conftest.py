@@ -5,16 +5,28 @@ from __future__ import annotations
 
 import json
 import math
+import socket
 import statistics
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from types import MappingProxyType
 
+import httpx
+import psycopg
 import pytest
+import uvicorn
 from telethon.tl import types
 
+from tgmed_api.config import ApiSettings
+from tgmed_api.main import create_app
 from tgmed_common.lake import Lake, read_messages
 from tgmed_common.records import DetectionRecord
+from tgmed_devdb.server import with_user
+from tgmed_loader.api_keys import create_key
 from tgmed_sample.generate import generate
 from tgmed_sample.photos import CONTENTS
 from tgmed_scraper.export_import import import_exports
@@ -88,7 +100,9 @@ def sample_lake(tmp_path_factory) -> tuple[Lake, dict, Path]:
 
 
 def build_warehouse(lake: Lake, url: str, target: Path) -> dict:
-    """init-db, load, dbt build into the database at `url`; the stages' summaries."""
+    """extract, init-db, load, dbt build into the database at `url`; the stages'
+    summaries."""
+    from tgmed_extract.cli import main as extractor
     from tgmed_loader.cli import main as loader
     from tgmed_transform.cli import main as transform
 
@@ -98,9 +112,11 @@ def build_warehouse(lake: Lake, url: str, target: Path) -> dict:
         patch.setenv("DBT_TARGET_PATH", str(target))
         patch.setenv("DBT_LOG_PATH", str(target / "logs"))
         return {
+            "extract": stage(extractor, ["run"]),
             "init": stage(loader, ["init-db"]),
             "messages": stage(loader, ["load", "messages"]),
             "detections": stage(loader, ["load", "detections"]),
+            "extractions": stage(loader, ["load", "extractions"]),
             "build": stage(transform, ["build"]),
         }
 
@@ -420,3 +436,166 @@ def scraped_warehouse(fresh_database, tmp_path_factory) -> dict:
     # every post published by a scrape was read by it (all are inside the refresh window)
     assert sum(s.get("observations", 0) for s in summaries) == len(scenario.readings)
     return {"url": url, "scenario": scenario, "lake": lake, "summaries": summaries}
+
+
+def product_key(name: str) -> str:
+    """dbt's product_key macro, in Python."""
+    import re
+
+    return re.sub(r"[^a-z0-9\u1200-\u137f]+", "_", name.lower()).strip("_")
+
+
+@pytest.fixture(scope="session")
+def extracted(sample_lake) -> dict[str, dict]:
+    """What the extract stage finds in the sample, per channel, in the shape of the
+    generator's truth: `mentions` (product key -> posts naming it), `prices` (product key
+    -> every birr price, oldest post first) and `latest` (product key -> the prices of its
+    newest post). The marts and the API must answer exactly this; how close it is to
+    what the generator wrote is tests/warehouse/test_extraction_quality.py's question."""
+    from tgmed_common.lake import read_messages
+    from tgmed_extract import extract
+
+    lake = sample_lake[0]
+    newest: dict[tuple[str, int], object] = {}
+    for path in lake.message_files():
+        for record in read_messages(path):
+            key = (record.channel_username, record.message_id)
+            if key not in newest or newest[key].scraped_at < record.scraped_at:
+                newest[key] = record
+    channels: dict[str, dict] = {}
+    for record in sorted(newest.values(), key=lambda r: (r.date, r.message_id)):
+        found = extract(record.text)
+        channel = channels.setdefault(
+            record.channel_username, {"mentions": Counter(), "prices": {}, "latest": {}}
+        )
+        channel["mentions"].update({product_key(m.product) for m in found.mentions})
+        mine: dict[str, list[float]] = {}
+        for price in found.prices:
+            if price.product and price.currency == "ETB":
+                mine.setdefault(product_key(price.product), []).append(price.amount)
+        for product, prices in mine.items():
+            channel["prices"].setdefault(product, []).extend(prices)
+            channel["latest"][product] = set(prices)
+    return channels
+
+
+# The API over the sample's marts (tests/api, tests/security): one warehouse for the
+# session (the API only reads it), the app served by a real uvicorn on a free port in a
+# thread, and an HTTP client that carries an API key of scope `all`.
+
+
+def make_key(owner_url: str, name: str, scope: str = "all", rate_limit: int | None = None) -> str:
+    """A new API key in the warehouse at `owner_url` (the loader's role writes keys)."""
+    with psycopg.connect(owner_url) as conn:
+        return create_key(conn, name, scope, rate_limit)[1]
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ThreadServer:
+    """uvicorn serving `app` over real HTTP from a background thread."""
+
+    free_port = staticmethod(free_port)
+
+    def __init__(self, app) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ThreadServer:
+        self.thread.start()
+        while not self.server.started:  # it starts, or its thread ends (no deadline)
+            assert self.thread.is_alive(), "uvicorn did not start"
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def thread_server() -> type[ThreadServer]:
+    """The class, for tests that serve an app of their own (conftest is not importable)."""
+    return ThreadServer
+
+
+@pytest.fixture(scope="session")
+def api_keys() -> tuple:
+    """(make_key, bearer), for tests that make keys of their own."""
+    return make_key, bearer
+
+
+@pytest.fixture(scope="session")
+def api_warehouse(make_warehouse) -> dict:
+    built = make_warehouse("api")
+    assert built["summaries"]["build"]["success"], built["summaries"]["build"]["failures"]
+    return built
+
+
+@pytest.fixture(scope="session")
+def api_key(api_warehouse) -> str:
+    """A key of scope `all` on the sample's warehouse, with a budget no test spends
+    (schemathesis sends hundreds of requests a minute; tests/security tests the limit)."""
+    return make_key(api_warehouse["url"], "tests", rate_limit=1_000_000)
+
+
+@pytest.fixture(scope="session")
+def api_database_url(api_warehouse) -> str:
+    """The read-only role's URL, as `tgmed-loader init-db` created it (API_DB_USER)."""
+    return with_user(api_warehouse["url"], "tgmed_api")
+
+
+@pytest.fixture(scope="session")
+def api_settings(api_database_url) -> ApiSettings:
+    # the defaults (5 s per statement, 10 s for a connection) are for serving; a loaded
+    # test machine must not turn a correct answer into a 503
+    return ApiSettings(
+        database_url=api_database_url, statement_timeout_ms=300_000, pool_timeout_seconds=300
+    )
+
+
+@pytest.fixture(scope="session")
+def api_server(api_settings) -> Iterator[ThreadServer]:
+    with ThreadServer(create_app(api_settings)) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def client(api_server, api_key) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=api_server.url, timeout=30, headers=bearer(api_key)) as http:
+        yield http
+
+
+@pytest.fixture(scope="session")
+def scraped_api_server(scraped_warehouse) -> Iterator[ThreadServer]:
+    """The API over the warehouse of real scrapes (the engagement scenario)."""
+    settings = ApiSettings(
+        database_url=with_user(scraped_warehouse["url"], "tgmed_api"),
+        statement_timeout_ms=300_000,
+        pool_timeout_seconds=300,
+    )
+    with ThreadServer(create_app(settings)) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def scraped_api_key(scraped_warehouse) -> str:
+    return make_key(scraped_warehouse["url"], "tests", rate_limit=1_000_000)
+
+
+@pytest.fixture(scope="session")
+def scraped_client(scraped_api_server, scraped_api_key) -> Iterator[httpx.Client]:
+    headers = bearer(scraped_api_key)
+    with httpx.Client(base_url=scraped_api_server.url, timeout=30, headers=headers) as http:
+        yield http

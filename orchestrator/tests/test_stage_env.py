@@ -13,6 +13,7 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
 from tgmed_common.settings import LakeSettings
+from tgmed_extract.settings import ExtractSettings
 from tgmed_loader.settings import ApiRoleSettings, DatabaseSettings, LoaderSettings
 from tgmed_orchestrator import stages
 from tgmed_orchestrator.launchers import DockerStageLauncher, K8sStageLauncher
@@ -21,12 +22,14 @@ from tgmed_transform.cli import TransformSettings
 
 SETTINGS: dict[str, list[type[BaseSettings]]] = {
     "scrape": [LakeSettings, TelegramSettings, ScraperSettings],
+    "extract": [LakeSettings, ExtractSettings],
     "load": [LakeSettings, DatabaseSettings, LoaderSettings, ApiRoleSettings],
     "transform": [TransformSettings],
 }
 COMMANDS = {
     "scrape": stages.scrape_telegram(["a"]),
     "detect": stages.detect(0, 1),
+    "extract": stages.extract(),
     "load": stages.load("messages"),
     "transform": stages.transform(),
 }
@@ -73,7 +76,7 @@ def read_by(stage: str, yolo_bin=None) -> dict[str, bool]:
     return found
 
 
-@pytest.mark.parametrize("stage", ["scrape", "load", "transform", "detect"])
+@pytest.mark.parametrize("stage", ["scrape", "extract", "load", "transform", "detect"])
 def test_docker_passes_every_variable_the_stage_reads(stage, request):
     yolo_bin = request.getfixturevalue("yolo_bin") if stage == "detect" else None
     request.getfixturevalue("every_variable_set")  # after yolo_bin read DETECT_MODEL
@@ -85,7 +88,7 @@ def test_docker_passes_every_variable_the_stage_reads(stage, request):
     assert env["LAKE_DIR"] == "/lake"
 
 
-@pytest.mark.parametrize("stage", ["scrape", "load", "transform", "detect"])
+@pytest.mark.parametrize("stage", ["scrape", "extract", "load", "transform", "detect"])
 def test_k8s_gives_every_secret_the_stage_reads_through_its_own_secrets(stage, request):
     """Non-secret variables come from the shared ConfigMap; each secret one from a Secret
     the stage's pod gets, and no stage gets a Secret it reads nothing from."""

@@ -31,12 +31,14 @@ OPERATIONS = [(method.upper(), path) for path, item in OPENAPI["paths"].items() 
 
 
 @pytest.fixture(scope="module")
-def api_schema(api_server):
-    return schemathesis.openapi.from_url(f"{api_server.url}/openapi.json")
+def api_schema(api_server, api_key):
+    return schemathesis.openapi.from_url(
+        f"{api_server.url}/openapi.json", headers={"Authorization": f"Bearer {api_key}"}
+    )
 
 
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
-def test_api_conforms_to_its_schema(api_schema, api_server, method, path):
+def test_api_conforms_to_its_schema(api_schema, api_server, api_key, method, path):
     operation = api_schema[path][method]
 
     @given(case=operation.as_strategy())
@@ -47,7 +49,11 @@ def test_api_conforms_to_its_schema(api_schema, api_server, method, path):
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     )
     def check(case) -> None:
-        case.call_and_validate(base_url=api_server.url, checks=CHECKS)
+        case.call_and_validate(
+            base_url=api_server.url,
+            checks=CHECKS,
+            headers={"Authorization": f"Bearer {api_key}"},
+        )
 
     check()
 

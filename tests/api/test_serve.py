@@ -53,13 +53,15 @@ def stop(process: subprocess.Popen) -> str:
     return err
 
 
-def test_served_process_answers_over_http(api_database_url, api_warehouse):
+def test_served_process_answers_over_http(api_database_url, api_warehouse, api_key):
     process, base = serve(api_database_url)
+    key = {"Authorization": f"Bearer {api_key}"}
     try:
         assert httpx.get(f"{base}/health").json() == {"status": "ok"}
         assert httpx.get(f"{base}/ready").json() == {"status": "ready"}
-        assert "swagger" in httpx.get(f"{base}/docs").text.lower()
-        channels = httpx.get(f"{base}/api/channels").json()
+        assert "swagger" in httpx.get(f"{base}/docs", headers=key).text.lower()
+        assert httpx.get(f"{base}/api/channels").status_code == 401
+        channels = httpx.get(f"{base}/api/channels", headers=key).json()
         assert channels["count"] == len(api_warehouse["truth"]["channels"])
     finally:
         stop(process)
@@ -74,7 +76,11 @@ def test_unreachable_database_health_ok_ready_503(tmp_path):
         ready = httpx.get(f"{base}/ready", timeout=30)
         assert ready.status_code == 503
         assert ready.json()["detail"].startswith("the database is unavailable")
-        report = httpx.get(f"{base}/api/reports/top-products", timeout=30)
+        report = httpx.get(
+            f"{base}/api/reports/top-products",
+            timeout=30,
+            headers={"X-API-Key": "tgmed_0123456789ab_" + "k" * 43},
+        )
         assert report.status_code == 503 and "Traceback" not in report.text
     finally:
         err = stop(process)
@@ -100,11 +106,16 @@ def _restore_dim_channels(owner_url: str) -> None:
         conn.execute("alter table marts.dim_channels_before rename to dim_channels")
 
 
-def test_a_new_build_reaches_cached_answers(api_database_url, api_warehouse, thread_server):
+def test_a_new_build_reaches_cached_answers(
+    api_database_url, api_warehouse, thread_server, api_key
+):
     settings = ApiSettings(
         database_url=api_database_url, cache_check_seconds=0, statement_timeout_ms=300_000
     )
-    with thread_server(create_app(settings)) as server, httpx.Client(base_url=server.url) as http:
+    with (
+        thread_server(create_app(settings)) as server,
+        httpx.Client(base_url=server.url, headers={"X-API-Key": api_key}) as http,
+    ):
         before = http.get("/api/channels").json()
         assert http.get("/api/channels").json() == before  # cached
         _swap_dim_channels(api_warehouse["url"], "Rebuilt")

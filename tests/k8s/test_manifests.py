@@ -248,10 +248,21 @@ def test_network_policies_cover_every_workload():
     assert "detect" not in selected_components  # detect reaches nothing but DNS
 
 
-def test_secrets_tool_writes_one_file_per_secret(tmp_path, capsys):
+def overlay_root(tmp_path: Path, overlay: str) -> Path:
+    """An empty k8s/ tree holding one overlay, for the secrets tool to write into."""
     root = tmp_path / "k8s"
-    (root / "overlays" / "local").mkdir(parents=True)
-    (root / "overlays" / "local" / "kustomization.yaml").write_text("resources: []\n")
+    (root / "overlays" / overlay).mkdir(parents=True)
+    # the Secrets an overlay asks for beyond the common ones, as the real overlays do
+    login = {"production": "ui-login"}.get(overlay)
+    wanted = f"secretGenerator:\n  - {{name: tgmed-{login}, envs: [secrets/{login}.env]}}\n"
+    (root / "overlays" / overlay / "kustomization.yaml").write_text(
+        wanted if login else "resources: []\n"
+    )
+    return root
+
+
+def test_secrets_tool_writes_one_file_per_secret(tmp_path, capsys):
+    root = overlay_root(tmp_path, "local")
     env = tmp_path / ".env"
     env.write_text(
         "# comment\nPOSTGRES_PASSWORD=pg-super\nWAREHOUSE_DB_PASSWORD=w@re/house\n"
@@ -278,9 +289,7 @@ def test_secrets_tool_writes_one_file_per_secret(tmp_path, capsys):
 
 
 def test_secrets_tool_names_what_is_missing(tmp_path):
-    root = tmp_path / "k8s"
-    (root / "overlays" / "production").mkdir(parents=True)
-    (root / "overlays" / "production" / "kustomization.yaml").write_text("resources: []\n")
+    root = overlay_root(tmp_path, "production")
     env = tmp_path / ".env"
     env.write_text("POSTGRES_PASSWORD=x\nDATABASE_URL=postgresql://u:p@db.example/tgmed\n")
     with pytest.raises(
@@ -294,12 +303,49 @@ def test_secrets_tool_names_what_is_missing(tmp_path):
         "API_DATABASE_URL=postgresql://a:q@db.example/tgmed\nDAGSTER_DB_PASSWORD=d\n"
     )
     argv = ["production", "--env-file", str(env), "--root", str(root), "--external-postgres"]
+    with pytest.raises(SystemExit, match="PROXY_USER, PROXY_PASSWORD"):
+        secrets_tool.main(argv)  # production's Ingress puts the UI behind this login
+    env.write_text(env.read_text() + "PROXY_USER=ops\nPROXY_PASSWORD=ui pass phrase\n")
     assert secrets_tool.main(argv) == 0
     folder = root / "overlays" / "production" / "secrets"
     assert (folder / "postgres.env").read_text() == ""
     assert (
         folder / "database.env"
     ).read_text() == "DATABASE_URL=postgresql://u:p@db.example/tgmed\n"
+
+
+def test_a_local_proxy_gets_the_ui_login_as_given(tmp_path):
+    root = overlay_root(tmp_path, "local")
+    (root / "overlays" / "local" / "kustomization.yaml").write_text(
+        "secretGenerator:\n  - {name: tgmed-proxy, envs: [secrets/proxy.env]}\n"
+    )
+    env = tmp_path / ".env"
+    env.write_text(
+        "POSTGRES_PASSWORD=a\nWAREHOUSE_DB_PASSWORD=b\nDAGSTER_DB_PASSWORD=c\nAPI_DB_PASSWORD=d\n"
+    )
+    argv = ["local", "--env-file", str(env), "--root", str(root)]
+    with pytest.raises(SystemExit, match="PROXY_USER, PROXY_PASSWORD"):
+        secrets_tool.main(argv)
+    env.write_text(env.read_text() + "PROXY_USER=ops\nPROXY_PASSWORD=ui pass\n")
+    assert secrets_tool.main(argv) == 0
+    proxy = root / "overlays" / "local" / "secrets" / "proxy.env"
+    assert proxy.read_text() == "PROXY_USER=ops\nPROXY_PASSWORD=ui pass\n"
+    assert stat.S_IMODE(proxy.stat().st_mode) == 0o600
+
+
+def test_the_local_ui_and_api_admit_only_the_proxy(k8s_copy):
+    objects = validate.render(k8s_copy / "overlays" / "local")
+    for name in ("dagster-webserver", "api"):
+        policy = validate.find(objects, "NetworkPolicy", name)
+        assert policy["spec"]["ingress"][0]["from"] == [
+            {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "proxy"}}}
+        ]
+    proxy = validate.find(objects, "Deployment", "tgmed-proxy")
+    container = proxy["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "tgmed-proxy:local"
+    assert container["envFrom"] == [{"secretRef": {"name": "tgmed-proxy"}}]
+    upstreams = {e["name"]: e["value"] for e in container["env"]}
+    assert upstreams["PROXY_UI_UPSTREAM"].startswith("tgmed-dagster-webserver.tgmed.svc.")
 
 
 def test_run_workers_get_only_the_warehouse_url(k8s_copy):
@@ -314,3 +360,61 @@ def test_run_workers_get_only_the_warehouse_url(k8s_copy):
     )
     problems = validate.check(k8s_copy / "overlays" / "local")
     assert any("only ['tgmed-database'] may (['tgmed-telegram'])" in p for p in problems), problems
+
+
+def test_production_login_secret_holds_a_hash_never_the_password(tmp_path):
+    import warnings
+
+    root = overlay_root(tmp_path, "production")
+    env = tmp_path / ".env"
+    env.write_text(
+        "DATABASE_URL=postgresql://u:p@db.example/tgmed\n"
+        "API_DATABASE_URL=postgresql://a:q@db.example/tgmed\nDAGSTER_DB_PASSWORD=d\n"
+        "PROXY_USER=ops\nPROXY_PASSWORD=ui pass phrase\n"
+    )
+    argv = ["production", "--env-file", str(env), "--root", str(root), "--external-postgres"]
+    assert secrets_tool.main(argv) == 0
+    line = (root / "overlays" / "production" / "secrets" / "ui-login.env").read_text()
+    assert line.startswith("auth=ops:$6$") and "ui pass phrase" not in line
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt  # the C library's crypt(3), as nginx checks the login
+
+    stored = line.strip().split(":", 1)[1]
+    assert crypt.crypt("ui pass phrase", stored) == stored
+    assert crypt.crypt("wrong", stored) != stored
+
+
+def test_production_serves_the_ui_and_the_api_through_tls_ingresses_only(k8s_copy):
+    objects = rendered("production")
+    ingresses = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Ingress"}
+    assert set(ingresses) == {"tgmed-ui", "tgmed-api"}
+    ui = ingresses["tgmed-ui"]
+    assert ui["metadata"]["annotations"]["nginx.ingress.kubernetes.io/auth-secret"] == (
+        "tgmed-ui-login"
+    )
+    assert validate.find(objects, "Secret", "tgmed-ui-login") is not None
+    policies = {o["metadata"]["name"]: o for o in objects if o["kind"] == "NetworkPolicy"}
+    for name in ("api", "dagster-webserver"):
+        [rule] = policies[name]["spec"]["ingress"]
+        [source] = rule["from"]
+        assert source["namespaceSelector"]["matchLabels"] == {
+            "kubernetes.io/metadata.name": "ingress-nginx"
+        }
+    assert not [o for o in rendered("local") if o["kind"] == "Ingress"]
+    # the rules catch a UI without its login, and pods open to every pod
+    overlay = k8s_copy / "overlays" / "production"
+    text = (overlay / "ingress.yaml").read_text()
+    (overlay / "ingress.yaml").write_text(
+        text.replace("    nginx.ingress.kubernetes.io/auth-type: basic\n", "")
+    )
+    kustomization = (overlay / "kustomization.yaml").read_text()
+    (overlay / "kustomization.yaml").write_text(
+        kustomization.replace('name: "api|dagster-webserver"', 'name: "api"')
+    )
+    problems = validate.check(overlay)
+    assert "production: Ingress/tgmed-ui: the Dagster UI must be behind the login" in problems
+    assert (
+        "production: NetworkPolicy dagster-webserver: must admit the ingress controller only"
+        in problems
+    )

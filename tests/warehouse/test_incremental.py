@@ -5,8 +5,12 @@ recomputation from the facts after every incremental build."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import psycopg
 import pytest
+
+from tgmed_extract.stage import extraction_record
 
 REPORT_CHECKS = {
     # report mart -> the same numbers recomputed from the facts
@@ -51,7 +55,8 @@ def build(warehouse) -> dict:
 
 
 def new_message(conn, template: tuple, message_id: int, text: str) -> None:
-    """A raw row as the loader writes it (loaded_at: the transaction's start)."""
+    """A raw row as the loader writes it (loaded_at: the transaction's start), and its
+    extraction's row as the extract stage and the loader would write it."""
     channel, record, date = template
     record = {**record, "message_id": message_id, "text": text, "views": 10}
     conn.execute(
@@ -59,6 +64,29 @@ def new_message(conn, template: tuple, message_id: int, text: str) -> None:
         " (channel_username, message_id, message_date, scraped_at, record, source_file)"
         " values (%s, %s, %s, now(), %s, 'test-incremental')",
         [channel, message_id, date, psycopg.types.json.Jsonb(record)],
+    )
+    new_extraction(conn, channel, message_id, text)
+
+
+def new_extraction(conn, channel: str, message_id: int, text: str) -> None:
+    """The extract stage's record of a text, loaded as the loader loads it (a newer
+    scrape of the message replaces the row of the same version)."""
+    now = datetime.now(UTC)
+    record = extraction_record(channel, message_id, now, text)
+    conn.execute(
+        "insert into raw.message_extractions (channel_username, message_id, extractor_version,"
+        " scraped_at, extracted_at, record, source_file)"
+        " values (%s, %s, %s, %s, %s, %s, 'test-incremental')"
+        " on conflict (channel_username, message_id, extractor_version) do update set"
+        " scraped_at = excluded.scraped_at, record = excluded.record, loaded_at = now()",
+        [
+            channel,
+            message_id,
+            record["extractor_version"],
+            now,
+            now,
+            psycopg.types.json.Jsonb(record),
+        ],
     )
 
 
@@ -122,13 +150,15 @@ def test_a_row_committed_during_a_build_is_picked_up_by_the_next(incremental_war
 def test_report_marts_equal_a_recomputation_after_incremental_builds(incremental_warehouse):
     url = incremental_warehouse["url"]
     with psycopg.connect(url) as conn:  # a re-scrape: grown views, an edited price
-        conn.execute(
+        (edited,) = conn.execute(
             "update raw.telegram_messages set loaded_at = now(), record = record"
             " || jsonb_build_object('views', 4321, 'text', 'Panadol\nPrice 555 birr')"
             " where channel_username = 'tikvahpharma' and message_id = ("
             "   select min(message_id) from raw.telegram_messages"
             "   where channel_username = 'tikvahpharma' and record ->> 'text' <> '')"
-        )
+            " returning message_id"
+        ).fetchone()
+        new_extraction(conn, "tikvahpharma", edited, "Panadol\nPrice 555 birr")
     summary = build(incremental_warehouse)
     assert summary["counts"]["model_success"] >= 19
     for name, (report, recomputed) in REPORT_CHECKS.items():
@@ -144,13 +174,14 @@ def test_report_marts_equal_a_recomputation_after_incremental_builds(incremental
         )
     assert {
         "fct_messages",
-        "int_message_lines",
-        "int_product_mentions",
+        "int_message_extractions",
+        "fct_product_mentions",
         "rpt_channel_daily",
         "rpt_price_points_daily",
     } <= set(watermarks)
     # a child never looks back less far than its incremental parents
-    assert watermarks["int_product_mentions"] <= watermarks["int_message_lines"]
+    assert watermarks["fct_product_mentions"] <= watermarks["int_message_extractions"]
+    assert watermarks["fct_product_mentions"] <= watermarks["fct_messages"]
     assert watermarks["rpt_price_points_daily"] <= watermarks["fct_messages"]
 
 

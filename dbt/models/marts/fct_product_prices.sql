@@ -6,6 +6,7 @@
         indexes=[
             {'columns': ['message_key']},
             {'columns': ['channel_key', 'date_key']},
+            {'columns': ['product_key']},
             {'columns': ['loaded_at']},
         ],
         pre_hook=["{{ note_safe_point() }}"],
@@ -13,37 +14,52 @@
     )
 }}
 
--- One row per price a message gives for a product, in birr. The API reads the report
--- marts built from it (rpt_price_points*), not this table.
-with mentions as (
+-- One row per price a message gives for a product: each size or pack its own row (with
+-- its strength, size, pack and the price per unit where the pack count is known), a
+-- range as its low price with `price_high`, "was X now Y" as Y with `old_price`. Prices
+-- in another currency keep it (`currency`, `amount`; `price_birr` null); prices the
+-- extractor could give to no product are not here. The API reads the report marts built
+-- from it (rpt_price_points*), in birr.
+with extractions as (
 
-    select * from {{ ref('int_product_mentions') }}
-    where price_birr is not null
-    {% if is_incremental() %}
-        and {{ incremental_window() }}
-    {% endif %}
+    {{ extractions_to_rebuild() }}
 
 ),
 
-messages as (
+prices as (
 
-    select message_key, channel_key, date_key, posted_at from {{ ref('fct_messages') }}
+    select
+        extractions.*,
+        price.value,
+        price.ordinality
+    from extractions
+    cross join lateral jsonb_array_elements(extractions.prices) with ordinality as price (value, ordinality)
+    where price.value ->> 'product' is not null
 
 ),
 
 final as (
 
     select
-        mentions.mention_key as price_key,
-        mentions.message_key,
-        mentions.product_key,
-        messages.channel_key,
-        messages.date_key,
-        messages.posted_at,
-        mentions.price_birr,
-        mentions.loaded_at
-    from mentions
-    inner join messages using (message_key)
+        message_key || ':' || ordinality as price_key,
+        message_key,
+        {{ product_key("value ->> 'product'") }} as product_key,
+        channel_key,
+        date_key,
+        posted_at,
+        value ->> 'currency' as currency,
+        (value ->> 'amount')::numeric(14, 2) as amount,
+        case when value ->> 'currency' = 'ETB' then (value ->> 'amount')::numeric(14, 2) end as price_birr,
+        (value ->> 'high')::numeric(14, 2) as price_high,
+        (value ->> 'old_price')::numeric(14, 2) as old_price,
+        value ->> 'strength' as strength,
+        value ->> 'size' as size,
+        value ->> 'pack' as pack,
+        (value ->> 'pack_count')::integer as pack_count,
+        (value ->> 'unit_price')::numeric(14, 4) as unit_price,
+        value ->> 'as_written' as as_written,
+        changed_at as loaded_at
+    from prices
 
 )
 

@@ -41,6 +41,7 @@ final as (
         count(*)::integer as price_count,
         max(posted_at) as last_posted_at
     from prices
+    where price_birr is not null  -- prices in birr (another currency keeps its own rows)
     group by channel_key, date_key, product_key, price_birr
 
 )

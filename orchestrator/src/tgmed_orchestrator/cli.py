@@ -6,6 +6,8 @@
     tgmed-orchestrator runs [--limit N]           the latest runs and how they ended
     tgmed-orchestrator terminate RUN_ID           end a queued or running run (a prefix will do)
     tgmed-orchestrator check-ui [--url U] [--job J]  the UI answers and shows J's last run SUCCESS
+    tgmed-orchestrator daemon-stopped --since T   the daemon started after T (epoch s) has
+                                                  stopped: launches do not wait on it
 
 `launch` submits the run the way the UI does: created through the code location and
 put on the instance's run queue (DAGSTER_HOME), so it shows on the job's page and waits
@@ -85,6 +87,17 @@ def launch(name: str, config_path: str | None, max_concurrent: int, log_level: s
         except SubmitError as error:
             print(f"launch {name}: {error}", file=sys.stderr)
             return 1
+
+
+def daemon_stopped(since: float) -> int:
+    """Record that the daemon whose heartbeat is the queue's last, started at or after
+    `since`, has stopped (serve.sh, after stopping `dagster dev`)."""
+    from tgmed_orchestrator.local_services import mark_daemon_stopped
+
+    with _instance() as instance:
+        daemon_id = mark_daemon_stopped(instance, Path(os.environ["DAGSTER_HOME"]), since)
+    print(f"daemon {daemon_id} marked stopped" if daemon_id else "no daemon of that start")
+    return 0
 
 
 def status() -> int:
@@ -287,7 +300,11 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--location", help="check the job's page within this code location (tgmed)")
     end = commands.add_parser("terminate", help="end a queued or running run")
     end.add_argument("run_id", help="the run's id, or its first characters")
+    gone = commands.add_parser("daemon-stopped", help="a daemon this shell stopped is gone")
+    gone.add_argument("--since", type=float, required=True, help="its start (epoch seconds)")
     args = parser.parse_args(argv)
+    if args.command == "daemon-stopped":
+        return daemon_stopped(args.since)
     if args.command == "terminate":
         return terminate(args.run_id)
     if args.command == "check-ui":

@@ -13,10 +13,11 @@ from dagster import Definitions
 
 from tgmed_orchestrator.alerts import Alerter
 from tgmed_orchestrator.assets.dbt import dbt_models
-from tgmed_orchestrator.assets.lake import telegram_lake, yolo_detections
+from tgmed_orchestrator.assets.lake import message_extractions, telegram_lake, yolo_detections
 from tgmed_orchestrator.assets.monitoring import pipeline_health
 from tgmed_orchestrator.assets.raw import (
     newest_post_per_channel,
+    raw_message_extractions,
     raw_telegram,
     raw_yolo_detections,
 )
@@ -30,8 +31,10 @@ from tgmed_orchestrator.step_process import exit_with_the_run_worker
 ASSETS = [
     telegram_lake,
     yolo_detections,
+    message_extractions,
     raw_telegram,
     raw_yolo_detections,
+    raw_message_extractions,
     dbt_models,
     pipeline_health,
 ]

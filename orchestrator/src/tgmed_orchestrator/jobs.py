@@ -7,9 +7,9 @@ from __future__ import annotations
 from dagster import AssetSelection, Backoff, Jitter, RetryPolicy, define_asset_job, job
 
 from tgmed_orchestrator.assets.dbt import SPECS as DBT_SPECS
-from tgmed_orchestrator.assets.lake import DETECTIONS, MEDIA, MESSAGES
+from tgmed_orchestrator.assets.lake import DETECTIONS, EXTRACTIONS, MEDIA, MESSAGES
 from tgmed_orchestrator.assets.monitoring import HEALTH
-from tgmed_orchestrator.assets.raw import RAW_DETECTIONS, RAW_TELEGRAM
+from tgmed_orchestrator.assets.raw import RAW_DETECTIONS, RAW_EXTRACTIONS, RAW_TELEGRAM
 from tgmed_orchestrator.maintenance import cleanup_op
 from tgmed_orchestrator.settings import orchestrator_settings
 
@@ -32,8 +32,8 @@ STAGE_RETRY_POLICY = stage_retry_policy()
 # run); dbt's incremental models are kept correct by their own lookback as well
 WAREHOUSE_TAGS = {"tgmed/warehouse": "write"}
 
-LAKE = AssetSelection.assets(MESSAGES, MEDIA, DETECTIONS)
-RAW = AssetSelection.assets(*RAW_TELEGRAM, RAW_DETECTIONS)
+LAKE = AssetSelection.assets(MESSAGES, MEDIA, DETECTIONS, EXTRACTIONS)
+RAW = AssetSelection.assets(*RAW_TELEGRAM, RAW_DETECTIONS, RAW_EXTRACTIONS)
 # every model and seed in dbt's lineage, whatever folder (group) it lives in
 DBT = AssetSelection.assets(*(spec.key for spec in DBT_SPECS))
 
@@ -43,7 +43,8 @@ telegram_pipeline = define_asset_job(
     tags=WAREHOUSE_TAGS,
     op_retry_policy=STAGE_RETRY_POLICY,
     description="scrape (one process for all Telegram channels; exports one per channel) "
-    "-> detect (per shard) and load messages -> load detections -> dbt build. With "
+    "-> detect (per shard), extract and load messages -> load detections and extractions "
+    "-> dbt build. With "
     "channel partitions chosen: just those channels.",
 )
 scrape_and_load = define_asset_job(
@@ -62,17 +63,19 @@ transform = define_asset_job(
 )
 enrich = define_asset_job(
     "enrich",
-    selection=AssetSelection.assets(DETECTIONS, RAW_DETECTIONS),
+    selection=AssetSelection.assets(DETECTIONS, RAW_DETECTIONS, EXTRACTIONS, RAW_EXTRACTIONS),
     tags=WAREHOUSE_TAGS,
     op_retry_policy=STAGE_RETRY_POLICY,
-    description="detect, load detections",
+    description="detect and extract, load detections and extractions (after a new model or "
+    "catalog: re-extracts every message, without reloading them)",
 )
 load_lake = define_asset_job(
     "load_lake",
-    selection=RAW | DBT,
+    selection=AssetSelection.assets(EXTRACTIONS) | RAW | DBT,
     tags=WAREHOUSE_TAGS,
     op_retry_policy=STAGE_RETRY_POLICY,
-    description="load new lake files (messages, detections), then dbt build",
+    description="extract new messages, load new lake files (messages, detections, "
+    "extractions), then dbt build",
 )
 pipeline_health = define_asset_job(
     "pipeline_health",

@@ -61,6 +61,7 @@ from tgmed_orchestrator.stages import STAGES, TELEGRAM_ENV, StageCommand
 DEFAULT_IMAGES = {
     "scrape": "tgmed-scraper:latest",
     "detect": "tgmed-yolo:latest",
+    "extract": "tgmed-loader:latest",  # the loader image carries tgmed-extract too
     "load": "tgmed-loader:latest",
     "transform": "tgmed-transform:latest",
 }
@@ -68,6 +69,7 @@ DEFAULT_IMAGES = {
 REQUIRED_ENV = {
     "scrape": ("TELEGRAM_API_ID", "TELEGRAM_API_HASH", "TELEGRAM_SESSION"),
     "detect": (),
+    "extract": (),
     "load": ("DATABASE_URL",),
     "transform": ("DATABASE_URL",),
 }
@@ -87,6 +89,10 @@ K8S_STAGE_RESOURCES: dict[str, dict[str, dict[str, str]]] = {
     "detect": {
         "requests": {"cpu": "1", "memory": "2Gi"},
         "limits": {"cpu": "4", "memory": "6Gi"},
+    },
+    "extract": {
+        "requests": {"cpu": "500m", "memory": "512Mi"},
+        "limits": {"cpu": "2", "memory": "2Gi"},
     },
     "load": {
         "requests": {"cpu": "500m", "memory": "512Mi"},

@@ -86,6 +86,20 @@ def live_daemon(instance: DagsterInstance, home: Path) -> str | None:
     )
 
 
+def mark_daemon_stopped(instance: DagsterInstance, home: Path, since: float) -> str | None:
+    """Say that the daemon which wrote the queue's last heartbeat, if it started at or
+    after `since` (epoch seconds), has stopped: its heartbeat stays fresh for up to
+    HEARTBEAT_FRESH_SECONDS, and a launch in that window would otherwise wait on a dead
+    daemon. Called by whoever stopped it (Services.stop, serve.sh via `tgmed-orchestrator
+    daemon-stopped`). Returns the daemon's id, or None when the heartbeat is older."""
+    beat = instance.get_daemon_heartbeats().get(QUEUE_DAEMON)
+    if beat is None or beat.timestamp < since or not beat.daemon_id:
+        return None
+    stopped = sorted(_stopped_daemons(home) | {beat.daemon_id})[-50:]
+    (home / STOPPED_FILE).write_text(json.dumps(stopped))
+    return beat.daemon_id
+
+
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -159,14 +173,13 @@ class Services:
                 return f"{name} exited with {process.returncode} (see {self.log_path})"
         return None
 
-    def stop(self, instance: DagsterInstance) -> None:
+    def stop(self, instance: DagsterInstance | None) -> None:
+        """Both processes stopped, the state file and socket folder removed. `instance`:
+        where our daemon's heartbeat is marked stopped (None: no daemon was started)."""
         for process in reversed(self.processes):  # the daemon first, then the code server
             stop_group(process.pid, leader=process)
-        # our daemon's last heartbeat stays fresh for a while: say it is gone
-        beat = instance.get_daemon_heartbeats().get(QUEUE_DAEMON)
-        if beat is not None and beat.timestamp >= self.started_at and beat.daemon_id:
-            stopped = sorted(_stopped_daemons(self.home) | {beat.daemon_id})[-50:]
-            (self.home / STOPPED_FILE).write_text(json.dumps(stopped))
+        if instance is not None:
+            mark_daemon_stopped(instance, self.home, self.started_at)
         (self.home / STATE_FILE).unlink(missing_ok=True)
         shutil.rmtree(self.folder, ignore_errors=True)
         if self.log:
@@ -259,6 +272,14 @@ def start_services(home: Path) -> Services:
             **common,
         )
     )
+    _record(home, services)
+    # the daemon only once the code server listens: a daemon that finds no socket fails
+    # the queued runs it takes (DagsterCodeLocationLoadError), it does not retry them
+    try:
+        wait_for_socket(services)
+    except BaseException:
+        services.stop(None)  # no daemon yet: nothing of it to mark
+        raise
     services.processes.append(
         subprocess.Popen(
             [dagster_bin("dagster-daemon"), "run", "-w", str(workspace), "--log-level", "warning"],
@@ -266,10 +287,15 @@ def start_services(home: Path) -> Services:
             **common,
         )
     )
+    _record(home, services)
+    return services
+
+
+def _record(home: Path, services: Services) -> None:
+    """The state file: the process groups a killed launch command leaves to the next."""
     (home / STATE_FILE).write_text(
         json.dumps({"owner": os.getpid(), "process_groups": [p.pid for p in services.processes]})
     )
-    return services
 
 
 def wait_for_socket(services: Services) -> None:

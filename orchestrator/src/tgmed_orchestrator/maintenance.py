@@ -29,6 +29,7 @@ from tgmed_orchestrator.settings import CleanupSettings, HealthSettings
 COUNTED_TABLES = (
     "raw.telegram_messages",
     "raw.yolo_detections",
+    "raw.message_extractions",
     "marts.fct_messages",
     "marts.fct_images",
     "marts.fct_product_mentions",

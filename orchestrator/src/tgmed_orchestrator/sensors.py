@@ -25,6 +25,7 @@ from tgmed_orchestrator.alerts import Alerter
 from tgmed_orchestrator.assets.raw import (
     LISTED_AT,
     RAW_DETECTIONS,
+    RAW_EXTRACTIONS,
     RAW_MESSAGES,
     RAW_OBSERVATIONS,
     RAW_SNAPSHOTS,
@@ -43,13 +44,14 @@ GRACE_NS = 120 * 1_000_000_000
 
 def lake_record_files(lake: Lake) -> dict[str, int]:
     """Lake-relative path -> publication time (ctime, ns) of every record file the
-    loader loads (messages, observations, channel snapshots, detections)."""
+    loader loads (messages, observations, channel snapshots, detections, extractions)."""
     found = {}
     files = [
         *lake.message_files(),
         *lake.observation_files(),
         *lake.snapshot_files(),
         *lake.detection_files(),
+        *lake.extraction_files(),
     ]
     for path in files:
         try:
@@ -67,6 +69,7 @@ STREAM_TABLES = {
     "raw/telegram_message_observations/": RAW_OBSERVATIONS,
     "raw/telegram_channel_snapshots/": RAW_SNAPSHOTS,
     "raw/yolo_detections/": RAW_DETECTIONS,
+    "raw/message_extractions/": RAW_EXTRACTIONS,
 }
 
 

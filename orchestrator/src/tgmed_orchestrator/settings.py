@@ -44,6 +44,7 @@ class OrchestratorSettings(BaseSettings):
     image_tag: str = "latest"
     image_scrape: str | None = None
     image_detect: str | None = None
+    image_extract: str | None = None
     image_load: str | None = None
     image_transform: str | None = None
     gpu_stages: str = ""  # comma-separated, e.g. "detect"

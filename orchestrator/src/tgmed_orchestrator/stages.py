@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# The four stage images (and the local virtual environments) carry these CLIs.
-STAGES = ("scrape", "detect", "load", "transform")
+# The five stage images (and the local virtual environments) carry these CLIs.
+STAGES = ("scrape", "detect", "extract", "load", "transform")
 
 # Variables each stage reads: the only ones passed to its container. Secrets among them
 # (TELEGRAM_API_HASH, TELEGRAM_SESSION, DATABASE_URL, API_DB_PASSWORD) come from the
@@ -28,6 +28,7 @@ STAGE_ENV: dict[str, tuple[str, ...]] = {
         "SCRAPER_FIRST_RUN_LIMIT",
         "SCRAPER_DOWNLOAD_PHOTOS",
         "SCRAPER_EXPORT_MAX_PHOTO_BYTES",
+        "SCRAPER_EXPORT_MAX_BYTES",
         "SCRAPER_REFRESH_DAYS",
         "SCRAPER_REQUEST_TIMEOUT_SECONDS",
         "SCRAPER_CHANNEL_TIMEOUT_SECONDS",
@@ -48,6 +49,7 @@ STAGE_ENV: dict[str, tuple[str, ...]] = {
         "YOLO_OFFLINE",
         "YOLO_AUTOINSTALL",
     ),
+    "extract": ("LAKE_DIR", "EXTRACT_WORKERS"),
     "load": ("LAKE_DIR", "DATABASE_URL", "LOADER_WORKERS", "API_DB_USER", "API_DB_PASSWORD"),
     "transform": ("DATABASE_URL", "DBT_PROJECT_DIR", "TRANSFORM_PUBLISH_DOCS"),
 }
@@ -109,6 +111,10 @@ def detect(shard: int, shards: int) -> StageCommand:
     return StageCommand(
         "detect", ("tgmed-yolo", "detect", "--shard", f"{shard}/{shards}"), f"{shard}-of-{shards}"
     )
+
+
+def extract() -> StageCommand:
+    return StageCommand("extract", ("tgmed-extract", "run"), "run")
 
 
 def init_db() -> StageCommand:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,7 @@ from dagster import (
     RunsFilter,
 )
 
+from tgmed_common.process import ignore_stop_signals, stop_signals_interrupt
 from tgmed_orchestrator.local_services import (
     ServicesLock,
     dagster_bin,
@@ -449,7 +449,9 @@ def launch_job(
     out: TextIO = sys.stdout,
 ) -> int:
     """Submit `job` through the code location and the run queue, follow it, and return
-    0 (SUCCESS), 1 (failed or canceled) or 130 (Ctrl-C)."""
+    0 (SUCCESS), 1 (failed or canceled) or 130 (Ctrl-C, SIGTERM or SIGHUP: the run is
+    canceled and what this process started is stopped, whichever signal asked)."""
+    stop_signals_interrupt()
     run_id = str(uuid.uuid4())
     reporter = RunReporter(out)
     launch = Launch(instance, home, out)
@@ -462,18 +464,18 @@ def launch_job(
         reporter.say(f"run {run_id} of {job} submitted (taken off the queue by {launch.dequeuer})")
         status = launch.follow(run_id, reporter)
     except KeyboardInterrupt:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the stop
+        ignore_stop_signals()  # a second Ctrl-C (or TERM, HUP) must not skip the stop
         launch.cancel(run_id, reporter)
         launch.close(reporter, drain=False)
         return 130
     except BaseException:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        ignore_stop_signals()
         launch.close(reporter, drain=False)
         raise
     try:
         launch.close(reporter, drain=True)
     except KeyboardInterrupt:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        ignore_stop_signals()
         launch.close(reporter, drain=False)
     outcome = "SUCCESS" if status == DagsterRunStatus.SUCCESS else status.value
     reporter.say(f"run {run_id} of {job}: {outcome}")

@@ -70,6 +70,13 @@ def folder_symlink(folder: Path) -> str:
     return "linked/a.jpg"
 
 
+def hard_link(folder: Path) -> str:
+    """A photo that is the host's file under another name (same inode): no symlink,
+    inside the folder, a regular file, so only its link count gives it away."""
+    os.link(folder.parent.parent / "secret.txt", folder / "photos" / "linked.jpg")
+    return "photos/linked.jpg"
+
+
 def too_large(folder: Path) -> str:
     (folder / "photos" / "huge.jpg").write_bytes(b"\xff\xd8" + b"\0" * 200_000)
     return "photos/huge.jpg"
@@ -87,6 +94,7 @@ CASES = {
     "a FIFO in photos/": (fifo, "FIFO"),
     "a folder symlink on the way": (folder_symlink, "symlink"),
     "a photo over the size bound": (too_large, "over the bound of 100,000"),
+    "a hard link to a file outside": (hard_link, "2 hard links"),
 }
 
 
@@ -155,3 +163,93 @@ def test_result_json_symlinked_outside_is_refused_and_not_copied_to_quarantine(
     lake = tmp_path / "lake"
     assert Lake(lake).quarantined("exports")  # the note says why
     assert SECRET not in lake_bytes(lake)  # but the file it points to was not copied
+
+
+def test_result_json_hard_linked_to_a_host_file_is_refused_and_not_copied(
+    tmp_path, monkeypatch, capsys
+):
+    secret = tmp_path / "secret.json"
+    secret.write_bytes(b'{"name": "x", "messages": [], "leak": "' + SECRET + b'"}')
+    folder = tmp_path / "in" / "chemed123"
+    folder.mkdir(parents=True)
+    os.link(secret, folder / "result.json")
+    monkeypatch.setenv("LAKE_DIR", str(tmp_path / "lake"))
+    assert cli.main(["import-export", str(folder)]) == 1
+    summary = json.loads(capsys.readouterr().out.splitlines()[-1])
+    [reason] = summary["failed"].values()
+    assert "2 hard links" in reason
+    lake = Lake(tmp_path / "lake")
+    [note] = lake.quarantined("exports")
+    assert "not_copied" in json.loads(note.read_text())
+    assert SECRET not in lake_bytes(lake.root)
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["oversized", "sparse 1 GiB"])
+def test_an_oversized_result_json_is_refused_unread_and_not_copied(
+    tmp_path, monkeypatch, capsys, sparse
+):
+    folder = tmp_path / "in" / "chemed123"
+    folder.mkdir(parents=True)
+    result = folder / "result.json"
+    if sparse:  # 1 GiB that takes no disk: a copy would take 1 GiB
+        with result.open("wb") as out:
+            out.truncate(1 << 30)
+    else:
+        posts = [
+            {"id": i, "type": "message", "date_unixtime": "1700000000", "text": "x" * 500}
+            for i in range(1, 400)
+        ]
+        result.write_text(json.dumps({"name": "Chemed", "messages": posts}))
+        monkeypatch.setenv("SCRAPER_EXPORT_MAX_BYTES", "100000")
+    monkeypatch.setenv("LAKE_DIR", str(tmp_path / "lake"))
+    assert cli.main(["import-export", str(folder)]) == 1
+    summary = json.loads(capsys.readouterr().out.splitlines()[-1])
+    [reason] = summary["failed"].values()
+    assert "over the bound" in reason and "SCRAPER_EXPORT_MAX_BYTES" in reason
+    lake = tmp_path / "lake"
+    [note] = Lake(lake).quarantined("exports")
+    assert "not_copied" in json.loads(note.read_text())
+    on_disk = sum(p.stat().st_blocks * 512 for p in lake.rglob("*") if p.is_file())
+    assert on_disk < 1_000_000, on_disk  # the note only
+
+
+# VmHWM (this process's peak), not ru_maxrss: Linux keeps ru_maxrss across fork and
+# exec, so a child of a big pytest process starts with pytest's peak
+PEAK = """
+import sys
+from pathlib import Path
+from tgmed_scraper.export_import import parse_export
+def status(name):
+    for line in open("/proc/self/status"):
+        if line.startswith(name):
+            return int(line.split()[1]) * 1024
+base = status("VmRSS:")
+parsed = parse_export(Path(sys.argv[1]))
+print(len(parsed.records), status("VmHWM:") - base)
+"""
+
+
+def test_a_large_export_is_read_in_bounded_memory(sample, tmp_path):
+    """result.json is decoded a message at a time: the parse holds the records (about
+    1.6x the file: 219 MB for a 137 MB export of 100k posts, where json.loads alone took
+    1,193 MB). Bound: 3x the file, measured in a process of its own."""
+    import subprocess
+    import sys
+
+    exports, _ = sample
+    document = json.loads((exports / "CheMed123" / "result.json").read_text())
+    posts = [m for m in document["messages"] if m["type"] == "message" and "photo" not in m]
+    document["messages"] = [{**posts[i % len(posts)], "id": i + 1} for i in range(30_000)]
+    folder = tmp_path / "big"
+    folder.mkdir()
+    (folder / "result.json").write_text(json.dumps(document, ensure_ascii=False, indent=1))
+    size = (folder / "result.json").stat().st_size
+    out = subprocess.run(
+        [sys.executable, "-c", PEAK, str(folder / "result.json")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    records, growth = int(out[0]), int(out[1])
+    assert records == 30_000
+    assert growth <= 3 * size, f"{growth / 1e6:.0f} MB for a {size / 1e6:.0f} MB export"

@@ -232,7 +232,7 @@ def test_the_lake_layout_documented_in_the_lake_module_is_what_an_import_writes(
     folder, _ = _broken(exports, tmp_path, "no id")
     import_exports(lake, folder)  # quarantined, with its note
     patterns = _layout_patterns()
-    assert len(patterns) == 8, patterns
+    assert len(patterns) == 9, patterns
     used = set()
     for path in sorted(p for p in lake.root.rglob("*") if p.is_file()):
         relative = path.relative_to(lake.root).as_posix()
@@ -240,8 +240,9 @@ def test_the_lake_layout_documented_in_the_lake_module_is_what_an_import_writes(
         assert matches, f"{relative} is not in the layout the lake module documents"
         used.update(matches)
     # what an import writes: messages, photos, the mark, the channel's lock, quarantine
-    # (observations and snapshots come from scrapes, detections from the yolo stage)
-    written_by_others = ("yolo_detections", "observations", "snapshots")
+    # (observations and snapshots come from scrapes, detections from the yolo stage,
+    # extractions from the extract stage)
+    written_by_others = ("yolo_detections", "observations", "snapshots", "message_extractions")
     assert {t for t in patterns if not any(w in t for w in written_by_others)} <= used
 
 

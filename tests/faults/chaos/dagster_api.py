@@ -125,9 +125,18 @@ class EventLog:
 
 
 class DagsterApi:
-    def __init__(self, url: str, job: str = "telegram_pipeline") -> None:
+    def __init__(
+        self,
+        url: str,
+        job: str = "telegram_pipeline",
+        headers: dict[str, str] | None = None,
+        context: Any = None,
+    ) -> None:
+        """`headers`, `context`: the proxy's login and TLS context (docker mode)."""
         self.url = url.rstrip("/")
         self.job = job
+        self.headers = headers or {}
+        self.context = context
         self.location: str | None = None
         self.repository = "__repository__"
 
@@ -140,11 +149,11 @@ class DagsterApi:
         body = json.dumps({"query": query, "variables": variables or {}}).encode()
         deadline = time.monotonic() + patience
         while True:
-            request = urllib.request.Request(  # noqa: S310 (a local http URL)
-                f"{self.url}/graphql", body, {"Content-Type": "application/json"}
+            request = urllib.request.Request(  # noqa: S310 (a local URL)
+                f"{self.url}/graphql", body, {"Content-Type": "application/json", **self.headers}
             )
             try:
-                with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+                with urllib.request.urlopen(request, timeout=60, context=self.context) as response:  # noqa: S310
                     answer = json.load(response)
                 break
             except urllib.error.HTTPError as error:

@@ -11,11 +11,14 @@ is the `tgmed-lake` volume's folder on the host."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import json
 import os
+import secrets
 import shutil
+import ssl
 import subprocess
 import threading
 import time
@@ -34,7 +37,17 @@ from chaos.snapshot import Snapshot, snapshot
 
 LOCK = Path("/tmp/tgmed-docker.lock")
 PROJECT = "tgmed"
-IMAGES = ("scraper", "yolo", "loader", "transform", "orchestrator", "dagster", "postgres", "api")
+IMAGES = (
+    "scraper",
+    "yolo",
+    "loader",
+    "transform",
+    "orchestrator",
+    "dagster",
+    "postgres",
+    "api",
+    "proxy",
+)
 
 
 def docker(*argv: str, check: bool = True, timeout: float = 600) -> str:
@@ -78,9 +91,18 @@ class DockerPlatform:
         self.exports = local.exports
         self.telegram_config = local.telegram_config
         self.telegram_calls = local.telegram_calls
-        self.port = free_port()
+        self.port = free_port()  # the proxy's UI port: the webserver is not published
         self.api_port = free_port()
-        self.api = DagsterApi(f"http://127.0.0.1:{self.port}")
+        self.proxy_api_port = free_port()
+        self.ui_password = secrets.token_urlsafe(18)
+        login = base64.b64encode(f"chaos:{self.ui_password}".encode()).decode()
+        # the proxy's self-signed certificate is made on first start: not pinned here
+        # (deploy/e2e.py pins it); the login is what is tested through it
+        self.api = DagsterApi(
+            f"https://127.0.0.1:{self.port}",
+            headers={"Authorization": f"Basic {login}"},
+            context=ssl._create_unverified_context(),  # noqa: S323
+        )
         gateway = self._docker0()
         self.receiver = AlertReceiver(
             host=gateway, url_path=f"/alerts/{self.secrets.webhook_token}"
@@ -127,7 +149,10 @@ class DockerPlatform:
             "POSTGRES_IMAGE": f"tgmed-postgres:{self.tag}",
             "TGMED_TAG": self.tag,
             "DOCKER_GID": socket_gid,
-            "DAGSTER_PORT": str(self.port),
+            "PROXY_UI_PORT": str(self.port),
+            "PROXY_API_PORT": str(self.proxy_api_port),
+            "PROXY_USER": "chaos",
+            "PROXY_PASSWORD": self.ui_password,
             "API_PORT": str(self.api_port),
             "TGMED_SCRAPE_SOURCE": "export",
             "TGMED_EXPORT_ROOT": "/exports",
@@ -135,7 +160,7 @@ class DockerPlatform:
             "TGMED_DOCKER_MODELS_VOLUME": "tgmed-models",
             "DETECT_MODEL": f"/models/{MODEL.name}",
             "ALERT_WEBHOOK_URL": self.receiver.url,
-            "ALERT_DAGSTER_UI_URL": f"http://127.0.0.1:{self.port}",
+            "ALERT_DAGSTER_UI_URL": f"https://127.0.0.1:{self.port}",
             **getattr(self, "extra_env", {}),
         }
 

@@ -1,7 +1,8 @@
 """The lake: Telegram messages and photos (the scrape stage), partitioned by channel
-(dynamic partitions `channels`, see planning.py), and YOLO detections (the detect stage),
+(dynamic partitions `channels`, see planning.py), YOLO detections (the detect stage),
 which work on shards of every pending photo and are one asset without partitions
-(docs/architecture.md says why).
+(docs/architecture.md says why), and what post texts name (the extract stage: every
+message file not yet read by the current extractor and knowledge base).
 
 A run for a set of channel partitions runs ONE scrape process for all of them (one
 Telegram session: Telegram revokes a key used from two places at once); Telegram
@@ -35,6 +36,7 @@ from tgmed_orchestrator.settings import orchestrator_settings
 MESSAGES = AssetKey(["lake", "telegram_messages"])
 MEDIA = AssetKey(["lake", "telegram_media"])
 DETECTIONS = AssetKey(["lake", "yolo_detections"])
+EXTRACTIONS = AssetKey(["lake", "message_extractions"])
 GROUP = "lake"
 PARALLEL_INVOCATIONS = 2  # exports and detection shards side by side (2 cores here)
 
@@ -223,5 +225,47 @@ def yolo_detections(
                 for k, v in summary_metadata(run.summary).items()
                 if k in DETECT_NUMBERS
             },
+        }
+    )
+
+
+EXTRACT_NUMBERS = (
+    "files",
+    "already_done",
+    "messages",
+    "extracted",
+    "reused",
+    "with_products",
+    "mentions",
+    "prices",
+    "services",
+    "candidates",
+    "skipped",
+    "workers",
+    "messages_per_second",
+)
+
+
+@asset(
+    key=EXTRACTIONS,
+    deps=[MESSAGES],
+    group_name=GROUP,
+    description="What each post's text names: raw/message_extractions/date=/channel=/"
+    "<message file>-<version>.jsonl, one ExtractionRecord per message (products, prices "
+    "with their variants and currency, service fees, candidate products), written by "
+    "tgmed-extract run. Versioned: a changed catalog or extractor is a new version tag, "
+    "and every message file is read again (the raw tables are not reloaded).",
+    kinds={"python"},
+    op_tags={"tgmed/stage": "extract"},
+)
+def message_extractions(context: AssetExecutionContext, launcher: StageLauncher):
+    (run,) = launch_all(context, launcher, [stages.extract()], partial_ok=True)
+    numbers = {key: run.summary.get(key, 0) or 0 for key in EXTRACT_NUMBERS}
+    return MaterializeResult(
+        metadata={
+            **numbers,
+            "version": str(run.summary.get("version", "")),
+            "seconds": round(run.seconds, 3),
+            **set_aside_metadata([run]),
         }
     )

@@ -25,7 +25,7 @@ from dagster import (
 
 from tgmed_common.settings import load_settings
 from tgmed_orchestrator import stages
-from tgmed_orchestrator.assets.lake import DETECTIONS, MEDIA, MESSAGES
+from tgmed_orchestrator.assets.lake import DETECTIONS, EXTRACTIONS, MEDIA, MESSAGES
 from tgmed_orchestrator.launchers import StageLauncher, StageRun
 from tgmed_orchestrator.outcomes import (
     check,
@@ -41,6 +41,7 @@ RAW_OBSERVATIONS = AssetKey(["raw", "telegram_message_observations"])
 RAW_SNAPSHOTS = AssetKey(["raw", "telegram_channel_snapshots"])
 RAW_TELEGRAM = (RAW_MESSAGES, RAW_OBSERVATIONS, RAW_SNAPSHOTS)
 RAW_DETECTIONS = AssetKey(["raw", "yolo_detections"])
+RAW_EXTRACTIONS = AssetKey(["raw", "message_extractions"])
 GROUP = "raw"
 QUARANTINE_CHECK = "no_quarantined_files"  # the loader's name (tgmed_loader/report.py)
 # a time (ns, the lake's clock: file ctimes) before the loader listed the lake: every file
@@ -169,6 +170,26 @@ def raw_telegram(context: AssetExecutionContext, launcher: StageLauncher):
 )
 def raw_yolo_detections(context: AssetExecutionContext, launcher: StageLauncher):
     yield from load(context, launcher, "detections", (RAW_DETECTIONS,))
+
+
+@asset(
+    key=RAW_EXTRACTIONS,
+    deps=[EXTRACTIONS],
+    group_name=GROUP,
+    description="raw.message_extractions in PostgreSQL: one row per (channel, message id, "
+    "extractor version), the newest scrape's (tgmed-loader load extractions).",
+    check_specs=[
+        AssetCheckSpec(
+            QUARANTINE_CHECK,
+            asset=RAW_EXTRACTIONS,
+            description="No extraction file was set aside by the load.",
+        )
+    ],
+    kinds={"postgres"},
+    op_tags={"tgmed/stage": "load"},
+)
+def raw_message_extractions(context: AssetExecutionContext, launcher: StageLauncher):
+    yield from load(context, launcher, "extractions", (RAW_EXTRACTIONS,))
 
 
 def newest_posts(url: str) -> dict[str, datetime]:

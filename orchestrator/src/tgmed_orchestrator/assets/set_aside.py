@@ -27,8 +27,8 @@ from dagster import (
     multi_asset_check,
 )
 
-from tgmed_orchestrator.assets.lake import MESSAGES
-from tgmed_orchestrator.assets.raw import RAW_DETECTIONS, RAW_MESSAGES
+from tgmed_orchestrator.assets.lake import EXTRACTIONS, MESSAGES
+from tgmed_orchestrator.assets.raw import RAW_DETECTIONS, RAW_EXTRACTIONS, RAW_MESSAGES
 from tgmed_orchestrator.outcomes import SET_ASIDE, SET_ASIDE_LISTED
 
 CHECK = "nothing_set_aside"
@@ -92,4 +92,6 @@ GATES = [
     set_aside_gate(MESSAGES, "scrape/import"),
     set_aside_gate(RAW_MESSAGES, "load of the Telegram streams"),
     set_aside_gate(RAW_DETECTIONS, "load of the detections"),
+    set_aside_gate(EXTRACTIONS, "extraction"),
+    set_aside_gate(RAW_EXTRACTIONS, "load of the extractions"),
 ]

@@ -84,7 +84,24 @@ class ReportFilter:
         return {"channel": self.channel, "date_from": self.date_from, "date_to": self.date_to}
 
 
+def check_range(request: Request, date_from: date | None, date_to: date | None) -> None:
+    """422 for a range that ends before it starts or spans more than API_MAX_RANGE_DAYS
+    (a range open at one end or both is bounded by the data: the cached default views)."""
+    if date_from and date_to:
+        if date_from > date_to:
+            raise HTTPException(422, f"`from` ({date_from}) is after `to` ({date_to})")
+        longest = request.app.state.settings.max_range_days
+        if (date_to - date_from).days + 1 > longest:
+            raise HTTPException(
+                422,
+                f"`from` {date_from} to `to` {date_to} spans {(date_to - date_from).days + 1}"
+                f" days; at most {longest} (API_MAX_RANGE_DAYS), or leave the dates out for"
+                " the whole history",
+            )
+
+
 async def report_filter(
+    request: Request,
     channel: Annotated[
         str | None,
         Query(
@@ -99,8 +116,7 @@ async def report_filter(
     ] = None,
     date_to: Annotated[date | None, Query(alias="to", description="Last day counted")] = None,
 ) -> ReportFilter:
-    if date_from and date_to and date_from > date_to:
-        raise HTTPException(422, f"`from` ({date_from}) is after `to` ({date_to})")
+    check_range(request, date_from, date_to)
     return ReportFilter(channel.strip().lower() if channel else None, date_from, date_to)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,10 +18,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
 
+from tgmed_api.access import AccessControl, KeyStore
 from tgmed_api.cache import BuildCache
 from tgmed_api.config import ApiSettings
 from tgmed_api.db import build_version, make_pool
-from tgmed_api.routes import channels, engagement, health, pages, reports, search
+from tgmed_api.routes import channels, engagement, health, pages, reports, search, signin
 from tgmed_api.warm import warm_default_views
 from tgmed_common.logs import configure_logging
 from tgmed_common.settings import load_settings, secret_values
@@ -33,9 +35,59 @@ database role that can read nothing else. Reports are cached until the pipeline
 rebuilds the marts. Errors are JSON: `{"detail": ...}`. Unknown values (views of posts
 from an export) are `null`, never 0.
 
+Every route but `/health` and `/ready` needs an API key (`tgmed-loader keys create NAME
+--scope reports|posts|all`): `Authorization: Bearer <key>` or `X-API-Key: <key>` (the
+Authorize button here), or sign in at [/signin](/signin). `reports` keys read the
+aggregate answers, `posts` keys the message texts (search), `all` both. Each key has a
+request budget per window (429 with `Retry-After` past it); `from`/`to` ranges are
+bounded.
+
 The dashboard is at [/dashboard/](/dashboard/), the warehouse's documentation (dbt
 docs) at [/dbt-docs/](/dbt-docs/).
 """
+
+OPEN_OPERATIONS = {"/health", "/ready"}
+REFUSALS = {
+    401: "No API key, or an unknown or revoked one",
+    403: "The key's scope does not cover this route",
+    429: "The key's request budget for the window is spent (see Retry-After)",
+}
+ERROR_BODY = {"$ref": "#/components/schemas/ErrorBody"}
+"""Schema paths whose operations need no key (AccessControl.OPEN, less the pages)."""
+
+
+def _with_security(app: FastAPI) -> None:
+    """The schema says how to authenticate (Swagger UI's Authorize button): a bearer key
+    or the X-API-Key header on every operation but health and readiness."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer", "description": "an API key"},
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        }
+        for path, operations in schema["paths"].items():
+            for operation in operations.values():
+                if path in OPEN_OPERATIONS:
+                    operation["security"] = []
+                    continue
+                operation["security"] = [{"bearer": []}, {"apiKey": []}]
+                for status, description in REFUSALS.items():
+                    operation["responses"].setdefault(
+                        str(status),
+                        {
+                            "description": description,
+                            "content": {"application/json": {"schema": ERROR_BODY}},
+                        },
+                    )
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
 
 INPUT_SHOWN = 100
 """Characters of a refused value echoed in a 422 (a 5,000-character query is not sent
@@ -106,9 +158,14 @@ def create_app(settings: ApiSettings) -> FastAPI:
         docs_url=None,  # served by routes/pages.py from installed assets, not a CDN
         redoc_url=None,
     )
-    for module in (health, channels, reports, engagement, search, pages):
+    app.state.settings = settings
+    app.state.keys = keys = KeyStore(settings.key_cache_seconds)
+    app.state.warm_token = secrets.token_urlsafe(32)
+    for module in (health, channels, reports, engagement, search, pages, signin):
         app.include_router(module.router)
     pages.mount_static(app)
+    app.add_middleware(AccessControl, settings=settings, keys=keys, warm_token=app.state.warm_token)
+    _with_security(app)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:

@@ -168,6 +168,32 @@ class PriceHistory(BaseModel):
     count: int = Field(ge=0)
 
 
+class CandidateExample(BaseModel):
+    message_key: str
+    channel_username: str
+    posted_at: datetime
+    text: str = Field(description="The post's text, its first 280 characters.")
+
+
+class ProductCandidate(BaseModel):
+    name: str = Field(description="The name as most often written.")
+    key: str = Field(description="The name in lower case (one row per name).")
+    post_count: int = Field(ge=0, description="Posts naming it right before a price or dose.")
+    channel_count: int = Field(ge=0)
+    channels: list[str]
+    first_posted_at: datetime
+    last_posted_at: datetime
+    examples: list[CandidateExample] = Field(description="The three newest posts naming it.")
+
+
+class ProductCandidates(BaseModel):
+    """Names that look like products (right before a price or a dose) but are in no
+    catalog: what an analyst reviews to add a product (services/extract/README.md)."""
+
+    data: list[ProductCandidate]
+    count: int = Field(ge=0)
+
+
 class PriceReport(BaseModel):
     product_key: str
     product_name: str

@@ -12,6 +12,7 @@ import time
 import httpx
 from fastapi import FastAPI
 
+from tgmed_api.access import WARM_HEADER
 from tgmed_api.assets import DASHBOARD_DIR
 
 log = logging.getLogger("tgmed.api.warm")
@@ -47,7 +48,11 @@ async def warm_default_views(app: FastAPI) -> int:
     transport = httpx.ASGITransport(app=app)
     warmed = 0
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://warm") as client:
+        # in process, past the key check: a token that never leaves this process
+        headers = {WARM_HEADER: app.state.warm_token}
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://warm", headers=headers
+        ) as client:
             listed = await client.get("/api/channels")
             if listed.status_code != 200:
                 return 0

@@ -7,12 +7,14 @@ Layout (relative to LAKE_DIR):
     raw/telegram_channel_snapshots/date=YYYY-MM-DD/channel=<name>/<run_id>-<part>.jsonl
     raw/telegram_media/channel=<name>/<message_id>.<ext>
     raw/yolo_detections/date=YYYY-MM-DD/channel=<name>/<run_id>-<part>.jsonl
+    raw/message_extractions/date=YYYY-MM-DD/channel=<name>/<run_id>-<part>-<version>.jsonl
     state/<stream>/channel=<name>.json
     state/locks/channel=<name>.lock   held while a process writes a channel
     quarantine/<stream>/<stamp>/<path>   (+ <path>.reason.json beside it)
 
 Messages are partitioned by their own day; observations and snapshots by the day they
-were read; detections by the day of detection. A record file's name is its writer's run
+were read; detections by the day of detection; extractions as the message file they
+were read from (its name, and the extractor version's tag). A record file's name is its writer's run
 id and a part number (a run writes in batches, and each batch may touch the same day
 again); the `*_file` methods take that name without `.jsonl`. In quarantine, `<stamp>`
 is a fresh run id per quarantined file, and `<path>` is a lake file's path below
@@ -50,6 +52,7 @@ from tgmed_common.atomic import (
 from tgmed_common.records import (
     ChannelSnapshotRecord,
     DetectionRecord,
+    ExtractionRecord,
     MessageObservationRecord,
     MessageRecord,
     canonical_channel,
@@ -60,6 +63,7 @@ OBSERVATIONS = "telegram_message_observations"
 SNAPSHOTS = "telegram_channel_snapshots"
 MEDIA = "telegram_media"
 DETECTIONS = "yolo_detections"
+EXTRACTIONS = "message_extractions"
 # what a channel's writer (scrape or import, holding the channel's lock) writes
 CHANNEL_STREAMS = (MESSAGES, OBSERVATIONS, SNAPSHOTS)
 
@@ -122,6 +126,11 @@ class Lake:
     def detection_file(self, day: date, channel: str, name: str) -> Path:
         """`name`: `<run_id>-<part>`, without `.jsonl`."""
         return self._records_file(DETECTIONS, day, channel, name)
+
+    def extraction_file(self, day: date, channel: str, name: str) -> Path:
+        """`name`: `<source message file's name>-<extractor version tag>`: one extraction
+        file per message file and version (its existence says the file is done)."""
+        return self._records_file(EXTRACTIONS, day, channel, name)
 
     def media_file(self, channel: str, message_id: int, ext: str) -> Path:
         ext = ext.lower().lstrip(".") or "bin"
@@ -192,6 +201,9 @@ class Lake:
     def detection_files(self) -> list[Path]:
         return self._files(DETECTIONS, "date=*/channel=*/*.jsonl")
 
+    def extraction_files(self) -> list[Path]:
+        return self._files(EXTRACTIONS, "date=*/channel=*/*.jsonl")
+
     def media_files(self) -> list[Path]:
         return self._files(MEDIA, "channel=*/*")
 
@@ -211,13 +223,16 @@ class Lake:
         return count
 
     # quarantine ------------------------------------------------------------------------
-    def quarantine(self, path: Path, reason: str, *, stream: str) -> Path:
+    def quarantine(
+        self, path: Path, reason: str, *, stream: str, copy_limit: int | None = None
+    ) -> Path:
         """Set a bad file aside with a note saying why, so everything beside it goes on.
 
         A lake file is moved; a file from outside the lake (an export) is copied, since
-        it is the user's, and only if it is a regular file reached without a symlink
-        (an untrusted export could point anywhere): otherwise only the note is written.
-        Returns the quarantined path (the note is that path + `.reason.json`).
+        it is the user's, and only if it is a regular file reached without a symlink,
+        with one link (an untrusted export could point anywhere, or share a host file)
+        and at most `copy_limit` bytes (0: never): otherwise only the note is written,
+        saying why. Returns the quarantined path (the note is that path + `.reason.json`).
         """
         source = path.resolve()
         inside = source.is_relative_to(self.root.resolve())
@@ -231,11 +246,22 @@ class Lake:
             "quarantined_at": datetime.now(UTC).isoformat(),
         }
         original = None
-        if not inside:
+        if not inside and copy_limit == 0:
+            note["not_copied"] = f"{path} was refused as unsafe or too large: not copied"
+        elif not inside:
             try:
                 original = _open_regular_nofollow(path)
             except OSError as error:
                 note["not_copied"] = f"{path} is not a regular file of its folder: {error}"
+            else:
+                info = os.fstat(original.fileno())
+                if info.st_nlink > 1 or (copy_limit is not None and info.st_size > copy_limit):
+                    original.close()
+                    original = None
+                    note["not_copied"] = (
+                        f"{path}: {info.st_nlink} links, {info.st_size:,} bytes"
+                        f" (copied only with one link and at most {copy_limit or 0:,} bytes)"
+                    )
         reason_file = target.with_name(target.name + ".reason.json")
         write_bytes_atomic(reason_file, json.dumps(note, ensure_ascii=False, indent=2).encode())
         if inside:
@@ -293,6 +319,10 @@ def read_messages(path: Path) -> Iterator[MessageRecord]:
 
 def read_detections(path: Path) -> Iterator[DetectionRecord]:
     return read_records(path, DetectionRecord)
+
+
+def read_extractions(path: Path) -> Iterator[ExtractionRecord]:
+    return read_records(path, ExtractionRecord)
 
 
 def read_observations(path: Path) -> Iterator[MessageObservationRecord]:

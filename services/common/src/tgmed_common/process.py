@@ -26,3 +26,26 @@ def die_with_parent(parent: int | None = None) -> None:
     _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if parent is not None and os.getppid() != parent:
         os._exit(1)
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+"""What asks a foreground command to stop: Ctrl-C, a service manager or a CI timeout,
+a closed terminal."""
+
+
+def _interrupt(number: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(number).name)
+
+
+def stop_signals_interrupt() -> None:
+    """From now on SIGTERM and SIGHUP raise KeyboardInterrupt where the code is, as
+    SIGINT does: one path (the `except KeyboardInterrupt` that cancels and stops what
+    was started) for every way of being asked to stop."""
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, _interrupt)
+
+
+def ignore_stop_signals() -> None:
+    """While stopping: a second signal must not cut the stop short."""
+    for number in STOP_SIGNALS:
+        signal.signal(number, signal.SIG_IGN)

@@ -25,6 +25,7 @@ MESSAGE_SCHEMA_VERSION = 2  # 2: reactions, forward source id and original messa
 DETECTION_SCHEMA_VERSION = 2  # 2: content_hash and reused_from (detection reuse)
 OBSERVATION_SCHEMA_VERSION = 1
 SNAPSHOT_SCHEMA_VERSION = 1
+EXTRACTION_SCHEMA_VERSION = 1
 
 CHANNEL_PATTERN = re.compile(r"^[a-z0-9_]{1,64}$")
 
@@ -200,3 +201,88 @@ class ChannelSnapshotRecord(_Record):
     # null when Telegram does not say (a channel that hides its member count)
     subscribers: int | None = Field(default=None, ge=0)
     observed_at: UtcDatetime
+
+
+class ExtractedMention(BaseModel):
+    """A product a post names: `product` is the knowledge base's canonical name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    product: str
+    category: str
+    brand: str | None = None
+    parent: str | None = None  # the product it belongs to (strips -> their glucometer)
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    as_written: str
+    matched_by: str  # exact | amharic | fuzzy
+
+
+class ExtractedPrice(BaseModel):
+    """A price a post gives: for `product` (None: no product it surely belongs to), in
+    `currency` (ETB for birr), `high` for a range, `old_price` for "was X now Y"."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    product: str | None = None
+    category: str | None = None
+    amount: float = Field(ge=0)
+    high: float | None = None
+    currency: str
+    old_price: float | None = None
+    strength: str | None = None
+    size: str | None = None
+    pack: str | None = None
+    pack_count: int | None = None
+    unit_price: float | None = None
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    as_written: str
+
+
+class ExtractedService(BaseModel):
+    """A fee for a service (repair, delivery, consultation): never a product's price."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    service: str
+    product: str | None = None
+    amount: float = Field(ge=0)
+    high: float | None = None
+    currency: str
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    as_written: str
+
+
+class ExtractedCandidate(BaseModel):
+    """A name that looks like a product (right before a price or a dose) but is in no
+    catalog: what the discovery mart counts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    context: str
+
+
+class ExtractionRecord(_Record):
+    """What the extract stage read in one post's text, under one extractor and knowledge
+    version (`extractor_version`: both hashed into one tag). Every message gets one, an
+    empty one too, so a newer scrape whose edited text names nothing replaces the older
+    findings. `scraped_at` is the message record's: the newest scrape's extraction wins
+    in the warehouse."""
+
+    schema_version: int = EXTRACTION_SCHEMA_VERSION
+    channel_username: ChannelName
+    message_id: int = Field(gt=0)
+    scraped_at: UtcDatetime
+    extractor_version: str = Field(pattern=r"^[0-9a-z.+-]{1,64}$")
+    extractor: str  # tgmed_extract.EXTRACTOR_VERSION
+    knowledge: str  # tgmed_extract.knowledge_version()
+    extracted_at: UtcDatetime
+    mentions: list[ExtractedMention] = Field(default_factory=list)
+    prices: list[ExtractedPrice] = Field(default_factory=list)
+    services: list[ExtractedService] = Field(default_factory=list)
+    candidates: list[ExtractedCandidate] = Field(default_factory=list)

@@ -255,10 +255,15 @@ def multiplier(mult: str | None) -> float:
     return MULTIPLIERS.get(mult, 1.0) if mult else 1.0
 
 
+# group numbers of TOKEN_RE: a number is faster to read a group by than a name
+_NUM, _W1, _W2 = (TOKEN_RE.groupindex[name] for name in ("num", "w1", "w2"))
+
+
 def scan(text: str) -> list[Figure]:
     """Every figure of `text` that is not a phone number, date, time or reference."""
     figures: list[Figure] = []
     append = figures.append
+    match = TOKEN_RE.match
     consumed = 0
     for run in DIGIT_RUN_RE.finditer(text):
         # the grammar is tried only where a run of digits starts (a search would try every
@@ -268,56 +273,58 @@ def scan(text: str) -> list[Figure]:
             continue
         if start and text[start - 1] == "+":
             start -= 1
-        m = TOKEN_RE.match(text, start)
+        m = match(text, start)
         if m is None:
             continue
         consumed = m.end()
-        number = m.group("num")
-        if number is None:
-            continue
-        start = m.start()
+        start, num_end = m.span(_NUM)
+        if start < 0:
+            continue  # a phone number, a date or a time
         if start and text[start - 1] in ".,":
             continue  # the tail of a figure the grammar did not read whole
+        number = text[start:num_end]
         value = float(number.replace(",", "")) if "," in number else float(number)
-        num_end = m.end("num")
         end = num_end
         kind = "bare"
         currency = unit = None
-        w1 = m.group("w1")
+        w1 = m.group(_W1)
         if w1 is not None:
             word = w1.lower()
             if word not in CURRENCIES and word.endswith("."):
                 word = word.rstrip(".")
-            if word in MULTIPLIERS and (word != "m" or (m.group("w2") or "").lower() in CURRENCIES):
+            if word in MULTIPLIERS and (word != "m" or (m.group(_W2) or "").lower() in CURRENCIES):
                 value *= MULTIPLIERS[word]
                 unit = word
-                end = m.end("w1")
-                w2 = m.group("w2")
+                end = m.end(_W1)
+                w2 = m.group(_W2)
                 if w2 is not None and w2.lower().rstrip(".") in CURRENCIES:
                     kind, currency, end = "amount", CURRENCIES[w2.lower().rstrip(".")], m.end()
             elif word in CURRENCIES and w1 != "$":  # "$" is written before its figure
-                kind, currency, end = "amount", CURRENCIES[word], m.end("w1")
+                kind, currency, end = "amount", CURRENCIES[word], m.end(_W1)
             elif word in STRENGTHS:
-                if word == "%" and DISCOUNT_RE.match(text, m.end("w1")):
+                if word == "%" and DISCOUNT_RE.match(text, m.end(_W1)):
                     continue
-                kind, unit, end = "strength", word, m.end("w1")
+                kind, unit, end = "strength", word, m.end(_W1)
             elif word in SIZES:
-                kind, unit, end = "size", word, m.end("w1")
+                kind, unit, end = "size", word, m.end(_W1)
             elif word in PACKS:
-                kind, unit, end = "pack", word, m.end("w1")
+                kind, unit, end = "pack", word, m.end(_W1)
             elif word in NOT_MONEY:
                 continue
-        if end > num_end and text[end - 1] == ".":
-            end -= 1  # "birr." ends a sentence; the dot is not the figure's
-        if kind == "amount" and end < len(text) and text[end].isdigit():
-            kind, currency, end = "bare", None, num_end  # "4 ETB480": ETB is 480's
-        # a figure with its currency after it needs nothing from before it
-        before = text[start - 1] if start and kind != "amount" else ""
+            if end > num_end and text[end - 1] == ".":
+                end -= 1  # "birr." ends a sentence; the dot is not the figure's
+        if kind == "amount":
+            if end < len(text) and text[end].isdigit():
+                kind, currency, end = "bare", None, num_end  # "4 ETB480": ETB is 480's
+            else:
+                # a figure with its currency after it needs nothing from before it
+                append(Figure(kind, start, end, value, currency, unit))
+                continue
+        before = text[start - 1] if start else ""
         if before and before in " \t" and start > 1:
             before = text[start - 2]
         if before and before.lower() in PREFIX_LAST_CHARS:
-            window = text[max(0, start - 24) : start][::-1]
-            prefix = PREFIX_REV_RE.match(window)
+            prefix = PREFIX_REV_RE.match(text[max(0, start - 24) : start][::-1])
             if prefix is not None:
                 if prefix.group("ref") is not None or prefix.group("hash") is not None:
                     continue

@@ -2,9 +2,11 @@
 
     tgmed-loader init-db                      raw schema, marts/staging schemas, API role
     tgmed-loader load messages|observations|snapshots|detections|telegram|all
+    tgmed-loader keys create NAME --scope reports|posts|all | list | revoke NAME|ID
 
 `telegram` is what the scraper writes (messages, their observations, channel
-snapshots); `all` is that and the detections.
+snapshots); `all` is that and the detections. `keys create` prints the new API key
+alone on the first stdout line (the only time it is shown: it is stored hashed).
 
 Logs on stderr, one JSON summary line on stdout. Exit code 0 when every file loaded or
 was already loaded, 1 when a file was quarantined (the rest still loaded) or the
@@ -21,10 +23,12 @@ import sys
 
 import psycopg
 
+from tgmed_common.api_keys import SCOPES
 from tgmed_common.lake import Lake
 from tgmed_common.logs import configure_logging
-from tgmed_common.settings import LakeSettings, load_settings, secret_values
+from tgmed_common.settings import ConfigError, LakeSettings, load_settings, secret_values
 from tgmed_common.stage import run_stage
+from tgmed_loader.api_keys import create_key, list_keys, revoke_key
 from tgmed_loader.load import load_stream
 from tgmed_loader.report import report_loads
 from tgmed_loader.schema import ensure_api_role, ensure_raw_schema
@@ -50,13 +54,52 @@ def parser() -> argparse.ArgumentParser:
     )
     load.add_argument("stream", choices=[*STREAMS, "telegram", "all"])
     load.add_argument("--workers", type=int, help="parallel files (default LOADER_WORKERS=2)")
+    keys = commands.add_parser(
+        "keys",
+        help="API keys: create (shown once, stored hashed), list, revoke",
+        description="Scopes: "
+        + "; ".join(f"{name}: {text}" for name, text in SCOPES.items())
+        + ". Run `tgmed-loader init-db` first (it makes the table).",
+    )
+    actions = keys.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="a new key, printed once on stdout")
+    create.add_argument("name", help="who or what uses it (unique among active keys)")
+    create.add_argument("--scope", choices=list(SCOPES), required=True)
+    create.add_argument(
+        "--rate-limit",
+        type=int,
+        help="requests per API_RATE_WINDOW_SECONDS for this key (default API_RATE_LIMIT)",
+    )
+    listing = actions.add_parser("list", help="the keys (never their secrets)")
+    listing.add_argument("--revoked", action="store_true", help="revoked keys too")
+    revoke = actions.add_parser("revoke", help="revoke a key by name or id")
+    revoke.add_argument("name_or_id")
     return root
+
+
+def _keys(args: argparse.Namespace, url: str) -> dict:
+    with psycopg.connect(url) as conn:
+        if args.action == "create":
+            info, key = create_key(conn, args.name, args.scope, args.rate_limit)
+            print(key, flush=True)  # stdout, once; never logged
+            return {"stage": "keys", "created": info.as_dict()}
+        if args.action == "list":
+            return {
+                "stage": "keys",
+                "keys": [k.as_dict() for k in list_keys(conn, revoked=args.revoked)],
+            }
+        revoked = revoke_key(conn, args.name_or_id)
+        if not revoked:
+            raise ConfigError(f"no active key named or with id {args.name_or_id!r} (keys list)")
+        return {"stage": "keys", "revoked": [k.as_dict() for k in revoked]}
 
 
 def _run(args: argparse.Namespace) -> dict:
     database = load_settings(DatabaseSettings)
     configure_logging(args.log_level, secret_values(database))
     url = database.database_url.get_secret_value()
+    if args.command == "keys":
+        return _keys(args, url)
     if args.command == "init-db":
         api = load_settings(ApiRoleSettings)
         configure_logging(args.log_level, secret_values(api))

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from tgmed_common.lake import DETECTIONS, MESSAGES, OBSERVATIONS, SNAPSHOTS, Lake
+from tgmed_common.lake import DETECTIONS, EXTRACTIONS, MESSAGES, OBSERVATIONS, SNAPSHOTS, Lake
 from tgmed_common.records import (
     ChannelSnapshotRecord,
     DetectionRecord,
+    ExtractionRecord,
     MessageObservationRecord,
     MessageRecord,
 )
@@ -64,6 +65,16 @@ def _detection_values(record: DetectionRecord) -> tuple[str, ...]:
     )
 
 
+def _extraction_values(record: ExtractionRecord) -> tuple[str, ...]:
+    return (
+        record.channel_username,
+        str(record.message_id),
+        record.extractor_version,
+        record.scraped_at.isoformat(),
+        record.extracted_at.isoformat(),
+    )
+
+
 STREAMS: dict[str, Stream] = {
     "messages": Stream(
         name=MESSAGES,
@@ -106,6 +117,24 @@ STREAMS: dict[str, Stream] = {
         newer="detected_at",
         values=_detection_values,
         files=Lake.detection_files,
+    ),
+    # what the extract stage read in each message, per extractor version: the newest
+    # scrape's extraction wins within a version; dbt takes each message's newest version
+    "extractions": Stream(
+        name=EXTRACTIONS,
+        model=ExtractionRecord,
+        table="raw.message_extractions",
+        key=("channel_username", "message_id", "extractor_version"),
+        columns=(
+            "channel_username",
+            "message_id",
+            "extractor_version",
+            "scraped_at",
+            "extracted_at",
+        ),
+        newer="scraped_at",
+        values=_extraction_values,
+        files=Lake.extraction_files,
     ),
 }
 

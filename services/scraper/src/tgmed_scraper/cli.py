@@ -214,9 +214,13 @@ def _run(args: argparse.Namespace, stop: StopSignals) -> dict:
             return _failed_scrape(error, "interrupted")
     try:
         with stop.raising():
-            max_photo_bytes = load_settings(ScraperSettings).export_max_photo_bytes
+            settings = load_settings(ScraperSettings)
             return import_exports(
-                lake, args.path, channel=args.channel, max_photo_bytes=max_photo_bytes
+                lake,
+                args.path,
+                channel=args.channel,
+                max_photo_bytes=settings.export_max_photo_bytes,
+                max_export_bytes=settings.export_max_bytes,
             ).as_dict()
     except Interrupted as error:
         log.error("%s", error)

@@ -4,9 +4,12 @@ An export comes from someone else: its `result.json` may name `../../secret.txt`
 absolute path, `/proc/self/environ`, a device, or a symlink in `photos/` that points out
 of the folder. A file is opened only if its path, taken relative to the export folder,
 stays inside it without passing through a symlink, and it is a regular file no larger
-than the bound. The path is walked one component at a time from an open descriptor of
-the folder (`openat` with O_NOFOLLOW), and the checks are made on the opened descriptor,
-so nothing can be swapped in between the check and the copy.
+than the bound, with one link (a hard link inside the folder can be a host file: it
+shares the file, not a copy) on the folder's own file system (a mount inside the export
+folder is someone else's file system). The path is walked one component at a time
+from an open descriptor of the folder (`openat` with O_NOFOLLOW), and the checks are
+made on the opened descriptor, so nothing can be swapped in between the check and the
+copy.
 """
 
 from __future__ import annotations
@@ -20,6 +23,12 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 DEFAULT_MAX_PHOTO_BYTES = 20_000_000  # Telegram's own photos stay under 10 MB
+DEFAULT_MAX_EXPORT_BYTES = 512 * 1024 * 1024
+"""result.json: a channel's whole history is tens of MB (the sample's: 60 kB per 100
+posts; 500k posts ~ 300 MB)."""
+
+
+_SETTING = {True: "SCRAPER_EXPORT_MAX_BYTES", False: "SCRAPER_EXPORT_MAX_PHOTO_BYTES"}
 
 
 class UnsafeExportPath(ValueError):
@@ -48,6 +57,7 @@ def open_export_file(folder: Path, relative: str, max_bytes: int | None) -> Iter
     file that grows after the check)."""
     parts = _components(relative)
     descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    device = os.fstat(descriptor).st_dev
     try:
         for part in parts[:-1]:
             try:
@@ -77,10 +87,17 @@ def open_export_file(folder: Path, relative: str, max_bytes: int | None) -> Iter
         info = os.fstat(file)
         if not stat.S_ISREG(info.st_mode):
             raise UnsafeExportPath(f"not a regular file ({_kind(info.st_mode)})")
+        if info.st_nlink > 1:
+            raise UnsafeExportPath(
+                f"has {info.st_nlink} hard links (it may be a file from outside the export:"
+                " copy the file into the export folder instead of linking it)"
+            )
+        if info.st_dev != device:
+            raise UnsafeExportPath("lies on another file system than the export folder")
         if max_bytes is not None and info.st_size > max_bytes:
             raise UnsafeExportPath(
                 f"{info.st_size:,} bytes, over the bound of {max_bytes:,} "
-                "(SCRAPER_EXPORT_MAX_PHOTO_BYTES)"
+                f"({_SETTING[relative.endswith('.json')]})"
             )
         os.set_blocking(file, True)
         stream = os.fdopen(file, "rb")

@@ -19,7 +19,6 @@ exit code says something was set aside.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import shutil
@@ -43,10 +42,12 @@ from tgmed_common.records import (
 )
 from tgmed_common.state import HighWaterMarks
 from tgmed_scraper.export_files import (
+    DEFAULT_MAX_EXPORT_BYTES,
     DEFAULT_MAX_PHOTO_BYTES,
     UnsafeExportPath,
     open_export_file,
 )
+from tgmed_scraper.export_json import ExportJSONError, read_export
 from tgmed_scraper.writer import MessageBatchWriter
 
 log = logging.getLogger(__name__)
@@ -67,11 +68,14 @@ _FILE_MEDIA_TYPES: dict[str, MediaType] = {
 
 
 class ExportError(ValueError):
-    """An export that cannot be imported; names the file and the message index."""
+    """An export that cannot be imported; names the file and the message index.
+    `copy`: whether quarantine may keep a copy of the file (not for a file refused as
+    unsafe: a hard link to a host file, one over the size bound)."""
 
-    def __init__(self, path: Path, problems: list[str]) -> None:
+    def __init__(self, path: Path, problems: list[str], *, copy: bool = True) -> None:
         self.path = path
         self.problems = problems
+        self.copy = copy
         shown = problems[:MAX_ERRORS_LISTED]
         more = len(problems) - len(shown)
         text = f"{path}: " + "; ".join(shown) + (f"; and {more} more" if more else "")
@@ -211,41 +215,92 @@ def parse_export(
     marks: HighWaterMarks | None = None,
     scraped_at: datetime | None = None,
     max_photo_bytes: int = DEFAULT_MAX_PHOTO_BYTES,
+    max_export_bytes: int = DEFAULT_MAX_EXPORT_BYTES,
 ) -> ParsedExport:
     """Read and check a whole export. Messages at or below the channel's high-water mark
     (from `marks`) count as already imported and are skipped. Raises ExportError listing
     every problem. A photo path that breaks the export-folder rule is not an error: the
-    message is kept without it and listed in `media_refused`."""
+    message is kept without it and listed in `media_refused`.
+
+    `result.json` is read under the same rules as a photo (a regular file of the export
+    folder, one link, at most `max_export_bytes`) and decoded one message at a time
+    (export_json.py): memory holds the records, not the whole document as dicts."""
     scraped_at = scraped_at or datetime.now(UTC)
+    header: dict[str, Any] = {}
+    pending: list[Any] = []  # messages met before the chat's name (not Telegram's order)
+    reader: _MessageReader | None = None
+    messages = False
     try:
-        with open_export_file(export_file.parent, export_file.name, None) as stream:
-            document = json.loads(stream.read())
-    except (OSError, UnicodeDecodeError, UnsafeExportPath) as error:
+        with open_export_file(export_file.parent, export_file.name, max_export_bytes) as stream:
+            for key, value in read_export(stream):
+                if key == "message":
+                    if reader is None and "name" in header:
+                        reader = _MessageReader(
+                            export_file, header, channel, marks, scraped_at, max_photo_bytes
+                        )
+                        for earlier in pending:
+                            reader.add(earlier)
+                        pending = []
+                    if reader is None:
+                        pending.append(value)
+                    else:
+                        reader.add(value)
+                elif key == "messages_end":
+                    messages = True
+                else:
+                    header[key] = value
+    except UnsafeExportPath as error:
+        raise ExportError(export_file, [f"refused: {error}"], copy=False) from None
+    except (OSError, UnicodeDecodeError) as error:
         raise ExportError(export_file, [f"cannot read the file: {error}"]) from None
-    except json.JSONDecodeError as error:
-        raise ExportError(
-            export_file,
-            [f"not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})"],
-        ) from None
-    if not isinstance(document, dict) or not isinstance(document.get("messages"), list):
+    except ExportJSONError as error:
+        raise ExportError(export_file, [str(error)]) from None
+    if not messages:
         raise ExportError(
             export_file, ["not a single-chat export: expected an object with a 'messages' list"]
         )
-    title = document.get("name")
-    try:
-        name = channel_for(export_file, title, channel)
-    except ValueError as error:
-        raise ExportError(export_file, [str(error)]) from None
-    after_id = marks.get(name) if marks is not None else 0
-    channel_id = document.get("id") if isinstance(document.get("id"), int) else None
-    folder = export_file.parent
-    parsed = ParsedExport(export_file, name, title, [], {})
-    problems: list[str] = []
-    for index, message in enumerate(document["messages"]):
+    if reader is None:
+        reader = _MessageReader(export_file, header, channel, marks, scraped_at, max_photo_bytes)
+        for earlier in pending:
+            reader.add(earlier)
+    if reader.problems:
+        raise ExportError(export_file, reader.problems)
+    return reader.parsed
+
+
+class _MessageReader:
+    """The export's messages into records, one at a time, problems collected."""
+
+    def __init__(
+        self,
+        export_file: Path,
+        header: dict[str, Any],
+        channel: str | None,
+        marks: HighWaterMarks | None,
+        scraped_at: datetime,
+        max_photo_bytes: int,
+    ) -> None:
+        title = header.get("name")
+        try:
+            name = channel_for(export_file, title, channel)
+        except ValueError as error:
+            raise ExportError(export_file, [str(error)]) from None
+        self.after_id = marks.get(name) if marks is not None else 0
+        self.channel_id = header.get("id") if isinstance(header.get("id"), int) else None
+        self.folder = export_file.parent
+        self.parsed = ParsedExport(export_file, name, title, [], {})
+        self.problems: list[str] = []
+        self.scraped_at = scraped_at
+        self.max_photo_bytes = max_photo_bytes
+        self.index = 0
+
+    def add(self, message: Any) -> None:
+        index, self.index = self.index, self.index + 1
+        parsed, problems = self.parsed, self.problems
         where = f"message #{index}"
         if not isinstance(message, dict):
             problems.append(f"{where}: not an object")
-            continue
+            return
         if "id" in message:
             where += f" (id {message['id']})"
         kind = message.get("type")
@@ -254,14 +309,14 @@ def parse_export(
                 problems.append(f"{where}: no 'type'")
             else:
                 parsed.service_messages += 1
-            continue
+            return
         try:
             message_id = message["id"]
             if not isinstance(message_id, int):
                 raise TypeError(f"id {message_id!r} is not an integer")
-            if message_id <= after_id:
+            if message_id <= self.after_id:
                 parsed.already_imported += 1
-                continue
+                return
             date = _timestamp(message, "date_unixtime", "date")
             if date is None:
                 raise KeyError("date")
@@ -271,7 +326,7 @@ def parse_export(
                 media_type = "photo"
                 if not str(photo).startswith(NOT_INCLUDED):
                     try:
-                        with open_export_file(folder, str(photo), max_photo_bytes):
+                        with open_export_file(self.folder, str(photo), self.max_photo_bytes):
                             parsed.photos[message_id] = str(photo)
                     except UnsafeExportPath as error:
                         refused = f"message {message_id}: photo {photo!r}: {error}"
@@ -284,9 +339,9 @@ def parse_export(
                 media_type = _FILE_MEDIA_TYPES.get(message.get("media_type", ""), "document")
             record = MessageRecord(
                 source="export",
-                channel_username=name,
-                channel_title=title,
-                channel_id=channel_id,
+                channel_username=parsed.channel,
+                channel_title=parsed.title,
+                channel_id=self.channel_id,
                 message_id=message_id,
                 date=date,
                 edit_date=_timestamp(message, "edited_unixtime", "edited"),
@@ -295,24 +350,21 @@ def parse_export(
                 forwarded_from=message.get("forwarded_from"),
                 reply_to_message_id=message.get("reply_to_message_id"),
                 reactions=_reactions(message),
-                scraped_at=scraped_at,
+                scraped_at=self.scraped_at,
             )
         except KeyError as error:
             problems.append(f"{where}: missing {error.args[0]!r}")
-            continue
+            return
         except ValidationError as error:
             fields = "; ".join(
                 f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
             )
             problems.append(f"{where}: {fields}")
-            continue
+            return
         except (TypeError, ValueError, OSError) as error:
             problems.append(f"{where}: {error}")
-            continue
+            return
         parsed.records.append(record)
-    if problems:
-        raise ExportError(export_file, problems)
-    return parsed
 
 
 def import_exports(
@@ -321,6 +373,7 @@ def import_exports(
     *,
     channel: str | None = None,
     max_photo_bytes: int = DEFAULT_MAX_PHOTO_BYTES,
+    max_export_bytes: int = DEFAULT_MAX_EXPORT_BYTES,
 ) -> ImportSummary:
     """Import one export or a folder of exports. Already imported messages (at or below
     the channel's high-water mark) are skipped, so a re-run writes nothing new. Photos
@@ -334,12 +387,21 @@ def import_exports(
     for export_file in exports:
         try:
             parsed = parse_export(
-                export_file, channel=channel, marks=marks, max_photo_bytes=max_photo_bytes
+                export_file,
+                channel=channel,
+                marks=marks,
+                max_photo_bytes=max_photo_bytes,
+                max_export_bytes=max_export_bytes,
             )
         except ExportError as error:
             log.error("%s", error)
             summary.failed[str(export_file)] = str(error)
-            note = lake.quarantine(export_file, str(error), stream="exports")
+            note = lake.quarantine(
+                export_file,
+                str(error),
+                stream="exports",
+                copy_limit=max_export_bytes if error.copy else 0,
+            )
             log.error("copied %s to %s", export_file, note)
             continue
         for refused in parsed.media_refused:

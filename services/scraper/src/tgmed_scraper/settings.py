@@ -6,7 +6,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings
 
 from tgmed_common.settings import env_config
-from tgmed_scraper.export_files import DEFAULT_MAX_PHOTO_BYTES
+from tgmed_scraper.export_files import DEFAULT_MAX_EXPORT_BYTES, DEFAULT_MAX_PHOTO_BYTES
 
 
 class TelegramAppSettings(BaseSettings):
@@ -61,6 +61,9 @@ class ScraperSettings(BaseSettings):
     export_max_photo_bytes: int = Field(default=DEFAULT_MAX_PHOTO_BYTES, ge=1)
     """A photo of a Telegram Desktop export larger than this is not copied into the lake
     (the message is kept without it): an export is untrusted input."""
+    export_max_bytes: int = Field(default=DEFAULT_MAX_EXPORT_BYTES, ge=1)
+    """An export's result.json larger than this is refused (not read, not copied into
+    quarantine): it is read one message at a time, its records held until written."""
     refresh_days: int = Field(default=7, ge=0, le=366)
     """Each scrape also re-reads the posts of the last N days (their views, forwards,
     replies and reactions keep growing); 0 turns the refresh off."""

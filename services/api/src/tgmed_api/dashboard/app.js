@@ -35,6 +35,10 @@ async function api(path, params) {
   }
   const url = query.toString() ? `${path}?${query}` : path;
   const response = await fetch(url, {headers: {Accept: "application/json"}});
+  if (response.status === 401) {  // the sign-in cookie expired or its key was revoked
+    window.location.assign("/signin?next=/dashboard/");
+    throw new Error("401: sign in again");
+  }
   const body = await response.json();
   if (!response.ok) {
     const detail = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
@@ -270,6 +274,22 @@ async function drawEngagement() {
     : emptyLayout("no view readings: no scrape yet"), CONFIG);
 }
 
+// --- candidate products ----------------------------------------------------------------
+async function drawCandidates() {
+  const f = filters();
+  const found = await api("/api/reports/product-candidates", {min_posts: 2, limit: 30, channel: f.channel});
+  state.data.candidates = found;
+  const rows = found.data.map((c) => {
+    const example = c.examples[0];
+    return `<tr data-key="${escapeHtml(c.key)}"><td>${escapeHtml(c.name)}</td><td>${c.post_count}</td>
+      <td>${escapeHtml(c.channels.join(", "))}</td><td>${c.first_posted_at.slice(0, 10)}</td>
+      <td>${c.last_posted_at.slice(0, 10)}</td>
+      <td class="text">${example ? escapeHtml(example.text) : ""}</td></tr>`;
+  });
+  $("candidates-table").querySelector("tbody").innerHTML = rows.join("")
+    || '<tr><td colspan="6">no candidate named in two posts or more</td></tr>';
+}
+
 // --- search ---------------------------------------------------------------------------
 function escapeHtml(text) {
   return text.replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
@@ -314,7 +334,7 @@ async function draw(mine) {
   $("status").textContent = "Loading...";
   try {
     await Promise.all([drawTrends(), drawTop("text", "top-products"), drawTop("image", "top-objects"),
-      drawPrices(), drawVisual(), drawEngagement()]);
+      drawPrices(), drawVisual(), drawEngagement(), drawCandidates()]);
     const f = filters();
     $("status").textContent = `${f.channel || "All channels"}, ${f.from || "first post"} to ${f.to || "last post"}, by ${f.period}`;
     if ($("query").value) await runSearch();

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from psycopg import sql
 
 from tgmed_api.db import fetch_all, fetch_one
-from tgmed_api.deps import CacheDep, PoolDep, cached_json
+from tgmed_api.deps import CacheDep, PoolDep, cached_json, check_range
 from tgmed_api.models import NO_NUL, ActivityPoint, Channel, ChannelActivity, ChannelList, ErrorBody
 
 router = APIRouter(prefix="/api/channels", tags=["channels"])
@@ -86,6 +86,7 @@ async def list_channels(pool: PoolDep, cache: CacheDep) -> Response:
     responses={**NOT_FOUND, **BAD_RANGE},
 )
 async def channel_activity(
+    request: Request,
     pool: PoolDep,
     cache: CacheDep,
     channel_username: Annotated[
@@ -106,8 +107,7 @@ async def channel_activity(
         date | None, Query(alias="to", description="Last day (default: its last post)")
     ] = None,
 ) -> Response:
-    if date_from and date_to and date_from > date_to:
-        raise HTTPException(422, f"`from` ({date_from}) is after `to` ({date_to})")
+    check_range(request, date_from, date_to)
     channel = channel_username.lower()  # channel names are stored lower case
 
     async def build() -> ChannelActivity:

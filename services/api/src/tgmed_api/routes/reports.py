@@ -25,6 +25,8 @@ from tgmed_api.models import (
     PricePoint,
     PriceReport,
     PriceStats,
+    ProductCandidate,
+    ProductCandidates,
     TopItem,
     TopProducts,
     VisualContent,
@@ -123,6 +125,25 @@ from posts
 left join images as i using (channel_key)
 left join top_classes as t using (channel_key)
 order by posts.image_post_count desc, posts.channel_key
+"""
+
+# Candidate products: names in no catalog, most posts first (rpt_product_candidates: one
+# row per name, a few hundred at most).
+CANDIDATES_SQL = """
+select
+    as_written as name,
+    candidate_name as key,
+    post_count,
+    channel_count,
+    channels,
+    first_posted_at,
+    last_posted_at,
+    examples
+from marts.rpt_product_candidates
+where post_count >= %(min_posts)s
+    and (%(channel)s::text is null or %(channel)s = any(channels))
+order by post_count desc, channel_count desc, candidate_name
+limit %(limit)s
 """
 
 # A product by key, name or any alias (English, brand or Amharic), case-insensitive.
@@ -431,3 +452,44 @@ async def price_history(
 
     key = ("price-history", product.strip().lower(), period, where.key())
     return await cached_json(cache, key, build)
+
+
+@router.get(
+    "/product-candidates",
+    response_model=ProductCandidates,
+    summary="Names that look like products but are in no catalog (discovery)",
+)
+async def product_candidates(
+    pool: PoolDep,
+    cache: CacheDep,
+    min_posts: Annotated[int, Query(ge=1, le=1000, description="Named in at least")] = 2,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    channel: Annotated[
+        str | None,
+        Query(max_length=64, pattern=r"^[A-Za-z0-9_]+$", description="Named in this channel"),
+    ] = None,
+) -> Response:
+    channel = channel.lower() if channel else None
+
+    async def build() -> ProductCandidates:
+        rows = await fetch_all(
+            pool, CANDIDATES_SQL, {"min_posts": min_posts, "limit": limit, "channel": channel}
+        )
+        data = [
+            ProductCandidate(
+                **{k: v for k, v in row.items() if k != "examples"},
+                examples=[
+                    {
+                        "message_key": e["message_key"],
+                        "channel_username": e["channel_key"],
+                        "posted_at": e["posted_at"],
+                        "text": e["text"] or "",
+                    }
+                    for e in row["examples"] or []
+                ],
+            )
+            for row in rows
+        ]
+        return ProductCandidates(data=data, count=len(data))
+
+    return await cached_json(cache, ("product-candidates", min_posts, limit, channel), build)

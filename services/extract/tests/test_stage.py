@@ -1,0 +1,127 @@
+"""The extract stage over a real lake: one extraction file per message file and version,
+incremental, versioned, bad files set aside while the rest goes through, and the same
+records from one process or several."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+
+from tgmed_common.lake import Lake, read_extractions
+from tgmed_common.records import MessageRecord
+from tgmed_extract import stage
+from tgmed_extract.cli import main
+
+TEXTS = [
+    "Augmentin 625mg 450 birr",
+    "Paracetamol 500mg 60br. Ibuprofen syrup 100ml 70 birr.",
+    "BP monitor repair & calibration from 300 birr",
+    "Hiwot Glow: 495 birr",
+    "",
+    "ፓራሲታሞል ዋጋ 55 ብር",
+]
+
+
+def message(channel: str, message_id: int, text: str) -> MessageRecord:
+    return MessageRecord(
+        source="export",
+        channel_username=channel,
+        message_id=message_id,
+        date=datetime(2026, 11, 1, 8, tzinfo=UTC),
+        text=text,
+        scraped_at=datetime(2026, 11, 2, tzinfo=UTC),
+    )
+
+
+def write_lake(root, files: int = 2, per_file: int = 30) -> Lake:
+    lake = Lake(root)
+    for part in range(files):
+        records = [
+            message("chemed", 1 + part * per_file + i, TEXTS[i % len(TEXTS)])
+            for i in range(per_file)
+        ]
+        lake.write_records(
+            lake.message_file(date(2026, 11, 1), "chemed", f"run-{part:04d}"), records
+        )
+    return lake
+
+
+def records(lake: Lake) -> list:
+    return sorted(
+        (r for path in lake.extraction_files() for r in read_extractions(path)),
+        key=lambda r: (r.message_id, r.extractor_version),
+    )
+
+
+def test_every_message_gets_a_record_once(tmp_path):
+    lake = write_lake(tmp_path)
+    summary = stage.run_extraction(lake, workers=1)
+    assert (summary.files, summary.messages, summary.skipped) == (2, 60, 0)
+    assert summary.extracted == len(TEXTS) and summary.reused == 60 - len(TEXTS)
+    found = records(lake)
+    assert [r.message_id for r in found] == list(range(1, 61))
+    first = found[0]  # Augmentin: its generic, the price with its strength
+    assert [m.product for m in first.mentions] == ["amoxicillin + clavulanic acid"]
+    assert [(p.amount, p.currency, p.strength) for p in first.prices] == [(450.0, "ETB", "625 mg")]
+    repair = found[2]
+    assert not repair.prices and [s.amount for s in repair.services] == [300.0]
+    assert [c.name for c in found[3].candidates] == ["hiwot glow"]
+    assert found[4].mentions == [] and found[4].prices == []  # an empty text still has one
+    again = stage.run_extraction(lake, workers=1)
+    assert (again.files, again.messages, again.already_done) == (0, 0, 2)
+    assert records(lake) == found
+
+
+def test_a_new_version_re_extracts_every_file_beside_the_old(tmp_path, monkeypatch):
+    lake = write_lake(tmp_path, files=1, per_file=6)
+    stage.run_extraction(lake, workers=1)
+    monkeypatch.setattr(stage, "version_tag", lambda: "9.9.9-newcatalog")
+    summary = stage.run_extraction(lake, workers=1)
+    assert (summary.files, summary.messages, summary.version) == (1, 6, "9.9.9-newcatalog")
+    versions = {r.extractor_version for r in records(lake)}
+    assert len(versions) == 2 and "9.9.9-newcatalog" in versions
+    assert len(lake.message_files()) == 1  # the messages themselves are untouched
+
+
+def test_a_bad_message_file_is_set_aside_and_the_rest_goes_through(tmp_path, capsys):
+    lake = write_lake(tmp_path, files=2, per_file=3)
+    bad = lake.message_file(date(2026, 11, 1), "chemed", "run-9999")
+    bad.write_text('{"not": "a message"}\n')
+    summary = stage.run_extraction(lake, workers=1)
+    assert summary.files == 2 and summary.skipped == 1
+    assert list(summary.failed) == [lake.relative(bad)]
+    assert f"{bad}:1:" in summary.failed[lake.relative(bad)]  # the file, the line, why
+    assert len(records(lake)) == 6
+
+
+def test_the_cli_says_set_aside_with_exit_1_and_a_summary(tmp_path, monkeypatch, capsys):
+    lake = write_lake(tmp_path, files=1, per_file=3)
+    monkeypatch.setenv("LAKE_DIR", str(lake.root))
+    assert main(["run", "--workers", "1"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (summary["stage"], summary["messages"], summary["files"]) == ("extract", 3, 1)
+    bad = lake.message_file(date(2026, 11, 2), "chemed", "bad")
+    bad.parent.mkdir(parents=True)
+    bad.write_text("not json\n")
+    assert main(["run"]) == 1
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["skipped"] == 1 and summary["failed"]
+
+
+def test_several_processes_write_the_same_records(tmp_path, monkeypatch):
+    one = write_lake(tmp_path / "one", files=4, per_file=40)
+    several = write_lake(tmp_path / "several", files=4, per_file=40)
+    stage.run_extraction(one, workers=1)
+    monkeypatch.setattr(stage, "BYTES_PER_WORKER", 1)  # a small backlog still fans out
+    summary = stage.run_extraction(several, workers=2)
+    assert summary.workers == 2 and summary.files == 4 and summary.messages == 160
+
+    def comparable(lake):
+        return [r.model_dump(exclude={"extracted_at"}) for r in records(lake)]
+
+    assert comparable(one) == comparable(several)
+
+
+def test_a_known_brand_alone_is_no_candidate_but_a_new_name_is(extract):
+    found = extract("Today's offers:\n- Nivea: 800 ETB\n- Hiwot Glow: 400 birr")
+    assert [c.name for c in found.candidates] == ["hiwot glow"]
