@@ -63,6 +63,7 @@ yolo_context() {  # a context holding only what the yolo image needs, torch whee
     echo "$ctx"
 }
 
+bash deploy/offline/disk.sh "$(docker info -f '{{.DockerRootDir}}')" "${TGMED_BUILD_NEED_GB:-30}"
 quiet_pip download --only-binary=:all: hatchling -d deploy/wheelhouse  # builds our packages
 for image in "${IMAGES[@]}"; do
     started=$SECONDS
@@ -80,6 +81,10 @@ for image in "${IMAGES[@]}"; do
     [ "$image" = postgres ] && args=(--build-arg "POSTGRES_BASE=tgmed/postgres-base:bookworm")
     [ "$image" = proxy ] && args=(--build-arg "PROXY_BASE=$BASE")  # nginx from Debian's apt
     log "$image: docker build -f $file $context"
+    if [ "$image" = yolo ]; then  # its torch environment, tagged: the prune below keeps it
+        docker build -q --force-rm -f "$file" "${args[@]}" --target deps \
+            -t "tgmed-yolo-deps:$TAG" "$context" >/dev/null
+    fi
     docker build -q --force-rm -f "$file" "${args[@]}" -t "tgmed-$image:$TAG" "$context" >/dev/null
     size=$(docker image inspect --format '{{.Size}}' "tgmed-$image:$TAG")
     log "$image: tgmed-$image:$TAG $((size / 1000000)) MB in $((SECONDS - started)) s"
