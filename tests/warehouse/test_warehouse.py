@@ -132,6 +132,17 @@ def test_images_per_channel_by_category(warehouse):
     )
 
 
+def test_has_image_is_true_or_false_never_null(warehouse):
+    """Issue 24: a post without media is has_image false, not null."""
+    rows = dict(
+        query(warehouse["url"], "select has_image, count(*) from marts.fct_messages group by 1")
+    )
+    truth = warehouse["truth"]["channels"].values()
+    assert rows[True] == sum(c["photos"] for c in truth)
+    assert rows[False] == sum(c["messages"] - c["photos"] for c in truth)
+    assert None not in rows
+
+
 def test_posts_per_day_and_per_week(warehouse):
     lake = warehouse["lake"]
     per_day, per_week = Counter(), Counter()

@@ -1,3 +1,4 @@
+{# post_hook's update: rows merged before has_image was false without media held null (issue 24) #}
 {{
     config(
         materialized='incremental',
@@ -14,6 +15,7 @@
         pre_hook=["{{ note_safe_point() }}"],
         post_hook=[
             "{{ ensure_index(['search_vector'], 'gin') }}",
+            "{% if is_incremental() %}update {{ this }} set has_image = false where has_image is null{% endif %}",
             "{{ record_safe_point() }}",
             "{{ analyze_if_new() }}",
         ],

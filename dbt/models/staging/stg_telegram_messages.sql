@@ -21,7 +21,7 @@ final as (
         (record ->> 'replies')::integer as reply_count,
         record ->> 'media_type' as media_type,
         record ->> 'media_path' as media_path,
-        record ->> 'media_type' = 'photo' as has_image,
+        coalesce(record ->> 'media_type' = 'photo', false) as has_image,  -- no media: false
         (record ->> 'grouped_id')::bigint as grouped_id,
         record ->> 'forwarded_from' as forwarded_from,
         (record ->> 'forwarded_from_id')::bigint as forwarded_from_id,

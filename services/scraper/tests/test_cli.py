@@ -82,9 +82,9 @@ def test_the_summary_counts_every_message_read_and_the_refresh_window_is_an_opti
     seen_options = []
     real = cli.scrape_channels
 
-    async def spy(fake, lake, channels, options):
+    async def spy(fake, lake, channels, options, summary):
         seen_options.append(options)
-        return await real(fake, lake, channels, options)
+        return await real(fake, lake, channels, options, summary)
 
     monkeypatch.setattr(cli, "scrape_channels", spy)
     monkeypatch.setattr(cli, "create_client", lambda settings, **_: client)

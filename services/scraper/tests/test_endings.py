@@ -115,6 +115,10 @@ def test_sigterm_stops_cleanly_with_the_summary_and_no_temporary_file(client, tm
     assert process.returncode == 128 + signal.SIGTERM
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["outcome"] == "interrupted" and "stopped by SIGTERM" in summary["error"]
+    # what was committed before the stop, under the run id its files carry (issue 24)
+    assert summary["channels"] == 1 and summary["messages"] == 8 and summary["read"] >= 8
+    assert summary["high_water_marks"] == {"chemed123": 8}
+    assert summary["run_id"] and summary["by_channel"]["chemed123"]["messages"] == 8
     assert "Traceback" not in err
     assert temp_files(tmp_path) == []
     assert lake_ids(lake) == list(range(1, 9))  # every completely fetched message kept

@@ -156,10 +156,13 @@ def test_result_json_symlinked_outside_is_refused_and_not_copied_to_quarantine(
     (folder / "result.json").symlink_to(tmp_path / "secret.txt")
     monkeypatch.setenv("LAKE_DIR", str(tmp_path / "lake"))
     code = cli.main(["import-export", str(folder)])
-    summary = json.loads(capsys.readouterr().out.splitlines()[-1])
+    out, err = capsys.readouterr()
+    summary = json.loads(out.splitlines()[-1])
     assert code == 1
     [reason] = summary["failed"].values()
     assert "symlink" in reason
+    # the log says what was done: set aside, not copied (issue 24)
+    assert "without copying it" in err and "copied" not in err.replace("without copying", "")
     lake = tmp_path / "lake"
     assert Lake(lake).quarantined("exports")  # the note says why
     assert SECRET not in lake_bytes(lake)  # but the file it points to was not copied

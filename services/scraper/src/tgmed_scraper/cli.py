@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 from datetime import UTC, date, datetime
@@ -26,7 +27,7 @@ from pathlib import Path
 from telethon import errors
 
 from tgmed_common.channels import parse_channels, read_channels_file
-from tgmed_common.lake import Lake
+from tgmed_common.lake import Lake, new_run_id
 from tgmed_common.logs import configure_logging, register_secrets
 from tgmed_common.settings import ConfigError, LakeSettings, load_settings, secret_values
 from tgmed_common.stage import run_stage
@@ -36,7 +37,7 @@ from tgmed_scraper.scrape import ScrapeOptions, ScrapeSummary, scrape_channels
 from tgmed_scraper.session import check_session, unknown_key_error
 from tgmed_scraper.settings import ScraperSettings, TelegramAppSettings, TelegramSettings
 from tgmed_scraper.signals import StopSignals
-from tgmed_scraper.telegram_client import create_client
+from tgmed_scraper.telegram_client import create_client, key_exchange_error
 
 log = logging.getLogger("tgmed_scraper")
 
@@ -114,7 +115,17 @@ def parser() -> argparse.ArgumentParser:
 
 async def _login(settings: TelegramAppSettings) -> None:
     client = create_client(settings)
-    await client.start()
+    try:
+        await client.start()
+    except ConnectionError as error:
+        config_error = key_exchange_error(settings, error)
+        if config_error is None:
+            raise
+        raise config_error from None
+    finally:
+        with contextlib.suppress(Exception):
+            await client.disconnect()
+        await _settled(client)
     session = client.session.save()
     await client.disconnect()
     print("Logged in. Store this as TELEGRAM_SESSION (it is a secret, like a password):")
@@ -173,29 +184,56 @@ async def _scrape(args: argparse.Namespace, lake: Lake, stop: StopSignals) -> di
     options = _options(args, load_settings(ScraperSettings))
     channels = _channels(args)
     client = create_client(telegram, timeout=options.request_timeout)
+    summary = ScrapeSummary(run_id=new_run_id(), refresh_days=options.refresh_days)
     try:
         with stop.cancelling(asyncio.current_task()):
             try:
                 await _open(client, options.request_timeout)
-                summary = await scrape_channels(client, lake, channels, options)
+                await scrape_channels(client, lake, channels, options, summary)
             except asyncio.CancelledError:
                 if stop.received is None:
                     raise
-                raise stop.interrupted() from None
+                # what the channels committed before the stop, in the summary
+                raise StoppedScrape(stop.interrupted(), summary) from None
     finally:
         try:
             async with asyncio.timeout(10):
                 await client.disconnect()
         except Exception as error:  # the connection may be dead already
             log.debug("disconnect: %s", describe(error))
+        await _settled(client)
     return summary.as_dict()
 
 
-def _failed_scrape(error: TransientScrapeError | Interrupted, outcome: str) -> dict:
-    """A scrape that ended before its channels did: one clear line, and a summary."""
+async def _settled(client) -> None:
+    """Telethon keeps why its connection ended (an unknown auth key: AuthKeyNotFound) in
+    a future only `client.disconnected` reads; unread, asyncio prints it with a
+    traceback at exit, after the one line that already said what to do."""
+    if getattr(client, "disconnected", None) is None or client.is_connected():
+        return  # a test double, or still connected (the property would make a new waiter)
+    waiter = client.disconnected  # the future itself once it is done
+    if waiter.done() and not waiter.cancelled():
+        waiter.exception()
+
+
+class StoppedScrape(Exception):
+    """A stop signal ended the scrape: the signal, and what was saved before it."""
+
+    def __init__(self, interrupted: Interrupted, summary: ScrapeSummary) -> None:
+        super().__init__(str(interrupted))
+        self.interrupted = interrupted
+        self.summary = summary
+
+
+def _failed_scrape(
+    error: TransientScrapeError | Interrupted, outcome: str, summary: ScrapeSummary | None = None
+) -> dict:
+    """A scrape that ended before its channels did: one clear line, and a summary of
+    what was saved (nothing, when it ended before any channel started)."""
     log.error("%s", error)
-    summary = ScrapeSummary(run_id="").as_dict()
-    return {**summary, "outcome": outcome, "error": str(error)}
+    body = (summary or ScrapeSummary(run_id="")).as_dict()
+    body.pop("error", None)
+    return {**body, "outcome": outcome, "error": str(error)}
 
 
 def _run(args: argparse.Namespace, stop: StopSignals) -> dict:
@@ -210,8 +248,8 @@ def _run(args: argparse.Namespace, stop: StopSignals) -> dict:
             return asyncio.run(_scrape(args, lake, stop))
         except TransientScrapeError as error:
             return _failed_scrape(error, "transient")
-        except Interrupted as error:
-            return _failed_scrape(error, "interrupted")
+        except StoppedScrape as stopped:
+            return _failed_scrape(stopped.interrupted, "interrupted", stopped.summary)
     try:
         with stop.raising():
             settings = load_settings(ScraperSettings)
@@ -230,6 +268,10 @@ def _run(args: argparse.Namespace, stop: StopSignals) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     configure_logging(args.log_level)
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        # Telethon's own connection chatter (connecting, disconnecting, "the server does
+        # not know the auth key") says less than our one line: shown with --log-level DEBUG
+        logging.getLogger("telethon").setLevel(logging.WARNING)
     stop = StopSignals()
     code = run_stage(
         args.command,

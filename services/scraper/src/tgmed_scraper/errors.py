@@ -32,6 +32,13 @@ class RateLimited(ScrapeError):
     kind = "rate_limited"
 
 
+class Incomplete(ScrapeError):
+    """The server holds newer messages than it handed out: the run stopped short (what
+    was read is saved; the next run starts after it)."""
+
+    kind = "incomplete"
+
+
 class TransientScrapeError(ScrapeError):
     """The network, Telegram's servers or another process got in the way: the same
     scrape is expected to work later, and resumes where this one stopped."""

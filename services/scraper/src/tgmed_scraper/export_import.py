@@ -402,7 +402,14 @@ def import_exports(
                 stream="exports",
                 copy_limit=max_export_bytes if error.copy else 0,
             )
-            log.error("copied %s to %s", export_file, note)
+            if note.exists():
+                log.error("copied %s to %s", export_file, note)
+            else:  # a symlink, a hard link, too large: only the note says why
+                log.error(
+                    "set %s aside without copying it (see why in %s.reason.json)",
+                    export_file,
+                    note,
+                )
             continue
         for refused in parsed.media_refused:
             summary.refuse(export_file, refused)

@@ -44,6 +44,7 @@ from tgmed_common.state import HighWaterMarks
 from tgmed_scraper.convert import has_photo, message_to_record, observation_of, snapshot_of
 from tgmed_scraper.errors import (
     ChannelUnavailable,
+    Incomplete,
     RateLimited,
     ScrapeError,
     SessionError,
@@ -117,6 +118,9 @@ class ChannelResult:
     seconds: float = 0.0
     error: str | None = None
     failure: str | None = None  # the kind: transient, unavailable, rate_limited, failed
+    # messages the server did not hand out (newest id - last id read): the run stopped short
+    left: int = 0
+    snapshot_error: str | None = None  # the snapshot could not be read (messages were)
 
 
 _PER_CHANNEL = (
@@ -184,6 +188,11 @@ class ScrapeSummary:
             "flood_waited_seconds": self.total("flood_waited"),
             "rate_limited_until": {c.channel: c.retry_at for c in self.channels if c.retry_at},
             "high_water_marks": {c.channel: c.high_water_mark for c in self.channels},
+            # the server stopped short: newest id - last id read, per channel
+            "messages_left": {c.channel: c.left for c in self.channels if c.left},
+            "snapshot_errors": {
+                c.channel: c.snapshot_error for c in self.channels if c.snapshot_error
+            },
             "subscribers": {c.channel: c.subscribers for c in self.channels if c.snapshots},
             "by_channel": {
                 c.channel: {n: getattr(c, n) for n in _PER_CHANNEL} for c in self.channels
@@ -224,16 +233,14 @@ class ChannelScraper:
             raise TransientScrapeError(
                 f"channel {self.channel}: Telegram did not answer within {limit:g}s "
                 f"(SCRAPER_REQUEST_TIMEOUT_SECONDS) while {what}; the network or Telegram "
-                f"is down or slow: run again later, it resumes after message "
-                f"{self.writer.marks.get(self.channel)} with nothing lost"
+                f"is down or slow: run again later"
             ) from None
         except errors.AuthKeyNotFound:
             raise unknown_key_error() from None
         except _TRANSIENT as error:
             raise TransientScrapeError(
                 f"channel {self.channel}: the connection to Telegram failed while {what} "
-                f"({describe(error)}); run again later, it resumes after message "
-                f"{self.writer.marks.get(self.channel)} with nothing lost"
+                f"({describe(error)}); run again later"
             ) from None
 
     async def _request(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
@@ -317,13 +324,29 @@ class ChannelScraper:
         return entity
 
     async def _snapshot(self, entity: types.Channel) -> None:
-        full = await self._request(
-            "reading the channel's info",
-            lambda: self.client(
-                functions.channels.GetFullChannelRequest(channel=utils.get_input_channel(entity))
-            ),
-        )
-        snapshot = snapshot_of(full, channel=self.channel, observed_at=self.options.now())
+        """The channel's snapshot: extra data, so a failure to read it (a layer the
+        server does not speak, an error of its own) is reported and the messages are
+        scraped all the same. A FloodWait too long to wait, a lost session or a dead
+        connection still end the channel: the messages would meet them too."""
+        try:
+            full = await self._request(
+                "reading the channel's info",
+                lambda: self.client(
+                    functions.channels.GetFullChannelRequest(
+                        channel=utils.get_input_channel(entity)
+                    )
+                ),
+            )
+            snapshot = snapshot_of(full, channel=self.channel, observed_at=self.options.now())
+        except (RateLimited, TransientScrapeError, SessionError, DiskFullError):
+            raise
+        except Exception as error:
+            self.result.snapshot_error = clean_text(
+                f"channel {self.channel}: its info (subscribers, title, description) could "
+                f"not be read, its messages are scraped without a snapshot: {describe(error)}"
+            )
+            log.warning("%s", self.result.snapshot_error)
+            return
         self.writer.add_snapshot(snapshot)
         self.result.subscribers = snapshot.subscribers
 
@@ -352,18 +375,22 @@ class ChannelScraper:
             for message_id in sorted(newest)[-wanted:]:
                 yield newest[message_id]
             return
-        last_id, given = after_id, 0
+        # Telethon ends a reverse listing at the first message of a page at or below
+        # the last one it handed out, which a server padding its pages with older
+        # messages sends before the newer ones: listing again after the last id goes on,
+        # until a listing brings nothing new; then the channel's newest id says whether
+        # the server stopped short (the channel is reported incomplete, nothing is lost)
+        last_id, given, newest = after_id, 0, 0
         while True:
             remaining = None if self.options.limit is None else self.options.limit - given
-            if remaining is not None and remaining <= 0:
-                return
+            before = last_id
             try:
                 async for message in self._listing(
                     "listing messages",
                     self.client.iter_messages(
                         entity,
                         min_id=last_id,
-                        offset_date=self.options.since if first_run else None,
+                        offset_date=self.options.since if last_id == 0 else None,
                         reverse=True,
                         limit=remaining,
                     ),
@@ -375,9 +402,36 @@ class ChannelScraper:
                     last_id = message.id
                     given += 1
                     yield message
-                return
             except errors.FloodWaitError as wait:
                 await self._wait_out(wait, "listing messages")
+                continue
+            if remaining is not None and given >= self.options.limit:
+                return
+            newest = newest or await self._newest_id(entity)
+            if last_id >= newest:
+                return
+            if last_id == before:  # the server has newer messages but hands none out
+                self.result.left = newest - last_id
+                return
+
+    async def _newest_id(self, entity: Any) -> int:
+        """The id of the channel's newest message (0: none), one page of one message."""
+        page = await self._request(
+            "reading the channel's newest message id",
+            lambda: self.client(
+                functions.messages.GetHistoryRequest(
+                    peer=utils.get_input_peer(entity),
+                    offset_id=0,
+                    offset_date=None,
+                    add_offset=0,
+                    limit=1,
+                    max_id=0,
+                    min_id=0,
+                    hash=0,
+                )
+            ),
+        )
+        return max((m.id for m in getattr(page, "messages", [])), default=0)
 
     async def _recent_messages(self, entity: Any, upto_id: int) -> AsyncIterator[types.Message]:
         """The refresh window: messages at or below `upto_id` posted in the last
@@ -499,6 +553,14 @@ class ChannelScraper:
             )
             async for message in self._recent_messages(entity, after_id):
                 await self._take(entity, message, refresh=True, scraped_at=self.options.now())
+        if self.result.left:
+            self.writer.flush()
+            mark = self.writer.marks.get(self.channel)
+            raise Incomplete(
+                f"channel {self.channel}: the server stopped handing out messages after id "
+                f"{mark} though its newest is {mark + self.result.left}: up to "
+                f"{self.result.left} messages are left; run again, it resumes after {mark}"
+            )
 
     async def run(self) -> ChannelResult:
         started = time.monotonic()
@@ -542,12 +604,19 @@ class ChannelScraper:
 
 
 async def scrape_channels(
-    client: Any, lake: Lake, channels: list[str], options: ScrapeOptions
+    client: Any,
+    lake: Lake,
+    channels: list[str],
+    options: ScrapeOptions,
+    summary: ScrapeSummary | None = None,
 ) -> ScrapeSummary:
     """Scrape every channel with `client` (a connected, authorised TelegramClient or a
     test double with the same methods). A session the server rejects (SessionError)
-    ends the whole scrape; any other failure ends only its channel."""
-    summary = ScrapeSummary(run_id=new_run_id(), refresh_days=options.refresh_days)
+    ends the whole scrape; any other failure ends only its channel. `summary`, when
+    given, is filled in even when the scrape is cancelled (a stop signal): what each
+    started channel saved, under the run id its files carry."""
+    if summary is None:
+        summary = ScrapeSummary(run_id=new_run_id(), refresh_days=options.refresh_days)
     gate = asyncio.Semaphore(options.concurrency)
     names = list(dict.fromkeys(canonical_channel(c) for c in channels))
     results: dict[str, ChannelResult] = {}
@@ -567,13 +636,12 @@ async def scrape_channels(
                     scraper.result,
                     TransientScrapeError(
                         f"channel {name}: not finished within {limit:g}s "
-                        f"(SCRAPER_CHANNEL_TIMEOUT_SECONDS); what was fetched is saved up to "
-                        f"message {scraper.result.high_water_mark}: run again to continue, "
-                        "or raise the limit"
+                        "(SCRAPER_CHANNEL_TIMEOUT_SECONDS): run again to continue, or raise "
+                        "the limit"
                     ),
                 )
-            except ChannelBusy as error:
-                _fail(scraper.result, TransientScrapeError(str(error)))
+            except ChannelBusy as error:  # before anything was read: no mark to name
+                _fail(scraper.result, TransientScrapeError(str(error)), saved=False)
             except ScrapeError as error:
                 _fail(scraper.result, error)
             except Exception as error:
@@ -585,11 +653,16 @@ async def scrape_channels(
                 group.create_task(one(name))
     except ExceptionGroup as failures:  # only a SessionError leaves `one`
         raise failures.exceptions[0] from None
-    summary.channels = [results[name] for name in names]
+    finally:  # cancelled too: the channels that started, with what they saved
+        summary.channels = [results[name] for name in names if name in results]
     return summary
 
 
-def _fail(result: ChannelResult, error: ScrapeError) -> None:
-    result.error = clean_text(str(error)) or type(error).__name__
+def _fail(result: ChannelResult, error: ScrapeError, *, saved: bool = True) -> None:
+    text = str(error)
+    if isinstance(error, TransientScrapeError) and saved:
+        # named here, after run() saved what was fetched: the mark actually kept
+        text += f"; it resumes after message {result.high_water_mark} (saved) with nothing lost"
+    result.error = clean_text(text) or type(error).__name__
     result.failure = error.kind
     log.error("%s", result.error)

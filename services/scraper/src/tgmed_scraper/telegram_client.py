@@ -107,6 +107,46 @@ def server_override(settings: TelegramAppSettings) -> ServerOverride | None:
     )
 
 
+class _KeyExchangeFailures(logging.Filter):
+    """What Telethon says (in a warning per attempt, nothing in the error it raises)
+    when a key exchange fails because the server offers an RSA key it does not know:
+    noted, and kept off the log unless at DEBUG (the error we raise says it once)."""
+
+    unknown_fingerprints = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "could not find a valid key for fingerprints" not in record.getMessage():
+            return True
+        self.unknown_fingerprints = True
+        return logging.getLogger().getEffectiveLevel() <= logging.DEBUG
+
+
+KEY_EXCHANGE = _KeyExchangeFailures()
+logging.getLogger("telethon.network.mtprotosender").addFilter(KEY_EXCHANGE)
+
+
+def key_exchange_error(settings: TelegramAppSettings, error: BaseException) -> ConfigError | None:
+    """A first connection (login) that failed its key exchange because the server's
+    public key is missing or wrong: a configuration error naming the variable (a retry
+    cannot help); None for any other failure."""
+    if "auth_key generation failed" not in str(error) or not KEY_EXCHANGE.unknown_fingerprints:
+        return None
+    server = server_override(settings)
+    if server is None:
+        return None  # Telegram's own servers: Telethon knows their keys
+    if server.public_key is None:
+        return ConfigError(
+            f"the server {server} offers an RSA key Telethon does not know, so no session "
+            "can be created: set TELEGRAM_SERVER_PUBLIC_KEY to the server's public key (PEM "
+            "text or the path of a .pem file); a retry will not help"
+        )
+    return ConfigError(
+        f"the server {server} does not use the key in TELEGRAM_SERVER_PUBLIC_KEY (its "
+        "fingerprint is not among those the server offers): give that server's public "
+        "key; a retry will not help"
+    )
+
+
 def create_client(settings: TelegramAppSettings, *, timeout: float = 10) -> TelegramClient:
     """A client that has not connected yet. `timeout` bounds each connection attempt.
     Raises ConfigError (a SessionError for TELEGRAM_SESSION) before any network use."""
@@ -121,7 +161,7 @@ def create_client(settings: TelegramAppSettings, *, timeout: float = 10) -> Tele
         session.set_dc(server.dc_id, server.address, server.port)
         if server.public_key is not None:
             add_key(server.public_key, old=False)
-        log.info("Telegram server: %s (TELEGRAM_SERVER)", server)
+        log.debug("Telegram server: %s (TELEGRAM_SERVER)", server)
     # flood_sleep_threshold=0: every FloodWait reaches our own policy (wait when short,
     # fail clearly when long) instead of Telethon sleeping silently.
     return TelegramClient(

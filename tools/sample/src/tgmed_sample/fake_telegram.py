@@ -10,6 +10,12 @@ Faults it can play, each at a point defined by progress (never by time): a Flood
 a connection lost after N messages, a server that stops answering after N messages, a
 server that pads `min_id` pages with older messages, a download that stops half-way.
 
+`TelethonOverFake` is a real `TelegramClient` whose requests are answered by the fake
+instead of the network: its `iter_messages` is Telethon's own paging (offsets, reversal,
+range checks, page size 100), over `messages.getHistory` pages the fake answers as
+Telegram does or, with `pads_pages`, as a server that fills a short page with older
+messages (a real open-source MTProto server does).
+
 Used by the scraper's tests, by subprocess tests that kill a scrape, and by the
 refresh benchmark.
 """
@@ -22,8 +28,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from telethon import errors, utils
+from telethon import TelegramClient, errors, utils
 from telethon._updates import EntityCache
+from telethon.sessions import StringSession
 from telethon.tl import functions, types
 
 from tgmed_sample.photos import PhotoPool
@@ -159,6 +166,11 @@ class FakeTelegramClient:
     fail_after: int | None = None  # connection lost after handing out this many messages
     stall_after: int | None = None  # stops answering after handing out this many messages
     pad_old: int = 0  # a min_id page also carries this many messages at or below min_id
+    # messages.getHistory: a short page is filled up with older messages (see _history)
+    pads_pages: bool = False
+    hands_out_up_to: int | None = None  # listings stop there though newer messages exist
+    full_channel_error: BaseException | None = None  # channels.getFullChannel raises it
+    history_requests: list[Any] = field(default_factory=list)
     flood_waits: list[int] = field(default_factory=list)  # raised at the start of listings
     flood_at_listing: dict[int, int] = field(default_factory=dict)  # listing number -> wait
     expired_references: set[int] = field(default_factory=set)
@@ -215,6 +227,8 @@ class FakeTelegramClient:
         await self._answering()
         self.requests.append(request)
         if isinstance(request, functions.channels.GetFullChannelRequest):
+            if self.full_channel_error is not None:
+                raise self.full_channel_error
             # the scraper passes an InputChannel, as Telethon sends it
             wanted = utils.get_peer_id(request.channel, add_mark=False)
             name = next(n for n, i in self.ids.items() if i == wanted)
@@ -233,7 +247,36 @@ class FakeTelegramClient:
             return types.messages.ChatFull(
                 full_chat=full, chats=[channel_entity(name, self.ids[name])], users=[]
             )
+        if isinstance(request, functions.messages.GetHistoryRequest):
+            return self._history(request)
         raise NotImplementedError(f"the fake Telegram does not answer {type(request).__name__}")
+
+    def _history(self, request: functions.messages.GetHistoryRequest) -> Any:
+        """One page of `messages.getHistory`, newest first: from the first message older
+        than `offset_id` (or sent before `offset_date`; the newest when neither), moved
+        by `add_offset`, `limit` of them. Telegram cuts a page that starts above the
+        newest message short (offset -100 from 40 messages below the top: 40); with
+        `pads_pages` the page starts at the top and holds `limit` all the same, older
+        messages filling it."""
+        self.history_requests.append(request)
+        name = next(n for n, i in self.ids.items() if i == request.peer.channel_id)
+        history = sorted(self.channels[name], key=lambda m: m.id, reverse=True)
+        if request.offset_id:
+            older = [i for i, m in enumerate(history) if m.id < request.offset_id]
+        elif request.offset_date:
+            older = [i for i, m in enumerate(history) if m.date < request.offset_date]
+        else:
+            older = [0]
+        start = (older[0] if older else len(history)) + request.add_offset
+        end = start + request.limit
+        if self.pads_pages:
+            start = max(start, 0)
+            end = start + request.limit
+        page = history[max(start, 0) : max(end, 0)]
+        entity = channel_entity(name, self.ids[name])
+        return types.messages.ChannelMessages(
+            pts=1, count=len(history), messages=page, topics=[], chats=[entity], users=[]
+        )
 
     def _finish(self, message: Any, entity: types.Channel) -> Any:
         """What Telethon does to every message it hands out: attach the response's
@@ -264,6 +307,8 @@ class FakeTelegramClient:
             raise errors.FloodWaitError(request=None, capture=wait)
         history = self.channels[entity.username]
         chosen = [m for m in history if m.id > min_id]
+        if self.hands_out_up_to is not None:
+            chosen = [m for m in chosen if m.id <= self.hands_out_up_to]
         if reverse and min_id and self.pad_old:
             # Telethon does not check min_id when going in reverse: whatever older
             # messages the server puts in the page are handed out
@@ -310,3 +355,33 @@ class FakeTelegramClient:
         self.downloads.append(message.id)
         file.write(JPEG)
         return file
+
+
+class TelethonOverFake(TelegramClient):
+    """A real TelegramClient that never dials: every request goes to `fake` (above), so
+    `iter_messages` runs Telethon's own paging over the fake's getHistory pages."""
+
+    def __init__(self, fake: FakeTelegramClient) -> None:
+        super().__init__(StringSession(), 1, "0" * 32, receive_updates=False)
+        self.fake = fake
+
+    async def connect(self) -> None:
+        await self.fake.connect()
+
+    async def disconnect(self) -> None:
+        await self.fake.disconnect()
+
+    async def is_user_authorized(self) -> bool:
+        return True
+
+    async def get_entity(self, entity: Any) -> Any:
+        return await self.fake.get_entity(entity)
+
+    async def get_messages(self, *args: Any, **kwargs: Any) -> Any:
+        return await self.fake.get_messages(*args, **kwargs)
+
+    async def download_media(self, *args: Any, **kwargs: Any) -> Any:
+        return await self.fake.download_media(*args, **kwargs)
+
+    async def __call__(self, request: Any, ordered: bool = False, flood_sleep_threshold=None):
+        return await self.fake(request)
