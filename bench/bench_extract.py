@@ -9,6 +9,9 @@ loader's own work on the same messages, measured in the same run.
    (issue 22): extraction costs at most the load, ratio extract/load <= 1. Then again
    with every text distinct (each message gets its own line), where no text repeats.
 3. a re-run: nothing to extract (the version's files exist).
+4. a scrape's refresh window: the distinct lake's posts written again in new files (new
+   scrape times, same texts), with the findings store the distinct run left: what an
+   incremental run pays for posts an earlier run extracted (a lookup each).
 
     uv run python bench/bench_extract.py [--messages 200000] [--files 40]
 
@@ -24,7 +27,7 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import psycopg
@@ -36,7 +39,8 @@ from eval_extract_lib import evaluate
 
 from tgmed_common.lake import Lake, read_messages
 from tgmed_devdb.server import create_database, start, stop
-from tgmed_extract.stage import run_extraction
+from tgmed_extract.findings_store import store_path
+from tgmed_extract.stage import run_extraction, version_tag
 from tgmed_loader.load import load_stream
 from tgmed_loader.schema import ensure_raw_schema
 
@@ -65,6 +69,25 @@ def distinct_copy(source: Lake, target: Lake) -> None:
         )
 
 
+def refresh_copy(source: Lake, target: Lake) -> None:
+    """The same posts read again a day later, in files of a new run (a refresh window),
+    and the findings store of the source's extraction (an earlier run's)."""
+    for path in source.message_files():
+        records = [
+            r.model_copy(update={"scraped_at": r.scraped_at + timedelta(days=1)})
+            for r in read_messages(path)
+        ]
+        day = path.parent.parent.name.removeprefix("date=")
+        channel = path.parent.name.removeprefix("channel=")
+        target.write_records(
+            target.message_file(date.fromisoformat(day), channel, f"{path.stem}-refresh"),
+            records,
+        )
+    store = store_path(source.root, version_tag())
+    store_path(target.root, version_tag()).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(store, store_path(target.root, version_tag()))
+
+
 def race(url: str, lake: Lake, name: str, workers: int) -> float:
     database = create_database(url, f"bench_extract_{name}", replace=True)
     with psycopg.connect(database) as conn:
@@ -78,7 +101,8 @@ def race(url: str, lake: Lake, name: str, workers: int) -> float:
     print(
         f"{name}: extract {extracted.messages:,} messages in {extract_seconds:.1f}s "
         f"({extracted.messages / extract_seconds:,.0f}/s, {extracted.workers} processes, "
-        f"{extracted.extracted:,} texts extracted, {extracted.reused:,} reused); load "
+        f"{extracted.extracted:,} texts extracted, {extracted.reused:,} reused, "
+        f"{extracted.remembered:,} from earlier runs); load "
         f"{loaded.rows:,} in {loaded.seconds:.1f}s ({loaded.rows / loaded.seconds:,.0f}/s); "
         f"extract/load = {ratio:.2f} (goal <= 1)"
     )
@@ -112,6 +136,9 @@ def main() -> None:
         distinct = Lake(work / "distinct")
         distinct_copy(lake, distinct)
         race(url, distinct, "distinct", args.workers)
+        refreshed = Lake(work / "refresh")
+        refresh_copy(distinct, refreshed)
+        race(url, refreshed, "refresh", args.workers)  # texts an earlier run extracted
     finally:
         if server is not None:
             stop(server)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime
 
-from tgmed_common.lake import Lake, read_extractions
+from tgmed_common.lake import Lake, read_extractions, read_messages
 from tgmed_common.records import MessageRecord
 from tgmed_extract import stage
 from tgmed_extract.cli import main
@@ -125,3 +125,75 @@ def test_several_processes_write_the_same_records(tmp_path, monkeypatch):
 def test_a_known_brand_alone_is_no_candidate_but_a_new_name_is(extract):
     found = extract("Today's offers:\n- Nivea: 800 ETB\n- Hiwot Glow: 400 birr")
     assert [c.name for c in found.candidates] == ["hiwot glow"]
+
+
+# --- the findings store: a text is extracted once per version, across runs -------------
+
+
+def refresh_copy(lake: Lake, run: str) -> None:
+    """What a scrape's refresh window writes: the same posts again, in a new file."""
+    for path in lake.message_files()[:1]:
+        records = [
+            r.model_copy(update={"scraped_at": datetime(2026, 11, 3, tzinfo=UTC)})
+            for r in read_messages(path)
+        ]
+        lake.write_records(lake.message_file(date(2026, 11, 1), "chemed", run), records)
+
+
+def test_a_refreshed_post_is_not_extracted_again(tmp_path):
+    lake = write_lake(tmp_path, files=1, per_file=12)
+    stage.close_stores()
+    stage._seen.clear()  # a new process: nothing of this run's texts in memory
+    first = stage.run_extraction(lake, workers=1)
+    assert first.extracted == len(TEXTS) and first.remembered == 0
+    refresh_copy(lake, "run-refresh")
+    stage._seen.clear()  # the next run is another process
+    again = stage.run_extraction(lake, workers=1)
+    assert (again.files, again.messages, again.extracted) == (1, 12, 0)
+    assert again.remembered == len(TEXTS) and again.reused == 12 - len(TEXTS)
+    # the same findings as an extraction from scratch
+    by_file = {}
+    for path in lake.extraction_files():
+        by_file[path.name] = [
+            r.model_dump(include={"mentions", "prices", "services", "candidates"})
+            for r in read_extractions(path)
+        ]
+    assert len(by_file) == 2
+    [original, refreshed] = by_file.values()
+    assert original == refreshed
+
+
+def test_another_version_starts_a_store_of_its_own_and_drops_the_old(tmp_path, monkeypatch):
+    lake = write_lake(tmp_path, files=1, per_file=6)
+    stage._seen.clear()
+    stage.run_extraction(lake, workers=1)
+    [old] = (lake.root / "state" / "extract").glob("findings-*.sqlite")
+    monkeypatch.setattr(stage, "version_tag", lambda: "9.9.9-newcatalog")
+    stage._seen.clear()
+    summary = stage.run_extraction(lake, workers=1)
+    assert summary.extracted == len(TEXTS) and summary.remembered == 0  # never the old one's
+    stores = [p.name for p in (lake.root / "state" / "extract").glob("findings-*.sqlite")]
+    assert stores == ["findings-9.9.9-newcatalog.sqlite"] and not old.exists()
+
+
+def test_a_corrupt_store_is_reported_and_every_text_extracted(tmp_path, caplog):
+    lake = write_lake(tmp_path, files=1, per_file=6)
+    path = lake.root / "state" / "extract" / f"findings-{stage.version_tag()}.sqlite"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"this is not a database" * 100)
+    stage._seen.clear()
+    summary = stage.run_extraction(lake, workers=1)
+    assert summary.files == 1 and summary.extracted == len(TEXTS) and summary.skipped == 0
+    assert "cannot be used" in caplog.text and str(path) in caplog.text
+    assert len(records(lake)) == 6
+
+
+def test_several_processes_share_the_store(tmp_path, monkeypatch):
+    lake = write_lake(tmp_path, files=4, per_file=40)
+    monkeypatch.setattr(stage, "BYTES_PER_WORKER", 1)
+    first = stage.run_extraction(lake, workers=2)
+    assert first.workers == 2 and first.remembered == 0
+    for run in ("run-r1", "run-r2"):
+        refresh_copy(lake, run)
+    again = stage.run_extraction(lake, workers=2)
+    assert again.messages == 80 and again.extracted == 0 and again.remembered > 0

@@ -235,6 +235,7 @@ EXTRACT_NUMBERS = (
     "messages",
     "extracted",
     "reused",
+    "remembered",
     "with_products",
     "mentions",
     "prices",

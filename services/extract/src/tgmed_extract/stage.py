@@ -10,9 +10,12 @@ the raw tables are not touched). Each extraction file is written atomically: a c
 loses at most the files in flight, never half a file, and a re-run adds nothing.
 
 Work is per file, on one process per core for big backlogs (a process builds the
-knowledge base once: ~1.5 s, so small backlogs stay in this process). Within a process,
-a text already extracted in this run (a re-scrape, a repost, a seller's standard post)
-is not extracted again: its serialised findings are reused.
+knowledge base once: ~1.5 s, so small backlogs stay in this process). A text is
+extracted once per version: within a process, a text already extracted in this run (a
+re-scrape, a repost, a seller's standard post) reuses its serialised findings, and a
+text an earlier run extracted takes its findings from the lake's findings store
+(tgmed_extract.findings_store: what makes a scrape's refresh window cost a lookup per
+post, not an extraction).
 """
 
 from __future__ import annotations
@@ -33,7 +36,14 @@ from tgmed_common.atomic import atomic_writer
 from tgmed_common.lake import Lake, LakeRecordError, read_messages
 from tgmed_common.progress import Progress
 from tgmed_extract.extract import EXTRACTOR_VERSION, Extraction, extract
-from tgmed_extract.knowledge import knowledge, knowledge_version
+from tgmed_extract.findings_store import (
+    Counts,
+    FindingsStore,
+    remove_other_versions,
+    store_path,
+    text_key,
+)
+from tgmed_extract.knowledge import knowledge_version
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +72,8 @@ class ExtractSummary:
     already_done: int = 0  # message files extracted before under this version
     messages: int = 0
     extracted: int = 0  # texts run through the extractor (the rest reused a result)
-    reused: int = 0
+    reused: int = 0  # a text met before in this run
+    remembered: int = 0  # a text an earlier run extracted (the findings store)
     with_products: int = 0
     mentions: int = 0
     prices: int = 0
@@ -115,14 +126,50 @@ def findings_json(result: Extraction) -> str:
     return ",".join(parts)
 
 
-_seen: dict[str, tuple[str, tuple[int, int, int, int, int]]] = {}
+_seen: dict[str, tuple[str, Counts]] = {}
+_stores: dict[Path, FindingsStore] = {}
 
 
-def _findings(text: str) -> tuple[str, tuple[int, int, int, int, int], bool]:
-    """(JSON of the findings, their counts, whether they were reused from this run)."""
+def _store(path: Path | None) -> FindingsStore | None:
+    """This process's connection to the findings store at `path` (None: no store)."""
+    if path is None:
+        return None
+    if path not in _stores:
+        _stores[path] = FindingsStore(path)
+    return _stores[path]
+
+
+def close_stores() -> None:
+    for store in _stores.values():
+        store.close()
+    _stores.clear()
+
+
+def _remembered(texts: list[str], store: FindingsStore | None) -> dict[str, tuple[str, Counts]]:
+    """The findings the store holds for those of `texts` not met in this run yet."""
+    if store is None:
+        return {}
+    keys = {text_key(t): t for t in dict.fromkeys(texts) if t not in _seen}
+    return {keys[key]: found for key, found in store.get_many(list(keys)).items()}
+
+
+def _findings(
+    text: str,
+    stored: dict[str, tuple[str, Counts]],
+    new: list[tuple[bytes, str, Counts]] | None,
+) -> tuple[str, Counts, str]:
+    """(JSON of the findings, their counts, where they came from: `reused` from this
+    run, `remembered` from the store (`stored`), or `extracted` now, then added to `new`
+    for the store)."""
     hit = _seen.get(text)
     if hit is not None:
-        return hit[0], hit[1], True
+        return hit[0], hit[1], "reused"
+    if len(_seen) >= _SEEN_LIMIT:
+        _seen.clear()
+    remembered = stored.get(text)
+    if remembered is not None:
+        _seen[text] = remembered
+        return remembered[0], remembered[1], "remembered"
     result = extract(text)
     counts = (
         1 if result.mentions else 0,
@@ -131,10 +178,10 @@ def _findings(text: str) -> tuple[str, tuple[int, int, int, int, int], bool]:
         len(result.services),
         len(result.candidates),
     )
-    if len(_seen) >= _SEEN_LIMIT:
-        _seen.clear()
     _seen[text] = found = (findings_json(result), counts)
-    return found[0], counts, False
+    if new is not None:
+        new.append((text_key(text), found[0], counts))
+    return found[0], counts, "extracted"
 
 
 def record_head(tag: str, stamp: dict[str, str]) -> str:
@@ -168,38 +215,46 @@ def extraction_record(channel: str, message_id: int, scraped_at: datetime, text:
     )
 
 
-def extract_file(work: Work, tag: str, stamp: dict[str, str]) -> dict[str, Any]:
-    """One message file into its extraction file; the counts (or `problem`)."""
+def extract_file(
+    work: Work, tag: str, stamp: dict[str, str], store_at: Path | None = None
+) -> dict[str, Any]:
+    """One message file into its extraction file; the counts (or `problem`). With
+    `store_at`, texts earlier runs extracted are taken from that findings store, and the
+    texts extracted here are added to it once the extraction file is written."""
     counts = dict.fromkeys(
-        ("messages", "extracted", "reused", "with_products", "mentions", "prices", "services",
-         "candidates"), 0)  # fmt: skip
+        ("messages", "extracted", "reused", "remembered", "with_products", "mentions", "prices",
+         "services", "candidates"), 0)  # fmt: skip
     lines = []
     head = record_head(tag, stamp)
+    store = _store(store_at)
+    new: list[tuple[bytes, str, Counts]] = []
     try:
-        for message in read_messages(work.source):
-            findings, found, reused = _findings(message.text)
-            counts["messages"] += 1
-            counts["reused" if reused else "extracted"] += 1
-            for name, value in zip(
-                ("with_products", "mentions", "prices", "services", "candidates"),
-                found,
-                strict=True,
-            ):
-                counts[name] += value
-            lines.append(
-                record_line(
-                    head, message.channel_username, message.message_id, message.scraped_at, findings
-                )
-            )
+        messages = list(read_messages(work.source))
     except (LakeRecordError, OSError) as error:
         return {"problem": f"{error}", "source": str(work.source)}
+    stored = _remembered([m.text for m in messages], store)
+    for message in messages:
+        findings, found, origin = _findings(
+            message.text, stored, new if store is not None else None
+        )
+        counts["messages"] += 1
+        counts[origin] += 1
+        for name, value in zip(
+            ("with_products", "mentions", "prices", "services", "candidates"),
+            found,
+            strict=True,
+        ):
+            counts[name] += value
+        lines.append(
+            record_line(
+                head, message.channel_username, message.message_id, message.scraped_at, findings
+            )
+        )
     with atomic_writer(work.target, overwrite=False) as stream:
         stream.write("".join(lines).encode())
+    if store is not None:
+        store.put(new)
     return counts
-
-
-def _worker_start() -> None:
-    knowledge()  # built once per process, before its first file
 
 
 def run_extraction(lake: Lake, workers: int = 0) -> ExtractSummary:
@@ -209,6 +264,9 @@ def run_extraction(lake: Lake, workers: int = 0) -> ExtractSummary:
     tag = version_tag()
     summary = ExtractSummary(version=tag)
     todo, summary.already_done = plan(lake, tag)
+    store_at = store_path(lake.root, tag)
+    for old in remove_other_versions(lake.root, tag):
+        log.info("removed the findings store of another version: %s", lake.relative(old))
     total_bytes = sum(w.size for w in todo)
     cores = workers or os.cpu_count() or 1
     summary.workers = max(1, min(cores, len(todo), math.ceil(total_bytes / BYTES_PER_WORKER)))
@@ -245,16 +303,22 @@ def run_extraction(lake: Lake, workers: int = 0) -> ExtractSummary:
         progress.advance()
 
     if summary.workers == 1:
-        for work in todo:
-            finished(work, extract_file(work, tag, stamp))
+        try:
+            for work in todo:
+                finished(work, extract_file(work, tag, stamp, store_at))
+        finally:
+            close_stores()
     else:
         # spawned, not forked: the parent may hold Dagster Pipes' threads and locks
         with ProcessPoolExecutor(
-            summary.workers, mp_context=get_context("spawn"), initializer=_worker_start
+            # no initializer: a process builds the knowledge base (~1.5 s) at its first
+            # text to extract, never when the store knows all of its texts
+            summary.workers,
+            mp_context=get_context("spawn"),
         ) as pool:
             # biggest first, so the last file to finish is a small one
             ordered = sorted(todo, key=lambda w: -w.size)
-            futures = {pool.submit(extract_file, w, tag, stamp): w for w in ordered}
+            futures = {pool.submit(extract_file, w, tag, stamp, store_at): w for w in ordered}
             for future in as_completed(futures):
                 finished(futures[future], future.result())
     progress.done()
