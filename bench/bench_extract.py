@@ -40,6 +40,7 @@ from eval_extract_lib import evaluate
 from tgmed_common.lake import Lake, read_messages
 from tgmed_devdb.server import create_database, start, stop
 from tgmed_extract.findings_store import store_path
+from tgmed_extract import stage
 from tgmed_extract.stage import run_extraction, version_tag
 from tgmed_loader.load import load_stream
 from tgmed_loader.schema import ensure_raw_schema
@@ -55,37 +56,35 @@ def quality() -> None:
     evaluate(rows, 0)
 
 
-def distinct_copy(source: Lake, target: Lake) -> None:
-    """The same files with every text made distinct (its own last line)."""
+def copy_lake(source: Lake, target: Lake, change, suffix: str = "") -> None:
+    """Every message file of `source` into `target` (named `<stem><suffix>`), each record
+    changed by `change(record)`, a dict of fields to update."""
     for path in source.message_files():
-        records = [
-            r.model_copy(update={"text": f"{r.text}\nref {r.channel_username} {r.message_id}"})
-            for r in read_messages(path)
-        ]
+        records = [r.model_copy(update=change(r)) for r in read_messages(path)]
         day = path.parent.parent.name.removeprefix("date=")
         channel = path.parent.name.removeprefix("channel=")
         target.write_records(
-            target.message_file(date.fromisoformat(day), channel, path.stem), records
+            target.message_file(date.fromisoformat(day), channel, f"{path.stem}{suffix}"),
+            records,
         )
+
+
+def distinct_copy(source: Lake, target: Lake) -> None:
+    """The same files with every text made distinct (its own last line)."""
+    copy_lake(
+        source, target, lambda r: {"text": f"{r.text}\nref {r.channel_username} {r.message_id}"}
+    )
 
 
 def refresh_copy(source: Lake, target: Lake) -> None:
     """The same posts read again a day later, in files of a new run (a refresh window),
     and the findings store of the source's extraction (an earlier run's)."""
-    for path in source.message_files():
-        records = [
-            r.model_copy(update={"scraped_at": r.scraped_at + timedelta(days=1)})
-            for r in read_messages(path)
-        ]
-        day = path.parent.parent.name.removeprefix("date=")
-        channel = path.parent.name.removeprefix("channel=")
-        target.write_records(
-            target.message_file(date.fromisoformat(day), channel, f"{path.stem}-refresh"),
-            records,
-        )
-    store = store_path(source.root, version_tag())
-    store_path(target.root, version_tag()).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(store, store_path(target.root, version_tag()))
+    copy_lake(
+        source, target, lambda r: {"scraped_at": r.scraped_at + timedelta(days=1)}, "-refresh"
+    )
+    store = store_path(target.root, version_tag())
+    store.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(store_path(source.root, version_tag()), store)
 
 
 def race(url: str, lake: Lake, name: str, workers: int) -> float:
@@ -138,6 +137,7 @@ def main() -> None:
         race(url, distinct, "distinct", args.workers)
         refreshed = Lake(work / "refresh")
         refresh_copy(distinct, refreshed)
+        stage._seen.clear()  # a later run is a new process: only the store remembers
         race(url, refreshed, "refresh", args.workers)  # texts an earlier run extracted
     finally:
         if server is not None:
