@@ -39,8 +39,8 @@ from eval_extract_lib import evaluate
 
 from tgmed_common.lake import Lake, read_messages
 from tgmed_devdb.server import create_database, start, stop
-from tgmed_extract.findings_store import store_path
 from tgmed_extract import stage
+from tgmed_extract.findings_store import store_path
 from tgmed_extract.stage import run_extraction, version_tag
 from tgmed_loader.load import load_stream
 from tgmed_loader.schema import ensure_raw_schema
