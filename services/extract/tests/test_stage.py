@@ -5,12 +5,16 @@ records from one process or several."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import UTC, date, datetime
+from unittest.mock import ANY
 
 from tgmed_common.lake import Lake, read_extractions, read_messages
 from tgmed_common.records import MessageRecord
 from tgmed_extract import stage
 from tgmed_extract.cli import main
+from tgmed_extract.extract import extract as extract_text
+from tgmed_extract.findings_store import FindingsStore, text_key
 
 TEXTS = [
     "Augmentin 625mg 450 birr",
@@ -191,9 +195,32 @@ def test_a_corrupt_store_is_reported_and_every_text_extracted(tmp_path, caplog):
 def test_several_processes_share_the_store(tmp_path, monkeypatch):
     lake = write_lake(tmp_path, files=4, per_file=40)
     monkeypatch.setattr(stage, "BYTES_PER_WORKER", 1)
+    stage._seen.clear()
     first = stage.run_extraction(lake, workers=2)
     assert first.workers == 2 and first.remembered == 0
+    # each text extracted by one process only: the other takes it from the store
+    assert (first.extracted, first.reused) == (len(TEXTS), 160 - len(TEXTS))
     for run in ("run-r1", "run-r2"):
         refresh_copy(lake, run)
     again = stage.run_extraction(lake, workers=2)
     assert again.messages == 80 and again.extracted == 0 and again.remembered > 0
+
+
+def test_a_text_another_process_claimed_and_never_stored_is_extracted_here(
+    tmp_path, monkeypatch, caplog
+):
+    store = FindingsStore(tmp_path / "findings.sqlite")
+    other = sqlite3.connect(tmp_path / "findings.sqlite")
+    with other:  # a process that claimed a text, then died before storing it
+        other.execute("insert into claims values (?, 1)", (text_key(TEXTS[0]),))
+    monkeypatch.setattr(stage, "_WAIT_SECONDS", 0.2)
+    stage._seen.clear()
+    texts = stage._FileFindings(store)
+    texts.add(TEXTS[:2])
+    assert list(texts.waiting.values()) == [TEXTS[0]] and TEXTS[1] in texts.found
+    texts.finish()
+    assert texts.origin == {TEXTS[0]: "extracted", TEXTS[1]: "extracted"}
+    assert texts.found[TEXTS[0]] == (stage.findings_json(extract_text(TEXTS[0])), ANY)
+    assert "claimed by another process" in caplog.text
+    assert set(store.get_many([text_key(t) for t in TEXTS[:2]])) == {text_key(t) for t in TEXTS[:2]}
+    store.close()

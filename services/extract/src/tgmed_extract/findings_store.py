@@ -9,9 +9,12 @@ each post). The store keeps, per version tag, the findings of every distinct tex
 (keyed by a 128-bit BLAKE2b hash of the text) in `state/extract/findings-<tag>.sqlite`
 in the lake: a lookup is a few microseconds, an extraction a hundred or more.
 
-SQLite in WAL mode: several worker processes read and write it at once (each file's new
-texts in one transaction, after the file's extraction file is written); a crash loses at
-most the texts of the files in flight, which the next run extracts again. A store that
+SQLite in WAL mode: several worker processes read and write it at once, a chunk of a
+file's new texts per transaction; a crash loses at most the texts of the chunks in
+flight, which the next run extracts again. Within a run, a process *claims* the texts it
+is about to extract (`claim`: one claim per text, whoever comes first), so that two
+processes never extract the same text at once: the other one takes the findings from the
+store when they are there (`get_many`). A run starts with no claims (`clear_claims`). A store that
 cannot be opened or read (a corrupt file, a read-only lake) is reported and set aside:
 the run extracts everything, as if it had no store. Stores of other version tags are
 removed by the run that starts a new tag (their findings are of another extractor or
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import sqlite3
 from pathlib import Path
 
@@ -38,7 +42,9 @@ create table if not exists findings (
     prices integer not null,
     services integer not null,
     candidates integer not null
-) without rowid
+) without rowid;
+create table if not exists claims (text_hash blob primary key, owner integer not null)
+without rowid
 """
 
 
@@ -74,7 +80,8 @@ class FindingsStore:
             conn = sqlite3.connect(path, timeout=60, isolation_level=None)
             conn.execute("pragma journal_mode=wal")
             conn.execute("pragma synchronous=normal")
-            conn.execute(_SCHEMA)
+            conn.executescript(_SCHEMA)
+            conn.execute("create temp table if not exists wanted (k blob primary key)")
             self._conn = conn
         except (sqlite3.Error, OSError) as error:
             self._set_aside(error)
@@ -91,45 +98,68 @@ class FindingsStore:
             self._conn.close()
         self._conn = None
 
-    def get(self, key: bytes) -> tuple[str, Counts] | None:
-        if self._conn is None:
-            return None
-        try:
-            row = self._conn.execute(
-                "select findings, with_products, mentions, prices, services, candidates "
-                "from findings where text_hash = ?",
-                (key,),
-            ).fetchone()
-        except sqlite3.Error as error:
-            self._set_aside(error)
-            return None
-        return None if row is None else (row[0], tuple(row[1:]))  # type: ignore[return-value]
+    def _wanted(self, keys: list[bytes]) -> None:
+        """`keys` into the temp table `wanted` (inside the caller's transaction)."""
+        assert self._conn is not None
+        self._conn.execute("delete from wanted")
+        self._conn.executemany("insert or ignore into wanted values (?)", ((k,) for k in keys))
 
-    def get_many(self, keys: list[bytes]) -> dict[bytes, tuple[str, Counts]]:
-        """The stored findings of those of `keys` the store holds (one join)."""
-        found: dict[bytes, tuple[str, Counts]] = {}
+    def get_many(self, keys: list[bytes]) -> dict[bytes, tuple[str, Counts, bool]]:
+        """The stored findings of those of `keys` the store holds (one join): (findings,
+        counts, whether a process of this run extracted them: the text is claimed)."""
+        found: dict[bytes, tuple[str, Counts, bool]] = {}
         if self._conn is None or not keys:
             return found
         try:
-            self._conn.execute("create temp table if not exists wanted (k blob primary key)")
             with self._conn:  # one transaction: the temp table's rows are not committed one by one
                 self._conn.execute("begin")
-                self._conn.execute("delete from wanted")
-                self._conn.executemany(
-                    "insert or ignore into wanted values (?)", ((k,) for k in keys)
-                )
+                self._wanted(keys)
                 for row in self._conn.execute(
                     "select f.text_hash, f.findings, f.with_products, f.mentions, f.prices, "
-                    "f.services, f.candidates from wanted w join findings f on f.text_hash = w.k"
+                    "f.services, f.candidates, c.owner is not null from wanted w "
+                    "join findings f on f.text_hash = w.k "
+                    "left join claims c on c.text_hash = w.k"
                 ):
-                    found[row[0]] = (row[1], tuple(row[2:]))  # type: ignore[assignment]
+                    found[row[0]] = (row[1], tuple(row[2:7]), bool(row[7]))  # type: ignore[assignment]
         except sqlite3.Error as error:
             self._set_aside(error)
             return {}
         return found
 
+    def claim(self, keys: list[bytes]) -> set[bytes]:
+        """Claim `keys` for this process: the ones it got (no other process of the run
+        claimed them first), which it must extract and `put`. A store out of use: all."""
+        if self._conn is None or not keys:
+            return set(keys)
+        owner = os.getpid()
+        try:
+            with self._conn:
+                self._conn.execute("begin immediate")
+                self._wanted(keys)
+                self._conn.execute("insert or ignore into claims select k, ? from wanted", (owner,))
+                return {
+                    row[0]
+                    for row in self._conn.execute(
+                        "select w.k from wanted w join claims c on c.text_hash = w.k "
+                        "where c.owner = ?",
+                        (owner,),
+                    )
+                }
+        except sqlite3.Error as error:
+            self._set_aside(error)
+            return set(keys)
+
+    def clear_claims(self) -> None:
+        """A run starts with no claims (a crashed run's are stale)."""
+        if self._conn is None:
+            return
+        try:
+            self._conn.execute("delete from claims")
+        except sqlite3.Error as error:
+            self._set_aside(error)
+
     def put(self, rows: list[tuple[bytes, str, Counts]]) -> None:
-        """Texts extracted in this file, in one transaction."""
+        """Texts extracted in this chunk, in one transaction."""
         if self._conn is None or not rows:
             return
         try:

@@ -15,7 +15,9 @@ extracted once per version: within a process, a text already extracted in this r
 re-scrape, a repost, a seller's standard post) reuses its serialised findings, and a
 text an earlier run extracted takes its findings from the lake's findings store
 (tgmed_extract.findings_store: what makes a scrape's refresh window cost a lookup per
-post, not an extraction).
+post, not an extraction). Processes of one run share their work through the store too:
+a file is resolved in chunks, each new text claimed by the first process to meet it,
+so that each text is extracted by one process only.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ log = logging.getLogger(__name__)
 
 BYTES_PER_WORKER = 8 << 20  # below this much message data per process, one process
 _SEEN_LIMIT = 200_000  # distinct texts whose findings a process keeps (~100 MB at most)
+_CHUNK = 1_000  # messages whose new texts are claimed, extracted and stored together
+_WAIT_SECONDS = 60  # for texts another process claimed (it stores them within a chunk)
 _FIELDS = {
     "mentions": ("product", "category", "brand", "parent", "start", "end", "as_written",
                  "matched_by"),
@@ -145,43 +149,96 @@ def close_stores() -> None:
     _stores.clear()
 
 
-def _remembered(texts: list[str], store: FindingsStore | None) -> dict[str, tuple[str, Counts]]:
-    """The findings the store holds for those of `texts` not met in this run yet."""
-    if store is None:
-        return {}
-    keys = {text_key(t): t for t in dict.fromkeys(texts) if t not in _seen}
-    return {keys[key]: found for key, found in store.get_many(list(keys)).items()}
-
-
-def _findings(
-    text: str,
-    stored: dict[str, tuple[str, Counts]],
-    new: list[tuple[bytes, str, Counts]] | None,
-) -> tuple[str, Counts, str]:
-    """(JSON of the findings, their counts, where they came from: `reused` from this
-    run, `remembered` from the store (`stored`), or `extracted` now, then added to `new`
-    for the store)."""
-    hit = _seen.get(text)
-    if hit is not None:
-        return hit[0], hit[1], "reused"
-    if len(_seen) >= _SEEN_LIMIT:
-        _seen.clear()
-    remembered = stored.get(text)
-    if remembered is not None:
-        _seen[text] = remembered
-        return remembered[0], remembered[1], "remembered"
-    result = extract(text)
-    counts = (
+def _counts(result: Extraction) -> Counts:
+    return (
         1 if result.mentions else 0,
         len(result.mentions),
         len(result.prices),
         len(result.services),
         len(result.candidates),
     )
-    _seen[text] = found = (findings_json(result), counts)
-    if new is not None:
-        new.append((text_key(text), found[0], counts))
-    return found[0], counts, "extracted"
+
+
+def _keep(text: str, found: tuple[str, Counts]) -> tuple[str, Counts]:
+    """Remember `found` for `text` in this process (bounded)."""
+    if len(_seen) >= _SEEN_LIMIT:
+        _seen.clear()
+    _seen[text] = found
+    return found
+
+
+class _FileFindings:
+    """The findings of one message file's texts, each text resolved once: from this
+    process's memory (`reused`), from the store (`remembered` when an earlier run
+    extracted it, `reused` when another process of this run did), or extracted here
+    (`extracted`, after claiming it in the store, then stored)."""
+
+    def __init__(self, store: FindingsStore | None) -> None:
+        self.store = store
+        self.found: dict[str, tuple[str, Counts]] = {}
+        self.origin: dict[str, str] = {}  # text -> where it came from (its first message)
+        self.waiting: dict[bytes, str] = {}  # claimed by another process, not stored yet
+
+    def _take(self, text: str, found: tuple[str, Counts], origin: str) -> None:
+        self.found[text] = found
+        self.origin[text] = origin
+
+    def _from_store(self, unknown: dict[bytes, str]) -> None:
+        assert self.store is not None
+        for key, (findings, counts, this_run) in self.store.get_many(list(unknown)).items():
+            text = unknown.pop(key)
+            origin = "reused" if this_run else "remembered"
+            self._take(text, _keep(text, (findings, counts)), origin)
+
+    def _extract(self, unknown: dict[bytes, str]) -> None:
+        new = []
+        for key, text in unknown.items():
+            result = extract(text)
+            found = _keep(text, (findings_json(result), _counts(result)))
+            self._take(text, found, "extracted")
+            new.append((key, *found))
+        if self.store is not None:
+            self.store.put(new)
+
+    def add(self, texts: list[str]) -> None:
+        """Resolve the texts of one chunk; those another process is extracting now wait
+        for `finish`."""
+        unknown = {}
+        for text in dict.fromkeys(texts):
+            if text in self.found:
+                continue
+            hit = _seen.get(text)
+            if hit is not None:
+                self._take(text, hit, "reused")
+            else:
+                unknown[text_key(text)] = text
+        if unknown and self.store is not None:
+            self._from_store(unknown)
+            if unknown:
+                mine = self.store.claim(list(unknown))
+                for key in [k for k in unknown if k not in mine]:
+                    self.waiting[key] = unknown.pop(key)
+        self._extract(unknown)
+
+    def finish(self) -> None:
+        """Take what other processes were extracting from the store once it is there;
+        what is still missing after `_WAIT_SECONDS` (a process died, a run beside this
+        one cleared the claims) is extracted here."""
+        deadline = time.monotonic() + _WAIT_SECONDS
+        while self.waiting and self.store is not None and self.store.broken is None:
+            self._from_store(self.waiting)
+            if not self.waiting or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        if self.waiting:
+            log.warning(
+                "%d texts claimed by another process were not in the findings store "
+                "(waited up to %d s): extracting them here",
+                len(self.waiting),
+                _WAIT_SECONDS,
+            )
+            self._extract(self.waiting)
+            self.waiting = {}
 
 
 def record_head(tag: str, stamp: dict[str, str]) -> str:
@@ -224,21 +281,20 @@ def extract_file(
     counts = dict.fromkeys(
         ("messages", "extracted", "reused", "remembered", "with_products", "mentions", "prices",
          "services", "candidates"), 0)  # fmt: skip
-    lines = []
-    head = record_head(tag, stamp)
-    store = _store(store_at)
-    new: list[tuple[bytes, str, Counts]] = []
     try:
         messages = list(read_messages(work.source))
     except (LakeRecordError, OSError) as error:
         return {"problem": f"{error}", "source": str(work.source)}
-    stored = _remembered([m.text for m in messages], store)
+    texts = _FileFindings(_store(store_at))
+    for start in range(0, len(messages), _CHUNK):
+        texts.add([m.text for m in messages[start : start + _CHUNK]])
+    texts.finish()
+    head = record_head(tag, stamp)
+    lines = []
     for message in messages:
-        findings, found, origin = _findings(
-            message.text, stored, new if store is not None else None
-        )
+        findings, found = texts.found[message.text]
         counts["messages"] += 1
-        counts[origin] += 1
+        counts[texts.origin.pop(message.text, "reused")] += 1
         for name, value in zip(
             ("with_products", "mentions", "prices", "services", "candidates"),
             found,
@@ -252,8 +308,6 @@ def extract_file(
         )
     with atomic_writer(work.target, overwrite=False) as stream:
         stream.write("".join(lines).encode())
-    if store is not None:
-        store.put(new)
     return counts
 
 
@@ -302,25 +356,27 @@ def run_extraction(lake: Lake, workers: int = 0) -> ExtractSummary:
             summary.add(result)
         progress.advance()
 
-    if summary.workers == 1:
-        try:
+    try:
+        if todo:
+            _store(store_at).clear_claims()  # type: ignore[union-attr]
+        if summary.workers == 1:
             for work in todo:
                 finished(work, extract_file(work, tag, stamp, store_at))
-        finally:
-            close_stores()
-    else:
-        # spawned, not forked: the parent may hold Dagster Pipes' threads and locks
-        with ProcessPoolExecutor(
-            # no initializer: a process builds the knowledge base (~1.5 s) at its first
-            # text to extract, never when the store knows all of its texts
-            summary.workers,
-            mp_context=get_context("spawn"),
-        ) as pool:
-            # biggest first, so the last file to finish is a small one
-            ordered = sorted(todo, key=lambda w: -w.size)
-            futures = {pool.submit(extract_file, w, tag, stamp, store_at): w for w in ordered}
-            for future in as_completed(futures):
-                finished(futures[future], future.result())
+        else:
+            # spawned, not forked: the parent may hold Dagster Pipes' threads and locks
+            with ProcessPoolExecutor(
+                # no initializer: a process builds the knowledge base (~1.5 s) at its first
+                # text to extract, never when the store knows all of its texts
+                summary.workers,
+                mp_context=get_context("spawn"),
+            ) as pool:
+                # biggest first, so the last file to finish is a small one
+                ordered = sorted(todo, key=lambda w: -w.size)
+                futures = {pool.submit(extract_file, w, tag, stamp, store_at): w for w in ordered}
+                for future in as_completed(futures):
+                    finished(futures[future], future.result())
+    finally:
+        close_stores()
     progress.done()
     summary.seconds = time.monotonic() - started
     return summary
