@@ -13,7 +13,7 @@ loader's own work on the same messages, measured in the same run.
    scrape times, same texts), with the findings store the distinct run left: what an
    incremental run pays for posts an earlier run extracted (a lookup each).
 
-    uv run python bench/bench_extract.py [--messages 200000] [--files 40]
+    uv run python bench/bench_extract.py [--messages 200000] [--files 40] [--cases corpus]
 
 Needs a PostgreSQL for the loader: DATABASE_URL's server, or the embedded one started here.
 """
@@ -118,6 +118,9 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=40)
     parser.add_argument("--workers", type=int, default=0, help="extract processes (0: cores)")
     parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument(
+        "--cases", default="corpus,distinct,refresh", help="which speed cases (comma-separated)"
+    )
     args = parser.parse_args()
     if not args.skip_quality:
         quality()
@@ -131,14 +134,18 @@ def main() -> None:
         lake = Lake(work / "lake")
         total = make_lake(lake, args.messages, args.files)
         print(f"lake: {total:,} messages in {args.files} files")
-        race(url, lake, "corpus", args.workers)
-        distinct = Lake(work / "distinct")
-        distinct_copy(lake, distinct)
-        race(url, distinct, "distinct", args.workers)
-        refreshed = Lake(work / "refresh")
-        refresh_copy(distinct, refreshed)
-        stage._seen.clear()  # a later run is a new process: only the store remembers
-        race(url, refreshed, "refresh", args.workers)  # texts an earlier run extracted
+        cases = set(args.cases.split(","))
+        if "corpus" in cases:
+            race(url, lake, "corpus", args.workers)
+        if cases & {"distinct", "refresh"}:
+            distinct = Lake(work / "distinct")
+            distinct_copy(lake, distinct)
+            race(url, distinct, "distinct", args.workers)  # the refresh's store comes from it
+        if "refresh" in cases:
+            refreshed = Lake(work / "refresh")
+            refresh_copy(distinct, refreshed)
+            stage._seen.clear()  # a later run is a new process: only the store remembers
+            race(url, refreshed, "refresh", args.workers)  # texts an earlier run extracted
     finally:
         if server is not None:
             stop(server)

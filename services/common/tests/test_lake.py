@@ -3,8 +3,16 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from tgmed_common import lake as lake_module
 from tgmed_common.atomic import atomic_writer, is_temp, write_bytes_atomic
-from tgmed_common.lake import MESSAGES, Lake, LakeRecordError, read_messages
+from tgmed_common.lake import (
+    MESSAGES,
+    Lake,
+    LakeRecordError,
+    MessageText,
+    read_message_texts,
+    read_messages,
+)
 from tgmed_common.records import MessageRecord
 from tgmed_common.state import HighWaterMarks
 
@@ -73,16 +81,51 @@ def test_readers_never_see_temp_files(tmp_path):
         (b"\xff\xfe\n", 1, "UTF-8"),
     ],
 )
-def test_bad_lines_name_file_and_line(tmp_path, content, line, reason):
+@pytest.mark.parametrize("read", [lambda path: list(read_messages(path)), read_message_texts])
+def test_bad_lines_name_file_and_line(tmp_path, content, line, reason, read):
     path = tmp_path / "bad.jsonl"
     if content is None:  # a good line, then a line cut short
         good = records(1)[0].model_dump_json()
         content = (good + "\n" + good[:40]).encode()
     path.write_bytes(content)
     with pytest.raises(LakeRecordError) as caught:
-        list(read_messages(path))
+        read(path)
     assert caught.value.path == path and caught.value.line == line
     assert reason in str(caught.value) and f"bad.jsonl:{line}" in str(caught.value)
+
+
+def test_the_text_reader_reads_what_the_full_reader_reads(tmp_path):
+    """Canonical lines on the fast path, the forms only the full reader normalises (a
+    channel in capitals, a time in another zone, an old schema version) through it."""
+    base = {
+        "schema_version": 2,
+        "source": "export",
+        "channel_username": "chemed123",
+        "message_id": 7,
+        "date": "2026-11-01T08:00:00Z",
+        "scraped_at": "2026-11-02T09:30:00Z",
+    }
+    variants = [
+        {},
+        {"text": 'ፓራሲታሞል 500mg ዋጋ 55 ብር\n"quoted" \\ 🙂'},
+        {"scraped_at": "2026-11-02T09:30:00.123456+00:00", "message_id": 8},
+        {"channel_username": "@CheMed123", "message_id": 9},
+        {"scraped_at": "2026-11-02T12:30:00+03:00", "message_id": 10},
+        {"scraped_at": "2026-11-02 09:30:00Z", "message_id": 11},
+        {"schema_version": 1, "message_id": 12},
+    ]
+    for number, change in enumerate(variants):
+        path = tmp_path / f"messages-{number}.jsonl"
+        path.write_text(json.dumps(base | change, ensure_ascii=number % 2 == 0) + "\n")
+        full = [
+            MessageText(m.channel_username, m.message_id, m.scraped_at, m.text)
+            for m in read_messages(path)
+        ]
+        assert read_message_texts(path) == full, change
+        assert full[0].scraped_at.tzinfo is UTC and full[0].channel_username == "chemed123"
+    both = tmp_path / "both.jsonl"  # a file with a line the fast path leaves: all read fully
+    both.write_text(json.dumps(base) + "\n" + json.dumps(base | variants[4]) + "\n")
+    assert [m.scraped_at.hour for m in read_message_texts(both)] == [9, 9]
 
 
 def test_quarantine_moves_lake_files_and_copies_outside_ones(tmp_path):
@@ -122,3 +165,11 @@ def test_atomic_write_survives_concurrent_creators(tmp_path):
         write_bytes_atomic(target, b"second\n", overwrite=False)
     assert target.read_bytes() == b"first\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.jsonl"]
+
+
+def test_canonical_lines_never_go_through_the_full_reader(tmp_path, monkeypatch):
+    lake = Lake(tmp_path)
+    path = lake.message_file(date(2026, 11, 1), "chemed123", "run0")
+    lake.write_records(path, records(3))  # as the writers write them
+    monkeypatch.setattr(lake_module, "read_messages", lambda path: pytest.fail("full reader"))
+    assert [m.message_id for m in read_message_texts(path)] == [1, 2, 3]

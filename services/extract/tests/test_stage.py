@@ -11,7 +11,7 @@ from unittest.mock import ANY
 
 from tgmed_common.lake import Lake, read_extractions, read_messages
 from tgmed_common.records import MessageRecord
-from tgmed_extract import stage
+from tgmed_extract import findings_store, stage
 from tgmed_extract.cli import main
 from tgmed_extract.extract import extract as extract_text
 from tgmed_extract.findings_store import FindingsStore, text_key
@@ -223,4 +223,17 @@ def test_a_text_another_process_claimed_and_never_stored_is_extracted_here(
     assert texts.found[TEXTS[0]] == (stage.findings_json(extract_text(TEXTS[0])), ANY)
     assert "claimed by another process" in caplog.text
     assert set(store.get_many([text_key(t) for t in TEXTS[:2]])) == {text_key(t) for t in TEXTS[:2]}
+    store.close()
+
+
+def test_a_lookup_searches_the_store_by_key_never_scans_it(tmp_path):
+    store = FindingsStore(tmp_path / "findings.sqlite")
+    with sqlite3.connect(tmp_path / "findings.sqlite") as conn:
+        conn.execute("create temp table wanted (k blob primary key)")
+        for query in (findings_store.STORED, findings_store.MINE):
+            plan = " / ".join(
+                row[3]
+                for row in conn.execute(f"explain query plan {query}", (1,) * query.count("?"))
+            )
+            assert "SCAN w" in plan and "SCAN f" not in plan and "SCAN c" not in plan, plan
     store.close()

@@ -48,6 +48,16 @@ without rowid
 """
 
 
+# The wanted keys' findings, and their claims. `cross join` keeps SQLite's planner from
+# scanning the whole store per lookup (it would, with no statistics on the temp table).
+STORED = (
+    "select f.text_hash, f.findings, f.with_products, f.mentions, f.prices, f.services, "
+    "f.candidates, c.owner is not null from wanted w "
+    "cross join findings f on f.text_hash = w.k left join claims c on c.text_hash = w.k"
+)
+MINE = "select w.k from wanted w cross join claims c on c.text_hash = w.k where c.owner = ?"
+
+
 def store_path(lake_root: Path, tag: str) -> Path:
     return lake_root / "state" / "extract" / f"findings-{tag}.sqlite"
 
@@ -114,12 +124,7 @@ class FindingsStore:
             with self._conn:  # one transaction: the temp table's rows are not committed one by one
                 self._conn.execute("begin")
                 self._wanted(keys)
-                for row in self._conn.execute(
-                    "select f.text_hash, f.findings, f.with_products, f.mentions, f.prices, "
-                    "f.services, f.candidates, c.owner is not null from wanted w "
-                    "join findings f on f.text_hash = w.k "
-                    "left join claims c on c.text_hash = w.k"
-                ):
+                for row in self._conn.execute(STORED):
                     found[row[0]] = (row[1], tuple(row[2:7]), bool(row[7]))  # type: ignore[assignment]
         except sqlite3.Error as error:
             self._set_aside(error)
@@ -137,14 +142,7 @@ class FindingsStore:
                 self._conn.execute("begin immediate")
                 self._wanted(keys)
                 self._conn.execute("insert or ignore into claims select k, ? from wanted", (owner,))
-                return {
-                    row[0]
-                    for row in self._conn.execute(
-                        "select w.k from wanted w join claims c on c.text_hash = w.k "
-                        "where c.owner = ?",
-                        (owner,),
-                    )
-                }
+                return {row[0] for row in self._conn.execute(MINE, (owner,))}
         except sqlite3.Error as error:
             self._set_aside(error)
             return set(keys)

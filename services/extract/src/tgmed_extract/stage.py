@@ -27,6 +27,7 @@ import logging
 import math
 import os
 import time
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from tgmed_common.atomic import atomic_writer
-from tgmed_common.lake import Lake, LakeRecordError, read_messages
+from tgmed_common.lake import Lake, LakeRecordError, read_message_texts
 from tgmed_common.progress import Progress
 from tgmed_extract.extract import EXTRACTOR_VERSION, Extraction, extract
 from tgmed_extract.findings_store import (
@@ -51,6 +52,7 @@ log = logging.getLogger(__name__)
 
 BYTES_PER_WORKER = 8 << 20  # below this much message data per process, one process
 _SEEN_LIMIT = 200_000  # distinct texts whose findings a process keeps (~100 MB at most)
+_COUNTED = ("with_products", "mentions", "prices", "services", "candidates")  # Counts' order
 _CHUNK = 1_000  # messages whose new texts are claimed, extracted and stored together
 _WAIT_SECONDS = 60  # for texts another process claimed (it stores them within a chunk)
 _FIELDS = {
@@ -276,36 +278,30 @@ def extract_file(
     work: Work, tag: str, stamp: dict[str, str], store_at: Path | None = None
 ) -> dict[str, Any]:
     """One message file into its extraction file; the counts (or `problem`). With
-    `store_at`, texts earlier runs extracted are taken from that findings store, and the
-    texts extracted here are added to it once the extraction file is written."""
+    `store_at`, texts earlier runs (or other processes of this one) extracted are taken
+    from that findings store, and the texts extracted here are added to it."""
     counts = dict.fromkeys(
         ("messages", "extracted", "reused", "remembered", "with_products", "mentions", "prices",
          "services", "candidates"), 0)  # fmt: skip
     try:
-        messages = list(read_messages(work.source))
+        messages = read_message_texts(work.source)
     except (LakeRecordError, OSError) as error:
         return {"problem": f"{error}", "source": str(work.source)}
     texts = _FileFindings(_store(store_at))
     for start in range(0, len(messages), _CHUNK):
         texts.add([m.text for m in messages[start : start + _CHUNK]])
     texts.finish()
+    counts["messages"] = len(messages)
+    for text, times in Counter(m.text for m in messages).items():
+        counts[texts.origin[text]] += 1  # its first message; the others reuse it
+        counts["reused"] += times - 1
+        for name, value in zip(_COUNTED, texts.found[text][1], strict=True):
+            counts[name] += value * times
     head = record_head(tag, stamp)
-    lines = []
-    for message in messages:
-        findings, found = texts.found[message.text]
-        counts["messages"] += 1
-        counts[texts.origin.pop(message.text, "reused")] += 1
-        for name, value in zip(
-            ("with_products", "mentions", "prices", "services", "candidates"),
-            found,
-            strict=True,
-        ):
-            counts[name] += value
-        lines.append(
-            record_line(
-                head, message.channel_username, message.message_id, message.scraped_at, findings
-            )
-        )
+    lines = [
+        record_line(head, m.channel_username, m.message_id, m.scraped_at, texts.found[m.text][0])
+        for m in messages
+    ]
     with atomic_writer(work.target, overwrite=False) as stream:
         stream.write("".join(lines).encode())
     return counts
