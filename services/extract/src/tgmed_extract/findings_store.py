@@ -14,8 +14,8 @@ file's new texts per transaction; a crash loses at most the texts of the chunks 
 flight, which the next run extracts again. Within a run, a process *claims* the texts it
 is about to extract (`claim`: one claim per text, whoever comes first), so that two
 processes never extract the same text at once: the other one takes the findings from the
-store when they are there (`get_many`). A run starts with no claims (`clear_claims`). A store that
-cannot be opened or read (a corrupt file, a read-only lake) is reported and set aside:
+store when they are there (`get_many`). A run starts with no claims (`clear_claims`).
+A store that cannot be opened or read (a corrupt file, a read-only lake) is reported and set aside:
 the run extracts everything, as if it had no store. Stores of other version tags are
 removed by the run that starts a new tag (their findings are of another extractor or
 catalog, never reused).
