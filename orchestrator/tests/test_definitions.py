@@ -16,7 +16,6 @@ from dagster import (
     DefaultSensorStatus,
     DynamicPartitionsDefinition,
 )
-from dagster._core.definitions.dependency import NodeHandle
 
 from tgmed_orchestrator.definitions import defs
 from tgmed_orchestrator.jobs import STAGE_RETRY_POLICY, stage_retry_policy
@@ -223,9 +222,10 @@ def test_every_stage_step_retries_with_backoff():
     assert STAGE_RETRY_POLICY.delay > 0
     for name in ["telegram_pipeline", "scrape_and_load", "transform", "enrich", "load_lake"]:
         job = defs.resolve_job_def(name)
-        for node in job.graph.nodes:
-            handle = NodeHandle(node.name, None)
-            assert job.get_retry_policy_for_handle(handle) == STAGE_RETRY_POLICY, node.name
+        assert job.op_retry_policy == STAGE_RETRY_POLICY, name
+        for node in job.graph.nodes:  # no step overrides the job's policy
+            own = node.retry_policy or getattr(node.definition, "retry_policy", None)
+            assert own in (None, STAGE_RETRY_POLICY), node.name
 
 
 def test_retry_settings_are_read_through_the_settings_class_and_dotenv(tmp_path, monkeypatch):

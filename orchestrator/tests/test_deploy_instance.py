@@ -8,7 +8,6 @@ from pathlib import Path
 
 import psycopg
 from dagster import DagsterInstance, job, op
-from dagster._core.instance.ref import InstanceRef
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 
@@ -30,7 +29,8 @@ def test_compose_instance_stores_runs_in_postgres(tmp_path, monkeypatch, fresh_d
     home = tmp_path / "home"
     home.mkdir()
     shutil.copy(DEPLOY / "dagster.yaml", home / "dagster.yaml")
-    with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with DagsterInstance.get() as instance:  # what the webserver and daemon open
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
         assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"

@@ -441,8 +441,7 @@ def test_a_stage_and_its_step_process_end_with_their_run(tmp_path, monkeypatch):
     import time
 
     import psutil
-    from dagster import execute_job
-    from dagster._core.definitions.reconstruct import ReconstructableRepository
+    from dagster import build_reconstructable_job, execute_job
 
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -452,9 +451,17 @@ def test_a_stage_and_its_step_process_end_with_their_run(tmp_path, monkeypatch):
         "DATABASE_URL", f"postgresql://tgmed:pw@127.0.0.1:{listener.getsockname()[1]}/tgmed"
     )
     monkeypatch.setenv("TGMED_LAUNCH_MODE", "local")
-    recon = ReconstructableRepository.for_module(
-        "tgmed_orchestrator.definitions", "defs", working_directory=str(tmp_path)
-    ).get_reconstructable_job("load_lake")
+    # the step processes rebuild the job from a module they can import (Dagster's public way)
+    (tmp_path / "rebuild_job.py").write_text(
+        "from tgmed_orchestrator.definitions import defs\n\n\n"
+        "def job(name):\n    return defs.resolve_job_def(name)\n"
+    )
+    recon = build_reconstructable_job(
+        "rebuild_job",
+        "job",
+        reconstructable_args=("load_lake",),
+        reconstructor_working_directory=str(tmp_path),
+    )
     (tmp_path / "dagster").mkdir()
     with DagsterInstance.local_temp(str(tmp_path / "dagster")) as instance:
         run = threading.Thread(
@@ -539,3 +546,42 @@ def test_a_step_process_dies_with_its_run_worker(tmp_path, start_method):
     for process in alive:  # the test's own cleanup
         process.kill()
     assert leftovers == [], f"alive 30 s after their run worker was killed ({start_method})"
+
+
+def test_error_texts_read_a_real_step_error_chain_by_class():
+    """A Failure's text without Dagster's module path, a user exception with its class,
+    Dagster's wrappers (a step execution error, a retry request) left out: from the
+    errors a real run records."""
+    from dagster import DagsterEventType, DagsterInstance, Failure, RetryPolicy, job, op
+
+    from tgmed_orchestrator.outcomes import error_texts
+
+    @op(retry_policy=RetryPolicy(max_retries=1))
+    def set_aside():
+        raise Failure(description="input set aside: 1\nsee the file", allow_retries=True)
+
+    @op
+    def crash():
+        raise ValueError("bad value")
+
+    @job
+    def both():
+        set_aside()
+        crash()
+
+    with DagsterInstance.ephemeral() as instance:
+        result = both.execute_in_process(raise_on_error=False, instance=instance)
+    texts = {
+        (event.event_type, event.step_key): error_texts(event.event_specific_data.error)
+        for event in result.all_events
+        if event.event_type in (DagsterEventType.STEP_FAILURE, DagsterEventType.STEP_UP_FOR_RETRY)
+    }
+    assert texts[(DagsterEventType.STEP_UP_FOR_RETRY, "set_aside")] == [
+        "input set aside: 1\nsee the file"
+    ]
+    assert texts[(DagsterEventType.STEP_FAILURE, "set_aside")] == [
+        "Exceeded max_retries of 1",
+        "input set aside: 1\nsee the file",
+    ]
+    assert texts[(DagsterEventType.STEP_FAILURE, "crash")] == ["ValueError: bad value"]
+    assert error_texts(None) == []

@@ -168,3 +168,34 @@ def test_schedule_run_configs_fit_their_jobs():
     when = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
     request = weekly_full_refresh_schedule(build_schedule_context(scheduled_execution_time=when))
     assert validate_run_config(defs.resolve_job_def("transform"), request.run_config)
+
+
+def test_status_shows_a_schedule_turned_on_by_dagster_itself(tmp_path, monkeypatch, capsys):
+    """`tgmed-orchestrator status` reads the state `dagster schedule start` stores (the
+    UI's switch stores the same), by kind and name, through Dagster's public API."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tgmed_orchestrator import cli
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    monkeypatch.setenv("TGMED_LAUNCH_MODE", "local")
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    dagster = Path(sys.executable).with_name("dagster")
+    module = ["-m", "tgmed_orchestrator.definitions", "-a", "defs"]
+    started = subprocess.run(
+        [str(dagster), "schedule", "start", "weekly_full_refresh_schedule", *module],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=180,
+    )
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert cli.status() == 0
+    rows = {line.split()[1]: line for line in capsys.readouterr().out.splitlines()}
+    assert "RUNNING" in rows["weekly_full_refresh_schedule"]
+    assert "(default)" not in rows["weekly_full_refresh_schedule"]
+    assert "(default)" in rows["telegram_pipeline_schedule"]
+    assert rows["lake_files_sensor"].startswith("sensor")

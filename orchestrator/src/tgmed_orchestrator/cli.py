@@ -101,15 +101,12 @@ def daemon_stopped(since: float) -> int:
 
 
 def status() -> int:
-    from dagster._core.scheduler.instigation import InstigatorType
-
     defs = _defs()
     repo = defs.get_repository_def()
     with _instance() as instance:
-        stored = {
-            state.name: state
+        stored = {  # (kind, name): the state the UI or the daemon stored
+            (state.instigator_type.value.lower(), state.name): state
             for state in instance.all_instigator_state()
-            if state.instigator_type in (InstigatorType.SCHEDULE, InstigatorType.SENSOR)
         }
         rows = [
             ("schedule", s.name, s.cron_schedule, s.job_name, s.default_status)
@@ -125,7 +122,7 @@ def status() -> int:
             for s in repo.sensor_defs
         ]
         for kind, name, cron, job, default in sorted(rows):
-            state = stored.get(name)
+            state = stored.get((kind, name))
             on = state.status.value if state else f"{default.value} (default)"
             ticks = (
                 instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=1)

@@ -24,12 +24,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import dagster
 from dagster import Failure, MetadataValue
 
 from tgmed_orchestrator.launchers import StageRun
 
-# how Dagster words a Failure raised in a check's step (an asset's is its description)
-FAILURE_PREFIX = "dagster._core.definitions.events.Failure: "
 KILLED = {137: "SIGKILL: killed, or out of memory", 143: "SIGTERM: stopped"}
 
 
@@ -201,3 +200,30 @@ def reported(context: Any, run: StageRun) -> list[Any]:
         ):
             kept.append(result)
     return kept
+
+
+def error_texts(error) -> list[str]:
+    """What each error along a step's cause chain (Dagster's serialised errors: `message`,
+    `cls_name`, `cause`) says to a person, read by its class, not by its wording.
+
+    Python writes an exception as `module.Class: text`; a `Failure` is the text the stage
+    or check wrote (its description); an error of Dagster's own (a `DagsterError`, or one
+    with nothing beyond its class name, as a retry request) only wraps its cause and is
+    left out; any other keeps its class's short name (`ValueError: ...`)."""
+    texts: list[str] = []
+    while error is not None:
+        message = (getattr(error, "message", None) or str(error)).strip()
+        cls_name = getattr(error, "cls_name", None) or ""
+        head, _, rest = message.partition(": ")
+        named = bool(cls_name) and "\n" not in head and head.rsplit(".", 1)[-1] == cls_name
+        if named:
+            message = rest.strip() if message != head else ""
+        own = getattr(dagster, cls_name, None) if cls_name else None
+        dagster_wrapper = (
+            isinstance(own, type) and issubclass(own, dagster.DagsterError) and own is not Failure
+        )
+        if message and not dagster_wrapper and message not in texts:
+            plain = not named or cls_name == Failure.__name__
+            texts.append(message if plain else f"{cls_name}: {message}")
+        error = getattr(error, "cause", None)
+    return texts

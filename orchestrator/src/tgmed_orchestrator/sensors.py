@@ -31,7 +31,7 @@ from tgmed_orchestrator.assets.raw import (
     RAW_SNAPSHOTS,
 )
 from tgmed_orchestrator.jobs import load_lake
-from tgmed_orchestrator.outcomes import FAILURE_PREFIX
+from tgmed_orchestrator.outcomes import error_texts
 from tgmed_orchestrator.planning import CHANNELS, ScrapeConfig, plan
 from tgmed_orchestrator.settings import alert_settings, orchestrator_settings
 
@@ -139,10 +139,8 @@ def failure_text(context: RunFailureSensorContext, ui_url: str) -> tuple[str, st
     lines = [context.failure_event.message or "the run failed"]
     for event in context.get_step_failure_events():
         data = event.step_failure_data
-        error, parts = (data.error if data else None), []
-        while error is not None:  # "Exceeded max_retries" is caused by the stage's failure
-            parts.append(error.message.strip().removeprefix(FAILURE_PREFIX))
-            error = error.cause
+        # "Exceeded max_retries" is caused by the stage's failure: each error of the chain
+        parts = error_texts(data.error if data else None)
         message = "\ncaused by: ".join(parts) or "no error message"
         lines.append(f"\nstep {event.step_key}:\n{message[:1500]}")
     lines.append(f"\n{ui_url.rstrip('/')}/runs/{run.run_id}")

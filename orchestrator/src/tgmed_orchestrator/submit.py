@@ -47,7 +47,7 @@ from tgmed_orchestrator.local_services import (
     start_services,
     wait_for_socket,
 )
-from tgmed_orchestrator.outcomes import FAILURE_PREFIX
+from tgmed_orchestrator.outcomes import error_texts
 from tgmed_orchestrator.run_launcher import WorkerStatus
 
 POLL_SECONDS = 0.5
@@ -185,15 +185,12 @@ class RunReporter:
 
 def _first_line(error) -> str:
     """What a person needs of a step's error: the first line of each message along its
-    cause chain, without Dagster's own wrapper names (RetryRequestedFromPolicy)."""
-    lines = []
-    while error is not None:
-        text = (getattr(error, "message", None) or str(error)).strip()
-        text = text.removeprefix(FAILURE_PREFIX)
-        first = text.splitlines()[0] if text else ""
-        if first and not first.startswith("dagster._") and first not in lines:
+    cause chain, without Dagster's own wrappers (outcomes.error_texts)."""
+    lines: list[str] = []
+    for text in error_texts(error):
+        first = text.splitlines()[0]
+        if first not in lines:
             lines.append(first)
-        error = getattr(error, "cause", None)
     return "; caused by: ".join(lines)[:400]
 
 
