@@ -42,6 +42,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "deploy"))
+import asset_parity  # noqa: E402
 from mart_counts import differences, local_mode_counts, mart_counts  # noqa: E402
 
 MODEL = ROOT.parent / "shared" / "models" / "yolov8n_int8.onnx"
@@ -219,7 +220,14 @@ class Platform:
                 checks += 1
         if checks < 120:  # 119 dbt tests and the quarantine checks
             raise SystemExit(f"only {checks} passing checks")
-        return f"{len(wanted)} assets with numeric metadata, {checks} passing checks"
+        if changed := asset_parity.differences(
+            asset_parity.recorded(), asset_parity.observed(nodes)
+        ):
+            raise SystemExit("the asset graph is not the recorded one:\n" + "\n".join(changed))
+        return (
+            f"{len(wanted)} assets with numeric metadata, {checks} passing checks;"
+            f" {len(nodes)} assets and their checks as recorded ({asset_parity.RECORDED.name})"
+        )
 
     def failure_messages(self, run_id: str) -> list[str]:
         events = self.graphql(FAILURE_EVENTS, {"runId": run_id})["logsForRun"]["events"]

@@ -54,6 +54,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "deploy"))
+import asset_parity  # noqa: E402
 from mart_counts import differences, local_mode_counts, mart_counts  # noqa: E402
 
 from tgmed_common.api_keys import key_hash, new_key  # noqa: E402
@@ -790,6 +791,10 @@ def checks(
         if raw != expected:
             raise SystemExit(f"raw messages {raw} != {expected} in the sample")
         log(f"{raw} messages loaded; marts: {json.dumps(first)}")
+        graph = asset_parity.observed(dagster.graphql(asset_parity.QUERY)["assetNodes"])
+        if changed := asset_parity.differences(asset_parity.recorded(), graph):
+            raise SystemExit("the asset graph is not the recorded one:\n" + "\n".join(changed))
+        log(f"{len(graph)} assets and their checks as recorded ({asset_parity.RECORDED.name})")
     with phase("API through the proxy"):
         api_answers(next(iter(truth["channels"])), dagster.proxy)
     with phase("database roles"):

@@ -270,3 +270,20 @@ def test_the_dbt_lineage_file_is_current():
     from tgmed_transform.lineage import lineage_text
 
     assert json.loads(lineage_text()) == LINEAGE, "run `make dbt-lineage`"
+
+
+def test_the_recorded_asset_graph_has_every_asset_and_check_the_code_location_defines():
+    """deploy/asset_parity.json (what the UI showed after the sample's first run, compared
+    by the local, compose and Kubernetes end-to-end runs) names exactly the assets and
+    checks of these definitions: a change to the graph is recorded with it, here first."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "deploy"))
+    import asset_parity
+
+    recorded = asset_parity.recorded()
+    graph = defs.resolve_asset_graph()
+    assert set(recorded) == {key.to_user_string() for key in defs.resolve_all_asset_keys()}
+    assert {(asset, check) for asset, checks in recorded.items() for check in checks} == {
+        (key.asset_key.to_user_string(), key.name) for key in graph.asset_check_keys
+    }

@@ -27,6 +27,9 @@ import pytest
 from .conftest import make_sample, readme_dbt_test_count
 
 ROOT = Path(__file__).resolve().parents[1]  # orchestrator/
+sys.path.insert(0, str(ROOT.parent / "deploy"))
+import asset_parity  # noqa: E402  (deploy/: shared with the compose and Kubernetes e2e)
+
 LINEAGE = json.loads((ROOT / "src" / "tgmed_orchestrator" / "dbt_lineage.json").read_text())
 LOCATION = "tgmed_orchestrator.definitions"
 REPOSITORY = {"repositoryLocationName": LOCATION, "repositoryName": "__repository__"}
@@ -289,6 +292,17 @@ def test_catalog_lineage_metadata_and_checks_after_the_run(platform):
         raw_checks["no_quarantined_files"]["executionForLatestMaterialization"]["status"]
         == "SUCCEEDED"
     )
+
+
+def test_the_asset_graph_is_the_recorded_one(platform):
+    """Every asset key, check key and check status after the first run is the one recorded
+    in deploy/asset_parity.json (before issue 25's move onto dagster-dbt); the compose and
+    Kubernetes e2e compare with the same file. TGMED_RECORD_ASSET_PARITY=1 records it."""
+    answer = platform["dagster"].query(asset_parity.QUERY)["assetNodes"]
+    found = asset_parity.observed(answer)
+    if os.environ.get("TGMED_RECORD_ASSET_PARITY"):
+        asset_parity.record(found)
+    assert asset_parity.differences(asset_parity.recorded(), found) == []
 
 
 def test_a_channel_added_in_the_ui_and_backfilled_imports_only_that_channel(platform):
