@@ -4,7 +4,7 @@ checks, the jobs over them, schedules, sensors and resources.
     dagster dev -m tgmed_orchestrator.definitions
 
 The stage launcher comes from TGMED_LAUNCH_MODE (local, docker, k8s) and the TGMED_*
-variables beside it (see launchers.py); alert channels from ALERT_* (secrets as EnvVar).
+variables beside it (see launchers/); alert channels from ALERT_* (secrets as EnvVar).
 """
 
 from __future__ import annotations

@@ -1,0 +1,252 @@
+"""Kubernetes mode: one pod per stage invocation (PipesK8sClient, dagster-k8s)."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import PurePosixPath
+from typing import Any
+
+from dagster import Failure
+
+from tgmed_orchestrator.launchers.base import (
+    DEFAULT_IMAGES,
+    INVOCATION_LABEL,
+    STAGE_UID,
+    Context,
+    StageExit,
+    StageLauncher,
+    invocation_id,
+)
+from tgmed_orchestrator.launchers.lifetime import KILL_AFTER_SECONDS, TIMEOUT_EXIT, with_timeout
+from tgmed_orchestrator.launchers.pipes import recording_pod_logs_reader
+from tgmed_orchestrator.stages import StageCommand
+
+# requests and limits of each stage's pod (TGMED_K8S_STAGE_RESOURCES overrides)
+K8S_STAGE_RESOURCES: dict[str, dict[str, dict[str, str]]] = {
+    "scrape": {
+        "requests": {"cpu": "250m", "memory": "256Mi"},
+        "limits": {"cpu": "1", "memory": "1Gi"},
+    },
+    "detect": {
+        "requests": {"cpu": "1", "memory": "2Gi"},
+        "limits": {"cpu": "4", "memory": "6Gi"},
+    },
+    "extract": {
+        "requests": {"cpu": "500m", "memory": "512Mi"},
+        "limits": {"cpu": "2", "memory": "2Gi"},
+    },
+    "load": {
+        "requests": {"cpu": "500m", "memory": "512Mi"},
+        "limits": {"cpu": "2", "memory": "2Gi"},
+    },
+    "transform": {
+        "requests": {"cpu": "500m", "memory": "512Mi"},
+        "limits": {"cpu": "2", "memory": "2Gi"},
+    },
+}
+
+
+class K8sStageLauncher(StageLauncher):
+    """One pod per stage invocation (PipesK8sClient): the stage's image and command, the
+    lake claim, non-secret settings from a ConfigMap and each stage's own Secrets (an
+    export import gets none of Telegram's), under a service account with no API access
+    and no token, non-root with a read-only root filesystem. Dagster retries a failed
+    step (outcomes.py decides); the pod has restartPolicy Never and an
+    activeDeadlineSeconds of the stage's timeout. The pod stays until its exit code is
+    read, then it is deleted; a pod deleted from outside while it ran fails the step as
+    stopped (143), not retried."""
+
+    images: dict[str, str] = DEFAULT_IMAGES
+    namespace: str = "tgmed"
+    service_account_name: str | None = None
+    image_pull_policy: str = "IfNotPresent"
+    lake_claim: str = "tgmed-lake"
+    lake_mount: str = "/lake"
+    exports_claim: str | None = None
+    exports_mount: str = "/exports"
+    # model weights for detect, mounted read-only (DETECT_MODEL names a file under it)
+    models_claim: str | None = None
+    models_mount: str = "/models"
+    config_map: str = "tgmed-config"
+    # Secrets (envFrom) per stage: only the stage that needs a secret sees it
+    secrets: dict[str, list[str]] = {
+        "scrape": ["tgmed-telegram"],
+        "load": ["tgmed-database"],
+        "transform": ["tgmed-database"],
+    }
+    # Secrets that hold Telegram credentials: never given to an export import
+    telegram_secrets: list[str] = ["tgmed-telegram"]
+    # what each Secret holds (the cluster's manifests create them so; the ConfigMap holds
+    # every other, non-secret variable)
+    secret_env: dict[str, list[str]] = {
+        "tgmed-telegram": ["TELEGRAM_API_ID", "TELEGRAM_API_HASH", "TELEGRAM_SESSION"],
+        "tgmed-database": ["DATABASE_URL", "API_DB_PASSWORD"],
+    }
+    gpu_stages: list[str] = []
+    # where GPU stages run: the GPU pool's node labels and taints
+    gpu_node_selector: dict[str, str] = {}
+    gpu_tolerations: list[dict[str, Any]] = []
+    stage_resources: dict[str, dict[str, dict[str, str]]] = K8S_STAGE_RESOURCES
+    load_incluster_config: bool = True
+    kubeconfig_file: str | None = None
+    poll_interval_seconds: float = 5.0
+
+    def export_path(self, export_root: str, folder: str) -> str:
+        return str(PurePosixPath(self.exports_mount) / folder)
+
+    def pod_config(
+        self, context: Context, command: StageCommand, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """The arguments of PipesK8sClient.run for this invocation."""
+        timeout = timeout if timeout is not None else self.timeout_for(command.stage)
+        volumes: list[dict[str, Any]] = [
+            {"name": "lake", "persistent_volume_claim": {"claim_name": self.lake_claim}},
+            {"name": "tmp", "empty_dir": {}},
+        ]
+        mounts: list[dict[str, Any]] = [
+            {"name": "lake", "mount_path": self.lake_mount},
+            {"name": "tmp", "mount_path": "/tmp"},  # noqa: S108 (an emptyDir of its own)
+        ]
+        secrets = list(self.secrets.get(command.stage, []))
+        if command.exports:
+            if not self.exports_claim:
+                raise Failure(
+                    description="export scrape in k8s mode needs TGMED_K8S_EXPORTS_CLAIM",
+                    allow_retries=False,
+                )
+            volumes.append(
+                {"name": "exports", "persistent_volume_claim": {"claim_name": self.exports_claim}}
+            )
+            mounts.append({"name": "exports", "mount_path": self.exports_mount, "read_only": True})
+            secrets = [name for name in secrets if name not in self.telegram_secrets]
+        if command.stage == "detect" and self.models_claim:
+            volumes.append(
+                {"name": "models", "persistent_volume_claim": {"claim_name": self.models_claim}}
+            )
+            mounts.append({"name": "models", "mount_path": self.models_mount, "read_only": True})
+        resources = {k: dict(v) for k, v in self.stage_resources.get(command.stage, {}).items()}
+        env_from: list[dict[str, Any]] = [{"config_map_ref": {"name": self.config_map}}]
+        env_from += [{"secret_ref": {"name": name}} for name in secrets]
+        container: dict[str, Any] = {
+            "name": "stage",
+            "image_pull_policy": self.image_pull_policy,
+            "env_from": env_from,
+            "env": [{"name": "LAKE_DIR", "value": self.lake_mount}],
+            "volume_mounts": mounts,
+            "resources": resources,
+            "security_context": {
+                "allow_privilege_escalation": False,
+                "read_only_root_filesystem": True,
+                "capabilities": {"drop": ["ALL"]},
+            },
+        }
+        spec: dict[str, Any] = {
+            "restart_policy": "Never",
+            # the backstop of the in-container timeout (TERM, KILL 15 s later)
+            "active_deadline_seconds": int(timeout) + KILL_AFTER_SECONDS + 30,
+            # the stage never talks to the Kubernetes API
+            "automount_service_account_token": False,
+            "security_context": {
+                "run_as_non_root": True,
+                "run_as_user": STAGE_UID,
+                "run_as_group": STAGE_UID,
+                "fs_group": STAGE_UID,
+                "seccomp_profile": {"type": "RuntimeDefault"},
+            },
+            "volumes": volumes,
+            "containers": [container],
+        }
+        if self.service_account_name:
+            spec["service_account_name"] = self.service_account_name
+        if command.stage in self.gpu_stages:
+            resources.setdefault("limits", {})["nvidia.com/gpu"] = "1"
+            if self.gpu_node_selector:
+                spec["node_selector"] = dict(self.gpu_node_selector)
+            if self.gpu_tolerations:
+                spec["tolerations"] = [dict(t) for t in self.gpu_tolerations]
+        labels = {
+            "app.kubernetes.io/part-of": "tgmed",
+            "app.kubernetes.io/component": command.stage,
+            INVOCATION_LABEL: invocation_id(command),
+        }
+        with contextlib.suppress(Exception):  # a context built outside a run (tests)
+            labels["dagster/run-id"] = context.run.run_id
+        return {
+            "image": self.images[command.stage],
+            "command": with_timeout(list(command.argv), timeout),
+            "namespace": self.namespace,
+            "base_pod_meta": {"labels": labels},
+            "base_pod_spec": spec,
+            "pod_wait_timeout": timeout + KILL_AFTER_SECONDS + 120,
+        }
+
+    def _run(
+        self, context: Context, command: StageCommand, timeout: float, extras: dict[str, Any]
+    ) -> Any:
+        from dagster_k8s import PipesK8sClient
+
+        config = self.pod_config(context, command, timeout)
+        context.log.info(
+            f"stage pod {config['base_pod_meta']['labels'][INVOCATION_LABEL]}"
+            f" ({config['image']}, namespace {config['namespace']})"
+        )
+        reader = recording_pod_logs_reader()
+        client = PipesK8sClient(
+            message_reader=reader,
+            load_incluster_config=self.load_incluster_config or None,
+            kubeconfig_file=None if self.load_incluster_config else self.kubeconfig_file,
+            poll_interval=self.poll_interval_seconds,
+        )
+        try:
+            # the pod stays until its exit code is read (the client reports none)
+            client.run(context=context, extras=extras, delete_pod_on_completion=False, **config)
+        except Exception as error:
+            code, how = self.exit_code(config, error)
+            context.log.info(how)
+            raise StageExit(reader.handler, code, f"{how}\n{str(error)[-3000:]}") from None
+        finally:
+            self._delete_pods(config)
+        return reader.handler
+
+    def _pods(self, config: dict[str, Any]) -> list[Any]:
+        from dagster_k8s.client import DagsterKubernetesClient
+
+        label = config["base_pod_meta"]["labels"][INVOCATION_LABEL]
+        client = DagsterKubernetesClient.production_client()
+        pods = client.core_api.list_namespaced_pod(
+            config["namespace"], label_selector=f"{INVOCATION_LABEL}={label}"
+        )
+        return list(getattr(pods, "items", None) or [])
+
+    def exit_code(self, config: dict[str, Any], error: BaseException) -> tuple[int | None, str]:
+        """The failed stage pod's exit code, and how it was found. A pod deleted while it
+        ran (`kubectl delete pod`, a node drain) is stopped from outside like SIGTERM
+        (143): not retried, the run fails and alerts."""
+        label = config["base_pod_meta"]["labels"][INVOCATION_LABEL]
+        try:
+            pods = self._pods(config)
+        except Exception as failed:
+            return None, f"stage pod {label}: unknown exit code ({type(failed).__name__})"
+        for pod in pods:
+            name = pod.metadata.name
+            for status in pod.status.container_statuses or []:
+                terminated = status.state.terminated if status.state else None
+                if terminated is not None:
+                    code = int(terminated.exit_code)
+                    return code, f"pod {name} exited with {code} ({terminated.reason or '-'})"
+            if pod.status.reason == "DeadlineExceeded":
+                return TIMEOUT_EXIT, f"pod {name} ran past its activeDeadlineSeconds"
+            if pod.metadata.deletion_timestamp is not None:
+                return 143, f"pod {name} was deleted while it ran"
+            return None, f"pod {name}: no exit code ({pod.status.phase})"
+        if "unexpectedly killed" in str(error):  # the client saw the pod disappear
+            return 143, f"stage pod {label} was deleted while it ran"
+        return None, f"stage pod {label}: none found (never created?)"
+
+    def _delete_pods(self, config: dict[str, Any]) -> None:
+        from dagster_k8s.client import DagsterKubernetesClient
+
+        with contextlib.suppress(Exception):
+            client = DagsterKubernetesClient.production_client()
+            for pod in self._pods(config):
+                client.core_api.delete_namespaced_pod(pod.metadata.name, config["namespace"])
