@@ -7,29 +7,24 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from typing import Any
 
 import httpx
 from dagster import ConfigurableResource, EnvVar
 
-from tgmed_common.logs import REDACTED
+from tgmed_common.logs import redact
 from tgmed_orchestrator.settings import alert_settings
 from tgmed_orchestrator.stages import SECRET_ENV
 
 log = logging.getLogger(__name__)
 ALERT_SECRET_ENV = (*SECRET_ENV, "ALERT_WEBHOOK_URL", "ALERT_TELEGRAM_BOT_TOKEN")
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+@", re.IGNORECASE)
 MAX_TEXT = 3500  # Telegram allows 4096 characters per message
 
 
 def redact_secrets(text: str) -> str:
-    """`text` with every known secret value and URL password masked."""
-    for name in ALERT_SECRET_ENV:
-        value = os.environ.get(name, "")
-        if len(value) >= 4:
-            text = text.replace(value, REDACTED)
-    return _URL_PASSWORD.sub(rf"\g<scheme>{REDACTED}@", text)
+    """`text` with the value of every secret variable the platform knows, and any URL
+    password, masked (tgmed_common.logs.redact)."""
+    return redact(text, (os.environ.get(name, "") for name in ALERT_SECRET_ENV))
 
 
 class Alerter(ConfigurableResource):

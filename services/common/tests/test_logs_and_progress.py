@@ -1,7 +1,7 @@
 import json
 import logging
 
-from tgmed_common.logs import configure_logging, emit_summary, register_secrets
+from tgmed_common.logs import configure_logging, emit_summary, redact, register_secrets
 from tgmed_common.progress import Progress
 from tgmed_common.settings import ConfigError, LakeSettings, load_settings, secret_values
 
@@ -79,3 +79,15 @@ def test_settings_errors_name_the_variable(monkeypatch):
         raise AssertionError("a missing secret must fail")
     monkeypatch.setenv("DEMO_TOKEN", "abcd1234")
     assert secret_values(load_settings(Needs)) == ["abcd1234"]
+
+
+def test_one_redactor_masks_given_values_and_url_passwords():
+    """The redactor of log lines, stage summaries and alerts: values passed in (a short
+    one is not a secret: it would mask common words), and a URL's password even when it
+    was never registered."""
+    text = "token tok-123456 to postgresql://tgmed:pa55word@db:5432/tgmed, code abc"
+    assert redact(text, ["tok-123456", "abc"]) == (
+        "token *** to postgresql://tgmed:***@db:5432/tgmed, code abc"
+    )
+    assert redact("no url, no secret") == "no url, no secret"
+    assert redact("https://example.org/path:x@y") == "https://example.org/path:x@y"
