@@ -18,7 +18,7 @@ from tgmed_loader.settings import ApiRoleSettings, DatabaseSettings, LoaderSetti
 from tgmed_orchestrator import stages
 from tgmed_orchestrator.launchers import DockerStageLauncher, K8sStageLauncher
 from tgmed_scraper.settings import ScraperSettings, TelegramSettings
-from tgmed_transform.cli import TransformSettings
+from tgmed_transform.settings import TransformSettings
 
 SETTINGS: dict[str, list[type[BaseSettings]]] = {
     "scrape": [LakeSettings, TelegramSettings, ScraperSettings],

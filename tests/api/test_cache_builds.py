@@ -26,7 +26,7 @@ def cached(make_warehouse, thread_server, tmp_path_factory, api_keys):
     the build version on every request (check interval 0)."""
     built = make_warehouse("cache")
     project = tmp_path_factory.mktemp("dbt-project") / "dbt"
-    from tgmed_transform.cli import TransformSettings
+    from tgmed_transform.settings import TransformSettings
 
     shutil.copytree(
         TransformSettings(database_url="postgresql://unused").dbt_project_dir,

@@ -31,24 +31,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from pydantic import SecretStr
-from pydantic_settings import BaseSettings
-
 from tgmed_common.logs import configure_logging
 from tgmed_common.progress import Progress
-from tgmed_common.settings import env_config, load_settings, secret_values
+from tgmed_common.settings import load_settings, secret_values
 from tgmed_common.stage import run_stage
 from tgmed_transform.report import report_nodes
-
-
-class TransformSettings(BaseSettings):
-    model_config = env_config()
-
-    database_url: SecretStr
-    dbt_project_dir: Path = Path(__file__).resolve().parents[2]
-    transform_publish_docs: bool = True
-    """TRANSFORM_PUBLISH_DOCS: after a successful build, generate the dbt docs site and
-    publish it into the warehouse for the API's /dbt-docs/."""
+from tgmed_transform.settings import TransformSettings
 
 
 def dbt_environment(database_url: str) -> dict[str, str]:

@@ -17,6 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from tgmed_transform.settings import TransformSettings
+
 ASSET_KINDS = {"model", "seed", "snapshot"}
 
 
@@ -124,8 +126,6 @@ def parse_manifest(project: Path) -> dict[str, Any]:
 
 
 def lineage_text(project: Path | None = None) -> str:
-    from tgmed_transform.cli import TransformSettings
-
     project = project or TransformSettings.model_fields["dbt_project_dir"].default
     return json.dumps(compact(parse_manifest(project)), indent=1, sort_keys=True) + "\n"
 

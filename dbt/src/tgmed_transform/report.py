@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from tgmed_common.settings import load_settings
+from tgmed_transform.settings import TransformSettings
 
 log = logging.getLogger(__name__)
 BUILT = {"success"}
@@ -22,8 +23,6 @@ def relation_rows(relations: list[str]) -> dict[str, int]:
         return {}
     import psycopg2  # dbt-postgres' driver: already in this image
     from psycopg2 import sql
-
-    from tgmed_transform.cli import TransformSettings
 
     url = load_settings(TransformSettings).database_url.get_secret_value()
     counts: dict[str, int] = {}
