@@ -45,6 +45,8 @@ sys.path.insert(0, str(ROOT / "deploy"))
 import asset_parity  # noqa: E402
 from mart_counts import differences, local_mode_counts, mart_counts  # noqa: E402
 
+from tgmed_orchestrator.dagster_client import DagsterClient  # noqa: E402
+
 MODEL = ROOT.parent / "shared" / "models" / "yolov8n_int8.onnx"
 PROJECT = "tgmed"
 UI_LOGIN = "e2e"
@@ -55,47 +57,6 @@ STAGE_IMAGES = {
     "load": "tgmed-loader",
     "transform": "tgmed-transform",
 }
-LAUNCH = """
-mutation LaunchRun($executionParams: ExecutionParams!) {
-  launchRun(executionParams: $executionParams) {
-    __typename
-    ... on LaunchRunSuccess { run { runId status } }
-    ... on PythonError { message stack }
-    ... on RunConfigValidationInvalid { errors { message } }
-    ... on InvalidSubsetError { message }
-  }
-}"""
-STATUS = """
-query RunStatus($runId: ID!) {
-  runOrError(runId: $runId) { __typename ... on Run { status } }
-}"""
-ASSETS = """
-{
-  assetNodes {
-    assetKey { path }
-    assetMaterializations(limit: 1) {
-      runId
-      metadataEntries { label __typename }
-    }
-    assetChecksOrError {
-      ... on AssetChecks { checks { name executionForLatestMaterialization { status runId } } }
-    }
-  }
-}"""
-FAILURE_EVENTS = """
-query RunFailure($runId: ID!) {
-  logsForRun(runId: $runId) {
-    __typename
-    ... on EventConnection {
-      events {
-        __typename
-        ... on MessageEvent { message }
-        ... on ExecutionStepFailureEvent { error { message cause { message } } }
-        ... on ExecutionStepUpForRetryEvent { error { message cause { message } } }
-      }
-    }
-  }
-}"""
 
 
 def log(message: str) -> None:
@@ -123,6 +84,7 @@ class Platform:
         login = f"{env['PROXY_USER']}:{env['PROXY_PASSWORD']}".encode()
         self.basic = "Basic " + base64.b64encode(login).decode()
         self._tls: ssl.SSLContext | None = None
+        self._dagster: DagsterClient | None = None
 
     def tls(self) -> ssl.SSLContext:
         if self._tls is None:
@@ -153,52 +115,28 @@ class Platform:
             capture=capture,
         )
 
-    def graphql(self, query: str, variables: dict) -> dict:
-        body = json.dumps({"query": query, "variables": variables}).encode()
-        headers = {"Content-Type": "application/json", "Authorization": self.basic}
-        request = urllib.request.Request(self.ui + "/graphql", body, headers)  # noqa: S310
-        with urllib.request.urlopen(request, timeout=30, context=self.tls()) as response:  # noqa: S310
-            answer = json.load(response)
-        if answer.get("errors"):
-            raise SystemExit(f"GraphQL errors: {answer['errors']}")
-        return answer["data"]
+    def dagster(self) -> DagsterClient:
+        """The webserver through the proxy (its login, its certificate)."""
+        if self._dagster is None:
+            headers = {"Authorization": self.basic}
+            self._dagster = DagsterClient(self.ui, headers=headers, tls=self.tls())
+            self._dagster.wait_ready("telegram_pipeline", timeout=300)
+        return self._dagster
 
     def launch(self, job: str, run_config: dict | None = None, tags: dict | None = None) -> str:
-        params = {
-            "selector": {
-                "repositoryLocationName": "tgmed",
-                "repositoryName": "__repository__",
-                "jobName": job,
-            },
-            "runConfigData": run_config or {},
-            "executionMetadata": {
-                "tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]
-            },
-        }
-        result = self.graphql(LAUNCH, {"executionParams": params})["launchRun"]
-        if result["__typename"] != "LaunchRunSuccess":
-            raise SystemExit(f"launchRun refused: {json.dumps(result)[:3000]}")
-        run_id = result["run"]["runId"]
+        run_id = self.dagster().launch(job, run_config, tags)
         log(f"launched {job}: run {run_id}")
         return run_id
 
-    def status(self, run_id: str) -> str:
-        return self.graphql(STATUS, {"runId": run_id})["runOrError"]["status"]
-
     def wait(self, run_id: str, timeout: float) -> tuple[str, float]:
         started = time.monotonic()
-        status = ""
-        while time.monotonic() - started < timeout:
-            status = self.status(run_id)
-            if status in {"SUCCESS", "FAILURE", "CANCELED"}:
-                return status, time.monotonic() - started
-            time.sleep(2)
-        raise SystemExit(f"run {run_id} still {status} after {timeout:.0f} s")
+        run = self.dagster().wait_finished(run_id, timeout, poll=2)
+        return run.status, time.monotonic() - started
 
     def check_assets(self, run_id: str) -> str:
         """The lake, raw and dbt assets materialized by the run with numeric metadata,
         every dbt test a passing check of the run (reported through Pipes)."""
-        nodes = self.graphql(ASSETS, {})["assetNodes"]
+        nodes = self.dagster().assets()
         by_key = {"/".join(n["assetKey"]["path"]): n for n in nodes}
         wanted = [k for k in by_key if k.split("/")[0] in {"lake", "raw", "staging", "marts"}]
         if len(wanted) < 20:
@@ -230,17 +168,7 @@ class Platform:
         )
 
     def failure_messages(self, run_id: str) -> list[str]:
-        events = self.graphql(FAILURE_EVENTS, {"runId": run_id})["logsForRun"]["events"]
-        texts = []
-        for event in events:
-            if "Failure" not in event["__typename"] and "Retry" not in event["__typename"]:
-                continue
-            texts.append(event.get("message") or "")
-            error = event.get("error") or {}
-            while error:
-                texts.append(error.get("message") or "")
-                error = error.get("cause") or {}
-        return texts
+        return self.dagster().events(run_id).failures(retries=True)
 
     def make_key(self) -> None:
         """An API key (scope all) made by `tgmed-loader keys create` in the loader's image,

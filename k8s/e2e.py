@@ -58,6 +58,7 @@ import asset_parity  # noqa: E402
 from mart_counts import differences, local_mode_counts, mart_counts  # noqa: E402
 
 from tgmed_common.api_keys import key_hash, new_key  # noqa: E402
+from tgmed_orchestrator.dagster_client import DagsterClient  # noqa: E402
 
 K8S = ROOT / "k8s"
 CLUSTER = K8S / "cluster" / "local-cluster.sh"
@@ -93,28 +94,6 @@ POSTGRES_UID, POSTGRES_GID = 100, 102
 # build/compose/e2e under the first; one local cluster at a time under the second)
 DOCKER_LOCK = "/tmp/tgmed-docker.lock"  # noqa: S108
 CLUSTER_LOCK = "/tmp/tgmed-k8s.lock"  # noqa: S108  # the offline image's postgres user
-LAUNCH = """
-mutation LaunchRun($executionParams: ExecutionParams!) {
-  launchRun(executionParams: $executionParams) {
-    __typename
-    ... on LaunchRunSuccess { run { runId status } }
-    ... on PythonError { message stack }
-    ... on RunConfigValidationInvalid { errors { message } }
-    ... on InvalidSubsetError { message }
-  }
-}"""
-STATUS = "query RunStatus($runId: ID!) { runOrError(runId: $runId) { ... on Run { status } } }"
-EVENTS = """
-query RunEvents($runId: ID!) {
-  logsForRun(runId: $runId) {
-    ... on EventConnection { events { __typename
-      ... on MessageEvent { message }
-      ... on ExecutionStepFailureEvent { error { message } } } }
-  }
-}"""
-WORKSPACE = """
-{ workspaceOrError { ... on Workspace { locationEntries { name
-    locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
 
 
 def log(message: str) -> None:
@@ -322,79 +301,19 @@ class Proxy:
         )
 
 
-class Dagster:
+class Dagster(DagsterClient):
+    """The webserver through the proxy's Service: its login, its pinned certificate."""
+
     def __init__(self, proxy: Proxy) -> None:
+        # launchRun goes through the code location: minutes on a busy 2-core machine
+        headers = {"Authorization": proxy.login}
+        super().__init__(f"https://{proxy.ip}:3443", headers, proxy.tls, timeout=600)
         self.proxy = proxy
 
-    def graphql(self, query: str, variables: dict | None = None) -> dict:
-        body = json.dumps({"query": query, "variables": variables or {}}).encode()
-        headers = {"Content-Type": "application/json", "Authorization": self.proxy.login}
-        code, text = self.proxy.request(3443, "/graphql", headers, body)
-        if code != 200:
-            raise OSError(f"GraphQL through the proxy: {code} {text[:300]!r}")
-        answer = json.loads(text)
-        if answer.get("errors"):
-            raise SystemExit(f"GraphQL errors: {answer['errors']}")
-        return answer["data"]
-
-    def wait_loaded(self, timeout: float = 600) -> None:
-        """The webserver reloads a code location that was not up when it started."""
-        deadline = time.monotonic() + timeout
-        state = ""
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError):
-                entries = self.graphql(WORKSPACE)["workspaceOrError"]["locationEntries"]
-                state = entries[0]["locationOrLoadError"]["__typename"]
-                if state == "RepositoryLocation":
-                    log("the webserver has loaded the code location tgmed")
-                    return
-            time.sleep(3)
-        raise SystemExit(f"the code location never loaded in the webserver ({state})")
-
-    def launch(self, job: str) -> str:
-        params = {
-            "selector": {
-                "repositoryLocationName": "tgmed",
-                "repositoryName": "__repository__",
-                "jobName": job,
-            },
-            "runConfigData": {},
-        }
-        result = self.graphql(LAUNCH, {"executionParams": params})["launchRun"]
-        if result["__typename"] != "LaunchRunSuccess":
-            raise SystemExit(f"launchRun refused: {json.dumps(result)[:3000]}")
-        run_id = result["run"]["runId"]
-        log(f"launched {job} through the proxy and the webserver's GraphQL API: run {run_id}")
-        return run_id
-
-    def status(self, run_id: str) -> str:
-        return self.graphql(STATUS, {"runId": run_id})["runOrError"]["status"]
-
-    def wait(self, run_id: str, timeout: float) -> tuple[str, float]:
-        started = time.monotonic()
-        status = ""
-        while time.monotonic() - started < timeout:
-            with contextlib.suppress(OSError):
-                status = self.status(run_id)
-            if status in {"SUCCESS", "FAILURE", "CANCELED"}:
-                return status, time.monotonic() - started
-            time.sleep(3)
-        raise SystemExit(f"run {run_id} still {status} after {timeout:.0f} s")
-
-    def failures(self, run_id: str) -> str:
-        """The step failures' errors (the stages' own words), for a failed run."""
-        events = self.graphql(EVENTS, {"runId": run_id})["logsForRun"]["events"]
-        return "\n".join(e["error"].get("message") or "" for e in events if e.get("error"))
-
-    def messages(self, run_id: str) -> list[str]:
-        """Each event's message, and a step failure's error (the stage's own words)."""
-        events = self.graphql(EVENTS, {"runId": run_id})["logsForRun"]["events"]
-        texts = []
-        for event in events:
-            texts.append(event.get("message") or "")
-            if event.get("error"):
-                texts.append(event["error"].get("message") or "")
-        return texts
+    def texts(self, run_id: str) -> list[str]:
+        """Each event's message, and every failure's error (the stage's own words)."""
+        events = self.events(run_id)
+        return events.messages() + events.failures(retries=True)
 
 
 class PodWatch:
@@ -671,11 +590,11 @@ def delete_stage_pod_mid_run(dagster: Dagster, pods: PodWatch) -> None:
     kubectl("-n", NAMESPACE, "delete", "pod", pod, "--wait=false")
     deleted = time.monotonic()
     log(f"deleted stage pod {pod} while it ran")
-    status, _ = dagster.wait(run_id, timeout=600)
+    status = dagster.wait_finished(run_id, timeout=600, poll=3).status
     failed_after = time.monotonic() - deleted
     if status != "FAILURE":
         raise SystemExit(f"run {run_id} ended {status} after its stage pod was deleted")
-    text = "\n".join(dagster.messages(run_id))
+    text = "\n".join(dagster.texts(run_id))
     if "killed from outside" not in text:
         raise SystemExit(f"the failure does not say the stage was stopped: {text[-2000:]}")
     reason = next(line for line in text.splitlines() if "killed from outside" in line)
@@ -753,7 +672,8 @@ def bring_up(phase: Phases, args: argparse.Namespace, sample: Path) -> tuple[Dag
         proxy = Proxy(passwords["PROXY_PASSWORD"])
         proxy.check_ui_login()
         dagster = Dagster(proxy)
-        dagster.wait_loaded()
+        dagster.wait_ready("telegram_pipeline", timeout=600)
+        log(f"the webserver has loaded the code location {dagster.location}")
     return dagster, passwords
 
 
@@ -799,10 +719,10 @@ def checks(
         check_rbac()
     with phase("run 1: telegram_pipeline"):
         run_id = dagster.launch("telegram_pipeline")
-        status, seconds = dagster.wait(run_id, timeout=2400)
-        if status != "SUCCESS":
-            raise SystemExit(f"run {run_id}: {status}\n{dagster.failures(run_id)[-5000:]}")
-        log(f"telegram_pipeline SUCCESS in {seconds:.0f} s; its pods:")
+        run = dagster.wait_finished(run_id, timeout=2400, poll=3)
+        if run.status != "SUCCESS":
+            raise SystemExit(f"run {run_id}: {run.status}\n{dagster.texts(run_id)[-50:]}")
+        log(f"telegram_pipeline SUCCESS in {run.seconds:.0f} s; its pods:")
         check_stage_pods(pods, run_id)
         first = marts()
         expected = sum(c["messages"] for c in truth["channels"].values())
@@ -810,7 +730,7 @@ def checks(
         if raw != expected:
             raise SystemExit(f"raw messages {raw} != {expected} in the sample")
         log(f"{raw} messages loaded; marts: {json.dumps(first)}")
-        graph = asset_parity.observed(dagster.graphql(asset_parity.QUERY)["assetNodes"])
+        graph = asset_parity.observed(dagster.assets())
         if changed := asset_parity.differences(asset_parity.recorded(), graph):
             raise SystemExit("the asset graph is not the recorded one:\n" + "\n".join(changed))
         log(f"{len(graph)} assets and their checks as recorded ({asset_parity.RECORDED.name})")
@@ -819,13 +739,12 @@ def checks(
     with phase("database roles"):
         check_roles(passwords)
     with phase("run 2: the same marts"):
-        again = dagster.launch("telegram_pipeline")
-        status, seconds = dagster.wait(again, timeout=2400)
+        again = dagster.wait_finished(dagster.launch("telegram_pipeline"), 2400, poll=3)
         second = marts()
-        if status != "SUCCESS" or differences(first, second):
-            failed = dagster.failures(again)[-3000:]
-            raise SystemExit(f"second run {status}: {differences(first, second)}\n{failed}")
-        log(f"second run SUCCESS in {seconds:.0f} s, every mart's row count unchanged")
+        if again.status != "SUCCESS" or differences(first, second):
+            failed = dagster.texts(again.run_id)[-30:]
+            raise SystemExit(f"second run {again.status}: {differences(first, second)}\n{failed}")
+        log(f"second run SUCCESS in {again.seconds:.0f} s, every mart's row count unchanged")
     if not args.skip_local:
         with phase("local mode: the same marts"):
             local = local_mode_counts(sample)

@@ -17,12 +17,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import psycopg
 import pytest
+
+from tgmed_orchestrator.dagster_client import DagsterClient, wait_until
 
 from .conftest import make_sample, readme_dbt_test_count
 
@@ -40,16 +40,6 @@ SECRETS = {
     "TELEGRAM_SESSION": "telegram-session-secret",
 }
 
-LAUNCH = """
-mutation Launch($params: ExecutionParams!) {
-  launchRun(executionParams: $params) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on PythonError { message }
-    ... on RunConfigValidationInvalid { errors { message } }
-  }
-}"""
-RUN = """query Run($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"""
 ASSETS = """
 {
   assetNodes {
@@ -114,7 +104,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class Dagster:
+class Dagster(DagsterClient):
     """`dagster dev` over an instance, and its GraphQL API (what the UI reads and sends)."""
 
     def __init__(self, home: Path, env: dict[str, str]) -> None:
@@ -137,40 +127,12 @@ class Dagster:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: stopped whole below
         )
-        deadline = time.monotonic() + 240
-        while True:
-            try:
-                urllib.request.urlopen(f"{self.url}/server_info", timeout=5)  # noqa: S310
-                break
-            except OSError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise RuntimeError("dagster dev did not start") from None
-                time.sleep(1)
-
-    def query(self, query: str, **variables) -> dict:
-        body = json.dumps({"query": query, "variables": variables}).encode()
-        request = urllib.request.Request(  # noqa: S310
-            f"{self.url}/graphql", body, {"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
-            answer = json.load(response)
-        assert not answer.get("errors"), answer["errors"]
-        return answer["data"]
-
-    def launch(self, job: str, run_config: dict | None = None) -> str:
-        params = {"selector": {**REPOSITORY, "jobName": job}, "runConfigData": run_config or {}}
-        result = self.query(LAUNCH, params=params)["launchRun"]
-        assert result["__typename"] == "LaunchRunSuccess", result
-        return result["run"]["runId"]
-
-    def wait(self, run_id: str, timeout: float = 900) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            status = self.query(RUN, id=run_id)["runOrError"]["status"]
-            if status in {"SUCCESS", "FAILURE", "CANCELED"}:
-                return status
-            time.sleep(2)
-        raise AssertionError(f"run {run_id} still {status}")
+        super().__init__(self.url)
+        try:
+            self.wait_ready("telegram_pipeline", timeout=240)
+        except TimeoutError:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         # Ctrl-C, as a person stops it (dagster dev outside a job-control shell ignores
@@ -223,7 +185,7 @@ def platform(yolo_bin, fresh_database, tmp_path_factory):
             "telegram_pipeline",
             {"ops": {"telegram_lake": {"config": {"channels": ["chemed123", "tikvahpharma"]}}}},
         )
-        status = dagster.wait(first)
+        status = dagster.wait_finished(first, 900).status
         assert status == "SUCCESS", (home / "dev.log").read_text()[-5000:]
         yield {"dagster": dagster, "first": first, "url": url, "home": home, "lake": root / "lake"}
     finally:
@@ -298,7 +260,7 @@ def test_the_asset_graph_is_the_recorded_one(platform):
     """Every asset key, check key and check status after the first run is the one recorded
     in deploy/asset_parity.json (before issue 25's move onto dagster-dbt); the compose and
     Kubernetes e2e compare with the same file. TGMED_RECORD_ASSET_PARITY=1 records it."""
-    answer = platform["dagster"].query(asset_parity.QUERY)["assetNodes"]
+    answer = platform["dagster"].assets()
     found = asset_parity.observed(answer)
     if os.environ.get("TGMED_RECORD_ASSET_PARITY"):
         asset_parity.record(found)
@@ -311,7 +273,7 @@ def test_a_channel_added_in_the_ui_and_backfilled_imports_only_that_channel(plat
     assert set(before) == {"chemed123", "tikvahpharma"}
     # as the UI's "add partition" does; channel_partitions_sensor (running by default)
     # may have added it already from the export folders
-    added = dagster.query(ADD_PARTITION, repo=REPOSITORY, key="lobelia4cosmetics")
+    added = dagster.query(ADD_PARTITION, {"repo": REPOSITORY, "key": "lobelia4cosmetics"})
     assert added["addDynamicPartition"]["__typename"] in {
         "AddDynamicPartitionSuccess",
         "DuplicateDynamicPartitionError",
@@ -324,23 +286,25 @@ def test_a_channel_added_in_the_ui_and_backfilled_imports_only_that_channel(plat
         "partitionNames": ["lobelia4cosmetics"],
         "fromFailure": False,
     }
-    launched = dagster.query(BACKFILL, params=params)["launchPartitionBackfill"]
+    launched = dagster.query(BACKFILL, {"params": params})["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
-    deadline = time.monotonic() + 900
-    runs: list = []
-    while time.monotonic() < deadline and not runs:
-        runs = dagster.query(BACKFILL_RUNS, tag=launched["backfillId"])["runsOrError"]["results"]
-        time.sleep(2)
-    [run] = runs
-    assert dagster.wait(run["runId"]) == "SUCCESS", (platform["home"] / "dev.log").read_text()[
-        -5000:
-    ]
+    [run] = wait_until(
+        lambda: dagster.query(BACKFILL_RUNS, {"tag": launched["backfillId"]})["runsOrError"][
+            "results"
+        ],
+        900,
+        f"backfill {launched['backfillId']} launched no run",
+        poll=2,
+    )
+    assert dagster.wait_finished(run["runId"], 900).status == "SUCCESS", (
+        platform["home"] / "dev.log"
+    ).read_text()[-5000:]
     after = counts(url)
     assert after["lobelia4cosmetics"] > 0
     assert {k: after[k] for k in before} == before  # the other channels untouched
     # the lake's messages: materialized for that partition only, by this run
     key = {"path": ["lake", "telegram_messages"]}
-    materialized = dagster.query(PARTITION_MATERIALIZATIONS, key=key)["assetNodes"][0]
+    materialized = dagster.query(PARTITION_MATERIALIZATIONS, {"key": key})["assetNodes"][0]
     by_run = [
         m["partition"] for m in materialized["assetMaterializations"] if m["runId"] == run["runId"]
     ]
@@ -360,7 +324,7 @@ def test_a_channel_added_in_the_ui_and_backfilled_imports_only_that_channel(plat
 
 
 def test_no_secret_value_in_the_resources_configuration(platform):
-    answer = platform["dagster"].query(RESOURCES, repo=REPOSITORY)
+    answer = platform["dagster"].query(RESOURCES, {"repo": REPOSITORY})
     text = json.dumps(answer)
     for secret in SECRETS.values():
         assert secret not in text
@@ -384,7 +348,7 @@ def test_a_dbt_test_made_to_fail_is_a_failed_check_on_its_model(platform):
             " where message_id = (select min(message_id) from raw.telegram_messages)"
         )
     run = dagster.launch("transform")
-    assert dagster.wait(run) == "FAILURE"
+    assert dagster.wait_finished(run, 900).status == "FAILURE"
     catalog = nodes(dagster)
     checks = {
         c["name"]: c

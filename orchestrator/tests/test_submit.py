@@ -29,7 +29,8 @@ import psycopg
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 
-from tgmed_orchestrator.cli import _graphql, check_ui, job_runs
+from tgmed_orchestrator.cli import check_ui
+from tgmed_orchestrator.dagster_client import DagsterClient
 
 from .conftest import make_sample
 
@@ -228,10 +229,10 @@ def test_the_runs_show_on_the_jobs_page_in_the_jobs_list_and_overview(submitted,
     try:
         # the job's page (SingleJobQuery: the job's runs within its code location)
         assert check_ui(url, "telegram_pipeline", wait_seconds=600, location="tgmed") == 0
-        assert pipeline in [r["runId"] for r in job_runs(url, "telegram_pipeline", "tgmed")]
+        dagster = DagsterClient(url)
+        assert pipeline in [r["runId"] for r in dagster.job_runs("telegram_pipeline", "tgmed")]
         # the Jobs list and the job's header (LatestRunTagQuery: by name and repository tag)
-        latest = _graphql(
-            url,
+        latest = dagster.query(
             """query($job: String!, $repo: String!) {
               pipelineRunsOrError(filter: {pipelineName: $job,
                 tags: [{key: ".dagster/repository", value: $repo}]}, limit: 1) {
@@ -240,8 +241,7 @@ def test_the_runs_show_on_the_jobs_page_in_the_jobs_list_and_overview(submitted,
         )["pipelineRunsOrError"]["results"]
         assert latest == [{"runId": pipeline, "status": "SUCCESS"}]
         # Overview's timeline groups runs by their code location (RunTimelineFragment)
-        timeline = _graphql(
-            url,
+        timeline = dagster.query(
             """query($ids: [String!]) { runsOrError(filter: {runIds: $ids}) {
                 ... on Runs { results { pipelineName
                   repositoryOrigin { repositoryName repositoryLocationName } } } } }""",

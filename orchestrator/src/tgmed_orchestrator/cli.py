@@ -204,69 +204,18 @@ def terminate(prefix: str) -> int:
         return 0
 
 
-RUNS_QUERY = """
-query Runs($job: String!) {
-  runsOrError(filter: {pipelineName: $job}, limit: 5) {
-    __typename
-    ... on Runs { results { runId status jobName } }
-    ... on PythonError { message }
-  }
-}
-"""
-JOB_RUNS_QUERY = """
-query JobRuns($job: String!, $location: String!) {
-  pipelineOrError(params: {
-    pipelineName: $job, repositoryName: "__repository__", repositoryLocationName: $location
-  }) {
-    __typename
-    ... on Pipeline { runs(limit: 5) { runId status jobName } }
-    ... on PipelineNotFoundError { message }
-    ... on PythonError { message }
-  }
-}
-"""
-
-
-def _graphql(url: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
-    import httpx
-
-    response = httpx.post(
-        f"{url}/graphql", json={"query": query, "variables": variables}, timeout=60
-    )
-    response.raise_for_status()
-    return response.json()["data"]
-
-
-def job_runs(url: str, job: str, location: str | None = None) -> list[dict[str, Any]]:
-    """The job's runs as the UI lists them: on the job's page (the job within the code
-    location `location`), or on the Runs page (any run of that name) without one."""
-    if location is None:
-        return _graphql(url, RUNS_QUERY, {"job": job})["runsOrError"].get("results") or []
-    found = _graphql(url, JOB_RUNS_QUERY, {"job": job, "location": location})["pipelineOrError"]
-    if found["__typename"] != "Pipeline":
-        raise RuntimeError(f"the UI at {url} has no job {job} in {location}: {found}")
-    return found["runs"]
-
-
 def check_ui(url: str, job: str, wait_seconds: float, location: str | None = None) -> int:
-    """Poll the Dagster webserver until it answers, then ask it (GraphQL, what the UI
-    reads) for the job's runs, on the job's page when `location` is given: 0 when the
-    newest one is SUCCESS."""
-    import time
+    """Wait for the Dagster webserver to answer, then ask it (GraphQL, what the UI reads)
+    for the job's runs, on the job's page when `location` is given: 0 when the newest
+    one is SUCCESS."""
+    from tgmed_orchestrator.dagster_client import DagsterApiError, DagsterClient
 
-    import httpx
-
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        try:
-            httpx.get(f"{url}/server_info", timeout=5).raise_for_status()
-            break
-        except httpx.HTTPError as error:
-            if time.monotonic() > deadline:
-                print(f"the Dagster UI at {url} did not answer: {error}", file=sys.stderr)
-                return 1
-            time.sleep(1)
-    runs = job_runs(url, job, location)
+    dagster = DagsterClient(url, patience=wait_seconds)
+    try:
+        runs = dagster.job_runs(job, location)
+    except DagsterApiError as error:
+        print(f"the Dagster UI at {url}: {error}", file=sys.stderr)
+        return 1
     for run in runs:
         print(f"{run['jobName']} {run['runId']} {run['status']}")
     if not runs:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from chaos.dagster_api import EventLog
 from chaos.snapshot import Snapshot
+from tgmed_orchestrator.dagster_client import EventLog
 
 # "launching tgmed-loader load messages (local)" / "... in tgmed-loader:latest (container
 # ...)": the launcher's words when it starts a stage (the step that launched it follows)

@@ -28,7 +28,6 @@ import psycopg
 from psycopg import sql
 
 from chaos.alerts import AlertReceiver
-from chaos.dagster_api import FINISHED, DagsterApi, EventLog, Run
 from chaos.leftovers import (
     CHAOS_MARKER,
     crash,
@@ -40,6 +39,9 @@ from chaos.leftovers import (
     wait_no_leftover_processes,
 )
 from chaos.snapshot import Snapshot, snapshot
+from tgmed_orchestrator.dagster_client import FINISHED, DagsterClient, EventLog, Run
+
+JOB = "telegram_pipeline"  # the job the suite runs unless a scenario names another
 
 ROOT = Path(__file__).resolve().parents[3]
 FAULTS = ROOT / "tests" / "faults"
@@ -124,7 +126,7 @@ class LocalPlatform:
         self.dbt_target = workdir / "dbt-target"
         self.posts_per_channel = posts_per_channel
         self.port = free_port()
-        self.api = DagsterApi(f"http://127.0.0.1:{self.port}")
+        self.api = DagsterClient(f"http://127.0.0.1:{self.port}")
         self.receiver = AlertReceiver(url_path=f"/alerts/{self.secrets.webhook_token}")
         self.server_url = ""
         self.url = ""
@@ -280,7 +282,7 @@ class LocalPlatform:
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # its own process group: stopped as a whole
         )
-        self.api.wait_ready(timeout=300)
+        self.api.wait_ready(JOB, timeout=300)
 
     def stop(self) -> None:
         if self.dagster is None:
@@ -366,25 +368,28 @@ class LocalPlatform:
     def launch(self, run_config: dict[str, Any] | None = None, job: str | None = None) -> str:
         config = self.run_config if run_config is None else run_config
         try:
-            return self.api.launch(config, job=job)
+            return self.api.launch(job or JOB, config)
         except Exception as error:
             if config and "RunConfigValidationInvalid" in str(error):
                 # the job's executor no longer takes this configuration: its defaults
                 log("the job refused the forkserver executor configuration; using defaults")
                 self.run_config = {}
-                return self.api.launch({}, job=job)
+                return self.api.launch(job or JOB, {})
             raise
 
     def wait(self, run_id: str, timeout: float = 900) -> Outcome:
         started = time.monotonic()
-        run = self.api.wait_finished(run_id, timeout)
+        run = self.wait_status(run_id, timeout)
         return Outcome(run, self.api.events(run_id), time.monotonic() - started)
 
     def run(self, timeout: float = 900, **launch: Any) -> Outcome:
         return self.wait(self.launch(**launch), timeout)
 
     def wait_status(self, run_id: str, timeout: float) -> Run:
-        return self.api.wait_finished(run_id, timeout, poll=0.5)
+        """The run once finished, or as it is after `timeout` (the caller reports it)."""
+        with contextlib.suppress(TimeoutError):
+            return self.api.wait_finished(run_id, timeout, poll=0.5)
+        return self.api.run(run_id)
 
     def captured_logs(self) -> list[Path]:
         """Every log file this platform wrote: Dagster's own output, the runs' compute

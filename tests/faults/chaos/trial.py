@@ -10,10 +10,10 @@ from dataclasses import dataclass
 import psutil
 
 from chaos.baseline import Baseline
-from chaos.dagster_api import FINISHED, EventLog
 from chaos.platform import LocalPlatform, log
 from chaos.report import Row
 from chaos.snapshot import compare
+from tgmed_orchestrator.dagster_client import FINISHED, EventLog
 
 
 @dataclass

@@ -17,7 +17,6 @@ from collections import Counter
 from dataclasses import dataclass
 
 from chaos.baseline import Baseline
-from chaos.dagster_api import FINISHED, EventLog
 from chaos.platform import LocalPlatform, log
 from chaos.progress import kill_when_written
 from chaos.report import Row
@@ -30,6 +29,7 @@ from chaos.trial import (
     settle_alerts,
     wait_for_progress,
 )
+from tgmed_orchestrator.dagster_client import FINISHED, EventLog
 
 # the orchestrator's words for a stage that said ok and then exited non-zero (outcomes.py)
 AFTER_OK = "the stage reported success but exited with"

@@ -11,11 +11,11 @@ import random
 import time
 
 from chaos.baseline import Baseline
-from chaos.dagster_api import FINISHED
 from chaos.platform import LocalPlatform, log
 from chaos.progress import wait_until_written
 from chaos.report import Row
 from chaos.trial import compare_with_clean, expect_alert, recover_and_compare, settle_alerts
+from tgmed_orchestrator.dagster_client import FINISHED
 
 # where to restart it: in one of the loader's commands (the messages' or the
 # detections', drawn) and in dbt's, as the clean run ran them
