@@ -184,11 +184,14 @@ clean:  ## remove the lake, the generated sample, Dagster's local instance and t
 	rm -rf data/lake data/sample data/dagster data/logs
 
 # --- containers (compose.yaml) -----------------------------------------------------------
-IMAGE_REQUIREMENTS := scraper loader extract transform api orchestrator
+IMAGE_REQUIREMENTS := scraper transform api orchestrator
 requirements:  ## export each image's locked requirements from uv.lock (deploy/requirements)
 	@for name in $(IMAGE_REQUIREMENTS); do \
 		$(UV) export --frozen --no-dev --no-emit-workspace --package tgmed-$$name --no-header -q \
 			-o deploy/requirements/$$name.txt; done
+	@# the loader image carries the extract stage too
+	@$(UV) export --frozen --no-dev --no-emit-workspace --package tgmed-loader \
+		--package tgmed-extract --no-header -q -o deploy/requirements/loader.txt
 	@$(UV) export --frozen --no-dev --no-emit-workspace --package tgmed-orchestrator --extra ui \
 		--no-header -q -o deploy/requirements/dagster.txt
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build every image with no network inside any build: local base images (debootstrap,
-# see base-images.sh) and wheels downloaded here on the host into deploy/wheelhouse
-# (deploy/wheelhouse-yolo for the torch stack, kept out of the other images' context).
+# see base-images.sh) and wheels downloaded here on the host, each image's into its own
+# deploy/wheelhouse/<image>/ (deploy/wheelhouse-yolo for the torch stack, kept out of
+# the other images' context).
 #   deploy/offline/build.sh [IMAGE...]     default: all images
 # Tags: tgmed-<image>:${TGMED_TAG:-latest}, what compose.yaml and the orchestrator use.
 set -euo pipefail
@@ -34,19 +35,31 @@ quiet_pip() {  # pip, failing loudly; without the local index's noise
 
 dockerfile() {
     case "$1" in
-        transform) echo dbt/Dockerfile ;;
-        orchestrator | dagster) echo "orchestrator/$1.Dockerfile" ;;
+        yolo) echo services/yolo/Dockerfile ;;
         postgres) echo deploy/postgres/Dockerfile ;;
         proxy) echo deploy/proxy/Dockerfile ;;
-        *) echo "services/$1/Dockerfile" ;;
+        *) echo deploy/python.Dockerfile ;;  # every other Python image: its --target
     esac
 }
 
-light_wheels() {  # the locked third-party wheels of one image (hash-checked)
-    local req="deploy/requirements/$1.txt"
-    [ -f "$req" ] || return 0
-    # pip wheel: downloads wheels, builds the few sdist-only packages (pyaes) into wheels
-    quiet_pip wheel --no-deps --require-hashes -r "$req" -w deploy/wheelhouse
+packages() {  # the image's own packages (folders of the Dockerfile's /src), with common
+    case "$1" in
+        loader) echo "loader extract" ;;  # the loader image carries the extract stage
+        dagster) echo "" ;;               # the webserver and daemon never load our code
+        *) echo "$1" ;;
+    esac
+}
+
+image_wheels() {  # the locked third-party wheels of one image (hash-checked), in its own
+    # folder: only that image's wheels, so a wheel another image needs changes no layer
+    local folder="deploy/wheelhouse/$1"
+    rm -rf "$folder.new" && mkdir -p "$folder.new"
+    # pip wheel: downloads wheels (pip's cache), builds the few sdist-only packages
+    # (pyaes) into wheels
+    quiet_pip wheel --no-deps --require-hashes -r "deploy/requirements/$1.txt" -w "$folder.new"
+    quiet_pip download --only-binary=:all: hatchling -d "$folder.new"  # builds our packages
+    touch "$folder.new/.gitkeep"  # the folder is committed (empty): online builds copy it
+    rm -rf "$folder" && mv "$folder.new" "$folder"
 }
 
 yolo_context() {  # a context holding only what the yolo image needs, torch wheels included
@@ -64,7 +77,6 @@ yolo_context() {  # a context holding only what the yolo image needs, torch whee
 }
 
 bash deploy/offline/disk.sh "$(docker info -f '{{.DockerRootDir}}')" "${TGMED_BUILD_NEED_GB:-30}"
-quiet_pip download --only-binary=:all: hatchling -d deploy/wheelhouse  # builds our packages
 for image in "${IMAGES[@]}"; do
     started=$SECONDS
     file="$(dockerfile "$image")"
@@ -73,11 +85,12 @@ for image in "${IMAGES[@]}"; do
     case "$image" in
         yolo) context="$(yolo_context)" || exit 1 ;;
         postgres | proxy) ;;  # Debian packages, no wheels
-        # the loader image also carries the extract stage (tgmed-extract)
-        loader) light_wheels loader && light_wheels extract ;;
-        *) light_wheels "$image" ;;
+        *) image_wheels "$image" ;;
     esac
     args=(--build-arg "PYTHON_IMAGE=$BASE" --build-arg "PIP_ARGS=$PIP_ARGS")
+    if [ "$file" = deploy/python.Dockerfile ]; then
+        args+=(--build-arg "IMAGE=$image" --build-arg "PACKAGES=$(packages "$image")" --target "$image")
+    fi
     [ "$image" = postgres ] && args=(--build-arg "POSTGRES_BASE=tgmed/postgres-base:bookworm")
     [ "$image" = proxy ] && args=(--build-arg "PROXY_BASE=$BASE")  # nginx from Debian's apt
     log "$image: docker build -f $file $context"
