@@ -29,7 +29,8 @@ from tgmed_orchestrator.run_launcher import (
     recorded_run_worker,
     worker_health,
 )
-from tgmed_orchestrator.submit import WAREHOUSE_TAG, QueueReport, RunReporter
+from tgmed_orchestrator.run_queue import WAREHOUSE_TAG, QueueReport
+from tgmed_orchestrator.run_report import RunReporter
 
 ORCHESTRATOR = Path(__file__).parents[1]
 

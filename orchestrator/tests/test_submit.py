@@ -282,7 +282,7 @@ def test_no_dagster_process_outlives_the_commands(submitted):
 
 
 def test_a_step_line_shows_counts_not_times_or_timestamps():
-    from tgmed_orchestrator.submit import counts_line
+    from tgmed_orchestrator.run_report import counts_line
 
     line = counts_line(
         {

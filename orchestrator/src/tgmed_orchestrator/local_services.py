@@ -57,16 +57,6 @@ def dagster_bin(name: str) -> str:
     return found
 
 
-def python_module_workspace(folder: Path) -> Path:
-    """A workspace that loads the code location in a code server of its own."""
-    path = folder / "workspace.yaml"
-    path.write_text(
-        "load_from:\n  - python_module:\n"
-        f"      module_name: {DEFINITIONS_MODULE}\n      location_name: {LOCATION_NAME}\n"
-    )
-    return path
-
-
 def _stopped_daemons(home: Path) -> set[str]:
     with contextlib.suppress(OSError, ValueError):
         return set(json.loads((home / STOPPED_FILE).read_text()))

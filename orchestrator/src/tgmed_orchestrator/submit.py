@@ -7,19 +7,16 @@ job's page, in Overview and in the Jobs list, and it goes through the instance's
 queue (QueuedRunCoordinator), so the tag limits apply: a warehouse job waits for the
 warehouse job that is running. Who takes it off the queue: see local_services.py.
 
-While it waits and runs, the terminal gets one line per step with the stage's counts
-(the numbers of the assets it materialized, or of an op's summary; a step that
-materialized many assets, like dbt's, gets their count and its checks instead), the
-stages' own progress lines for slow steps (at most one
-per step every PROGRESS_EVERY seconds), retries and failures; the full logs stay in the
-UI. Exit code 0 when the run succeeded, 1 when it failed, 130 when Ctrl-C canceled it.
+While it waits and runs, the terminal gets one line per step with the stage's counts,
+retries and failures (run_report.py), and what a queued run waits for (run_queue.py);
+the full logs stay in the UI. Exit code 0 when the run succeeded, 1 when it failed, 130
+when Ctrl-C canceled it.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -30,8 +27,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from dagster import (
-    AssetCheckSeverity,
-    DagsterEventType,
     DagsterInstance,
     DagsterRunStatus,
     RunsFilter,
@@ -39,159 +34,34 @@ from dagster import (
 
 from tgmed_common.process import ignore_stop_signals, stop_signals_interrupt
 from tgmed_orchestrator.local_services import (
+    DEFINITIONS_MODULE,
+    LOCATION_NAME,
     ServicesLock,
     dagster_bin,
     forget_dead_launch,
     live_daemon,
-    python_module_workspace,
     start_services,
     wait_for_socket,
 )
-from tgmed_orchestrator.outcomes import error_texts
 from tgmed_orchestrator.run_launcher import WorkerStatus
+from tgmed_orchestrator.run_queue import IN_PROGRESS, QueueReport
+from tgmed_orchestrator.run_report import RunReporter
 
 POLL_SECONDS = 0.5
-PROGRESS_EVERY = 15.0
-MATERIALIZATIONS_LISTED = 10  # more (dbt's models) are counted, not listed
-WAREHOUSE_TAG = "tgmed/warehouse"
-_PROGRESS = re.compile(r"\bprogress: (?P<text>.+)$")
-_NOT_COUNTS = ("seconds", "per_second", "exit_code", "_ns")
-IN_PROGRESS = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
 
 
 class SubmitError(RuntimeError):
     """The run could not be submitted; the message says why."""
 
 
-def counts_line(summary: dict[str, Any] | None) -> str:
-    """A stage summary's numbers as `name value, ...` (dbt's `counts.` prefix dropped)."""
-    parts: list[str] = []
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, bool):
-            return
-        if isinstance(value, int | float):
-            if not prefix.endswith(_NOT_COUNTS):
-                parts.append(f"{prefix.removeprefix('counts.')} {value:,}")
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                walk(f"{prefix}.{key}" if prefix else str(key), item)
-
-    walk("", summary or {})
-    return ", ".join(parts)
-
-
-@dataclass
-class RunReporter:
-    """Turns a run's events into the few lines a person wants in a terminal."""
-
-    out: TextIO
-    started: dict[str, float] = field(default_factory=dict)
-    summaries: dict[str, Any] = field(default_factory=dict)
-    materialized: dict[str, list[str]] = field(default_factory=dict)
-    checks: dict[str, list[bool]] = field(default_factory=dict)
-    last_progress: dict[str, float] = field(default_factory=dict)
-
-    def say(self, text: str) -> None:
-        print(text, file=self.out, flush=True)
-
-    def event(self, entry) -> None:
-        event = entry.dagster_event
-        step = entry.step_key or ""
-        if event is None:
-            self._log_line(step, entry.user_message or "", entry.timestamp)
-            return
-        kind = event.event_type
-        if kind == DagsterEventType.RUN_START:
-            self.say("run started")
-        elif kind == DagsterEventType.STEP_START:
-            self.started[step] = entry.timestamp
-        elif kind == DagsterEventType.STEP_OUTPUT:
-            summary = event.event_specific_data.metadata.get("summary")
-            if summary is not None:
-                self.summaries[step] = summary.value
-        elif kind == DagsterEventType.ASSET_MATERIALIZATION:
-            materialization = event.event_specific_data.materialization
-            numbers = {key: value.value for key, value in materialization.metadata.items()}
-            where = f" [{materialization.partition}]" if materialization.partition else ""
-            line = f"{materialization.asset_key.to_user_string()}{where}"
-            counts = counts_line(numbers)
-            self.materialized.setdefault(step, []).append(f"{line}: {counts}" if counts else line)
-        elif kind == DagsterEventType.ASSET_CHECK_EVALUATION:
-            evaluation = event.event_specific_data
-            outcome = "passed"
-            if not evaluation.passed:
-                warn = evaluation.severity == AssetCheckSeverity.WARN
-                outcome = f"{'warning' if warn else 'FAILED'} {evaluation.check_name}"
-            self.checks.setdefault(step, []).append(outcome)
-        elif kind == DagsterEventType.STEP_SUCCESS:
-            self._step_done(step, entry.timestamp - self.started.get(step, entry.timestamp))
-        elif kind == DagsterEventType.STEP_UP_FOR_RETRY:
-            data = event.event_specific_data
-            wait = getattr(data, "seconds_to_wait", None)
-            why = _first_line(getattr(data, "error", None))
-            self.say(f"  retry   {step} in {wait or 0:.0f} s: {why}")
-        elif kind == DagsterEventType.STEP_FAILURE:
-            self.say(f"  FAILED  {step}: {_first_line(event.event_specific_data.error)}")
-        elif kind == DagsterEventType.RUN_FAILURE:
-            message = entry.user_message or ""
-            if "steps failed" not in message.lower():
-                self.say(f"  run failed: {message.splitlines()[0] if message else ''}")
-
-    def _step_done(self, step: str, took: float) -> None:
-        materialized = self.materialized.get(step, [])
-        checks = self.checks.get(step, [])
-        head = f"  ok      {step} ({took:.0f} s)"
-        if checks and not materialized and step not in self.summaries:  # a check's own step
-            self.say(f"{head}: {self._checks_line(checks)}")
-            return
-        if step in self.summaries:
-            counts = counts_line(self.summaries[step])
-            self.say(f"{head}{': ' + counts if counts else ''}")
-        elif len(materialized) == 1:
-            self.say(f"{head}: {materialized[0]}")
-        elif len(materialized) <= MATERIALIZATIONS_LISTED:
-            self.say(head)
-            for line in materialized:
-                self.say(f"          {line}")
-        else:
-            self.say(f"{head}: {len(materialized)} assets materialized")
-        if checks:
-            self.say(f"          {self._checks_line(checks)}")
-
-    @staticmethod
-    def _checks_line(checks: list[str]) -> str:
-        others = sorted(outcome for outcome in checks if outcome != "passed")
-        listed = ", ".join(others[:MATERIALIZATIONS_LISTED])
-        more = (
-            f" and {len(others) - MATERIALIZATIONS_LISTED} more"
-            if len(others) > MATERIALIZATIONS_LISTED
-            else ""
-        )
-        return f"checks: {len(checks) - len(others)} passed" + (
-            f"; {listed}{more} (see the UI)" if others else ""
-        )
-
-    def _log_line(self, step: str, message: str, when: float) -> None:
-        match = _PROGRESS.search(message)
-        if not match or not step:
-            return
-        final = ": done," in match["text"]
-        if final or when - self.last_progress.get(step, 0.0) >= PROGRESS_EVERY:
-            self.last_progress[step] = when
-            if not final:
-                self.say(f"  ...     {step}: {match['text']}")
-
-
-def _first_line(error) -> str:
-    """What a person needs of a step's error: the first line of each message along its
-    cause chain, without Dagster's own wrappers (outcomes.error_texts)."""
-    lines: list[str] = []
-    for text in error_texts(error):
-        first = text.splitlines()[0]
-        if first not in lines:
-            lines.append(first)
-    return "; caused by: ".join(lines)[:400]
+def python_module_workspace(folder: Path) -> Path:
+    """A workspace that loads the code location in a code server of its own."""
+    path = folder / "workspace.yaml"
+    path.write_text(
+        "load_from:\n  - python_module:\n"
+        f"      module_name: {DEFINITIONS_MODULE}\n      location_name: {LOCATION_NAME}\n"
+    )
+    return path
 
 
 def submit(
@@ -214,63 +84,6 @@ def submit(
         raise SubmitError(f"dagster job launch {job} failed ({done.returncode}):\n{tail}")
 
 
-QUEUED_REMINDER_SECONDS = 60.0  # a run still queued says so again, with the wait so far
-
-
-def _blockers(instance: DagsterInstance, run) -> list:
-    """The runs holding the warehouse slot a queued run waits for (its tag's limit)."""
-    if WAREHOUSE_TAG not in run.tags:
-        return []
-    records = instance.get_run_records(
-        filters=RunsFilter(statuses=IN_PROGRESS, tags={WAREHOUSE_TAG: run.tags[WAREHOUSE_TAG]})
-    )
-    return [r for r in records if r.dagster_run.run_id != run.run_id]
-
-
-def _clock(timestamp: float) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(timestamp))
-
-
-def _minutes(seconds: float) -> str:
-    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
-
-
-def queued_line(blockers: list, now: float, queued_at: float) -> str:
-    """What a queued run waits for: which runs, in which state since when, and what to do
-    if one of them is dead."""
-    waited = f"waiting {_minutes(now - queued_at)}"
-    if not blockers:
-        return "queued" if now - queued_at < 1 else f"queued ({waited})"
-    parts = []
-    for record in blockers:
-        run = record.dagster_run
-        since = record.start_time or record.create_timestamp.timestamp()
-        parts.append(
-            f"{run.job_name} {run.run_id[:8]} ({run.status.value} since {_clock(since)}, "
-            f"{_minutes(now - since)} ago)"
-        )
-    first = blockers[0].dagster_run.run_id[:8]
-    return (
-        f"queued behind {', '.join(parts)} ({WAREHOUSE_TAG}: one at a time; {waited}). "
-        "If that run's processes are gone (a crash, a reboot), run monitoring marks it "
-        "FAILURE within a minute of the daemon's start; to end it yourself: "
-        f"tgmed-orchestrator terminate {first}"
-    )
-
-
-def _failure_reason(instance: DagsterInstance, run_id: str) -> str:
-    """The first line of a failed run's reason (its RUN_FAILURE event's message)."""
-    records = instance.get_records_for_run(
-        run_id, of_type=DagsterEventType.RUN_FAILURE, ascending=False, limit=1
-    ).records
-    entry = records[0].event_log_entry if records else None
-    message = entry and (entry.dagster_event.message or entry.user_message)
-    for line in (message or "").splitlines():
-        if line.strip():
-            return line.strip()[:300]
-    return ""
-
-
 def fail_dead_runs(instance: DagsterInstance, reporter: RunReporter) -> None:
     """Before submitting: a run of this instance left STARTED by a run worker that is gone
     (the platform killed, a reboot) is marked FAILURE now, with what was found, and the
@@ -290,35 +103,6 @@ def fail_dead_runs(instance: DagsterInstance, reporter: RunReporter) -> None:
             current, f"Detected run worker status {health}. Marking run {run.run_id} as failed."
         )
         reporter.say(f"{run.job_name} {run.run_id[:8]} ended: FAILURE: {health.msg}")
-
-
-@dataclass
-class QueueReport:
-    """The lines of a queued run: what it waits behind, again every minute, and how each
-    run it waited behind ended."""
-
-    blocking: dict[str, str] = field(default_factory=dict)  # run id -> "job id8"
-    said_at: float = 0.0
-    queued_at: float = field(default_factory=time.time)
-
-    def update(self, instance: DagsterInstance, run, reporter: RunReporter) -> None:
-        now = time.time()
-        queued = run.status == DagsterRunStatus.QUEUED
-        blockers = _blockers(instance, run) if queued else []
-        current = {r.dagster_run.run_id: r.dagster_run.job_name for r in blockers}
-        for run_id in self.blocking.keys() - current.keys():
-            ended = instance.get_run_by_id(run_id)
-            status = ended.status.value if ended else "gone"
-            reason = _failure_reason(instance, run_id) if status == "FAILURE" else ""
-            reporter.say(
-                f"{self.blocking[run_id]} {run_id[:8]} ended: {status}"
-                + (f": {reason}" if reason else "")
-            )
-        changed = current.keys() != self.blocking.keys()
-        self.blocking = current
-        if queued and (changed or now - self.said_at >= QUEUED_REMINDER_SECONDS):
-            reporter.say(queued_line(blockers, now, self.queued_at))
-            self.said_at = now
 
 
 @dataclass
