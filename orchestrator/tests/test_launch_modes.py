@@ -24,6 +24,7 @@ from tgmed_orchestrator import stages
 from tgmed_orchestrator.alerts import Alerter
 from tgmed_orchestrator.definitions import defs
 from tgmed_orchestrator.launchers import (
+    INVOCATION_LABEL,
     STAGE_LABEL,
     DockerStageLauncher,
     K8sStageLauncher,
@@ -173,8 +174,31 @@ def fake_container(lines: list[bytes], code: int, oom: bool = False):
     container = mock.MagicMock()
     container.logs.side_effect = lambda **kw: iter(lines)
     container.wait.return_value = {"StatusCode": code}
-    container.attrs = {"State": {"OOMKilled": oom}}
+    container.attrs = {"State": {"Status": "exited", "ExitCode": code, "OOMKilled": oom}}
     return container
+
+
+def engine(create):
+    """A Docker client whose containers.create makes containers with `create`; list finds
+    them by their invocation label, as the engine does (and no orphan to reap)."""
+    created = []
+    client = mock.MagicMock()
+
+    def making(image, **kwargs):
+        created.append((kwargs.get("labels") or {}, create(image, **kwargs)))
+        return created[-1][1]
+
+    def listing(all=False, filters=None):
+        wanted = (filters or {}).get("label", "")
+        return [
+            c
+            for labels, c in created
+            if wanted == f"{INVOCATION_LABEL}={labels.get(INVOCATION_LABEL)}"
+        ]
+
+    client.containers.create.side_effect = making
+    client.containers.list.side_effect = listing
+    return client
 
 
 def test_docker_memory_limit_per_stage(stage_env):
@@ -209,11 +233,7 @@ def test_a_stage_killed_for_memory_says_so_and_is_not_retried(stage_env):
     container runtime knows which it was (its state's OOMKilled), and the step says so."""
     from tgmed_orchestrator.outcomes import failure
 
-    client = mock.MagicMock()
-    client.containers.list.return_value = []
-    client.containers.create.side_effect = lambda image, **kw: fake_container(
-        [b"loading the model\n"], 137, oom=True
-    )
+    client = engine(lambda image, **kw: fake_container([b"loading the model\n"], 137, oom=True))
     launcher = docker_launcher(memory_limits={"detect": "64m"})
     with mock.patch("docker.client.from_env", return_value=client):
         run = launch_in_a_run(launcher, stages.detect(0, 1))
@@ -227,7 +247,7 @@ def test_a_stage_killed_for_memory_says_so_and_is_not_retried(stage_env):
     assert "(not retried)" in made.description
     assert made.allow_retries is False
     # the same exit without OOMKilled: an operator's kill, in the usual words
-    client.containers.create.side_effect = lambda image, **kw: fake_container([b"x\n"], 137)
+    client = engine(lambda image, **kw: fake_container([b"x\n"], 137))
     with mock.patch("docker.client.from_env", return_value=client):
         run = launch_in_a_run(launcher, stages.detect(0, 1))
     assert run.reason is None
@@ -623,15 +643,19 @@ def stage_pod(exit_code: int | None, reason: str = "Error", deleting: bool = Fal
     return pod
 
 
-def run_failing_pod(pods: list, error: str):
+def run_failing_pod(pods: list, error: str, created: bool = True):
     """A stage op (with the jobs' retry policy) whose pod fails: the mocked API waits for
-    it, then raises `error`; listing the invocation's pods gives `pods`."""
+    it, then raises `error`; listing the invocation's pods gives `pods`. Not `created`:
+    the API refuses to create the pod (403)."""
     from dagster import RetryPolicy
     from dagster_k8s.client import DagsterK8sError
+    from kubernetes.client.exceptions import ApiException
 
     from tgmed_orchestrator import outcomes
 
     client = mock.MagicMock()
+    if not created:
+        client.core_api.create_namespaced_pod.side_effect = ApiException(403, error)
     client.core_api.read_namespaced_pod_log.side_effect = lambda *a, **kw: iter([])
 
     def wait_for_pod(name, namespace, wait_for_state, **kwargs):
@@ -663,25 +687,25 @@ def run_failing_pod(pods: list, error: str):
 
 
 @pytest.mark.parametrize(
-    ("pods", "error", "attempts", "expected"),
+    ("pods", "created", "attempts", "expected"),
     [
         # a usage/configuration error: the same pod would fail the same way
-        ([stage_pod(2)], "failed", 1, "exited with 2: usage or configuration error"),
+        ([stage_pod(2)], True, 1, "exited with 2: usage or configuration error"),
         # killed from outside (kubectl delete, OOM): a person is alerted instead
-        ([stage_pod(137, "OOMKilled")], "failed", 1, "exited with 137: killed from outside"),
+        ([stage_pod(137, "OOMKilled")], True, 1, "exited with 137: killed from outside"),
         # deleted while it ran, still terminating: stopped from outside
-        ([stage_pod(None, deleting=True)], "failed", 1, "exited with 143: killed from outside"),
-        # deleted while it ran and gone: the client saw it disappear
-        ([], 'Pod "x" was unexpectedly killed', 1, "exited with 143: killed from outside"),
+        ([stage_pod(None, deleting=True)], True, 1, "exited with 143: killed from outside"),
+        # deleted while it ran and gone: the client saw it run, it is not there
+        ([], True, 1, "exited with 143: killed from outside"),
         # a crash before it said anything: retried (the policy's 2 retries)
-        ([stage_pod(1)], "failed", 3, "exited with 1: the stage ended without reporting"),
-        # never created (no pod, another error): unknown, retried
-        ([], "Forbidden", 3, "exited with None: the stage ended without reporting"),
+        ([stage_pod(1)], True, 3, "exited with 1: the stage ended without reporting"),
+        # never created (the API refused it): unknown, retried
+        ([], False, 3, "exited with None: the stage ended without reporting"),
     ],
     ids=["exit-2", "exit-137", "pod-deleting", "pod-deleted", "exit-1", "no-pod"],
 )
-def test_k8s_pod_exit_code_decides_the_retry(pods, error, attempts, expected):
-    result, client = run_failing_pod(pods, error)
+def test_k8s_pod_exit_code_decides_the_retry(pods, created, attempts, expected):
+    result, client = run_failing_pod(pods, "failed", created)
     assert not result.success
     created = client.core_api.create_namespaced_pod.call_args_list
     assert len(created) == attempts

@@ -21,7 +21,7 @@ from tgmed_orchestrator.launchers.base import (
     labels,
 )
 from tgmed_orchestrator.launchers.lifetime import with_timeout
-from tgmed_orchestrator.launchers.pipes import exit_code_from, recording_docker_client
+from tgmed_orchestrator.launchers.pipes import recording_docker_client
 from tgmed_orchestrator.stages import StageCommand
 
 
@@ -107,19 +107,22 @@ class DockerStageLauncher(StageLauncher):
     ) -> Any:
         import docker
 
-        reap_orphans(context, docker.client.from_env())
+        engine = docker.client.from_env()
+        reap_orphans(context, engine)
         config = self.container_config(context, command, timeout)
         reader, client = recording_docker_client()
         try:
             client.run(context=context, extras=extras, **config)
-        except Exception as error:  # "Container exited with non-zero status code: {...}"
+        except Exception as error:  # the client's text: "Container exited with non-zero ..."
+            # how it ended, from the engine: the container stays (prune removes it)
+            state = invocation_state(engine, config)
+            code = state.get("ExitCode") if state.get("Status") == "exited" else None
             reason = None
-            if client.container is not None and oom_killed(client.container):
+            if state.get("OOMKilled"):
                 limit = config["container_kwargs"].get("mem_limit", "the host's memory")
                 reason = f"out of memory: the {command.stage} stage exceeded {limit}"
                 context.log.error(f"{command.display}: {reason}")
-            code = exit_code_from(error)
-            raise StageExit(reader.handler, code, str(error), reason) from None
+            raise StageExit(reader.handler, code or None, str(error), reason) from None
         return reader.handler
 
     def prune(self, context: Context) -> int:
@@ -135,11 +138,16 @@ class DockerStageLauncher(StageLauncher):
         return removed
 
 
-def oom_killed(container: Any) -> bool:
+def invocation_state(engine: Any, config: dict[str, Any]) -> dict[str, Any]:
+    """The engine's State of the container this invocation created, found by its label
+    (ExitCode, OOMKilled, Status); {} when there is none (never created)."""
+    label = config["container_kwargs"]["labels"][INVOCATION_LABEL]
     with contextlib.suppress(Exception):
-        container.reload()
-        return bool(container.attrs["State"].get("OOMKilled"))
-    return False
+        for container in engine.containers.list(
+            all=True, filters={"label": f"{INVOCATION_LABEL}={label}"}
+        ):
+            return dict(container.attrs.get("State") or {})
+    return {}
 
 
 def reap_orphans(context: Context, client: Any) -> list[str]:

@@ -201,7 +201,7 @@ class K8sStageLauncher(StageLauncher):
             # the pod stays until its exit code is read (the client reports none)
             client.run(context=context, extras=extras, delete_pod_on_completion=False, **config)
         except Exception as error:
-            code, how = self.exit_code(config, error)
+            code, how = self.exit_code(config, pod_seen=reader.pod_seen)
             context.log.info(how)
             raise StageExit(reader.handler, code, f"{how}\n{str(error)[-3000:]}") from None
         finally:
@@ -218,10 +218,11 @@ class K8sStageLauncher(StageLauncher):
         )
         return list(getattr(pods, "items", None) or [])
 
-    def exit_code(self, config: dict[str, Any], error: BaseException) -> tuple[int | None, str]:
+    def exit_code(self, config: dict[str, Any], pod_seen: bool) -> tuple[int | None, str]:
         """The failed stage pod's exit code, and how it was found. A pod deleted while it
         ran (`kubectl delete pod`, a node drain) is stopped from outside like SIGTERM
-        (143): not retried, the run fails and alerts."""
+        (143): not retried, the run fails and alerts. `pod_seen`: the client saw the pod
+        run (so a pod not found now was deleted, not never created)."""
         label = config["base_pod_meta"]["labels"][INVOCATION_LABEL]
         try:
             pods = self._pods(config)
@@ -239,7 +240,7 @@ class K8sStageLauncher(StageLauncher):
             if pod.metadata.deletion_timestamp is not None:
                 return 143, f"pod {name} was deleted while it ran"
             return None, f"pod {name}: no exit code ({pod.status.phase})"
-        if "unexpectedly killed" in str(error):  # the client saw the pod disappear
+        if pod_seen:  # it ran, and it is gone
             return 143, f"stage pod {label} was deleted while it ran"
         return None, f"stage pod {label}: none found (never created?)"
 

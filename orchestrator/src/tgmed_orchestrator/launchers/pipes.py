@@ -1,7 +1,8 @@
-"""The Pipes clients' workarounds, in one place. The clients raise on a non-zero exit and
-report the exit code only in their error's text, and a stage's messages would be lost with
-the client: a recording message reader keeps the handler (what the stage said before it
-ended), and the exit code is read from the error text."""
+"""The Pipes clients' workarounds, in one place. The clients raise on a non-zero exit, and
+a stage's messages would be lost with the client: a recording message reader keeps the
+handler (what the stage said before it ended). Docker and Kubernetes modes read the exit
+code from the engine (the container's or pod's state); the subprocess client reports it
+only in its error's text, where local mode reads it."""
 
 from __future__ import annotations
 
@@ -34,39 +35,37 @@ EXIT_CODE = re.compile(r"(?:code|StatusCode'?:?)\s*:?\s*(-?\d+)")
 
 
 def exit_code_from(error: BaseException) -> int | None:
-    """The exit code the Pipes clients put in their error text (the only place they
-    report it: 'failed with code N', "{'StatusCode': N}")."""
+    """The exit code PipesSubprocessClient puts in its error text, the only place it
+    reports it ('failed with code N')."""
     found = EXIT_CODE.findall(str(error))
     return int(found[-1]) if found else None
 
 
 def recording_docker_client() -> tuple[Any, Any]:
-    """(reader, client) of dagster-docker's Pipes client, recording; the client keeps the
-    container it created: it stops it but leaves it (prune removes it), so its state
-    (OOMKilled) can be read after a failure."""
+    """(reader, client) of dagster-docker's Pipes client, recording. The client stops the
+    container it created but leaves it (prune removes it), so the engine still knows how
+    it ended (its exit code, OOMKilled) after a failure."""
     from dagster_docker import PipesDockerClient, PipesDockerLogsMessageReader
 
     class RecordingDockerReader(Recording, PipesDockerLogsMessageReader):
         pass
 
-    class RecordingDockerClient(PipesDockerClient):
-        container: Any = None
-
-        def _create_container(self, *args: Any, **kwargs: Any) -> Any:
-            self.container = super()._create_container(*args, **kwargs)
-            return self.container
-
     # no env, no registry, no volumes of the run launcher: the client passes only what
     # it is given (unlike execute_docker_container)
     reader = RecordingDockerReader()
-    return reader, RecordingDockerClient(message_reader=reader)
+    return reader, PipesDockerClient(message_reader=reader)
 
 
 def recording_pod_logs_reader() -> Any:
-    """dagster-k8s's pod log reader, recording."""
+    """dagster-k8s's pod log reader, recording; `pod_seen`: the client saw the pod ready
+    and began reading its logs (it existed, whatever happened to it later)."""
     from dagster_k8s import PipesK8sPodLogsMessageReader
 
     class RecordingPodLogsReader(Recording, PipesK8sPodLogsMessageReader):
-        pass
+        pod_seen = False
+
+        def consume_pod_logs(self, *args: Any, **kwargs: Any) -> Any:
+            self.pod_seen = True
+            return super().consume_pod_logs(*args, **kwargs)
 
     return RecordingPodLogsReader()
