@@ -46,17 +46,13 @@ import asset_parity  # noqa: E402
 from mart_counts import differences, local_mode_counts, mart_counts  # noqa: E402
 
 from tgmed_orchestrator.dagster_client import DagsterClient  # noqa: E402
+from tgmed_orchestrator.launchers import DEFAULT_IMAGES  # noqa: E402
 
 MODEL = ROOT.parent / "shared" / "models" / "yolov8n_int8.onnx"
 PROJECT = "tgmed"
 UI_LOGIN = "e2e"
-STAGE_IMAGES = {
-    "scrape": "tgmed-scraper",
-    "detect": "tgmed-yolo",
-    "extract": "tgmed-loader",  # the loader image carries the extract stage
-    "load": "tgmed-loader",
-    "transform": "tgmed-transform",
-}
+# each stage's image (the loader image carries the extract stage), as the launchers name them
+STAGE_IMAGES = {stage: image.split(":")[0] for stage, image in DEFAULT_IMAGES.items()}
 
 
 def log(message: str) -> None:
@@ -249,20 +245,7 @@ class Platform:
             " select 'fct_product_mentions', count(*) from marts.fct_product_mentions union all"
             " select 'raw_messages', count(*) from raw.telegram_messages) c"
         )
-        out = self.compose(
-            "exec",
-            "-T",
-            "postgres",
-            "psql",
-            "-U",
-            "tgmed",
-            "-d",
-            "tgmed",
-            "-tAc",
-            query,
-            capture=True,
-        )
-        return json.loads(out.strip())
+        return json.loads(self.psql(query))
 
     def check_roles(self) -> str:
         """The warehouse's and Dagster's roles are ordinary roles, each confined to its
@@ -296,21 +279,12 @@ class Platform:
 
     def marts(self) -> dict[str, int]:
         """Every mart's row count."""
-        return mart_counts(
-            lambda sql: self.compose(
-                "exec",
-                "-T",
-                "postgres",
-                "psql",
-                "-U",
-                "tgmed",
-                "-d",
-                "tgmed",
-                "-tAc",
-                sql,
-                capture=True,
-            ).strip()
-        )
+        return mart_counts(self.psql)
+
+    def psql(self, sql: str) -> str:
+        """One query's result in the warehouse, as the owner role sees it (unaligned)."""
+        argv = ("exec", "-T", "postgres", "psql", "-U", "tgmed", "-d", "tgmed", "-tAc", sql)
+        return self.compose(*argv, capture=True).strip()
 
 
 def platform_secrets_in(container: dict, passwords: dict[str, str]) -> list[str]:

@@ -59,6 +59,7 @@ from mart_counts import differences, local_mode_counts, mart_counts  # noqa: E40
 
 from tgmed_common.api_keys import key_hash, new_key  # noqa: E402
 from tgmed_orchestrator.dagster_client import DagsterClient  # noqa: E402
+from tgmed_orchestrator.launchers import DEFAULT_IMAGES  # noqa: E402
 
 K8S = ROOT / "k8s"
 CLUSTER = K8S / "cluster" / "local-cluster.sh"
@@ -80,13 +81,8 @@ IMAGES = (
     "proxy",
 )
 PROXY_USER = "k8s-e2e"
-STAGE_IMAGES = {
-    "scrape": "tgmed-scraper",
-    "detect": "tgmed-yolo",
-    "extract": "tgmed-loader",  # the loader image carries the extract stage
-    "load": "tgmed-loader",
-    "transform": "tgmed-transform",
-}
+# each stage's image (the loader image carries the extract stage), as the launchers name them
+STAGE_IMAGES = {stage: image.split(":")[0] for stage, image in DEFAULT_IMAGES.items()}
 LAUNCHER = f"system:serviceaccount:{NAMESPACE}:tgmed-run-launcher"
 STAGE = f"system:serviceaccount:{NAMESPACE}:tgmed-stage"
 POSTGRES_UID, POSTGRES_GID = 100, 102

@@ -19,8 +19,11 @@ os.environ.setdefault("TGMED_STAGE_RETRY_DELAY_SECONDS", "0.2")
 os.environ.setdefault("TGMED_STAGE_RETRIES", "2")
 
 
-class AlertServer:
-    def __init__(self) -> None:
+class JsonServer:
+    """A real HTTP server on 127.0.0.1: it records each POST (its path and JSON body) and
+    answers with what `answer(n)` gives for the n-th one (status, body); by default 200."""
+
+    def __init__(self, answer=lambda n: (200, b'{"ok": true}')) -> None:
         self.received: list[dict] = []
         outer = self
 
@@ -28,10 +31,12 @@ class AlertServer:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 outer.received.append({"path": self.path, "json": json.loads(body)})
-                self.send_response(200)
+                status, text = answer(len(outer.received))
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(text)))
                 self.end_headers()
-                self.wfile.write(b'{"ok": true}')
+                self.wfile.write(text)
 
             def log_message(self, *args) -> None:
                 pass
@@ -47,7 +52,7 @@ class AlertServer:
 
 @pytest.fixture
 def alert_server():
-    server = AlertServer()
+    server = JsonServer()
     yield server
     server.close()
 

@@ -6,52 +6,24 @@ against a real Dagster webserver: test_pipeline_local and test_submit."""
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from tgmed_orchestrator.dagster_client import DagsterApiError, DagsterClient, wait_until
 
+from .conftest import JsonServer
 
-class Answers:
-    """A GraphQL endpoint that answers `failures` requests with 503, then `data`."""
 
-    def __init__(self, failures: int, data: dict) -> None:
-        self.failures, self.data, self.bodies = failures, data, []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                outer.bodies.append(
-                    json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                )
-                failing = len(outer.bodies) <= outer.failures
-                body = (
-                    b"storage restarting" if failing else json.dumps({"data": outer.data}).encode()
-                )
-                self.send_response(503 if failing else 200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def answers_503_then(failures: int, data: dict):
+    """A GraphQL endpoint that answers its first `failures` requests with 503, then `data`."""
+    answer = json.dumps({"data": data}).encode()
+    return JsonServer(lambda n: (503, b"storage restarting") if n <= failures else (200, answer))
 
 
 @pytest.fixture
 def answers(request):
-    failures, data = request.param
-    served = Answers(failures, data)
+    served = answers_503_then(*request.param)
     yield served
     served.close()
 
@@ -64,8 +36,8 @@ def test_a_read_is_asked_again_while_the_webserver_answers_5xx(answers, monkeypa
     monkeypatch.setattr(time, "sleep", lambda _: None)
     run = DagsterClient(answers.url).run("r1")
     assert (run.run_id, run.status) == ("r1", "SUCCESS")
-    assert len(answers.bodies) == 3
-    assert answers.bodies[0]["variables"] == {"runId": "r1"}
+    assert len(answers.received) == 3
+    assert answers.received[0]["json"]["variables"] == {"runId": "r1"}
 
 
 LAUNCHED = {"launchPipelineExecution": {"__typename": "LaunchRunSuccess", "run": {"runId": "r9"}}}
@@ -78,8 +50,8 @@ def test_a_launch_is_never_sent_twice(answers, monkeypatch):
     client.location = "tgmed"
     with pytest.raises(DagsterApiError, match="HTTP 503"):
         client.launch("telegram_pipeline")
-    assert len(answers.bodies) == 1
-    assert "mutation" in answers.bodies[0]["query"]
+    assert len(answers.received) == 1
+    assert "mutation" in answers.received[0]["json"]["query"]
 
 
 @pytest.mark.parametrize("answers", [(0, LAUNCHED)], indirect=True)
@@ -87,8 +59,8 @@ def test_a_launch_through_dagster_graphqls_client(answers):
     client = DagsterClient(answers.url)
     client.location = "tgmed"
     assert client.launch("telegram_pipeline", {"ops": {}}, tags={"who": "test"}) == "r9"
-    [sent] = answers.bodies
-    params = sent["variables"]["executionParams"]
+    [sent] = answers.received
+    params = sent["json"]["variables"]["executionParams"]
     assert params["selector"]["repositoryLocationName"] == "tgmed"
     assert params["selector"]["pipelineName"] == "telegram_pipeline"
     assert {"key": "who", "value": "test"} in params["executionMetadata"]["tags"]
