@@ -88,17 +88,25 @@ for image in "${IMAGES[@]}"; do
         *) image_wheels "$image" ;;
     esac
     args=(--build-arg "PYTHON_IMAGE=$BASE" --build-arg "PIP_ARGS=$PIP_ARGS")
+    final=()
     if [ "$file" = deploy/python.Dockerfile ]; then
-        args+=(--build-arg "IMAGE=$image" --build-arg "PACKAGES=$(packages "$image")" --target "$image")
+        args+=(--build-arg "IMAGE=$image" --build-arg "PACKAGES=$(packages "$image")")
+        final=(--target "$image")
     fi
     [ "$image" = postgres ] && args=(--build-arg "POSTGRES_BASE=tgmed/postgres-base:bookworm")
     [ "$image" = proxy ] && args=(--build-arg "PROXY_BASE=$BASE")  # nginx from Debian's apt
     log "$image: docker build -f $file $context"
-    if [ "$image" = yolo ]; then  # its torch environment, tagged: the prune below keeps it
+    # the build stage (the installed venv; yolo's torch environment), tagged: the prune
+    # below keeps it, so the next build of this image starts from its cache
+    if [ "$image" = yolo ]; then
         docker build -q --force-rm -f "$file" "${args[@]}" --target deps \
             -t "tgmed-yolo-deps:$TAG" "$context" >/dev/null
+    elif [ ${#final[@]} -gt 0 ]; then
+        docker build -q --force-rm -f "$file" "${args[@]}" --target build \
+            -t "tgmed-$image-build:$TAG" "$context" >/dev/null
     fi
-    docker build -q --force-rm -f "$file" "${args[@]}" -t "tgmed-$image:$TAG" "$context" >/dev/null
+    docker build -q --force-rm -f "$file" "${args[@]}" "${final[@]}" -t "tgmed-$image:$TAG" \
+        "$context" >/dev/null
     size=$(docker image inspect --format '{{.Size}}' "tgmed-$image:$TAG")
     log "$image: tgmed-$image:$TAG $((size / 1000000)) MB in $((SECONDS - started)) s"
 done
