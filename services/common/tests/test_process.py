@@ -35,3 +35,37 @@ def test_a_child_dies_with_its_parent_only_when_asked(dies):
     finally:
         if child.is_running():
             child.kill()
+
+
+STOPPING = """
+import sys, time
+from tgmed_common.process import ignore_stop_signals, stop_signals_interrupt
+stop_signals_interrupt()
+try:
+    print("running", flush=True)
+    time.sleep(600)
+except KeyboardInterrupt as why:
+    print(f"stopping after {why}", flush=True)
+    time.sleep(1.0)  # what was started is being stopped: another signal arrives here
+    ignore_stop_signals()
+    print("stopped", flush=True)
+    sys.exit(130)
+"""
+
+
+@pytest.mark.parametrize("second", ["SIGTERM", "SIGINT", "SIGHUP"])
+def test_a_second_stop_signal_does_not_cut_the_stop_short(second):
+    """Regression (CI): a SIGTERM to the process group reached `tgmed-orchestrator
+    launch` twice; the second, inside its `except KeyboardInterrupt`, left the code
+    server and daemon it had started running."""
+    import signal
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", STOPPING], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert process.stdout.readline() == "running\n"
+    process.send_signal(signal.SIGTERM)
+    assert process.stdout.readline() == "stopping after SIGTERM\n", process.stderr.read()
+    process.send_signal(getattr(signal, second))
+    assert process.stdout.readline() == "stopped\n"
+    assert process.wait(timeout=30) == 130

@@ -33,15 +33,29 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 a closed terminal."""
 
 
+_stopping = False
+
+
 def _interrupt(number: int, _frame: object) -> None:
+    """The first stop signal raises KeyboardInterrupt; any other before the stop has
+    made them ignored (`ignore_stop_signals`) changes nothing. Regression (CI): a
+    SIGTERM to the process group reached the launch command twice, the second inside
+    the `except KeyboardInterrupt` that stops what it started, and cut that stop short,
+    leaving its code server and daemon running."""
+    global _stopping
+    if _stopping:
+        return
+    _stopping = True
     raise KeyboardInterrupt(signal.Signals(number).name)
 
 
 def stop_signals_interrupt() -> None:
-    """From now on SIGTERM and SIGHUP raise KeyboardInterrupt where the code is, as
-    SIGINT does: one path (the `except KeyboardInterrupt` that cancels and stops what
-    was started) for every way of being asked to stop."""
-    for number in (signal.SIGTERM, signal.SIGHUP):
+    """From now on SIGINT, SIGTERM and SIGHUP raise KeyboardInterrupt where the code is,
+    once: one path (the `except KeyboardInterrupt` that cancels and stops what was
+    started) for every way of being asked to stop."""
+    global _stopping
+    _stopping = False
+    for number in STOP_SIGNALS:
         signal.signal(number, _interrupt)
 
 
