@@ -69,10 +69,24 @@ def copy_lake(source: Lake, target: Lake, change, suffix: str = "") -> None:
         )
 
 
+DIGITS_AS_LETTERS = str.maketrans("0123456789", "abcdefghij")
+
+
+def letters(value: int | str) -> str:
+    """A number or a name with its digits written as letters: a tag that adds no figure
+    to a text ("chemed123" would: the price scanner reads its 123)."""
+    return str(value).translate(DIGITS_AS_LETTERS)
+
+
 def distinct_copy(source: Lake, target: Lake) -> None:
-    """The same files with every text made distinct (its own last line)."""
+    """The same files with every text made distinct (its own last line). The line holds
+    no digit: a number there would give every text a figure to place and send it down
+    the price path that a post without one skips (105 against 73 µs a text, measured on
+    the sample's posts)."""
     copy_lake(
-        source, target, lambda r: {"text": f"{r.text}\nref {r.channel_username} {r.message_id}"}
+        source,
+        target,
+        lambda r: {"text": f"{r.text}\nref {letters(r.channel_username)} {letters(r.message_id)}"},
     )
 
 
