@@ -190,24 +190,25 @@ class DagsterClient:
 
     def wait_ready(self, job: str, timeout: float) -> None:
         """Until the webserver answers and a loaded code location offers `job`."""
-        last = ["no answer"]
+        last = "no answer"
 
         def offered() -> bool:
+            nonlocal last
             try:
                 entries = self.query(WORKSPACE)["workspaceOrError"].get("locationEntries") or []
             except DagsterApiError as error:
-                last[0] = str(error)
+                last = str(error)
                 return False
             for entry in entries:
                 location = entry.get("locationOrLoadError") or {}
-                last[0] = location.get("message", location.get("__typename", "loading"))[:1000]
+                last = location.get("message", location.get("__typename", "loading"))[:1000]
                 for repo in location.get("repositories") or []:
                     if any(j["name"] == job for j in repo["jobs"]):
                         self.location, self.repository = entry["name"], repo["name"]
                         return True
             return False
 
-        wait_until(offered, timeout, lambda: f"Dagster at {self.url} offers no {job}: {last[0]}")
+        wait_until(offered, timeout, lambda: f"Dagster at {self.url} offers no {job}: {last}")
 
     def launch(self, job: str, run_config: dict | None = None, tags: dict | None = None) -> str:
         """The run's id; DagsterApiError with Dagster's reason when it refuses."""
@@ -238,13 +239,15 @@ class DagsterClient:
 
     def wait_finished(self, run_id: str, timeout: float, poll: float = 1.0) -> Run:
         """The run once finished; TimeoutError (its last status) when it is not in time."""
-        last: list[Run] = []
+        status = "unknown"
 
         def finished() -> Run | None:
-            last[:] = [self.run(run_id)]
-            return last[0] if last[0].status in FINISHED else None
+            nonlocal status
+            run = self.run(run_id)
+            status = run.status
+            return run if status in FINISHED else None
 
-        return wait_until(finished, timeout, lambda: f"run {run_id} still {last[0].status}", poll)
+        return wait_until(finished, timeout, lambda: f"run {run_id} still {status}", poll)
 
     def read_events(self, log: EventLog) -> EventLog:
         """Append the events written since the last read."""

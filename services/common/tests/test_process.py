@@ -46,7 +46,7 @@ try:
     time.sleep(600)
 except KeyboardInterrupt as why:
     print(f"stopping after {why}", flush=True)
-    time.sleep(1.0)  # what was started is being stopped: another signal arrives here
+    sys.stdin.readline()  # what was started is being stopped: the test signals here
     ignore_stop_signals()
     print("stopped", flush=True)
     sys.exit(130)
@@ -57,15 +57,23 @@ except KeyboardInterrupt as why:
 def test_a_second_stop_signal_does_not_cut_the_stop_short(second):
     """Regression (CI): a SIGTERM to the process group reached `tgmed-orchestrator
     launch` twice; the second, inside its `except KeyboardInterrupt`, left the code
-    server and daemon it had started running."""
+    server and daemon it had started running. The second signal is sent while the
+    child waits inside that block (for a line the test writes after it), whatever the
+    machine's speed."""
     import signal
 
     process = subprocess.Popen(
-        [sys.executable, "-c", STOPPING], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", STOPPING],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert process.stdout.readline() == "running\n"
     process.send_signal(signal.SIGTERM)
     assert process.stdout.readline() == "stopping after SIGTERM\n", process.stderr.read()
     process.send_signal(getattr(signal, second))
-    assert process.stdout.readline() == "stopped\n"
+    process.stdin.write("go on\n")
+    process.stdin.flush()
+    assert process.stdout.readline() == "stopped\n", process.stderr.read()
     assert process.wait(timeout=30) == 130

@@ -30,12 +30,20 @@ from psycopg import sql
 
 from chaos.alerts import AlertReceiver
 from chaos.leftovers import crash
-from chaos.platform import FORKSERVER, MODEL, ROOT, Outcome, TestSecrets, free_port, log
+from chaos.platform import (
+    FORKSERVER,
+    JOB,
+    MODEL,
+    ROOT,
+    Outcome,
+    TestSecrets,
+    finished_or_current,
+    free_port,
+    log,
+)
 from chaos.progress import stage_command, without_timeout
 from chaos.snapshot import Snapshot, snapshot
 from tgmed_orchestrator.dagster_client import DagsterClient, EventLog, Run
-
-JOB = "telegram_pipeline"  # the job the suite runs unless a scenario names another
 
 LOCK = Path("/tmp/tgmed-docker.lock")
 PROJECT = "tgmed"
@@ -374,10 +382,7 @@ class DockerPlatform:
         return self.wait(self.launch(**launch), timeout)
 
     def wait_status(self, run_id: str, timeout: float) -> Run:
-        """The run once finished, or as it is after `timeout` (the caller reports it)."""
-        with contextlib.suppress(TimeoutError):
-            return self.api.wait_finished(run_id, timeout, poll=1.0)
-        return self.api.run(run_id)
+        return finished_or_current(self.api, run_id, timeout, poll=1.0)
 
     def save_logs(self) -> None:
         """Every container's output into the work folder (scenario 7 reads it)."""

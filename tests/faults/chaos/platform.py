@@ -43,6 +43,15 @@ from tgmed_orchestrator.dagster_client import FINISHED, DagsterClient, EventLog,
 
 JOB = "telegram_pipeline"  # the job the suite runs unless a scenario names another
 
+
+def finished_or_current(api: DagsterClient, run_id: str, timeout: float, poll: float) -> Run:
+    """The run once finished, or as it is after `timeout`: the suite reports a run left
+    unfinished rather than stopping there."""
+    with contextlib.suppress(TimeoutError):
+        return api.wait_finished(run_id, timeout, poll)
+    return api.run(run_id)
+
+
 ROOT = Path(__file__).resolve().parents[3]
 FAULTS = ROOT / "tests" / "faults"
 BIN = Path(sys.executable).parent
@@ -386,10 +395,7 @@ class LocalPlatform:
         return self.wait(self.launch(**launch), timeout)
 
     def wait_status(self, run_id: str, timeout: float) -> Run:
-        """The run once finished, or as it is after `timeout` (the caller reports it)."""
-        with contextlib.suppress(TimeoutError):
-            return self.api.wait_finished(run_id, timeout, poll=0.5)
-        return self.api.run(run_id)
+        return finished_or_current(self.api, run_id, timeout, poll=0.5)
 
     def captured_logs(self) -> list[Path]:
         """Every log file this platform wrote: Dagster's own output, the runs' compute

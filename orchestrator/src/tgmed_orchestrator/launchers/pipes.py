@@ -31,7 +31,7 @@ class RecordingTempFileReader(Recording, PipesTempFileMessageReader):
     pass
 
 
-EXIT_CODE = re.compile(r"(?:code|StatusCode'?:?)\s*:?\s*(-?\d+)")
+EXIT_CODE = re.compile(r"failed with code (-?\d+)")
 
 
 def exit_code_from(error: BaseException) -> int | None:
