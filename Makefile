@@ -34,7 +34,7 @@ ORCH_ENV = TGMED_LAUNCH_MODE=local TGMED_SCRAPE_SOURCE=$${TGMED_SCRAPE_SOURCE:-e
 SERVE ?= 1
 
 .PHONY: help setup sample demo pipeline serve api-key test lint format bench clean db-start db-stop \
-	warehouse yolo-setup yolo-test browser-setup proxy-setup dbt-lineage detect dagster-ui dagster-jobs dagster-launch dagster-status api \
+	warehouse yolo-setup yolo-test browser-setup proxy-setup dbt-manifest detect dagster-ui dagster-jobs dagster-launch dagster-status api \
 	requirements images up down e2e chaos chaos-ci k8s-validate k8s-e2e k8s-up k8s-down
 
 help:  ## list the commands
@@ -101,8 +101,8 @@ dagster-status: $(DAGSTER_HOME)/dagster.yaml  ## schedules and sensors (on/off, 
 	@$(ORCH_ENV) $(RUN) tgmed-orchestrator status
 	@$(ORCH_ENV) $(RUN) tgmed-orchestrator runs --limit 5
 
-dbt-lineage: setup  ## after changing dbt models: the graph the orchestrator reads (dbt_lineage.json)
-	$(RUN) tgmed-transform lineage --out orchestrator/src/tgmed_orchestrator/dbt_lineage.json
+dbt-manifest: setup  ## after changing dbt models: dbt's manifest, which the orchestrator reads (dbt_manifest.json)
+	$(RUN) tgmed-transform manifest --out orchestrator/src/tgmed_orchestrator/dbt_manifest.json
 
 warehouse:  ## extract products and prices from the lake's posts, load the lake into PostgreSQL and build the marts (dbt)
 	@url="$(DB_URL)"; $(NEED_URL); \

@@ -1,10 +1,15 @@
 """The platform's asset graph as the UI shows it after the pipeline's first run on the
 sample: every asset key, every check on it and the status of that check's latest
-execution. Recorded once, before the orchestrator moves onto dagster-dbt (issue 25), in
+execution. Recorded once, before the orchestrator moved onto dagster-dbt (issue 25), in
 deploy/asset_parity.json; the local-mode test (orchestrator/tests/test_pipeline_local.py),
 the compose e2e (deploy/e2e.py) and the Kubernetes e2e (k8s/e2e.py) compare what their
 Dagster shows with it, so a change of how assets are built cannot drop or rename an
 asset or a check, or change what a check says, in any launch mode unnoticed.
+
+The move itself changed it once, on purpose: dbt's 5 tests on sources became checks on
+the raw tables they test (they were on the staging model reading each source), and its
+5 unit tests are no longer checks (dagster-dbt reads no unit-test result; a failing one
+still fails the dbt step, by name).
 
 A change meant to alter the graph records it again from the local-mode test:
 

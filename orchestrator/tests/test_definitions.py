@@ -25,8 +25,14 @@ from .conftest import readme_dbt_test_count
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "tgmed_orchestrator"
 ROOT = PACKAGE.parents[2]
-LINEAGE = json.loads((PACKAGE / "dbt_lineage.json").read_text())
-DBT_MODELS = sorted(n["asset_key"][1] for n in LINEAGE["assets"].values() if n["kind"] == "model")
+MANIFEST = json.loads((PACKAGE / "dbt_manifest.json").read_text())
+DBT_NODES = {
+    uid: node
+    for uid, node in MANIFEST["nodes"].items()
+    if node["resource_type"] in {"model", "seed"}
+}
+DBT_MODELS = sorted(n["name"] for n in DBT_NODES.values() if n["resource_type"] == "model")
+DBT_KEYS = {f"{n['schema']}/{n.get('alias') or n['name']}" for n in DBT_NODES.values()}
 
 
 def key(text: str) -> AssetKey:
@@ -86,7 +92,7 @@ def test_the_catalog_holds_the_lake_the_raw_tables_every_dbt_model_and_the_healt
         "raw/yolo_detections",
         "raw/message_extractions",
     }
-    dbt = {"/".join(n["asset_key"]) for n in LINEAGE["assets"].values()}
+    dbt = DBT_KEYS
     # every model file and seed of the dbt project is an asset
     project = Path(__file__).parents[2] / "dbt"
     models = {p.stem for p in (project / "models").rglob("*.sql")}
@@ -146,21 +152,17 @@ def ancestors(name: str) -> set[str]:
     return seen
 
 
-def test_every_dbt_test_is_a_check_on_its_model():
+def test_every_dbt_data_test_is_a_check_on_what_it_tests():
     asset_graph = graph()
     checks = {(c.asset_key.to_user_string(), c.name) for c in asset_graph.asset_check_keys}
-    dbt_checks = {
-        ("/".join(LINEAGE["assets"][c["asset"]]["asset_key"]), c["name"])
-        for c in LINEAGE["checks"].values()
-    }
-    assert len(dbt_checks) == readme_dbt_test_count()
-    assert dbt_checks <= checks
+    data_tests = [n for n in MANIFEST["nodes"].values() if n["resource_type"] == "test"]
+    dbt_checks = {name for _, name in checks} & {n["name"] for n in data_tests}
+    assert len(dbt_checks) == len(data_tests) == readme_dbt_test_count()[0]
     assert ("marts/fct_messages", "unique_fct_messages_message_key") in checks
-    # a source's test is checked on the model that reads the source
-    assert (
-        "staging/stg_telegram_messages",
-        "source_not_null_raw_telegram_messages_message_id",
-    ) in checks
+    # a source's test is a check on the raw table it tests (the load stage's asset)
+    assert ("raw/telegram_messages", "source_not_null_raw_telegram_messages_message_id") in checks
+    # unit tests are no checks (dagster-dbt reads none of their results)
+    assert not {name for _, name in checks if name.startswith("unit_")}
     assert ("raw/telegram_messages", "no_quarantined_files") in checks
     assert ("raw/yolo_detections", "no_quarantined_files") in checks
     assert ("raw/message_extractions", "no_quarantined_files") in checks
@@ -200,7 +202,7 @@ def test_jobs_are_asset_selections(name, selected):
 
 def test_pipeline_transform_and_load_lake_selections():
     everything = {k.to_user_string() for k in graph().get_all_asset_keys()}
-    dbt = {"/".join(n["asset_key"]) for n in LINEAGE["assets"].values()}
+    dbt = DBT_KEYS
 
     def selected(job: str) -> set[str]:
         return {
@@ -264,12 +266,12 @@ def test_orchestrator_never_imports_a_stage():
                 assert name.split(".")[0] not in stages, f"{path.name} imports {name}"
 
 
-def test_the_dbt_lineage_file_is_current():
-    """dbt_lineage.json is what `tgmed-transform lineage` reads from the project now
-    (after changing dbt models: make dbt-lineage)."""
-    from tgmed_transform.lineage import lineage_text
+def test_the_dbt_manifest_is_current():
+    """dbt_manifest.json is what `tgmed-transform manifest` reads from the project now
+    (after changing dbt models: make dbt-manifest)."""
+    from tgmed_transform.manifest import manifest_text
 
-    assert json.loads(lineage_text()) == LINEAGE, "run `make dbt-lineage`"
+    assert json.loads(manifest_text()) == MANIFEST, "run `make dbt-manifest`"
 
 
 def test_the_recorded_asset_graph_has_every_asset_and_check_the_code_location_defines():

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]  # orchestrator/
 sys.path.insert(0, str(ROOT.parent / "deploy"))
 import asset_parity  # noqa: E402  (deploy/: shared with the compose and Kubernetes e2e)
 
-LINEAGE = json.loads((ROOT / "src" / "tgmed_orchestrator" / "dbt_lineage.json").read_text())
+MANIFEST = json.loads((ROOT / "src" / "tgmed_orchestrator" / "dbt_manifest.json").read_text())
 LOCATION = "tgmed_orchestrator.definitions"
 REPOSITORY = {"repositoryLocationName": LOCATION, "repositoryName": "__repository__"}
 SECRETS = {
@@ -199,7 +199,11 @@ def nodes(dagster: Dagster) -> dict[str, dict]:
 def test_catalog_lineage_metadata_and_checks_after_the_run(platform):
     dagster, first = platform["dagster"], platform["first"]
     catalog = nodes(dagster)
-    dbt = {"/".join(n["asset_key"]) for n in LINEAGE["assets"].values()}
+    dbt = {
+        f"{n['schema']}/{n.get('alias') or n['name']}"
+        for n in MANIFEST["nodes"].values()
+        if n["resource_type"] in {"model", "seed"}
+    }
     lake = {"lake/telegram_messages", "lake/telegram_media", "lake/yolo_detections"}
     raw = {
         "raw/telegram_messages",
@@ -236,16 +240,18 @@ def test_catalog_lineage_metadata_and_checks_after_the_run(platform):
     }
     assert rows["rows"] == sum(counts(platform["url"]).values())
 
-    # every dbt test a passing check of this run, on its model
+    # every dbt data test a passing check of this run, on what it tests
+    tests = {n["name"] for n in MANIFEST["nodes"].values() if n["resource_type"] == "test"}
     checks = {
-        ("/".join(LINEAGE["assets"][c["asset"]]["asset_key"]), c["name"])
-        for c in LINEAGE["checks"].values()
+        (asset, check["name"]): check
+        for asset, node in catalog.items()
+        for check in node["assetChecksOrError"]["checks"]
+        if check["name"] in tests
     }
-    assert len(checks) == readme_dbt_test_count()
-    for model, name in checks:
-        found = {c["name"]: c for c in catalog[model]["assetChecksOrError"]["checks"]}
-        execution = found[name]["executionForLatestMaterialization"]
-        assert execution is not None and execution["status"] == "SUCCEEDED", (model, name)
+    assert len(checks) == len(tests) == readme_dbt_test_count()[0]
+    for (asset, name), check in checks.items():
+        execution = check["executionForLatestMaterialization"]
+        assert execution is not None and execution["status"] == "SUCCEEDED", (asset, name)
         assert execution["runId"] == first
     raw_checks = {
         c["name"]: c for c in catalog["raw/telegram_messages"]["assetChecksOrError"]["checks"]
@@ -258,7 +264,8 @@ def test_catalog_lineage_metadata_and_checks_after_the_run(platform):
 
 def test_the_asset_graph_is_the_recorded_one(platform):
     """Every asset key, check key and check status after the first run is the one recorded
-    in deploy/asset_parity.json (before issue 25's move onto dagster-dbt); the compose and
+    in deploy/asset_parity.json (before issue 25's move onto dagster-dbt, changed by it as
+    asset_parity.py says); the compose and
     Kubernetes e2e compare with the same file. TGMED_RECORD_ASSET_PARITY=1 records it."""
     answer = platform["dagster"].assets()
     found = asset_parity.observed(answer)
@@ -338,6 +345,30 @@ def test_no_secret_value_in_the_resources_configuration(platform):
         "type": "ENV_VAR",
     }
     assert values["telegram_bot_token"]["type"] == "ENV_VAR"
+
+
+def test_a_model_selected_alone_runs_with_its_tests_and_nothing_else(platform):
+    """As "Materialize selected" in the UI: dbt builds that model alone and runs its tests
+    (dagster-dbt's subset selection); the other models and their checks are untouched.
+    dbt's eager selection also runs the relationship tests of other models that point at
+    it (12 for dim_dates): Dagster records those as observations, not check results."""
+    dagster = platform["dagster"]
+    run = dagster.launch("transform", assets=["marts/dim_dates"])
+    assert dagster.wait_finished(run, 900).status == "SUCCESS"
+    catalog = nodes(dagster)
+    assert catalog["marts/dim_dates"]["assetMaterializations"][0]["runId"] == run
+    checks = catalog["marts/dim_dates"]["assetChecksOrError"]["checks"]
+    assert checks and all(c["executionForLatestMaterialization"]["runId"] == run for c in checks), (
+        checks
+    )
+    for other in ("marts/fct_messages", "staging/stg_telegram_messages", "marts/dim_channels"):
+        assert catalog[other]["assetMaterializations"][0]["runId"] != run, other
+        for check in catalog[other]["assetChecksOrError"]["checks"]:
+            execution = check["executionForLatestMaterialization"] or {}
+            assert execution.get("runId") != run, (other, check["name"])
+    # the stage's own count: one model built
+    [said] = [m for m in dagster.events(run).messages() if m.startswith("dbt: ")]
+    assert said.startswith("dbt: 1 models built, ") and said.endswith(", 0 failed"), said
 
 
 def test_a_dbt_test_made_to_fail_is_a_failed_check_on_its_model(platform):

@@ -260,3 +260,50 @@ def test_docs_generate(warehouse):
     api_url = warehouse["url"].replace("postgresql://postgres:", "postgresql://tgmed_api:")
     (html,) = query(api_url, "select html from marts.dbt_docs where site = 'index'")[0]
     assert "rpt_price_points_daily" in html and "model.tgmed.fct_messages" in html
+
+
+def test_dbt_result_events_become_dagster_dbt_materializations_and_checks(warehouse):
+    """The contract between the transform stage and the code location: the result
+    events the stage forwards (report.py), read by dagster-dbt with the committed
+    manifest and the orchestrator's translator, name every model built and every test
+    run, under the keys the code location defines; the stage counts each model's rows."""
+    from dagster import AssetCheckEvaluation, AssetMaterialization
+    from dagster_dbt.core.dbt_cli_event import DbtCoreCliEventMessage
+
+    from tgmed_common.settings import load_settings
+    from tgmed_orchestrator.assets.dbt import MANIFEST, TRANSLATOR, dbt_models
+    from tgmed_transform.cli import run_dbt
+    from tgmed_transform.report import built_relation, relation_rows
+    from tgmed_transform.settings import TransformSettings
+
+    events: list[dict] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DATABASE_URL", warehouse["url"])
+        patch.setenv("DBT_TARGET_PATH", str(warehouse["target"]))
+        settings = load_settings(TransformSettings)
+        summary = run_dbt(
+            ["build", "--select", "dim_dates", "stg_telegram_messages"], settings, events
+        )
+        rows = relation_rows([r for r in map(built_relation, events) if r])
+    assert summary["success"], summary["failures"]
+    results = [
+        result
+        for raw in json.loads(json.dumps(events))  # as it crosses Pipes: plain JSON
+        for result in DbtCoreCliEventMessage(raw, {}).to_default_asset_events(
+            manifest=MANIFEST, dagster_dbt_translator=TRANSLATOR
+        )
+    ]
+    built = {r.asset_key.to_user_string() for r in results if isinstance(r, AssetMaterialization)}
+    assert built == {"marts/dim_dates", "staging/stg_telegram_messages"}
+    checked = {r.asset_check_key for r in results if isinstance(r, AssetCheckEvaluation)}
+    assert checked and all(r.passed for r in results if isinstance(r, AssetCheckEvaluation))
+    assert checked <= set(dbt_models.check_keys)
+    # every test of the models built (dbt's eager selection adds the relationship tests
+    # of other models that reach them: outside a selection, Dagster records those as
+    # observations, not check results)
+    on_built = {k for k in dbt_models.check_keys if k.asset_key.to_user_string() in built}
+    assert on_built and on_built <= checked
+    tests = [e["data"]["node_info"]["unique_id"] for e in events]
+    assert len(checked) == len([t for t in tests if t.startswith("test.")])  # unit tests: none
+    (dates,) = query(warehouse["url"], "select count(*) from marts.dim_dates")[0]
+    assert rows["marts.dim_dates"] == dates > 0

@@ -2,7 +2,7 @@
 
     tgmed-transform build [--full-refresh] [--select ...]   seeds, models, tests, then docs
     tgmed-transform docs                                    dbt docs, published
-    tgmed-transform lineage [--out FILE]                    the project's graph for Dagster
+    tgmed-transform manifest [--out FILE]                   dbt's manifest for Dagster
     tgmed-transform dbt -- ARGS...                          any other dbt command
 
 The docs site (models, columns, tests, lineage: `dbt docs generate --static`, one
@@ -13,10 +13,9 @@ build (TRANSFORM_PUBLISH_DOCS=false or --no-docs skips it).
 
 dbt's own output goes to stderr; the last stdout line is a JSON summary (models built,
 tests passed/failed, per status, the failing tests by name). Exit code 0 when every node
-succeeded, 1 otherwise, 2 for a configuration error. Launched by Dagster (Pipes), each
-model and seed built is reported as a materialization (its row count, seconds) and each
-test as a check result on its model, under the names the orchestrator gives in the
-Pipes extras (`dbt_nodes`: unique_id -> asset key or check).
+succeeded, 1 otherwise, 2 for a configuration error. Launched by Dagster (Pipes), dbt's
+result events (report.py) go to the orchestrator, which makes them materializations and
+check results with dagster-dbt.
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ from tgmed_common.logs import configure_logging
 from tgmed_common.progress import Progress
 from tgmed_common.settings import load_settings, secret_values
 from tgmed_common.stage import run_stage
-from tgmed_transform.report import report_nodes
+from tgmed_transform.report import report_events, result_event
 from tgmed_transform.settings import TransformSettings
 
 
@@ -57,25 +56,12 @@ def dbt_environment(database_url: str) -> dict[str, str]:
 def summarize(command: str, result: Any, seconds: float) -> dict[str, Any]:
     statuses: Counter = Counter()
     failures = []
-    nodes = []
     for item in getattr(result.result, "results", None) or []:
         kind = str(getattr(item.node.resource_type, "value", item.node.resource_type))
         status = str(getattr(item.status, "value", item.status))
         statuses[f"{kind}_{status}"] += 1
         if status in {"error", "fail"}:
             failures.append(f"{item.node.unique_id}: {item.message}")
-        name = getattr(item.node, "alias", None) or item.node.name
-        nodes.append(
-            {
-                "unique_id": item.node.unique_id,
-                "kind": kind,
-                "status": status,
-                "relation": f"{item.node.schema}.{name}" if kind in {"model", "seed"} else None,
-                "seconds": round(float(item.execution_time or 0), 3),
-                "failures": item.failures,
-                "message": str(item.message or "")[:500],
-            }
-        )
     return {
         "stage": "transform",
         "command": command,
@@ -83,17 +69,20 @@ def summarize(command: str, result: Any, seconds: float) -> dict[str, Any]:
         "counts": dict(sorted(statuses.items())),
         "failures": failures[:20],
         "seconds": round(seconds, 2),
-        "nodes": nodes,
     }
 
 
-def dbt_progress(label: str) -> tuple[Progress, Any]:
+def dbt_progress(label: str, events: list[dict[str, Any]]) -> tuple[Progress, Any]:
     """A Progress over dbt's nodes (seeds, models, tests) and the dbtRunner callback that
-    feeds it: the stage logs counts and an ETA instead of dbt's START/PASS line per node."""
+    feeds it: the stage logs counts and an ETA instead of dbt's START/PASS line per node.
+    The callback keeps each result event (report.py) in `events`."""
     progress = Progress(label, unit="nodes")
 
     def on_event(event: Any) -> None:
         name = event.info.name
+        raw = result_event(event)
+        if raw is not None:
+            events.append(raw)
         if name == "LogStartLine" and progress.total is None:
             # the rate counts from the first node: parsing the project is not node work
             progress.total = int(event.data.total)
@@ -104,7 +93,9 @@ def dbt_progress(label: str) -> tuple[Progress, Any]:
     return progress, on_event
 
 
-def run_dbt(args: list[str], settings: TransformSettings) -> dict[str, Any]:
+def run_dbt(
+    args: list[str], settings: TransformSettings, events: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     from dbt.cli.main import dbtRunner
 
     project = str(settings.dbt_project_dir)
@@ -115,7 +106,7 @@ def run_dbt(args: list[str], settings: TransformSettings) -> dict[str, Any]:
     # without colour codes; every line (debug included) stays in dbt.log (DBT_LOG_PATH)
     os.environ.setdefault("DBT_USE_COLORS", "false")
     os.environ.setdefault("DBT_LOG_LEVEL", "warn")
-    progress, on_event = dbt_progress(f"dbt {args[0]}")
+    progress, on_event = dbt_progress(f"dbt {args[0]}", [] if events is None else events)
     started = time.monotonic()
     with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the summary
         result = dbtRunner(callbacks=[on_event]).invoke(
@@ -169,22 +160,29 @@ def main(argv: list[str] | None = None) -> int:
     build = commands.add_parser("build", help="dbt build: seeds, models and their tests")
     build.add_argument("--full-refresh", action="store_true")
     build.add_argument("--select", nargs="+")
+    build.add_argument(
+        "--indirect-selection",
+        choices=["eager", "cautious", "buildable", "empty"],
+        help="which tests follow the models selected (dbt's; Dagster passes empty when a"
+        " model is selected without some of its checks)",
+    )
     build.add_argument("--no-docs", action="store_true", help="do not publish the docs site")
     commands.add_parser(
         "docs", help="dbt docs generate --static, published into marts.dbt_docs (/dbt-docs/)"
     )
-    lineage = commands.add_parser(
-        "lineage", help="write the project's graph (models, seeds, tests) for the orchestrator"
+    manifest = commands.add_parser(
+        "manifest", help="write dbt's manifest, trimmed and stable, for the orchestrator"
     )
-    lineage.add_argument("--out", type=Path, help="file to write (default: stdout)")
+    manifest.add_argument("--out", type=Path, help="file to write (default: stdout)")
     passthrough = commands.add_parser("dbt", help="any dbt command: tgmed-transform dbt -- ARGS")
     passthrough.add_argument("dbt_args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     configure_logging(args.log_level)
-    if args.command == "lineage":
-        from tgmed_transform.lineage import write_lineage
+    if args.command == "manifest":
+        from tgmed_transform.manifest import write_manifest
 
-        return write_lineage(args.out)
+        return write_manifest(args.out)
+    events: list[dict[str, Any]] = []  # dbt's result events, for Dagster (report.py)
 
     def run() -> dict[str, Any]:
         settings = load_settings(TransformSettings)
@@ -192,7 +190,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "build":
             dbt_args = ["build"] + (["--full-refresh"] if args.full_refresh else [])
             dbt_args += ["--select", *args.select] if args.select else []
-            summary = run_dbt(dbt_args, settings)
+            if args.indirect_selection:
+                dbt_args += ["--indirect-selection", args.indirect_selection]
+            summary = run_dbt(dbt_args, settings, events)
             if summary["success"] and settings.transform_publish_docs and not args.no_docs:
                 docs = publish_docs(settings)
                 summary["docs_published_bytes"] = docs.get("docs_published_bytes", 0)
@@ -203,13 +203,13 @@ def main(argv: list[str] | None = None) -> int:
             return summary
         if args.command == "docs":
             return publish_docs(settings)
-        return run_dbt([a for a in args.dbt_args if a != "--"], settings)
+        return run_dbt([a for a in args.dbt_args if a != "--"], settings, events)
 
     return run_stage(
         "transform",
         run,
         failed=lambda summary: not summary["success"],
-        report=report_nodes,
+        report=lambda pipes, summary: report_events(pipes, events),
     )
 
 

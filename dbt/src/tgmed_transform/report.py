@@ -1,20 +1,44 @@
-"""What a dbt build tells Dagster when Dagster launched it (Pipes): every model and seed
-built as a materialization (row count, seconds), every test as a check result on its
-model. The names come from the orchestrator (Pipes extras `dbt_nodes`: a node's
-unique_id -> {"asset_key": "marts/fct_messages"} or {"asset_key": ..., "check_name":
-...}), which read them from the same project (`tgmed-transform lineage`)."""
+"""What a dbt build tells Dagster when Dagster launched it (Pipes): dbt's own result
+events (a model, seed or snapshot built, a test's result), as dbt writes them in its JSON
+log, one custom message each, with the row count of the relation a model or seed built.
+The orchestrator turns them into materializations and check results with dagster-dbt and
+the same manifest (`DbtCliEventMessage.to_default_asset_events`): this stage needs no
+names from it."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
+from tgmed_common.logs import redact
 from tgmed_common.settings import load_settings
 from tgmed_transform.settings import TransformSettings
 
 log = logging.getLogger(__name__)
+DBT_EVENT = "dbt_event"  # the custom message's tag (tgmed_orchestrator.assets.dbt reads it)
+RESULT_EVENTS = {"LogModelResult", "LogSeedResult", "LogSnapshotResult", "LogTestResult"}
 BUILT = {"success"}
-CHECKED = {"pass", "warn", "fail", "error"}
+
+
+def result_event(event: Any) -> dict[str, Any] | None:
+    """dbt's JSON form of a result event (what `--log-format json` prints), else None."""
+    if event.info.name not in RESULT_EVENTS:
+        return None
+    from dbt_common.events.functions import msg_to_dict
+
+    raw = msg_to_dict(event)
+    raw["info"]["msg"] = redact(str(raw["info"].get("msg") or ""))[:2000]
+    return raw
+
+
+def built_relation(raw: dict[str, Any]) -> str | None:
+    """`schema.name` of what a successful model or seed event built."""
+    node = raw["data"].get("node_info") or {}
+    relation = node.get("node_relation") or {}
+    if node.get("node_status") not in BUILT or raw["info"]["name"] == "LogTestResult":
+        return None
+    name = relation.get("alias") or node.get("node_name")
+    return f"{relation['schema']}.{name}" if relation.get("schema") and name else None
 
 
 def relation_rows(relations: list[str]) -> dict[str, int]:
@@ -41,36 +65,11 @@ def relation_rows(relations: list[str]) -> dict[str, int]:
     return counts
 
 
-def report_nodes(pipes: Any, summary: dict[str, Any]) -> None:
-    names: dict[str, dict[str, str]] = (pipes.extras or {}).get("dbt_nodes") or {}
-    nodes = summary.get("nodes") or []
-    built = [n for n in nodes if n["status"] in BUILT and n["relation"]]
-    rows = relation_rows([n["relation"] for n in built])
-    for node in nodes:
-        name = names.get(node["unique_id"])
-        if name is None:
-            if node["kind"] in {"model", "seed", "test", "unit_test"}:
-                log.warning(
-                    "%s: not known to the orchestrator (run tgmed-transform lineage)",
-                    node["unique_id"],
-                )
-            continue
-        if "check_name" in name and node["status"] in CHECKED:
-            failures = node["failures"] or 0
-            pipes.report_asset_check(
-                asset_key=name["asset_key"],
-                check_name=name["check_name"],
-                passed=node["status"] in {"pass", "warn"},
-                severity="WARN" if node["status"] == "warn" else "ERROR",
-                metadata={
-                    "status": node["status"],
-                    "failing_rows": failures,
-                    "seconds": node["seconds"],
-                    "message": node["message"] or node["status"],
-                },
-            )
-        elif "check_name" not in name and node["status"] in BUILT:
-            metadata: dict[str, Any] = {"seconds": node["seconds"], "status": node["status"]}
-            if node["relation"] in rows:
-                metadata["rows"] = rows[node["relation"]]
-            pipes.report_asset_materialization(asset_key=name["asset_key"], metadata=metadata)
+def report_events(pipes: Any, events: list[dict[str, Any]]) -> None:
+    relations = {id(raw): built_relation(raw) for raw in events}
+    rows = relation_rows(sorted({r for r in relations.values() if r}))
+    for raw in events:
+        message: dict[str, Any] = {"tgmed": DBT_EVENT, "event": raw}
+        if relations[id(raw)] in rows:
+            message["rows"] = rows[relations[id(raw)]]
+        pipes.report_custom_message(message)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dagster import AssetSelection, Backoff, Jitter, RetryPolicy, define_asset_job, job
 
-from tgmed_orchestrator.assets.dbt import SPECS as DBT_SPECS
+from tgmed_orchestrator.assets.dbt import dbt_models
 from tgmed_orchestrator.assets.lake import DETECTIONS, EXTRACTIONS, MEDIA, MESSAGES
 from tgmed_orchestrator.assets.monitoring import HEALTH
 from tgmed_orchestrator.assets.raw import RAW_DETECTIONS, RAW_EXTRACTIONS, RAW_TELEGRAM
@@ -35,7 +35,7 @@ WAREHOUSE_TAGS = {"tgmed/warehouse": "write"}
 LAKE = AssetSelection.assets(MESSAGES, MEDIA, DETECTIONS, EXTRACTIONS)
 RAW = AssetSelection.assets(*RAW_TELEGRAM, RAW_DETECTIONS, RAW_EXTRACTIONS)
 # every model and seed in dbt's lineage, whatever folder (group) it lives in
-DBT = AssetSelection.assets(*(spec.key for spec in DBT_SPECS))
+DBT = AssetSelection.assets(*dbt_models.keys)
 
 telegram_pipeline = define_asset_job(
     "telegram_pipeline",

@@ -125,10 +125,14 @@ def load(stream: str) -> StageCommand:
     return StageCommand("load", ("tgmed-loader", "load", stream), stream)
 
 
-def transform(full_refresh: bool = False, select: list[str] | None = None) -> StageCommand:
+def transform(
+    full_refresh: bool = False, select: list[str] | None = None, indirect: str | None = None
+) -> StageCommand:
     argv = ["tgmed-transform", "build"]
     if full_refresh:
         argv.append("--full-refresh")
     if select:
         argv += ["--select", *select]
+    if indirect:
+        argv += ["--indirect-selection", indirect]
     return StageCommand("transform", tuple(argv), "build")

@@ -1,126 +1,111 @@
 """Every dbt model and seed as its own asset, with dbt's own lineage (sources -> staging
--> intermediate -> marts) and every dbt test (data and unit tests) as a check on its
-model, all read from dbt's manifest through `dbt_lineage.json` (written by
-`tgmed-transform lineage`; this image carries no dbt, and a test keeps the file current).
+-> intermediate -> marts), and every data test as a check: dagster-dbt's `@dbt_assets`
+on dbt's manifest (`dbt_manifest.json`, written by `tgmed-transform manifest`; this
+image carries no dbt-core, and a test keeps the file current).
 
-One multi-asset runs `tgmed-transform build` in the transform stage (its own image, with
-the adapter); select one model in the UI and only it is rebuilt (`--select`). The
-stage reports, through Pipes, each model built (row count, seconds) and each test's
-result under the names given in the Pipes extras (`dbt_nodes`).
+dbt runs in the transform stage (its own image, with the adapter), launched as every
+stage is; the stage forwards dbt's result events through Pipes and dagster-dbt turns
+them into materializations and check results here. Select one model in the UI and only
+it and its tests run (dagster-dbt's subset selection, passed as `--select`).
 
-Why not dagster-dbt: it needs dbt-core (and reads the project with it) in the code
-location; the lineage file gives the same graph with no dbt there, and the stage keeps
-running in its own container in every launch mode."""
+Asset keys are `<schema>/<name>` (the warehouse's own names), groups the model's folder.
+A test on a source (raw.*) is a check on that raw asset, which the load stage makes.
+dbt's unit tests are not checks (dagster-dbt reads no result of theirs): they run before
+their model, and a failing one fails the step with its name (the stage's summary)."""
 
 # (no `from __future__ import annotations`: Dagster reads these type hints at runtime)
 import json
+from collections.abc import Iterator, Mapping
 from importlib import resources
 from typing import Any
 
-from dagster import (
-    AssetCheckSpec,
-    AssetExecutionContext,
-    AssetKey,
-    AssetSpec,
-    Config,
-    MetadataValue,
-    multi_asset,
-)
+from dagster import AssetExecutionContext, AssetKey, Config, Output
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_assets
+from dagster_dbt.asset_utils import get_subset_selection_for_context
+from dagster_dbt.core.dbt_cli_event import DbtCoreCliEventMessage
 
 from tgmed_orchestrator import stages
-from tgmed_orchestrator.launchers import StageLauncher
-from tgmed_orchestrator.outcomes import failure, reported
+from tgmed_orchestrator.launchers import StageLauncher, StageRun
+from tgmed_orchestrator.outcomes import failure
 
-LINEAGE_FILE = "dbt_lineage.json"
-
-
-def lineage() -> dict[str, Any]:
-    text = resources.files("tgmed_orchestrator").joinpath(LINEAGE_FILE).read_text("utf-8")
-    return json.loads(text)
-
-
-LINEAGE = lineage()
+MANIFEST_FILE = "dbt_manifest.json"
+DBT_EVENT = "dbt_event"  # the stage's custom message (tgmed_transform.report)
+MANIFEST = json.loads(
+    resources.files("tgmed_orchestrator").joinpath(MANIFEST_FILE).read_text("utf-8")
+)
 
 
-def asset_key(unique_id: str) -> AssetKey:
-    node = LINEAGE["assets"].get(unique_id)
-    return AssetKey(node["asset_key"] if node else LINEAGE["sources"][unique_id])
+class Translator(DagsterDbtTranslator):
+    """Keys as the warehouse names things (schema and relation), groups by folder."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
+        props = dbt_resource_props
+        if props["resource_type"] == "source":
+            return AssetKey([props["schema"], props["name"]])
+        return AssetKey([props["schema"], props.get("alias") or props["name"]])
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str:
+        props = dbt_resource_props
+        if props["resource_type"] == "model" and len(props["fqn"]) > 2:
+            return props["fqn"][1]  # staging, intermediate, marts, reports
+        return "seeds" if props["resource_type"] == "seed" else "dbt"
 
 
-def node_name(unique_id: str) -> str:
-    return unique_id.split(".")[-1]
-
-
-SPECS = [
-    AssetSpec(
-        asset_key(unique_id),
-        group_name=node["group"],
-        description=node["description"] or f"dbt {node['kind']} {node_name(unique_id)}",
-        deps=[asset_key(dep) for dep in node["deps"]],
-        skippable=True,  # a model dbt skips (an upstream failed) is not materialized
-        kinds={"dbt", "postgres"},
-        metadata={
-            "dbt/unique_id": unique_id,
-            "dbt/materialized": MetadataValue.text(node["materialized"] or ""),
-        },
+TRANSLATOR = Translator(
+    settings=DagsterDbtTranslatorSettings(
+        enable_asset_checks=True, enable_source_tests_as_checks=True
     )
-    for unique_id, node in sorted(LINEAGE["assets"].items())
-]
-CHECK_SPECS = [
-    AssetCheckSpec(
-        check["name"],
-        asset=asset_key(check["asset"]),
-        description=f"{check['description']} ({unique_id})",
-    )
-    for unique_id, check in sorted(LINEAGE["checks"].items())
-]
-# what the transform stage reports under which name (Pipes extras)
-DBT_NODES: dict[str, dict[str, str]] = {
-    **{uid: {"asset_key": asset_key(uid).to_user_string()} for uid in LINEAGE["assets"]},
-    **{
-        uid: {"asset_key": asset_key(check["asset"]).to_user_string(), "check_name": check["name"]}
-        for uid, check in LINEAGE["checks"].items()
-    },
-}
-KEY_TO_NODE = {asset_key(uid): uid for uid in LINEAGE["assets"]}
-CHECK_TO_NODE = {(asset_key(c["asset"]), c["name"]): uid for uid, c in LINEAGE["checks"].items()}
+)
 
 
 class DbtConfig(Config):
     full_refresh: bool = False  # rebuild the incremental models from raw
 
 
-def selection(context: AssetExecutionContext) -> list[str] | None:
-    """dbt's --select for this step: None when everything is selected; else the models
-    and seeds chosen, and the data tests of the checks chosen (a source's test does not
-    follow its model by itself)."""
-    keys = set(context.selected_asset_keys)
-    checks = set(context.selected_asset_check_keys)
-    if keys == set(KEY_TO_NODE) and len(checks) == len(CHECK_TO_NODE):
-        return None
-    names = [node_name(KEY_TO_NODE[key]) for key in sorted(keys, key=str)]
-    for check_key in sorted(checks, key=str):
-        uid = CHECK_TO_NODE.get((check_key.asset_key, check_key.name))
-        if uid and uid.startswith("test."):
-            names.append(LINEAGE["checks"][uid]["name"])
-    return names
+def selection(context: AssetExecutionContext) -> tuple[list[str] | None, str | None]:
+    """dbt's --select for this step (None: everything) and its indirect selection."""
+    args, indirect = get_subset_selection_for_context(
+        context,
+        manifest=MANIFEST,
+        select="fqn:*",
+        exclude=None,
+        selector=None,
+        dagster_dbt_translator=TRANSLATOR,
+        current_dbt_indirect_selection_env=None,
+    )
+    select = args[args.index("--select") + 1] if "--select" in args else "fqn:*"
+    return (None if select == "fqn:*" else select.split()), indirect
 
 
-@multi_asset(
+def dbt_events(context: AssetExecutionContext, run: StageRun) -> Iterator[Any]:
+    """dagster-dbt's materializations and check results for the stage's dbt events, each
+    materialization with the row count the stage read."""
+    for message in run.messages:
+        if message.get("tgmed") != DBT_EVENT:
+            continue
+        event = DbtCoreCliEventMessage(raw_event=message["event"], event_history_metadata={})
+        for result in event.to_default_asset_events(
+            manifest=MANIFEST, dagster_dbt_translator=TRANSLATOR, context=context
+        ):
+            if isinstance(result, Output) and "rows" in message:
+                result = result.with_metadata({**result.metadata, "rows": message["rows"]})
+            yield result
+
+
+@dbt_assets(
+    manifest=MANIFEST,
+    dagster_dbt_translator=TRANSLATOR,
     name="dbt_models",
-    specs=SPECS,
-    check_specs=CHECK_SPECS,
-    can_subset=True,
     op_tags={"tgmed/stage": "transform"},
 )
 def dbt_models(context: AssetExecutionContext, config: DbtConfig, launcher: StageLauncher):
-    command = stages.transform(config.full_refresh, selection(context))
-    run = launcher.launch(context, command, extras={"dbt_nodes": DBT_NODES})
+    select, indirect = selection(context)
+    run = launcher.launch(context, stages.transform(config.full_refresh, select, indirect))
     counts = run.summary.get("counts") or {}
     context.log.info(
         f"dbt: {counts.get('model_success', 0)} models built, "
         f"{counts.get('test_pass', 0)} tests passed, {counts.get('test_fail', 0)} failed"
     )
-    yield from reported(context, run)
+    yield from dbt_events(context, run)
     if not run.succeeded:
         raise failure(run)

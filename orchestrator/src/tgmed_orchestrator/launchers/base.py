@@ -53,6 +53,7 @@ class StageRun:
     error: str = ""
     summary: dict[str, Any] = field(default_factory=dict)
     results: list[Any] = field(default_factory=list)  # MaterializeResult, AssetCheckResult
+    messages: list[dict[str, Any]] = field(default_factory=list)  # its other custom messages
     seconds: float = 0.0
     timeout_seconds: float = 0.0
     launcher_error: str = ""
@@ -86,13 +87,14 @@ def run_tags(context: Context) -> Mapping[str, str]:
         return {}
 
 
+def is_outcome(message: Any) -> bool:
+    return isinstance(message, dict) and message.get("tgmed") == "outcome"
+
+
 def outcome_message(handler: Any) -> dict[str, Any] | None:
     if handler is None:
         return None
-    for message in reversed(handler.get_custom_messages()):
-        if isinstance(message, dict) and message.get("tgmed") == "outcome":
-            return message
-    return None
+    return next((m for m in reversed(handler.get_custom_messages()) if is_outcome(m)), None)
 
 
 def labels(context: Context, command: StageCommand, invocation: str) -> dict[str, str]:
@@ -157,6 +159,11 @@ class StageLauncher(ConfigurableResource):
             run.summary = message.get("summary") or {}
         if handler is not None:
             run.results = list(handler.get_reported_results())
+            run.messages = [
+                m
+                for m in handler.get_custom_messages()
+                if isinstance(m, dict) and not is_outcome(m)
+            ]
         return run
 
     @property
