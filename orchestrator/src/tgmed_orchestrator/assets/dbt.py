@@ -14,19 +14,44 @@ dbt's unit tests are not checks (dagster-dbt reads no result of theirs): they ru
 their model, and a failing one fails the step with its name (the stage's summary)."""
 
 # (no `from __future__ import annotations`: Dagster reads these type hints at runtime)
+import contextlib
 import json
+import sys
 from collections.abc import Iterator, Mapping
 from importlib import resources
 from typing import Any
 
 from dagster import AssetExecutionContext, AssetKey, Config, Output
-from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_assets
-from dagster_dbt.asset_utils import get_subset_selection_for_context
-from dagster_dbt.core.dbt_cli_event import DbtCoreCliEventMessage
 
 from tgmed_orchestrator import stages
 from tgmed_orchestrator.launchers import StageLauncher, StageRun
 from tgmed_orchestrator.outcomes import failure
+
+
+@contextlib.contextmanager
+def without_dbt_core() -> Iterator[None]:
+    """dagster-dbt imported as in the code location's image, where dbt-core is absent:
+    this code never runs dbt, it reads the manifest. Where dbt-core shares the
+    environment (local mode's .venv holds every package), dagster-dbt would import it
+    and select nodes with it, 1.1 s more in every process that loads the code (the code
+    server, each run worker and step); with `dbt.version` unimportable while dagster-dbt
+    loads, it takes its dbt-less path, as in docker and k8s. A process that already
+    imported dbt (a test beside the transform stage's) is left as it is."""
+    if "dbt.version" in sys.modules:
+        yield
+        return
+    sys.modules["dbt.version"] = None  # type: ignore[assignment]  # import raises ImportError
+    try:
+        yield
+    finally:
+        del sys.modules["dbt.version"]
+
+
+with without_dbt_core():
+    from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_assets
+    from dagster_dbt.asset_utils import get_subset_selection_for_context
+    from dagster_dbt.core.dbt_cli_event import DbtCoreCliEventMessage
+
 
 MANIFEST_FILE = "dbt_manifest.json"
 DBT_EVENT = "dbt_event"  # the stage's custom message (tgmed_transform.report)
