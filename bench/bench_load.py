@@ -52,7 +52,13 @@ def corpus(size: int, seed: int = 7) -> list[str]:
     import random
 
     from tgmed_sample.catalog import CHANNELS
-    from tgmed_sample.generate import ChannelWriter, _text_fields, channel_catalog, extra_channels
+    from tgmed_sample.generate import (
+        ChannelWriter,
+        _text_fields,
+        channel_catalog,
+        draw_post,
+        extra_channels,
+    )
 
     specs = list(CHANNELS) + extra_channels(7)
     texts = []
@@ -61,18 +67,7 @@ def corpus(size: int, seed: int = 7) -> list[str]:
         writer = ChannelWriter(spec, rng, pool=None, folder=Path())  # type: ignore[arg-type]
         catalog, popularity = channel_catalog(spec)
         for _ in range(size // len(specs) + 1):
-            roll = rng.random()
-            language = (
-                "am"
-                if roll < spec.amharic_share
-                else ("mixed" if roll < spec.amharic_share + spec.mixed_share else "en")
-            )
-            count = 1 if rng.random() < 0.75 else rng.randint(2, 4)
-            products: list = []
-            while len(products) < count:
-                product = rng.choices(catalog, weights=popularity)[0]
-                if product not in products:
-                    products.append(product)
+            language, products = draw_post(rng, spec, catalog, popularity)
             fields = _text_fields(writer.post(products, language).parts)
             text = fields["text"]
             texts.append(

@@ -43,12 +43,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "deploy"))
 import asset_parity  # noqa: E402
-from mart_counts import differences, local_mode_counts, mart_counts  # noqa: E402
+from mart_counts import (  # noqa: E402
+    MODEL,
+    differences,
+    local_mode_counts,
+    mart_counts,
+    sample_and_truth,
+)
 
 from tgmed_orchestrator.dagster_client import DagsterClient  # noqa: E402
 from tgmed_orchestrator.launchers import DEFAULT_IMAGES  # noqa: E402
 
-MODEL = ROOT.parent / "shared" / "models" / "yolov8n_int8.onnx"
 PROJECT = "tgmed"
 UI_LOGIN = "e2e"
 # each stage's image (the loader image carries the extract stage), as the launchers name them
@@ -337,12 +342,7 @@ def main() -> int:
         sh("bash", "deploy/offline/build.sh")
     else:
         sh("bash", "deploy/offline/engine.sh")
-    if not MODEL.is_file():
-        raise SystemExit(f"the shared model is missing: {MODEL}")
-    sample = ROOT / "data" / "sample"
-    if not (sample / "truth.json").is_file():
-        sh(str(Path(sys.executable).parent / "tgmed-sample"), "--out", str(sample))
-    truth = json.loads((sample / "truth.json").read_text())
+    sample, truth = sample_and_truth()
 
     socket_gid = str(Path("/var/run/docker.sock").stat().st_gid)
     env = {

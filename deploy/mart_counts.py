@@ -61,6 +61,18 @@ def differences(expected: dict[str, int], got: dict[str, int]) -> list[str]:
     ]
 
 
+def sample_and_truth() -> tuple[Path, dict]:
+    """The bundled sample both e2e runs import (written by tgmed-sample on first use) and
+    what the generator says is in it; the shared detection model must be there too."""
+    if not MODEL.is_file():
+        raise SystemExit(f"the shared model is missing: {MODEL}")
+    sample = ROOT / "data" / "sample"
+    if not (sample / "truth.json").is_file():
+        generator = Path(sys.executable).parent / "tgmed-sample"
+        subprocess.run([str(generator), "--out", str(sample)], check=True)
+    return sample, json.loads((sample / "truth.json").read_text())
+
+
 def local_mode_counts(sample: Path, model: Path = MODEL) -> dict[str, int]:
     """telegram_pipeline in local mode (subprocess stages, the yolo stage from .venv-yolo)
     on `sample`'s exports, into a fresh lake, Dagster instance and embedded PostgreSQL

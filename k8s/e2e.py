@@ -55,7 +55,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "deploy"))
 import asset_parity  # noqa: E402
-from mart_counts import differences, local_mode_counts, mart_counts  # noqa: E402
+from mart_counts import (  # noqa: E402
+    MODEL,
+    differences,
+    local_mode_counts,
+    mart_counts,
+    sample_and_truth,
+)
 
 from tgmed_common.api_keys import key_hash, new_key  # noqa: E402
 from tgmed_orchestrator.dagster_client import DagsterClient  # noqa: E402
@@ -66,7 +72,6 @@ CLUSTER = K8S / "cluster" / "local-cluster.sh"
 K8S_HOME = Path(os.environ.get("K8S_HOME", "/opt/k8s-1.20"))
 KUBECONFIG = K8S_HOME / "kubeconfig"
 VOLUMES = K8S_HOME / "run" / "volumes" / "tgmed"  # the local overlay's hostPath volumes
-MODEL = ROOT.parent / "shared" / "models" / "yolov8n_int8.onnx"
 NAMESPACE = "tgmed"
 TAG = "local"
 IMAGES = (
@@ -768,12 +773,7 @@ def main() -> int:
     mode.add_argument("--down", action="store_true", help="only tear the platform and cluster down")
     args = parser.parse_args()
     os.chdir(ROOT)
-    if not MODEL.is_file():
-        raise SystemExit(f"the shared model is missing: {MODEL}")
-    sample = ROOT / "data" / "sample"
-    if not (sample / "truth.json").is_file():
-        sh(str(Path(sys.executable).parent / "tgmed-sample"), "--out", str(sample))
-    truth = json.loads((sample / "truth.json").read_text())
+    sample, truth = sample_and_truth()
     phase = Phases()
     started = time.monotonic()
     with file_lock(CLUSTER_LOCK, "the local cluster"):

@@ -47,6 +47,12 @@ def stage(main, argv: list[str]) -> dict:
     return summary
 
 
+@pytest.fixture(scope="session")
+def run_cli():
+    """`stage`, for a test module's own fixtures: a stage CLI run in-process, its summary."""
+    return stage
+
+
 def write_detections(lake: Lake, truth: dict, run_id: str = "det-test") -> int:
     """Detection records for every sample photo, naming what is really in it (the
     generator knows each photo's source picture). Stand-in input until the yolo stage

@@ -21,19 +21,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from tgmed_common.lake import read_messages
-from tgmed_sample.photos import CONTENTS
+from tgmed_sample.photos import CATEGORY, CONTENTS
 
 EAT = timezone(timedelta(hours=3))
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CATEGORY = {
-    "coffee": "product_display",
-    "astronaut": "lifestyle",
-    "camera": "lifestyle",
-    "grace_hopper": "lifestyle",
-    "chelsea": "other",
-    "rocket": "other",
-    "motorcycle_left": "other",
-}
 FLAGS = [
     "--headless",
     "--no-sandbox",

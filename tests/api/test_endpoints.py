@@ -11,18 +11,9 @@ from datetime import date, timedelta, timezone
 import pytest
 
 from tgmed_common.lake import read_messages
-from tgmed_sample.photos import CONTENTS
+from tgmed_sample.photos import CATEGORY, CONTENTS
 
 EAT = timezone(timedelta(hours=3))
-CATEGORY = {  # what the sample's photo sources show, as fct_images classifies them
-    "coffee": "product_display",
-    "astronaut": "lifestyle",
-    "camera": "lifestyle",
-    "grace_hopper": "lifestyle",
-    "chelsea": "other",
-    "rocket": "other",
-    "motorcycle_left": "other",
-}
 
 
 @pytest.fixture(scope="module")
@@ -429,26 +420,31 @@ def test_search_pages_alike_whichever_path_answers(api_settings, thread_server, 
         assert small[0] > 0, key
 
 
+def assert_the_price_report_says_it(client, point: dict, days: dict[str, str]) -> None:
+    """A price history point's statistics are the price report's for its channel over
+    `days` (from, to)."""
+    report = get_ok(
+        client,
+        "/api/reports/prices",
+        product="paracetamol",
+        channel=point["channel_username"],
+        **days,
+    )
+    (row,) = report["data"]
+    fields = ("price_count", "min_price", "median_price", "max_price", "latest_price", "latest_at")
+    assert {f: point[f] for f in fields} == {f: row[f] for f in fields}, (point, days)
+
+
 def test_price_history_statistics_equal_the_price_report_of_each_week(client):
     """The weekly history's statistics (rpt_price_stats_weekly, and the daily histogram
     folded in SQL for a range) equal the price report's (computed in Python from the
     histogram) for the same channel and week."""
     history = get_ok(client, "/api/reports/prices/history", product="paracetamol", period="week")
     assert history["count"] > 3
-    fields = ("price_count", "min_price", "median_price", "max_price", "latest_price")
     for point in history["data"]:
         start = date.fromisoformat(point["period_start"])
         week = {"from": start.isoformat(), "to": (start + timedelta(days=6)).isoformat()}
-        report = get_ok(
-            client,
-            "/api/reports/prices",
-            product="paracetamol",
-            channel=point["channel_username"],
-            **week,
-        )
-        (channel,) = report["data"]
-        assert {f: point[f] for f in fields} == {f: channel[f] for f in fields}
-        assert point["latest_at"] == channel["latest_at"]
+        assert_the_price_report_says_it(client, point, week)
 
 
 def test_a_weekly_history_over_a_range_equals_the_price_report_of_each_part_week(client):
@@ -474,23 +470,13 @@ def test_a_weekly_history_over_a_range_equals_the_price_report_of_each_part_week
     )
     starts = {date.fromisoformat(p["period_start"]) for p in history["data"]}
     assert {weeks[0], weeks[-1]} & starts and len(starts) >= 3
-    fields = ("price_count", "min_price", "median_price", "max_price", "latest_price")
     for point in history["data"]:
         week = date.fromisoformat(point["period_start"])
         days = {
             "from": max(week, start).isoformat(),
             "to": min(week + timedelta(days=6), end).isoformat(),
         }
-        report = get_ok(
-            client,
-            "/api/reports/prices",
-            product="paracetamol",
-            channel=point["channel_username"],
-            **days,
-        )
-        (channel,) = report["data"]
-        assert {f: point[f] for f in fields} == {f: channel[f] for f in fields}, (point, days)
-        assert point["latest_at"] == channel["latest_at"]
+        assert_the_price_report_says_it(client, point, days)
 
 
 def test_candidates_list_a_new_product_the_sample_names(client, truth):

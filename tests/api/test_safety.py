@@ -82,30 +82,33 @@ async def _try_writes(settings) -> dict:
             outcome["user"] = (await (await conn.execute("select current_user")).fetchone())[
                 "current_user"
             ]
-            for name, statement in {
-                "insert": "insert into marts.dim_products (product_key) values ('x')",
-                "create": "create table marts.sneaky (id int)",
-            }.items():
-                try:
-                    await conn.execute(statement)
-                    outcome[name] = "written"
-                except psycopg.Error as error:
-                    outcome[name] = type(error).__name__
+
+            async def attempt(statements: dict[str, str]) -> None:
+                for name, statement in statements.items():
+                    try:
+                        await conn.execute(statement)
+                        outcome[name] = "written"
+                    except psycopg.Error as error:
+                        outcome[name] = type(error).__name__
+
+            await attempt(
+                {
+                    "insert": "insert into marts.dim_products (product_key) values ('x')",
+                    "create": "create table marts.sneaky (id int)",
+                }
+            )
             # past the session's read-only default: the role's own privileges refuse it
             await conn.execute("set default_transaction_read_only = off")
-            for name, statement in {
-                "insert_rw": "insert into marts.dim_products (product_key) values ('x')",
-                "update_rw": "update marts.fct_messages set view_count = 0",
-                "create_rw": "create table marts.sneaky (id int)",
-                "create_public_rw": "create table public.sneaky (id int)",
-                "read_raw": "select count(*) from raw.telegram_messages",
-                "read_staging": "select count(*) from staging.stg_telegram_messages",
-            }.items():
-                try:
-                    await conn.execute(statement)
-                    outcome[name] = "written"
-                except psycopg.Error as error:
-                    outcome[name] = type(error).__name__
+            await attempt(
+                {
+                    "insert_rw": "insert into marts.dim_products (product_key) values ('x')",
+                    "update_rw": "update marts.fct_messages set view_count = 0",
+                    "create_rw": "create table marts.sneaky (id int)",
+                    "create_public_rw": "create table public.sneaky (id int)",
+                    "read_raw": "select count(*) from raw.telegram_messages",
+                    "read_staging": "select count(*) from staging.stg_telegram_messages",
+                }
+            )
             await conn.execute("reset default_transaction_read_only")
     finally:
         await pool.close()

@@ -6,15 +6,10 @@ from collections import Counter
 import psycopg
 
 from tgmed_common.lake import read_detections
+from tgmed_sample.photos import CATEGORY as SAMPLE_CATEGORY
 
-CATEGORY = {
-    "coffee": "product_display",
-    "astronaut": "lifestyle",
-    "camera": "lifestyle",
-    "grace_hopper": "lifestyle",
-    "chelsea": "other",
-    "motorcycle_left": "other",
-}
+# every sample photo's category but the rocket's, as this test has always checked
+CATEGORY = {name: category for name, category in SAMPLE_CATEGORY.items() if name != "rocket"}
 
 
 def test_detections_load_and_categories_follow_the_photos(detected_warehouse):

@@ -6,7 +6,6 @@ reach their marts."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -45,7 +44,7 @@ def query(url: str, sql: str, params=()) -> list:
 
 
 @pytest.fixture(scope="module")
-def scraped(fresh_database, tmp_path_factory):
+def scraped(fresh_database, tmp_path_factory, run_cli):
     """Two scrape -> load -> build rounds; the stages' summaries of each."""
     from tgmed_loader.cli import main as loader
     from tgmed_transform.cli import main as transform
@@ -75,10 +74,10 @@ def scraped(fresh_database, tmp_path_factory):
             patch.setattr(cli, "create_client", lambda settings, **_: fake)
             scrape = ["scrape", "--channel", "CheMed123", "--channel", "lobelia4cosmetics"]
             return {
-                "scrape": stage(cli.main, [*scrape, "--refresh-days", str(REFRESH_DAYS)]),
-                "init": stage(loader, ["init-db"]),
-                "load": stage(loader, ["load", "telegram"]),
-                "build": stage(transform, ["build"]),
+                "scrape": run_cli(cli.main, [*scrape, "--refresh-days", str(REFRESH_DAYS)]),
+                "init": run_cli(loader, ["init-db"]),
+                "load": run_cli(loader, ["load", "telegram"]),
+                "build": run_cli(transform, ["build"]),
             }
 
     first = round_trip()
@@ -93,18 +92,6 @@ def scraped(fresh_database, tmp_path_factory):
     chemed += posted_recently(1000, 2, now, start_id=31)
     second = round_trip()
     return {"first": first, "second": second, "url": url, "lake": lake, "fake": fake}
-
-
-def stage(main, argv: list[str]) -> dict:
-    import contextlib
-    import io
-
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main(argv)
-    summary = json.loads(out.getvalue().strip().splitlines()[-1])
-    summary["exit_code"] = code
-    return summary
 
 
 def in_window(fake: FakeTelegramClient, channel: str, upto_id: int, now: datetime) -> list:

@@ -108,19 +108,12 @@ def test_images_per_channel_by_category(warehouse):
         from marts.fct_images group by 1, 2""",
     )
     got = {(ch, cat): n for ch, cat, n in rows}
-    category = {
-        "coffee": "product_display",
-        "astronaut": "lifestyle",
-        "camera": "lifestyle",
-        "grace_hopper": "lifestyle",
-        "chelsea": "other",
-        "rocket": "other",
-        "motorcycle_left": "other",
-    }
+    from tgmed_sample.photos import CATEGORY
+
     expected = Counter()
     for name, channel in warehouse["truth"]["channels"].items():
         for source, n in channel["photo_sources"].items():
-            expected[(name, category[source])] += n
+            expected[(name, CATEGORY[source])] += n
     assert got == dict(expected)
     objects = query(
         warehouse["url"],

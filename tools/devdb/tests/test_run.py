@@ -34,13 +34,18 @@ def env_without_database_url() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
 
 
-def test_a_server_it_started_is_stopped_when_the_command_ends(pgdata):
-    done = subprocess.run(
+def run_connects(pgdata: Path) -> subprocess.CompletedProcess:
+    """`tgmed-devdb run` of a command that connects, with no DATABASE_URL of its own."""
+    return subprocess.run(
         [DEVDB, "run", "--pgdata", str(pgdata), "--", sys.executable, "-c", CONNECTS],
         env=env_without_database_url(),
         capture_output=True,
         text=True,
     )
+
+
+def test_a_server_it_started_is_stopped_when_the_command_ends(pgdata):
+    done = run_connects(pgdata)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     assert lines[0] == "connected"
@@ -50,12 +55,7 @@ def test_a_server_it_started_is_stopped_when_the_command_ends(pgdata):
 
 def test_a_server_running_before_keeps_running_and_the_last_line_says_so(pgdata):
     url = start(pgdata)
-    done = subprocess.run(
-        [DEVDB, "run", "--pgdata", str(pgdata), "--", sys.executable, "-c", CONNECTS],
-        env=env_without_database_url(),
-        capture_output=True,
-        text=True,
-    )
+    done = run_connects(pgdata)
     assert done.returncode == 0, done.stderr
     last = done.stdout.strip().splitlines()[-1]
     assert "keeps running" in last and "make db-stop" in last

@@ -126,6 +126,26 @@ def _name(rng: random.Random, product: Product, language: str) -> str:
     return rng.choice((product.display, product.display, *product.english))
 
 
+def draw_post(
+    rng: random.Random, spec: ChannelSpec, catalog: list, popularity: list
+) -> tuple[str, list]:
+    """A post's language (the channel's shares of Amharic and mixed posts) and the 1 to 4
+    distinct products it names, drawn by popularity."""
+    roll = rng.random()
+    language = (
+        "am"
+        if roll < spec.amharic_share
+        else ("mixed" if roll < spec.amharic_share + spec.mixed_share else "en")
+    )
+    count = 1 if rng.random() < 0.75 else rng.randint(2, 4)
+    products: list = []
+    while len(products) < count:
+        product = rng.choices(catalog, weights=popularity)[0]
+        if product not in products:
+            products.append(product)
+    return language, products
+
+
 def channel_catalog(spec: ChannelSpec) -> tuple[list[Product], list[float]]:
     """The products a channel sells and how often it names each: within a category the
     first listed is the most popular (Zipf-like), and categories weigh differently."""
@@ -460,18 +480,7 @@ def write_channel(
 
     service(times[0] - timedelta(hours=2), "create_channel", title=spec.title)
     for number, when in enumerate(times):
-        roll = rng.random()
-        language = (
-            "am"
-            if roll < spec.amharic_share
-            else ("mixed" if roll < spec.amharic_share + spec.mixed_share else "en")
-        )
-        count = 1 if rng.random() < 0.75 else rng.randint(2, 4)
-        products = []
-        while len(products) < count:
-            product = rng.choices(catalog, weights=popularity)[0]
-            if product not in products:
-                products.append(product)
+        language, products = draw_post(rng, spec, catalog, popularity)
         post = writer.post(products, language)
         message: dict[str, Any] = {
             "id": next_id,

@@ -32,6 +32,17 @@ CONTENTS: dict[str, tuple[str, ...]] = {
     "motorcycle_left": ("motorcycle",),
     "grace_hopper": ("person", "tie"),
 }
+# The image category fct_images gives each (a product seen: product_display; a person
+# and no product: lifestyle; else other), for checking the marts and the API.
+CATEGORY: dict[str, str] = {
+    "coffee": "product_display",
+    "astronaut": "lifestyle",
+    "camera": "lifestyle",
+    "grace_hopper": "lifestyle",
+    "chelsea": "other",
+    "rocket": "other",
+    "motorcycle_left": "other",
+}
 
 
 def source_path(name: str) -> Path:
