@@ -160,7 +160,7 @@ def warehouse(make_warehouse):
 
 
 @pytest.fixture(scope="module")
-def detected_warehouse(fresh_database, tmp_path_factory):
+def detected_warehouse(fresh_database, tmp_path_factory, yolo_bin):
     """The sample through the real detection stage (its own environment, .venv-yolo, run
     as a process the way the orchestrator's local mode runs it) and on into the marts."""
     import os
@@ -170,23 +170,14 @@ def detected_warehouse(fresh_database, tmp_path_factory):
     from tgmed_loader.cli import main as loader
     from tgmed_transform.cli import main as transform
 
-    yolo_bin = os.environ.get("TGMED_YOLO_BIN", "")
-    model = os.environ.get("DETECT_MODEL", "")
-    if not (shutil.which("tgmed-yolo", path=yolo_bin or None) and Path(model).is_file()):
-        message = (
-            f"needs the yolo environment (make yolo-setup; TGMED_YOLO_BIN={yolo_bin!r}) "
-            f"and the model file DETECT_MODEL={model!r}"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    folder, model = yolo_bin
     root = tmp_path_factory.mktemp("detected")
     truth = generate(root / "sample")
     lake = Lake(root / "lake")
     assert not import_exports(lake, root / "sample" / "exports").failed
     env = {**os.environ, "LAKE_DIR": str(lake.root), "DETECT_MODEL": model}
     done = subprocess.run(
-        [shutil.which("tgmed-yolo", path=yolo_bin or None), "detect"],
+        [shutil.which("tgmed-yolo", path=folder or None), "detect"],
         env=env,
         capture_output=True,
         text=True,
