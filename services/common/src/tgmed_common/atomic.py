@@ -88,25 +88,34 @@ def _publish(temp: Path, target: Path, overwrite: bool) -> None:
 
 
 @contextlib.contextmanager
+def _temp_file(target: Path) -> Iterator[tuple[Path, BinaryIO]]:
+    """A new temporary file beside `target` (its folder made), removed again when the
+    block fails; a full disk is a DiskFullError naming `target`."""
+    temp = temp_path_for(target)
+    try:
+        with _no_space_means_full(target):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with temp.open("xb") as stream:
+                yield temp, stream
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
 def atomic_writer(target: Path, *, overwrite: bool = True) -> Iterator[BinaryIO]:
     """Open a binary stream that becomes `target` only when the block exits cleanly.
 
     With overwrite=False an existing target is an error (FileExistsError): lake data
     files are immutable once written.
     """
-    temp = temp_path_for(target)
-    try:
-        with _no_space_means_full(target):
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with temp.open("xb") as stream:
-                yield stream
-                stream.flush()
-                os.fsync(stream.fileno())
-            _publish(temp, target, overwrite)
-            _fsync_path(target.parent)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    with _temp_file(target) as (temp, stream):
+        yield stream
+        stream.flush()
+        os.fsync(stream.fileno())
+        stream.close()
+        _publish(temp, target, overwrite)
+        _fsync_path(target.parent)
 
 
 def write_bytes_atomic(target: Path, data: bytes, *, overwrite: bool = True) -> None:
@@ -135,15 +144,8 @@ class AtomicBatch:
 
     @contextlib.contextmanager
     def open(self, target: Path, *, overwrite: bool = True) -> Iterator[BinaryIO]:
-        temp = temp_path_for(target)
-        try:
-            with _no_space_means_full(target):
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with temp.open("xb") as stream:
-                    yield stream
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
+        with _temp_file(target) as (temp, stream):
+            yield stream
         self.staged.append((temp, target, overwrite))
 
     def copy(self, source: Path, target: Path, *, overwrite: bool = True) -> None:
