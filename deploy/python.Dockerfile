@@ -91,6 +91,7 @@ FROM base AS dagster-base
 RUN mkdir -p /opt/dagster/home /opt/dagster/logs && chown -R tgmed:tgmed /opt/dagster
 COPY orchestrator/deploy/dagster.yaml /opt/dagster/dagster.yaml.template
 COPY orchestrator/deploy/entrypoint.sh /usr/local/bin/dagster-entrypoint.sh
+COPY orchestrator/deploy/wait_for_job.py /opt/dagster/wait_for_job.py
 ENV DAGSTER_HOME=/opt/dagster/home
 ENTRYPOINT ["dagster-entrypoint.sh"]
 

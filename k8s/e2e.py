@@ -245,6 +245,17 @@ def wait_ready() -> None:
     ]:
         kubectl("-n", NAMESPACE, "rollout", "status", f"{kind}/{name}", "--timeout=900s")
         log(f"{kind}/{name} ready")
+    # Dagster's storage migrated by its Job before the webserver and the daemon started
+    job = kubectl(
+        "-n", NAMESPACE, "get", "jobs", "-l", "app.kubernetes.io/name=dagster-migrate",
+        "-o", "jsonpath={.items[*].metadata.name}",
+    )  # fmt: skip
+    kubectl("-n", NAMESPACE, "wait", "--for=condition=complete", f"job/{job}", "--timeout=60s")
+    for service in ("tgmed-dagster-webserver", "tgmed-dagster-daemon"):
+        said = kubectl("-n", NAMESPACE, "logs", f"deployment/{service}", "-c", "wait-for-migrate")
+        if f"job {job} succeeded" not in said:
+            raise SystemExit(f"{service} started without waiting for job {job}: {said[-500:]}")
+    log(f"job/{job} (dagster instance migrate) complete; the webserver and daemon waited for it")
     log("deployment/tgmed-api: ready once the first run has built the marts (/ready reads them)")
 
 

@@ -200,6 +200,7 @@ def test_each_workload_gets_only_its_secrets():
         "tgmed-code-location": {"tgmed-dagster-pg", "tgmed-alerts"},
         "tgmed-dagster-webserver": {"tgmed-dagster-pg"},
         "tgmed-dagster-daemon": {"tgmed-dagster-pg"},
+        "tgmed-dagster-migrate-1-13-27": {"tgmed-dagster-pg"},
         "postgres": {"tgmed-postgres"},
         "tgmed-postgres-backup": {"tgmed-postgres"},
     }
@@ -233,6 +234,7 @@ def test_network_policies_cover_every_workload():
         "code-location",
         "dagster-webserver",
         "dagster-daemon",
+        "dagster-migrate",
         "run_worker",
         "load",
         "transform",
@@ -418,3 +420,29 @@ def test_production_serves_the_ui_and_the_api_through_tls_ingresses_only(k8s_cop
         "production: NetworkPolicy dagster-webserver: must admit the ingress controller only"
         in problems
     )
+
+
+def test_the_webserver_and_daemon_wait_for_the_migrate_job_of_the_locked_dagster():
+    """`dagster instance migrate` runs as a Job named for the Dagster version (a Job's
+    template cannot change: an upgrade is a new Job), and the webserver and the daemon
+    start only after it succeeded (their init container waits on that very name)."""
+    import re
+
+    lock = (ROOT / "uv.lock").read_text(encoding="utf-8")
+    version = re.search(r'name = "dagster"\nversion = "([^"]+)"', lock)[1]
+    for overlay in ("local", "production"):
+        objects = rendered(overlay)
+        [job] = [o for o in objects if o["kind"] == "Job"]
+        assert job["metadata"]["name"] == f"tgmed-dagster-migrate-{version.replace('.', '-')}"
+        [container] = job["spec"]["template"]["spec"]["containers"]
+        assert container["command"] == ["dagster", "instance", "migrate"]
+        services = {
+            o["metadata"]["name"]: o["spec"]["template"]["spec"]
+            for o in objects
+            if o["kind"] == "Deployment" and "dagster-" in o["metadata"]["name"]
+        }
+        for name in ("tgmed-dagster-webserver", "tgmed-dagster-daemon"):
+            [wait] = services[name]["initContainers"]
+            assert wait["command"][-1] == job["metadata"]["name"], name
+            assert wait["image"] == container["image"], name
+        assert "initContainers" not in services.get("tgmed-code-location", {})
