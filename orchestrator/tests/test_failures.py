@@ -337,7 +337,7 @@ def test_a_dbt_test_failure_names_the_test_and_fails_its_check(
         ("staging/stg_telegram_messages", "non_negative_stg_telegram_messages_view_count")
     ]
     assert not failed.passed
-    assert failed.metadata["failing_rows"].value >= 1
+    assert failed.metadata["dagster_dbt/failed_row_count"].value >= 1
     passed = checks[("staging/stg_telegram_messages", "unique_stg_telegram_messages_message_key")]
     assert passed.passed
     # what dbt built before the failure is recorded as materialized

@@ -34,8 +34,10 @@ WAREHOUSE_TAGS = {"tgmed/warehouse": "write"}
 
 LAKE = AssetSelection.assets(MESSAGES, MEDIA, DETECTIONS, EXTRACTIONS)
 RAW = AssetSelection.assets(*RAW_TELEGRAM, RAW_DETECTIONS, RAW_EXTRACTIONS)
-# every model and seed in dbt's lineage, whatever folder (group) it lives in
-DBT = AssetSelection.assets(*dbt_models.keys)
+# every model and seed of the dbt project, whatever folder (group) it lives in, and every
+# dbt test: those on sources are checks on the raw tables, which a dbt-only job does not
+# materialize but whose tests it runs (one whole `dbt build`, no subset)
+DBT = AssetSelection.assets(*dbt_models.keys) | AssetSelection.checks(*dbt_models.check_keys)
 
 telegram_pipeline = define_asset_job(
     "telegram_pipeline",

@@ -135,16 +135,14 @@ class StageLauncher(ConfigurableResource):
         """Remove finished stage containers; returns how many."""
         return 0
 
-    def launch(
-        self, context: Context, command: StageCommand, extras: Mapping[str, Any] | None = None
-    ) -> StageRun:
+    def launch(self, context: Context, command: StageCommand) -> StageRun:
         timeout = self.timeout_for(command.stage, run_tags(context))
         context.log.info(f"launching {command.display} ({self.mode}, timeout {timeout:g} s)")
         started = time.monotonic()
         run = StageRun(command, exit_code=None, timeout_seconds=timeout)
         handler = None
         try:
-            handler = self._run(context, command, timeout, dict(extras or {}))
+            handler = self._run(context, command, timeout)
             run.exit_code = 0
         except StageExit as failed:
             handler, run.launcher_error = failed.handler, failed.text
@@ -171,9 +169,7 @@ class StageLauncher(ConfigurableResource):
         return type(self).__name__.removesuffix("StageLauncher").lower()
 
     @abc.abstractmethod
-    def _run(
-        self, context: Context, command: StageCommand, timeout: float, extras: dict[str, Any]
-    ) -> Any:
+    def _run(self, context: Context, command: StageCommand, timeout: float) -> Any:
         """Run the command through the mode's Pipes client; returns the message handler,
         raises StageExit when the stage did not exit 0."""
 

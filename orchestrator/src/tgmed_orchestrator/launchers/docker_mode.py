@@ -102,9 +102,7 @@ class DockerStageLauncher(StageLauncher):
             "container_kwargs": kwargs,
         }
 
-    def _run(
-        self, context: Context, command: StageCommand, timeout: float, extras: dict[str, Any]
-    ) -> Any:
+    def _run(self, context: Context, command: StageCommand, timeout: float) -> Any:
         import docker
 
         engine = docker.client.from_env()
@@ -112,7 +110,7 @@ class DockerStageLauncher(StageLauncher):
         config = self.container_config(context, command, timeout)
         reader, client = recording_docker_client()
         try:
-            client.run(context=context, extras=extras, **config)
+            client.run(context=context, **config)
         except Exception as error:  # the client's text: "Container exited with non-zero ..."
             # how it ended, from the engine: the container stays (prune removes it)
             state = invocation_state(engine, config)

@@ -180,9 +180,7 @@ class K8sStageLauncher(StageLauncher):
             "pod_wait_timeout": timeout + KILL_AFTER_SECONDS + 120,
         }
 
-    def _run(
-        self, context: Context, command: StageCommand, timeout: float, extras: dict[str, Any]
-    ) -> Any:
+    def _run(self, context: Context, command: StageCommand, timeout: float) -> Any:
         from dagster_k8s import PipesK8sClient
 
         config = self.pod_config(context, command, timeout)
@@ -199,7 +197,7 @@ class K8sStageLauncher(StageLauncher):
         )
         try:
             # the pod stays until its exit code is read (the client reports none)
-            client.run(context=context, extras=extras, delete_pod_on_completion=False, **config)
+            client.run(context=context, delete_pod_on_completion=False, **config)
         except Exception as error:
             code, how = self.exit_code(config, pod_seen=reader.pod_seen)
             context.log.info(how)

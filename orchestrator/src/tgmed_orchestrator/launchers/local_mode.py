@@ -61,9 +61,7 @@ class LocalStageLauncher(StageLauncher):
             argv = ["env", *unset, *argv]
         return argv
 
-    def _run(
-        self, context: Context, command: StageCommand, timeout: float, extras: dict[str, Any]
-    ) -> Any:
+    def _run(self, context: Context, command: StageCommand, timeout: float) -> Any:
         if shutil.which("timeout") is None:
             raise Failure(description="coreutils `timeout` is not on PATH", allow_retries=False)
         reader = RecordingTempFileReader()
@@ -76,7 +74,6 @@ class LocalStageLauncher(StageLauncher):
                 context=context,
                 command=self.argv(command, timeout),
                 env=self.stage_env(command),
-                extras=extras,
             )
         except Exception as error:  # DagsterPipesExecutionError: "failed with code N"
             raise StageExit(reader.handler, exit_code_from(error), str(error)) from None
