@@ -66,10 +66,10 @@ def relation_rows(relations: list[str]) -> dict[str, int]:
 
 
 def report_events(pipes: Any, events: list[dict[str, Any]]) -> None:
-    relations = {id(raw): built_relation(raw) for raw in events}
-    rows = relation_rows(sorted({r for r in relations.values() if r}))
-    for raw in events:
+    relations = [built_relation(raw) for raw in events]
+    rows = relation_rows(sorted({r for r in relations if r}))
+    for raw, relation in zip(events, relations, strict=True):
         message: dict[str, Any] = {"tgmed": DBT_EVENT, "event": raw}
-        if relations[id(raw)] in rows:
-            message["rows"] = rows[relations[id(raw)]]
+        if relation in rows:
+            message["rows"] = rows[relation]
         pipes.report_custom_message(message)

@@ -64,9 +64,7 @@ class Translator(DagsterDbtTranslator):
     """Keys as the warehouse names things (schema and relation), groups by folder."""
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
-        props = dbt_resource_props
-        if props["resource_type"] == "source":
-            return AssetKey([props["schema"], props["name"]])
+        props = dbt_resource_props  # a source has no alias: raw/<table>
         return AssetKey([props["schema"], props.get("alias") or props["name"]])
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str:
