@@ -33,7 +33,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from tgmed_common.logs import configure_logging
 from tgmed_common.progress import Progress
 from tgmed_common.settings import load_settings, secret_values
-from tgmed_common.stage import run_stage
+from tgmed_common.stage import StageReport, run_stage
 from tgmed_transform.report import report_events, result_event
 from tgmed_transform.settings import TransformSettings
 
@@ -210,6 +210,16 @@ def main(argv: list[str] | None = None) -> int:
         run,
         failed=lambda summary: not summary["success"],
         report=lambda pipes, summary: report_events(pipes, events),
+        describe=stage_report,
+    )
+
+
+def stage_report(summary: dict) -> StageReport:
+    """A dbt run's report: its counts by status (`model_success`, `test_fail`, ...) and
+    the failing tests and models by name."""
+    counts = summary.get("counts") or {}
+    return StageReport.of(
+        {**summary, **counts}, failures=summary.get("failures") or (), leave_out=("counts",)
     )
 
 

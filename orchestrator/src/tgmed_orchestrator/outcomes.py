@@ -27,26 +27,15 @@ from typing import Any
 import dagster
 from dagster import Failure, MetadataValue
 
+from tgmed_common.stage import StageReport
 from tgmed_orchestrator.launchers import StageRun
 
 KILLED = {137: "SIGKILL: killed, or out of memory", 143: "SIGTERM: stopped"}
 
 
-def summary_metadata(summary: dict[str, Any] | None, prefix: str = "") -> dict[str, Any]:
-    """Numbers of a stage's summary as numeric metadata (nested ones as `parent.child`)."""
-    metadata: dict[str, Any] = {}
-
-    def walk(name: str, value: Any) -> None:
-        if isinstance(value, bool):
-            metadata[name] = MetadataValue.bool(value)
-        elif isinstance(value, int | float):
-            metadata[name] = value
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                walk(f"{name}.{key}" if name else str(key), item)
-
-    walk(prefix, summary or {})
-    return metadata
+def report_metadata(report: StageReport) -> dict[str, Any]:
+    """A stage report's counts as numeric metadata."""
+    return dict(report.counts)
 
 
 def reason(run: StageRun) -> tuple[str, bool]:
@@ -79,30 +68,19 @@ def reason(run: StageRun) -> tuple[str, bool]:
     return "the stage ended without reporting an outcome (retried)", True
 
 
-def summary_parts(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """The summary and, for a load of several streams (`load telegram`), each stream's."""
-    streams = summary.get("streams") or []
-    return [summary, *(s for s in streams if isinstance(s, dict))]
-
-
 def details(run: StageRun) -> str:
-    summary = run.summary or {}
+    """What went wrong, in the stage's words: its error, what failed by name (dbt's tests
+    and models) and what it set aside."""
+    report = run.report
     parts = []
     if run.error:
         parts.append(run.error)
-    failures = summary.get("failures")
-    if isinstance(failures, list) and failures:  # dbt: the failing tests and models by name
-        parts.append("failing: " + "; ".join(str(f) for f in failures))
-    elif isinstance(failures, dict) and failures:
-        parts.append("failures: " + "; ".join(f"{k}: {v}" for k, v in failures.items()))
-    for part in summary_parts(summary):
-        for key in ("quarantine_reasons", "failed_channels", "failed"):
-            value = part.get(key)
-            if isinstance(value, dict) and value:
-                parts.append(f"{key}: " + "; ".join(f"{k}: {v}" for k, v in value.items()))
-    for key in ("quarantined", "photo_errors"):
-        if summary.get(key):
-            parts.append(f"{key}={summary[key]}")
+    if report.failures:
+        parts.append("failing: " + "; ".join(report.failures))
+    if report.set_aside:
+        parts.append(
+            f"set aside ({report.set_aside_total}): " + "; ".join(map(str, report.set_aside))
+        )
     if run.launcher_error and not parts:
         parts.append(run.launcher_error)
     return "\n".join(parts) or "no error text"
@@ -113,7 +91,7 @@ def failure(run: StageRun) -> Failure:
     return Failure(
         description=(f"{run.command.display} exited with {run.exit_code}: {what}: {details(run)}"),
         metadata={
-            **summary_metadata(run.summary),
+            **report_metadata(run.report),
             "command": MetadataValue.text(run.command.display),
             "exit_code": run.exit_code if run.exit_code is not None else -1,
             "outcome": MetadataValue.text(run.outcome or "none reported"),
@@ -128,46 +106,13 @@ SET_ASIDE_LISTED = "set_aside_listed"  # metadata: the first of them, with file 
 MAX_LISTED = 20
 
 
-def set_aside_lines(summary: dict[str, Any]) -> list[str]:
-    """Every input a stage's summary says it set aside, a line each with its file (and
-    line, where the stage knows it) and the reason: the loader's quarantined files, an
-    import's failed exports and refused photos, a scrape's channels failed for good."""
-    lines: list[str] = []
-    for part in summary_parts(summary):
-        for key in ("quarantine_reasons", "failed", "failed_channels"):
-            value = part.get(key)
-            if isinstance(value, dict):
-                prefix = "channel " if key == "failed_channels" else ""
-                lines += [
-                    str(why) if str(why).startswith(str(name)) else f"{prefix}{name}: {why}"
-                    for name, why in value.items()
-                ]
-    refused = summary.get("media_refused_messages")
-    if isinstance(refused, list):
-        lines += [f"photo refused, message kept: {line}" for line in refused]
-    return lines
-
-
-def set_aside_count(summary: dict[str, Any]) -> int:
-    """How many inputs the summary says were set aside (a refused photo counts once,
-    the lists in summaries are capped)."""
-    count = 0
-    for key in ("quarantined", "media_refused", "failed", "failed_channels"):
-        value = summary.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            count += value
-        elif isinstance(value, dict):
-            count += len(value)
-    return count
-
-
 def set_aside_metadata(runs: list[StageRun]) -> dict[str, Any]:
     """What the partial runs among `runs` set aside, as metadata the check
     `nothing_set_aside` reads: the count and the first MAX_LISTED lines."""
     partial = [run for run in runs if run.partial]
-    # a partial run set at least one thing aside, whatever its summary managed to say
-    count = sum(max(1, set_aside_count(run.summary)) for run in partial)
-    lines = [line for run in partial for line in set_aside_lines(run.summary)]
+    # a partial run set at least one thing aside, whatever its report managed to say
+    count = sum(max(1, run.report.set_aside_total) for run in partial)
+    lines = [str(item) for run in partial for item in run.report.set_aside]
     listed = lines[:MAX_LISTED]
     if count > len(listed):
         listed.append(

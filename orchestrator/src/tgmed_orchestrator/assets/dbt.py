@@ -124,10 +124,10 @@ def dbt_events(context: AssetExecutionContext, run: StageRun) -> Iterator[Any]:
 def dbt_models(context: AssetExecutionContext, config: DbtConfig, launcher: StageLauncher):
     select, indirect = selection(context)
     run = launcher.launch(context, stages.transform(config.full_refresh, select, indirect))
-    counts = run.summary.get("counts") or {}
+    counts = run.report.counts
     context.log.info(
-        f"dbt: {counts.get('model_success', 0)} models built, "
-        f"{counts.get('test_pass', 0)} tests passed, {counts.get('test_fail', 0)} failed"
+        f"dbt: {counts.get('model_success', 0):g} models built, "
+        f"{counts.get('test_pass', 0):g} tests passed, {counts.get('test_fail', 0):g} failed"
     )
     yield from dbt_events(context, run)
     if not run.succeeded:

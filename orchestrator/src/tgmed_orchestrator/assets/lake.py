@@ -29,7 +29,7 @@ from dagster import (
 
 from tgmed_orchestrator import stages
 from tgmed_orchestrator.launchers import StageLauncher, StageRun
-from tgmed_orchestrator.outcomes import failure, set_aside_metadata, summary_metadata
+from tgmed_orchestrator.outcomes import failure, set_aside_metadata
 from tgmed_orchestrator.planning import CHANNELS, ScrapeConfig, plan
 from tgmed_orchestrator.settings import orchestrator_settings
 
@@ -82,8 +82,13 @@ def launch_all(
 CHANNEL_NUMBERS = ("messages", "read", "refreshed", "photos", "files", "already_imported")
 
 
-def channel_numbers(summary: dict[str, Any]) -> dict[str, Any]:
-    return {key: summary[key] for key in CHANNEL_NUMBERS if isinstance(summary.get(key), int)}
+def channel_numbers(counts: dict[str, float]) -> dict[str, Any]:
+    return {key: counts[key] for key in CHANNEL_NUMBERS if key in counts}
+
+
+def total(runs: list[StageRun], name: str) -> float:
+    """A count summed over the runs' reports."""
+    return sum(run.report.counts.get(name, 0) for run in runs)
 
 
 @multi_asset(
@@ -124,7 +129,7 @@ def telegram_lake(context: AssetExecutionContext, config: ScrapeConfig, launcher
         [run] = launch_all(
             context, launcher, [stages.scrape_telegram(planned.channels)], partial_ok=True
         )
-        per_channel = run.summary.get("by_channel") or {}
+        per_channel = run.report.channels
         runs = [run]
     else:
         commands = [
@@ -134,7 +139,9 @@ def telegram_lake(context: AssetExecutionContext, config: ScrapeConfig, launcher
             for name in planned.channels
         ]
         runs = launch_all(context, launcher, commands, partial_ok=True)
-        per_channel = {name: run.summary for name, run in zip(planned.channels, runs, strict=True)}
+        per_channel = {
+            name: run.report.counts for name, run in zip(planned.channels, runs, strict=True)
+        }
     if partitions is None:  # the run has no partition: say what each channel got
         for name in planned.channels:
             numbers = channel_numbers(per_channel.get(name) or {})
@@ -144,9 +151,9 @@ def telegram_lake(context: AssetExecutionContext, config: ScrapeConfig, launcher
             yield AssetMaterialization(
                 asset_key=MEDIA, partition=name, metadata={"photos": numbers.get("photos", 0)}
             )
-    # the run's totals: each invocation's summary (one scrape, or one import per channel)
+    # the run's totals: each invocation's report (one scrape, or one import per channel)
     totals = {
-        key: sum(int(run.summary.get(key) or 0) for run in runs)
+        key: int(total(runs, key))
         for key in ("messages", "already_imported", "read", "photos", "photo_errors", "files")
     }
     seconds = round(max(run.seconds for run in runs), 3)
@@ -204,9 +211,9 @@ def yolo_detections(
             description=f"detect shards must be at least 1, not {shards}", allow_retries=False
         )
     runs = launch_all(context, launcher, [stages.detect(i, shards) for i in range(shards)])
-    totals = {key: sum(run.summary.get(key, 0) or 0 for run in runs) for key in DETECT_NUMBERS}
+    totals = {key: total(runs, key) for key in DETECT_NUMBERS}
     seconds = max(run.seconds for run in runs)
-    first = runs[0].summary
+    first = runs[0].report.facts
     return MaterializeResult(
         metadata={
             "images_detected": totals["images"],
@@ -222,7 +229,7 @@ def yolo_detections(
             **{
                 f"shard_{i}.{k}": v
                 for i, run in enumerate(runs)
-                for k, v in summary_metadata(run.summary).items()
+                for k, v in run.report.counts.items()
                 if k in DETECT_NUMBERS
             },
         }
@@ -261,11 +268,11 @@ EXTRACT_NUMBERS = (
 )
 def message_extractions(context: AssetExecutionContext, launcher: StageLauncher):
     (run,) = launch_all(context, launcher, [stages.extract()], partial_ok=True)
-    numbers = {key: run.summary.get(key, 0) or 0 for key in EXTRACT_NUMBERS}
+    numbers = {key: run.report.counts.get(key, 0) for key in EXTRACT_NUMBERS}
     return MaterializeResult(
         metadata={
             **numbers,
-            "version": str(run.summary.get("version", "")),
+            "version": run.report.facts.get("version", ""),
             "seconds": round(run.seconds, 3),
             **set_aside_metadata([run]),
         }

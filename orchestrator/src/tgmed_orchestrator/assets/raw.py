@@ -30,9 +30,9 @@ from tgmed_orchestrator.launchers import StageLauncher, StageRun
 from tgmed_orchestrator.outcomes import (
     check,
     failure,
+    report_metadata,
     reported,
     set_aside_metadata,
-    summary_metadata,
 )
 from tgmed_orchestrator.settings import HealthSettings, WarehouseSettings
 
@@ -89,8 +89,8 @@ def load(
                     AssetCheckResult(
                         asset_key=key,
                         check_name=QUARANTINE_CHECK,
-                        passed=not run.summary.get("quarantined"),
-                        metadata={"files_quarantined": run.summary.get("quarantined", 0)},
+                        passed=not run.report.set_aside_total,
+                        metadata={"files_quarantined": run.report.set_aside_total},
                     )
                 )
     yield from results
@@ -99,8 +99,8 @@ def load(
 
 
 def fallback(run: StageRun) -> dict:
-    """The summary's numbers, when the stage could not report a materialization."""
-    return {**summary_metadata(run.summary), "seconds": round(run.seconds, 3)}
+    """The report's counts, when the stage could not report a materialization."""
+    return {**report_metadata(run.report), "seconds": round(run.seconds, 3)}
 
 
 def quarantine_check(key: AssetKey, what: str) -> AssetCheckSpec:

@@ -16,6 +16,7 @@ from typing import Any
 
 from dagster import AssetExecutionContext, ConfigurableResource, OpExecutionContext
 
+from tgmed_common.stage import StageReport
 from tgmed_orchestrator.launchers.lifetime import TIMEOUT_EXIT, signal_exit_code
 from tgmed_orchestrator.stages import StageCommand
 
@@ -51,7 +52,7 @@ class StageRun:
     exit_code: int | None  # None: unknown (the launcher itself failed)
     outcome: str | None = None  # the stage's own word: ok, config_error, ... (stage.py)
     error: str = ""
-    summary: dict[str, Any] = field(default_factory=dict)
+    report: StageReport = field(default_factory=StageReport)  # what it did (counts, set aside)
     results: list[Any] = field(default_factory=list)  # MaterializeResult, AssetCheckResult
     messages: list[dict[str, Any]] = field(default_factory=list)  # its other custom messages
     seconds: float = 0.0
@@ -154,7 +155,7 @@ class StageLauncher(ConfigurableResource):
         if message is not None:
             run.outcome = message.get("outcome")
             run.error = message.get("error") or ""
-            run.summary = message.get("summary") or {}
+            run.report = StageReport.from_dict(message.get("report"))
         if handler is not None:
             run.results = list(handler.get_reported_results())
             run.messages = [

@@ -20,7 +20,7 @@ from dataclasses import asdict
 from tgmed_common.lake import Lake
 from tgmed_common.logs import configure_logging
 from tgmed_common.settings import LakeSettings, load_settings
-from tgmed_common.stage import run_stage
+from tgmed_common.stage import SetAside, StageReport, run_stage
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,7 +60,18 @@ def main(argv: list[str] | None = None) -> int:
         lake = Lake(load_settings(LakeSettings).lake_dir)
         return run_extraction(lake, settings.workers).as_dict()
 
-    return run_stage("extract", body, set_aside=lambda summary: bool(summary.get("skipped")))
+    return run_stage("extract", body, describe=stage_report)
+
+
+def stage_report(summary: dict) -> StageReport:
+    """An extraction's report: the message files it could not read, each with why."""
+    return StageReport.of(
+        summary,
+        set_aside=[
+            SetAside.from_reason(p, why) for p, why in (summary.get("failed") or {}).items()
+        ],
+        set_aside_total=int(summary.get("skipped") or 0),
+    )
 
 
 if __name__ == "__main__":

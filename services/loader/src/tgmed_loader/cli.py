@@ -27,7 +27,7 @@ from tgmed_common.api_keys import SCOPES
 from tgmed_common.lake import Lake
 from tgmed_common.logs import configure_logging
 from tgmed_common.settings import ConfigError, LakeSettings, load_settings, secret_values
-from tgmed_common.stage import run_stage
+from tgmed_common.stage import SetAside, StageReport, run_stage
 from tgmed_loader.api_keys import create_key, list_keys, revoke_key
 from tgmed_loader.load import load_stream
 from tgmed_loader.report import report_loads
@@ -124,6 +124,21 @@ def _run(args: argparse.Namespace) -> dict:
     }
 
 
+def stage_report(summary: dict) -> StageReport:
+    """A load's report: the files it quarantined, each with its reason (and line)."""
+    streams = summary.get("streams") or [summary]
+    return StageReport.of(
+        summary,
+        set_aside=[
+            SetAside.from_reason(path, why)
+            for stream in streams
+            for path, why in (stream.get("quarantine_reasons") or {}).items()
+        ],
+        set_aside_total=int(summary.get("quarantined") or 0),
+        leave_out=("streams",),
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     configure_logging(args.log_level)
@@ -131,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         args.command,
         lambda: _run(args),
         transient_errors=(psycopg.OperationalError,),
-        set_aside=lambda summary: bool(summary.get("quarantined")),
         report=report_loads,
+        describe=stage_report,
     )
 
 

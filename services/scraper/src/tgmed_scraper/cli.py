@@ -30,7 +30,7 @@ from tgmed_common.channels import parse_channels, read_channels_file
 from tgmed_common.lake import Lake, new_run_id
 from tgmed_common.logs import configure_logging, register_secrets
 from tgmed_common.settings import ConfigError, LakeSettings, load_settings, secret_values
-from tgmed_common.stage import run_stage
+from tgmed_common.stage import SetAside, StageReport, run_stage
 from tgmed_scraper.errors import Interrupted, SessionError, TransientScrapeError, describe
 from tgmed_scraper.export_import import import_exports
 from tgmed_scraper.scrape import ScrapeOptions, ScrapeSummary, scrape_channels
@@ -265,6 +265,37 @@ def _run(args: argparse.Namespace, stop: StopSignals) -> dict:
         return {"stage": "import-export", "outcome": "interrupted", "error": str(error)}
 
 
+def stage_report(summary: dict) -> StageReport:
+    """A scrape's or an import's report: channels failed for good, exports that could not
+    be read, and photos refused from an export (the message kept without it: input set
+    aside too, someone looks); a scrape's counts per channel."""
+    failed_channels = summary.get("failed_channels") or {}
+    failed_exports = summary.get("failed") or {}
+    refused = [
+        SetAside(where, f"photo refused, message kept: {what}")
+        for where, _, what in (
+            line.partition(": ") for line in summary.get("media_refused_messages") or []
+        )
+        if what  # not the closing "and N more"
+    ]
+    return StageReport.of(
+        summary,
+        set_aside=[
+            *(
+                SetAside.from_reason(f"channel {name}", why)
+                for name, why in failed_channels.items()
+            ),
+            *(SetAside.from_reason(path, why) for path, why in failed_exports.items()),
+            *refused,
+        ],
+        set_aside_total=len(failed_channels)
+        + len(failed_exports)
+        + int(summary.get("media_refused") or 0),
+        channels=summary.get("by_channel") or {},
+        leave_out=("by_channel",),
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     configure_logging(args.log_level)
@@ -280,11 +311,8 @@ def main(argv: list[str] | None = None) -> int:
         # ValueError: it must not pass for a configuration error)
         usage_errors=(FileNotFoundError,),
         transient=lambda summary: summary.get("outcome") == "transient",
-        # a photo refused from an export is input set aside too: someone looks
-        set_aside=lambda summary: bool(
-            summary.get("failed_channels") or summary.get("failed") or summary.get("media_refused")
-        ),
         failed=lambda summary: bool(summary.get("error")),
+        describe=stage_report,
     )
     return stop.exit_code or code
 
