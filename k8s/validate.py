@@ -55,6 +55,7 @@ SERVED_BY_1_20 = {
     ("v1", "Service"),
     ("v1", "PersistentVolume"),
     ("v1", "PersistentVolumeClaim"),
+    ("v1", "PodTemplate"),
     ("apps/v1", "Deployment"),
     ("apps/v1", "StatefulSet"),
     ("batch/v1", "Job"),
@@ -73,6 +74,7 @@ LAUNCHER_RULES = [
     {"apiGroups": ["batch"], "resources": ["jobs/status"]},
     {"apiGroups": [""], "resources": ["pods"]},
     {"apiGroups": [""], "resources": ["pods/log"]},
+    {"apiGroups": [""], "resources": ["podtemplates"]},
 ]
 
 
@@ -138,6 +140,8 @@ def pod_specs(objects: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], d
             yield obj, spec["jobTemplate"]["spec"]["template"]["spec"]
         elif kind == "Pod":
             yield obj, spec
+        elif kind == "PodTemplate":  # the stage pods' (image and resources per stage)
+            yield obj, obj.get("template", {}).get("spec", {})
 
 
 def pod_problems(objects: list[dict[str, Any]]) -> list[str]:
@@ -161,7 +165,7 @@ def pod_problems(objects: list[dict[str, Any]]) -> list[str]:
             if context.get("privileged"):
                 problems.append(f"{at}: must not be privileged")
             resources = container.get("resources", {})
-            for kind in ("requests", "limits"):
+            for kind in ("requests", "limits") if obj.get("kind") != "PodTemplate" else ():
                 missing = {"cpu", "memory"} - set(resources.get(kind, {}))
                 if missing:
                     problems.append(f"{at}: no {kind} for {', '.join(sorted(missing))}")
@@ -275,7 +279,10 @@ def image_tag(image: str) -> str:
 
 
 def containers(objects: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """Containers with an image (the stage PodTemplate's gets one per stage)."""
     for obj, pod in pod_specs(objects):
+        if obj.get("kind") == "PodTemplate":
+            continue
         for container in pod.get("initContainers", []) + pod.get("containers", []):
             yield obj, container
 

@@ -78,3 +78,21 @@ def readme_dbt_test_count() -> tuple[int, int]:
     stated = re.search(r"(\d+) data tests and (\d+) unit\s+tests", readme)
     assert stated, "README.md no longer says how many dbt tests there are"
     return int(stated[1]), int(stated[2])
+
+
+STAGE_POD = Path(__file__).resolve().parents[2] / "k8s" / "base" / "stage-pod.yaml"
+
+
+@pytest.fixture(autouse=True)
+def stage_pod_template(monkeypatch):
+    """k8s mode reads the stage pods' PodTemplate from the cluster at each launch; no
+    cluster runs here, so it answers with k8s/base's file, as `kubectl apply` would have
+    stored it (tests/k8s builds pods from each overlay's rendered one; make k8s-e2e
+    reads the real one)."""
+    import yaml
+
+    from tgmed_orchestrator.launchers.k8s_mode import K8sStageLauncher
+
+    spec = yaml.safe_load(STAGE_POD.read_text())["template"]["spec"]
+    monkeypatch.setattr(K8sStageLauncher, "read_pod_template", lambda self: spec)
+    return spec

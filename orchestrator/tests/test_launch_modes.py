@@ -455,11 +455,7 @@ def k8s_launcher(**overrides) -> K8sStageLauncher:
 
 
 def test_k8s_pod_configuration_per_stage():
-    launcher = k8s_launcher(
-        exports_claim="tgmed-exports",
-        models_claim="tgmed-models",
-        service_account_name="tgmed-runner",
-    )
+    launcher = k8s_launcher(exports_claim="tgmed-exports", models_claim="tgmed-models")
     context = build_op_context()
     detect = launcher.pod_config(context, stages.detect(0, 2))
     load = launcher.pod_config(context, stages.load("messages"))
@@ -479,7 +475,7 @@ def test_k8s_pod_configuration_per_stage():
             {"name": "tmp", "mount_path": "/tmp"},
         ]
         assert spec["restart_policy"] == "Never"
-        assert spec["service_account_name"] == "tgmed-runner"
+        assert spec["service_account_name"] == "tgmed-stage"
         assert spec["active_deadline_seconds"] > 3600  # the in-container timeout's backstop
         assert config["command"][:3] == ["timeout", "--kill-after=15", "3600"]
         # secure by default: no API token, non-root, read-only root filesystem
@@ -545,9 +541,7 @@ def test_k8s_mode_through_pipes_against_a_captured_pod_spec(tmp_path, exports):
 
     client.core_api.create_namespaced_pod.side_effect = create_pod
     client.core_api.read_namespaced_pod_log.side_effect = pod_log
-    launcher = k8s_launcher(
-        exports_claim="tgmed-exports", poll_interval_seconds=0.1, service_account_name="tgmed-stage"
-    )
+    launcher = k8s_launcher(exports_claim="tgmed-exports", poll_interval_seconds=0.1)
     with (
         mock.patch("kubernetes.config.load_incluster_config") as incluster,
         mock.patch(

@@ -98,7 +98,7 @@ def test_k8s_gives_every_secret_the_stage_reads_through_its_own_secrets(stage, r
         "containers"
     ][0]
     given = [ref["secret_ref"]["name"] for ref in container["env_from"] if "secret_ref" in ref]
-    assert container["env_from"][0] == {"config_map_ref": {"name": launcher.config_map}}
+    assert container["env_from"][0] == {"config_map_ref": {"name": "tgmed-config"}}
     secrets = {name for name, secret in read_by(stage, yolo_bin).items() if secret}
     provided = {var for name in given for var in launcher.secret_env[name]}
     assert secrets <= provided, f"{stage}: {sorted(secrets - provided)} in no Secret it gets"

@@ -172,6 +172,7 @@ def test_the_stage_account_has_no_access_and_the_launcher_only_its_namespace():
             ("batch", "jobs/status"): {"get"},
             ("", "pods"): {"create", "get", "list", "watch", "delete"},
             ("", "pods/log"): {"get"},
+            ("", "podtemplates"): {"get"},  # the stage pods' template, read at each launch
         }
         bindings = [o for o in objects if o["kind"] in {"RoleBinding", "ClusterRoleBinding"}]
         assert [s["name"] for b in bindings for s in b["subjects"]] == ["tgmed-run-launcher"]
@@ -203,7 +204,30 @@ def test_each_workload_gets_only_its_secrets():
         "tgmed-dagster-migrate-1-13-27": {"tgmed-dagster-pg"},
         "postgres": {"tgmed-postgres"},
         "tgmed-postgres-backup": {"tgmed-postgres"},
+        # the stage pods' template: each stage's own Secret is added per invocation
+        "tgmed-stage": set(),
     }
+
+
+def test_the_stage_pod_template_is_the_stage_pods_base():
+    """k8s/base's PodTemplate holds what every stage pod shares; an overlay may patch it
+    (the rendered one is what tests/k8s/test_stage_jobs.py builds pods from)."""
+    for overlay in ("local", "production"):
+        template = validate.find(rendered(overlay), "PodTemplate", "tgmed-stage")
+        assert template is not None and template["metadata"]["namespace"] == "tgmed"
+        pod = template["template"]["spec"]
+        assert pod["serviceAccountName"] == "tgmed-stage"
+        assert pod["automountServiceAccountToken"] is False
+        assert pod["restartPolicy"] == "Never"
+        [container] = pod["containers"]
+        assert container["name"] == "stage" and "image" not in container
+        assert {v["name"] for v in pod["volumes"]} == {"lake", "tmp"}
+    # the validator checks it as it checks every pod: a writable root is refused
+    broken = [dict(template, template={"spec": {**pod, "containers": [{"name": "stage"}]}})]
+    problems = validate.pod_problems(broken)
+    assert "PodTemplate/tgmed-stage container stage: the root filesystem must be read-only" in (
+        problems
+    )
 
 
 def test_policy_v1_and_cronjob_only_in_production():

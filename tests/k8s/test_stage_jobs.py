@@ -33,9 +33,14 @@ def stage_pods(overlay: str, commands: dict, monkeypatch) -> dict[str, dict]:
 
     launcher = launcher_from_settings()
     assert isinstance(launcher, K8sStageLauncher)
+    # the overlay's PodTemplate, as the run worker reads it from the cluster
+    template = validate.find(objects, "PodTemplate", launcher.pod_template)
+    assert template is not None, f"{overlay} renders no PodTemplate {launcher.pod_template}"
     pods = {}
     for key, build in commands.items():
-        config = launcher.pod_config(build_op_context(), build(stages))
+        config = launcher.pod_config(
+            build_op_context(), build(stages), template=template["template"]["spec"]
+        )
         body = build_pod_body(
             pod_name=f"dagster-run-{key}",
             image=config["image"],

@@ -55,9 +55,9 @@ class OrchestratorSettings(BaseSettings):
     # memory limit per stage container: "detect=4g,load=1g" (none by default)
     docker_stage_memory: str = ""
     k8s_namespace: str = "tgmed"
-    k8s_lake_claim: str = "tgmed-lake"
+    # the PodTemplate of the stage pods (k8s/base/stage-pod.yaml)
+    k8s_stage_pod_template: str = "tgmed-stage"
     k8s_exports_claim: str | None = None
-    k8s_service_account: str | None = None
     k8s_models_claim: str | None = None
     k8s_image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
     # JSON: the GPU node pool's labels and taints, for the stages in TGMED_GPU_STAGES

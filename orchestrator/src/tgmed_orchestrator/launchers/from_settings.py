@@ -43,10 +43,9 @@ def launcher_from_settings() -> StageLauncher:
     if settings.launch_mode == "k8s":
         return K8sStageLauncher(
             namespace=settings.k8s_namespace,
-            lake_claim=settings.k8s_lake_claim,
+            pod_template=settings.k8s_stage_pod_template,
             exports_claim=settings.k8s_exports_claim or None,
             models_claim=settings.k8s_models_claim or None,
-            service_account_name=settings.k8s_service_account or None,
             image_pull_policy=settings.k8s_image_pull_policy,
             gpu_stages=gpu_stages,
             gpu_node_selector=settings.k8s_gpu_node_selector,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -11,7 +12,6 @@ from dagster import Failure
 from tgmed_orchestrator.launchers.base import (
     DEFAULT_IMAGES,
     INVOCATION_LABEL,
-    STAGE_UID,
     Context,
     StageExit,
     StageLauncher,
@@ -47,27 +47,25 @@ K8S_STAGE_RESOURCES: dict[str, dict[str, dict[str, str]]] = {
 
 
 class K8sStageLauncher(StageLauncher):
-    """One pod per stage invocation (PipesK8sClient): the stage's image and command, the
-    lake claim, non-secret settings from a ConfigMap and each stage's own Secrets (an
-    export import gets none of Telegram's), under a service account with no API access
-    and no token, non-root with a read-only root filesystem. Dagster retries a failed
-    step (outcomes.py decides); the pod has restartPolicy Never and an
-    activeDeadlineSeconds of the stage's timeout. The pod stays until its exit code is
-    read, then it is deleted; a pod deleted from outside while it ran fails the step as
-    stopped (143), not retried."""
+    """One pod per stage invocation (PipesK8sClient), from the PodTemplate
+    `pod_template` (k8s/base/stage-pod.yaml: the lake claim, the settings ConfigMap,
+    non-root with a read-only root filesystem, no token) with the stage's image,
+    command, resources and its own Secrets added (an export import gets none of
+    Telegram's). Dagster retries a failed step (outcomes.py decides); the pod has
+    restartPolicy Never and an activeDeadlineSeconds of the stage's timeout. The pod
+    stays until its exit code is read, then it is deleted; a pod deleted from outside
+    while it ran fails the step as stopped (143), not retried."""
 
     images: dict[str, str] = DEFAULT_IMAGES
     namespace: str = "tgmed"
-    service_account_name: str | None = None
+    # the PodTemplate of the stage pods in `namespace` (read at each launch)
+    pod_template: str = "tgmed-stage"
     image_pull_policy: str = "IfNotPresent"
-    lake_claim: str = "tgmed-lake"
-    lake_mount: str = "/lake"
     exports_claim: str | None = None
     exports_mount: str = "/exports"
     # model weights for detect, mounted read-only (DETECT_MODEL names a file under it)
     models_claim: str | None = None
     models_mount: str = "/models"
-    config_map: str = "tgmed-config"
     # Secrets (envFrom) per stage: only the stage that needs a secret sees it
     secrets: dict[str, list[str]] = {
         "scrape": ["tgmed-telegram"],
@@ -94,19 +92,43 @@ class K8sStageLauncher(StageLauncher):
     def export_path(self, export_root: str, folder: str) -> str:
         return str(PurePosixPath(self.exports_mount) / folder)
 
+    def read_pod_template(self) -> dict[str, Any]:
+        """The PodTemplate's pod spec, as the cluster holds it (camelCase)."""
+        import kubernetes
+
+        if self.load_incluster_config:
+            kubernetes.config.load_incluster_config()
+        else:
+            kubernetes.config.load_kube_config(config_file=self.kubeconfig_file)
+        api = kubernetes.client.ApiClient()
+        found = kubernetes.client.CoreV1Api(api).read_namespaced_pod_template(
+            self.pod_template, self.namespace
+        )
+        return api.sanitize_for_serialization(found.template.spec)
+
     def pod_config(
-        self, context: Context, command: StageCommand, timeout: float | None = None
+        self,
+        context: Context,
+        command: StageCommand,
+        timeout: float | None = None,
+        template: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """The arguments of PipesK8sClient.run for this invocation."""
+        """The arguments of PipesK8sClient.run for this invocation: the PodTemplate's pod
+        spec (`template`, else read from the cluster) with the invocation's parts."""
+        from dagster_k8s.models import k8s_snake_case_dict
+        from kubernetes.client import V1PodSpec
+
         timeout = timeout if timeout is not None else self.timeout_for(command.stage)
-        volumes: list[dict[str, Any]] = [
-            {"name": "lake", "persistent_volume_claim": {"claim_name": self.lake_claim}},
-            {"name": "tmp", "empty_dir": {}},
-        ]
-        mounts: list[dict[str, Any]] = [
-            {"name": "lake", "mount_path": self.lake_mount},
-            {"name": "tmp", "mount_path": "/tmp"},  # noqa: S108 (an emptyDir of its own)
-        ]
+        template = template if template is not None else self.read_pod_template()
+        spec: dict[str, Any] = copy.deepcopy(dict(k8s_snake_case_dict(V1PodSpec, template)))
+        container = next((c for c in spec.get("containers") or [] if c["name"] == "stage"), None)
+        if container is None:
+            raise Failure(
+                description=f"PodTemplate {self.pod_template} has no container named stage "
+                "(k8s/base/stage-pod.yaml)",
+                allow_retries=False,
+            )
+        volumes, mounts = spec.setdefault("volumes", []), container.setdefault("volume_mounts", [])
         secrets = list(self.secrets.get(command.stage, []))
         if command.exports:
             if not self.exports_claim:
@@ -125,39 +147,14 @@ class K8sStageLauncher(StageLauncher):
             )
             mounts.append({"name": "models", "mount_path": self.models_mount, "read_only": True})
         resources = {k: dict(v) for k, v in self.stage_resources.get(command.stage, {}).items()}
-        env_from: list[dict[str, Any]] = [{"config_map_ref": {"name": self.config_map}}]
-        env_from += [{"secret_ref": {"name": name}} for name in secrets]
-        container: dict[str, Any] = {
-            "name": "stage",
-            "image_pull_policy": self.image_pull_policy,
-            "env_from": env_from,
-            "env": [{"name": "LAKE_DIR", "value": self.lake_mount}],
-            "volume_mounts": mounts,
-            "resources": resources,
-            "security_context": {
-                "allow_privilege_escalation": False,
-                "read_only_root_filesystem": True,
-                "capabilities": {"drop": ["ALL"]},
-            },
-        }
-        spec: dict[str, Any] = {
-            "restart_policy": "Never",
-            # the backstop of the in-container timeout (TERM, KILL 15 s later)
-            "active_deadline_seconds": int(timeout) + KILL_AFTER_SECONDS + 30,
-            # the stage never talks to the Kubernetes API
-            "automount_service_account_token": False,
-            "security_context": {
-                "run_as_non_root": True,
-                "run_as_user": STAGE_UID,
-                "run_as_group": STAGE_UID,
-                "fs_group": STAGE_UID,
-                "seccomp_profile": {"type": "RuntimeDefault"},
-            },
-            "volumes": volumes,
-            "containers": [container],
-        }
-        if self.service_account_name:
-            spec["service_account_name"] = self.service_account_name
+        container["image_pull_policy"] = self.image_pull_policy
+        container["env_from"] = [
+            *(container.get("env_from") or []),
+            *({"secret_ref": {"name": name}} for name in secrets),
+        ]
+        container["resources"] = resources
+        # the backstop of the in-container timeout (TERM, KILL 15 s later)
+        spec["active_deadline_seconds"] = int(timeout) + KILL_AFTER_SECONDS + 30
         if command.stage in self.gpu_stages:
             resources.setdefault("limits", {})["nvidia.com/gpu"] = "1"
             if self.gpu_node_selector:
