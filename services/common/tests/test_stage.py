@@ -99,6 +99,8 @@ def test_a_reason_that_names_its_file_and_line_is_split():
     assert found == SetAside("raw/a.jsonl", "text: field required", 7)
     found = SetAside.from_reason("raw/a.jsonl", "/lake/raw/a.jsonl: PostgreSQL refused a row")
     assert found == SetAside("raw/a.jsonl", "PostgreSQL refused a row")
+    found = SetAside.from_reason("channel x", "channel x: no public Telegram channel")
+    assert str(found) == "channel x: no public Telegram channel"
     # a reason that starts with something else is kept whole
     found = SetAside.from_reason("channel x", "ChannelPrivateError: private")
     assert str(found) == "channel x: ChannelPrivateError: private"

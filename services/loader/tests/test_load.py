@@ -5,6 +5,7 @@ import psycopg
 import pytest
 
 from tgmed_common.records import ChannelSnapshotRecord, DetectionRecord, MessageObservationRecord
+from tgmed_loader.cli import stage_report
 from tgmed_loader.load import load_stream
 
 
@@ -122,6 +123,11 @@ def test_a_malformed_file_is_quarantined_and_the_rest_loads(db_url, lake, helper
     (note,) = lake.quarantined("telegram_messages")
     reason = json.loads(note.read_text())["reason"]
     assert "bad.jsonl:2" in reason and "message_id" in reason
+    # what the orchestrator reads: the file, its line and why, typed
+    report = stage_report(summary.as_dict())
+    (item,) = report.set_aside
+    assert item.where.endswith("bad.jsonl") and item.line == 2 and "message_id" in item.reason
+    assert report.set_aside_total == 1 and report.counts["loaded"] == 1
 
 
 def test_observations_and_snapshots_load_idempotently_and_keep_every_reading(db_url, lake, helpers):

@@ -111,6 +111,11 @@ def test_an_unknown_channel_is_named_a_channel_and_partial(env, monkeypatch, cap
     error = summary["failed_channels"]["nosuchchannel"]
     assert error.startswith("channel nosuchchannel: no public Telegram channel")
     assert "No user has" not in error and summary["transient_channels"] == []
+    # what the orchestrator reads: the channel set aside, named once
+    report = cli.stage_report(summary)
+    assert report.set_aside_total == 1
+    assert str(report.set_aside[0]).startswith("channel nosuchchannel: no public Telegram")
+    assert report.channels["chemed123"]["messages"] == summary["messages"]
 
 
 def test_a_transient_channel_failure_reads_as_one_for_the_orchestrator(
@@ -125,3 +130,5 @@ def test_a_transient_channel_failure_reads_as_one_for_the_orchestrator(
     # an `error` in the summary: today's orchestrator retries such a failure
     assert summary["error"].startswith("transient failure, run again later: channel chemed123")
     assert "connection to Telegram failed" in summary["error"]
+    # retried, not set aside
+    assert cli.stage_report(summary).set_aside_total == 0

@@ -76,6 +76,8 @@ class SetAside:
     def from_reason(cls, where: str, reason: str) -> SetAside:
         """From a stage's reason text, which may begin with its file and line, as a
         LakeRecordError's does (`/lake/raw/...jsonl:3: why`)."""
+        if reason.startswith(f"{where}: "):  # named already (`channel x: why`)
+            return cls(where, reason[len(where) + 2 :])
         found = _FILE_LINE.match(reason)
         if found is None or not found["file"].endswith(where):
             return cls(where, reason)

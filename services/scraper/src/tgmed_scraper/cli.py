@@ -266,10 +266,17 @@ def _run(args: argparse.Namespace, stop: StopSignals) -> dict:
 
 
 def stage_report(summary: dict) -> StageReport:
-    """A scrape's or an import's report: channels failed for good, exports that could not
+    """A scrape's or an import's report: channels failed for good (one that failed on the
+    network is retried: the outcome is transient), exports that could not
     be read, and photos refused from an export (the message kept without it: input set
     aside too, someone looks); a scrape's counts per channel."""
-    failed_channels = summary.get("failed_channels") or {}
+    # a channel that failed on the network is retried, not set aside
+    retried = set(summary.get("transient_channels") or ())
+    failed_channels = {
+        name: why
+        for name, why in (summary.get("failed_channels") or {}).items()
+        if name not in retried
+    }
     failed_exports = summary.get("failed") or {}
     refused = [
         SetAside(where, f"photo refused, message kept: {what}")
