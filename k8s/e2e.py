@@ -409,8 +409,9 @@ def unretried_failures(rows: list[tuple]) -> tuple[list[str], list[tuple]]:
 
 
 def check_stage_pods(pods: PodWatch, run_id: str) -> None:
-    """Each stage ran as its own pod from its own image, non-root, without a token, and
-    its pod was deleted once it finished."""
+    """Each stage ran as its own pod from its own image and the PodTemplate tgmed-stage
+    (the local overlay's), non-root, without a token, and its pod was deleted once it
+    finished."""
     rows = []
     seen: dict[str, set[str]] = {}
     deadline = time.monotonic() + 60  # the last stage pod's deletion reaching the watch
@@ -440,6 +441,13 @@ def check_stage_pods(pods: PodWatch, run_id: str) -> None:
             security = spec["containers"][0].get("securityContext", {})
             if not security.get("readOnlyRootFilesystem"):
                 raise SystemExit(f"{pod['metadata']['name']}: writable root filesystem")
+            # built from the cluster's PodTemplate, as the local overlay patched it
+            annotations = pod["metadata"].get("annotations") or {}
+            if annotations.get("tgmed.io/overlay") != "local":
+                raise SystemExit(
+                    f"{pod['metadata']['name']}: not from the overlay's PodTemplate tgmed-stage"
+                    f" (annotations {annotations})"
+                )
     width = max(len(r[0]) for r in rows)
     print(f"  {'pod':<{width}}  {'component':<10} {'image':<28} exit deleted", flush=True)
     for name, component, image, code, deleted in rows:
@@ -516,8 +524,11 @@ def check_rbac() -> None:
         ("watch", "pods", "-n", NAMESPACE),
         ("get", "pods/log", "-n", NAMESPACE),
         ("get", "jobs.batch/status", "-n", NAMESPACE),
+        ("get", "podtemplates/tgmed-stage", "-n", NAMESPACE),
     ]
     denied = [
+        # it reads the stage pods' template, it does not change it
+        ("update", "podtemplates", "-n", NAMESPACE),
         ("get", "secrets", "-n", NAMESPACE),
         ("list", "secrets", "-n", NAMESPACE),
         ("get", "configmaps", "-n", NAMESPACE),

@@ -93,6 +93,6 @@ def stage_pod_template(monkeypatch):
 
     from tgmed_orchestrator.launchers.k8s_mode import K8sStageLauncher
 
-    spec = yaml.safe_load(STAGE_POD.read_text())["template"]["spec"]
-    monkeypatch.setattr(K8sStageLauncher, "read_pod_template", lambda self: spec)
-    return spec
+    template = yaml.safe_load(STAGE_POD.read_text())["template"]
+    monkeypatch.setattr(K8sStageLauncher, "read_pod_template", lambda self: template)
+    return template

@@ -17,7 +17,15 @@ from unittest import mock
 
 import kubernetes_validate
 import pytest
-from dagster import AssetKey, DagsterEventType, DagsterInstance, build_op_context, job, op
+from dagster import (
+    AssetKey,
+    DagsterEventType,
+    DagsterInstance,
+    Failure,
+    build_op_context,
+    job,
+    op,
+)
 from kubernetes.client import ApiClient
 
 from tgmed_orchestrator import stages
@@ -512,6 +520,29 @@ def test_k8s_pod_configuration_per_stage():
         {"secret_ref": {"name": "tgmed-telegram"}}
     ]
     assert scrape["command"][3:] == ["tgmed-scraper", "scrape", "--channel", "a", "--channel", "b"]
+
+
+def test_k8s_pods_carry_the_templates_labels_and_annotations_under_their_own():
+    """What an overlay adds to the PodTemplate's metadata reaches every stage pod; the
+    launcher's own labels (component, invocation) win over the template's."""
+    template = {
+        "metadata": {
+            "labels": {"team": "data", "app.kubernetes.io/component": "template"},
+            "annotations": {"tgmed.io/overlay": "local"},
+        },
+        "spec": {"containers": [{"name": "stage", "image": "placeholder"}]},
+    }
+    config = k8s_launcher().pod_config(build_op_context(), stages.load("messages"), 60, template)
+    meta = config["base_pod_meta"]
+    assert meta["annotations"] == {"tgmed.io/overlay": "local"}
+    assert meta["labels"]["team"] == "data"
+    assert meta["labels"]["app.kubernetes.io/component"] == "load"
+    [container] = config["base_pod_spec"]["containers"]
+    assert container["image"] == config["image"] == "tgmed-loader:latest"
+    # a template without the stage container is refused, not guessed at
+    broken = {"spec": {"containers": [{"name": "other", "image": "x"}]}}
+    with pytest.raises(Failure, match="no container named stage"):
+        k8s_launcher().pod_config(build_op_context(), stages.load("messages"), 60, broken)
 
 
 def test_k8s_mode_through_pipes_against_a_captured_pod_spec(tmp_path, exports):

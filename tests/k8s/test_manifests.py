@@ -220,7 +220,9 @@ def test_the_stage_pod_template_is_the_stage_pods_base():
         assert pod["automountServiceAccountToken"] is False
         assert pod["restartPolicy"] == "Never"
         [container] = pod["containers"]
-        assert container["name"] == "stage" and "image" not in container
+        # the image is the stage's own, set at each launch
+        assert container["name"] == "stage"
+        assert container["image"] == "tgmed-stage-image-set-per-launch"
         assert {v["name"] for v in pod["volumes"]} == {"lake", "tmp"}
     # the validator checks it as it checks every pod: a writable root is refused
     broken = [dict(template, template={"spec": {**pod, "containers": [{"name": "stage"}]}})]

@@ -39,7 +39,7 @@ def stage_pods(overlay: str, commands: dict, monkeypatch) -> dict[str, dict]:
     pods = {}
     for key, build in commands.items():
         config = launcher.pod_config(
-            build_op_context(), build(stages), template=template["template"]["spec"]
+            build_op_context(), build(stages), template=template["template"]
         )
         body = build_pod_body(
             pod_name=f"dagster-run-{key}",

@@ -93,7 +93,7 @@ class K8sStageLauncher(StageLauncher):
         return str(PurePosixPath(self.exports_mount) / folder)
 
     def read_pod_template(self) -> dict[str, Any]:
-        """The PodTemplate's pod spec, as the cluster holds it (camelCase)."""
+        """The PodTemplate's `template` (metadata and spec), as the cluster holds it."""
         import kubernetes
 
         if self.load_incluster_config:
@@ -104,7 +104,7 @@ class K8sStageLauncher(StageLauncher):
         found = kubernetes.client.CoreV1Api(api).read_namespaced_pod_template(
             self.pod_template, self.namespace
         )
-        return api.sanitize_for_serialization(found.template.spec)
+        return api.sanitize_for_serialization(found.template)
 
     def pod_config(
         self,
@@ -113,14 +113,18 @@ class K8sStageLauncher(StageLauncher):
         timeout: float | None = None,
         template: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """The arguments of PipesK8sClient.run for this invocation: the PodTemplate's pod
-        spec (`template`, else read from the cluster) with the invocation's parts."""
+        """The arguments of PipesK8sClient.run for this invocation: the PodTemplate's
+        `template` (given, else read from the cluster: its labels, annotations and pod
+        spec) with the invocation's parts."""
         from dagster_k8s.models import k8s_snake_case_dict
         from kubernetes.client import V1PodSpec
 
         timeout = timeout if timeout is not None else self.timeout_for(command.stage)
         template = template if template is not None else self.read_pod_template()
-        spec: dict[str, Any] = copy.deepcopy(dict(k8s_snake_case_dict(V1PodSpec, template)))
+        meta = template.get("metadata") or {}
+        spec: dict[str, Any] = copy.deepcopy(
+            dict(k8s_snake_case_dict(V1PodSpec, template.get("spec") or {}))
+        )
         container = next((c for c in spec.get("containers") or [] if c["name"] == "stage"), None)
         if container is None:
             raise Failure(
@@ -147,6 +151,7 @@ class K8sStageLauncher(StageLauncher):
             )
             mounts.append({"name": "models", "mount_path": self.models_mount, "read_only": True})
         resources = {k: dict(v) for k, v in self.stage_resources.get(command.stage, {}).items()}
+        container["image"] = self.images[command.stage]  # the template's is a placeholder
         container["image_pull_policy"] = self.image_pull_policy
         container["env_from"] = [
             *(container.get("env_from") or []),
@@ -162,6 +167,7 @@ class K8sStageLauncher(StageLauncher):
             if self.gpu_tolerations:
                 spec["tolerations"] = [dict(t) for t in self.gpu_tolerations]
         labels = {
+            **(meta.get("labels") or {}),
             "app.kubernetes.io/part-of": "tgmed",
             "app.kubernetes.io/component": command.stage,
             INVOCATION_LABEL: invocation_id(command),
@@ -169,10 +175,13 @@ class K8sStageLauncher(StageLauncher):
         with contextlib.suppress(Exception):  # a context built outside a run (tests)
             labels["dagster/run-id"] = context.run.run_id
         return {
-            "image": self.images[command.stage],
+            "image": container["image"],
             "command": with_timeout(list(command.argv), timeout),
             "namespace": self.namespace,
-            "base_pod_meta": {"labels": labels},
+            "base_pod_meta": {
+                "labels": labels,
+                **({"annotations": dict(meta["annotations"])} if meta.get("annotations") else {}),
+            },
             "base_pod_spec": spec,
             "pod_wait_timeout": timeout + KILL_AFTER_SECONDS + 120,
         }
