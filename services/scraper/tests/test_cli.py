@@ -118,6 +118,20 @@ def test_an_unknown_channel_is_named_a_channel_and_partial(env, monkeypatch, cap
     assert report.channels["chemed123"]["messages"] == summary["messages"]
 
 
+def test_a_partial_scrape_lists_its_transient_channel_too():
+    """One channel failed for good, one on the network: the run is partial (not
+    retried), so the report lists both; the alert must not hide the second."""
+    summary = {
+        "stage": "scrape",
+        "outcome": "partial",
+        "failed_channels": {"gone": "channel gone: no public Telegram channel", "slow": "x"},
+        "transient_channels": ["slow"],
+    }
+    report = cli.stage_report(summary)
+    assert report.set_aside_total == 2
+    assert [item.where for item in report.set_aside] == ["channel gone", "channel slow"]
+
+
 def test_a_transient_channel_failure_reads_as_one_for_the_orchestrator(
     env, monkeypatch, capsys, client
 ):

@@ -244,7 +244,7 @@ def run_stage(
     `report(pipes, summary)` reports materializations and checks (Dagster only)."""
     with dagster_pipes() as pipes:
         started = time.monotonic()
-        outcome: Outcome
+        outcome: Outcome | None = None
         try:
             summary = body()
         except (ConfigError, *usage_errors) as error:
@@ -260,8 +260,8 @@ def run_stage(
                 log.exception("%s failed", stage)
                 outcome = "failed"
             summary = {"stage": stage, "error": f"{type(error).__name__}: {error}"}
-        else:
-            described = _describe(stage, describe, summary)
+        described = _describe(stage, describe, summary)
+        if outcome is None:  # the body finished: what its summary and report say
             if transient(summary):
                 outcome = "transient"
             elif described.set_aside_total:
@@ -283,7 +283,7 @@ def run_stage(
                     "outcome": outcome,
                     "error": redact(str(summary.get("error") or "")),
                     "seconds": round(time.monotonic() - started, 3),
-                    "report": _describe(stage, describe, summary).to_dict(),
+                    "report": described.to_dict(),
                 }
             )
         emit_summary(summary)

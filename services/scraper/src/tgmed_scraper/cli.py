@@ -266,12 +266,14 @@ def _run(args: argparse.Namespace, stop: StopSignals) -> dict:
 
 
 def stage_report(summary: dict) -> StageReport:
-    """A scrape's or an import's report: channels failed for good (one that failed on the
-    network is retried: the outcome is transient), exports that could not
+    """A scrape's or an import's report: the channels that failed, exports that could not
     be read, and photos refused from an export (the message kept without it: input set
     aside too, someone looks); a scrape's counts per channel."""
-    # a channel that failed on the network is retried, not set aside
-    retried = set(summary.get("transient_channels") or ())
+    # a run whose every failure is transient is retried whole: nothing is set aside; in
+    # a partial run (one channel failed for good) every failed channel is listed, a
+    # transient one too, since the run is not retried
+    transient = summary.get("outcome") == "transient"
+    retried = set(summary.get("transient_channels") or ()) if transient else set()
     failed_channels = {
         name: why
         for name, why in (summary.get("failed_channels") or {}).items()
