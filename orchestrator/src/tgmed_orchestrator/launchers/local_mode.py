@@ -16,7 +16,7 @@ from tgmed_orchestrator.launchers.lifetime import (
     end_with_the_run,
     with_timeout,
 )
-from tgmed_orchestrator.launchers.pipes import RecordingTempFileReader, exit_code_from
+from tgmed_orchestrator.launchers.pipes import WholeLineFileReader, exit_code_from
 from tgmed_orchestrator.stages import TELEGRAM_ENV, StageCommand
 
 
@@ -64,7 +64,7 @@ class LocalStageLauncher(StageLauncher):
     def _run(self, context: Context, command: StageCommand, timeout: float) -> Any:
         if shutil.which("timeout") is None:
             raise Failure(description="coreutils `timeout` is not on PATH", allow_retries=False)
-        reader = RecordingTempFileReader()
+        reader = WholeLineFileReader()
         client = PipesSubprocessClient(
             message_reader=reader, cwd=self.cwd, termination_timeout_seconds=KILL_AFTER_SECONDS
         )
