@@ -69,7 +69,9 @@ def test_definitions_load_with_every_job_schedule_and_sensor():
         "lake_files_sensor",
         "run_failure_alert_sensor",
         "channel_partitions_sensor",
+        "dead_run_workers",
     }
+    assert sensors["dead_run_workers"].default_status == DefaultSensorStatus.RUNNING
     assert [t.job_name for t in sensors["lake_files_sensor"].targets] == ["load_lake"]
     assert sensors["run_failure_alert_sensor"].default_status == DefaultSensorStatus.RUNNING
     assert isinstance(defs.resources["launcher"], LocalStageLauncher)

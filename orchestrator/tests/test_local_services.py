@@ -1,21 +1,29 @@
 """Whose heartbeat counts as a live daemon (local_services.live_daemon): a daemon someone
-stopped must not, though its last heartbeat stays fresh for a while."""
+stopped must not, though its last heartbeat stays fresh for a while.
+
+A heartbeat is stored as a Dagster 1.13 daemon stores one (the serialized form recorded
+from a `make demo` instance), with this test's daemon id, loop and time."""
 
 from __future__ import annotations
 
+import json
 import time
 
-from dagster import DagsterInstance
-from dagster._daemon.types import DaemonHeartbeat
+from dagster import DagsterInstance, deserialize_value
 
 from tgmed_orchestrator.cli import main
-from tgmed_orchestrator.local_services import QUEUE_DAEMON, live_daemon, mark_daemon_stopped
+from tgmed_orchestrator.local_services import live_daemon, mark_daemon_stopped
 
 
-def beat(instance: DagsterInstance, daemon_id: str, at: float) -> None:
-    instance.add_daemon_heartbeat(
-        DaemonHeartbeat(timestamp=at, daemon_type=QUEUE_DAEMON, daemon_id=daemon_id, errors=[])
-    )
+def beat(instance: DagsterInstance, daemon_id: str, at: float, loop: str = "SENSOR") -> None:
+    recorded = {
+        "__class__": "DaemonHeartbeat",
+        "daemon_id": daemon_id,
+        "daemon_type": loop,
+        "errors": [],
+        "timestamp": at,
+    }
+    instance.add_daemon_heartbeat(deserialize_value(json.dumps(recorded)))
 
 
 def test_a_fresh_heartbeat_is_a_live_daemon_until_its_stop_is_recorded(tmp_path):
@@ -26,8 +34,8 @@ def test_a_fresh_heartbeat_is_a_live_daemon_until_its_stop_is_recorded(tmp_path)
         assert live_daemon(instance, tmp_path) is not None
         assert mark_daemon_stopped(instance, tmp_path, since=started) == "dev-daemon"
         assert live_daemon(instance, tmp_path) is None
-        # another daemon starting later counts again
-        beat(instance, "next-daemon", time.time() + 2)
+        # another daemon starting later counts again, whichever of its loops beats last
+        beat(instance, "next-daemon", time.time() + 2, loop="QUEUED_RUN_COORDINATOR")
         assert live_daemon(instance, tmp_path) is not None
 
 

@@ -148,14 +148,14 @@ TERMINATE_WAIT_SECONDS = 30
 
 def terminate(prefix: str) -> int:
     """End a run: a queued one is canceled; a running one is asked to stop through its
-    code server; one whose run worker is gone (run_launcher.py) is marked FAILURE at once,
-    as run monitoring would; one that does not stop within TERMINATE_WAIT_SECONDS is
+    code server; one whose run worker is gone (run_workers.py) is marked FAILURE at once,
+    as the dead_run_workers sensor would; one that does not stop within TERMINATE_WAIT_SECONDS is
     marked CANCELED (its processes, if any are left, are the user's to stop)."""
     import time
 
     from dagster import DagsterRunStatus, RunsFilter
 
-    from tgmed_orchestrator.run_launcher import WorkerStatus
+    from tgmed_orchestrator.run_workers import checks_run_workers, dead_run_worker, fail_dead_run
 
     active = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, *_in_progress()]
     with _instance() as instance:
@@ -175,14 +175,11 @@ def terminate(prefix: str) -> int:
             instance.report_run_canceled(run, "canceled while queued (terminate)")
             print(f"{name}: canceled (it was queued)")
             return 0
-        if launcher.supports_check_run_worker_health:
-            health = launcher.check_run_worker_health(run)
-            if health.status == WorkerStatus.FAILED:
-                instance.report_run_failed(
-                    run, f"Marked failed by tgmed-orchestrator terminate: {health.msg}"
-                )
-                print(f"{name}: FAILURE ({health.msg})")
-                return 0
+        gone = dead_run_worker(instance, run) if checks_run_workers(instance) else None
+        if gone is not None:
+            fail_dead_run(instance, run, gone, "tgmed-orchestrator terminate")
+            print(f"{name}: FAILURE ({gone})")
+            return 0
         try:
             asked = launcher.terminate(run.run_id)
         except Exception as error:  # its code server is gone: nobody can stop it politely

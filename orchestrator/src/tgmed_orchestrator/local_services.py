@@ -35,18 +35,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
+from dagster import DagsterInstance
 
 LOCATION_NAME = "tgmed"  # the UI's workspace (orchestrator/deploy/workspace*.yaml) says so too
 DEFINITIONS_MODULE = "tgmed_orchestrator.definitions"
-QUEUE_DAEMON = "QUEUED_RUN_COORDINATOR"
-HEARTBEAT_FRESH_SECONDS = 45  # daemons write one every 30 s
+HEARTBEAT_FRESH_SECONDS = 45  # a daemon writes one for each of its loops every 30 s
 STOP_GRACE_SECONDS = 30
 LOCK_FILE = ".tgmed-services.lock"
 STATE_FILE = ".tgmed-services.json"
 STOPPED_FILE = ".tgmed-stopped-daemons.json"
-# the run tag where Dagster's default run launcher records the code server of a run
-GRPC_INFO_TAG = ".dagster/grpc_info"
 
 
 def dagster_bin(name: str) -> str:
@@ -63,9 +60,16 @@ def _stopped_daemons(home: Path) -> set[str]:
     return set()
 
 
+def newest_heartbeat(instance: DagsterInstance):
+    """The newest heartbeat of this instance's daemons, or None: one daemon process runs
+    every loop (the run queue's among them), each beating with the daemon's id."""
+    beats = [b for b in instance.get_daemon_heartbeats().values() if b.daemon_id]
+    return max(beats, key=lambda b: b.timestamp, default=None)
+
+
 def live_daemon(instance: DagsterInstance, home: Path) -> str | None:
     """A description of a live daemon serving this instance's queue, or None."""
-    beat = instance.get_daemon_heartbeats().get(QUEUE_DAEMON)
+    beat = newest_heartbeat(instance)
     if beat is None or beat.daemon_id in _stopped_daemons(home):
         return None
     age = time.time() - beat.timestamp
@@ -82,8 +86,8 @@ def mark_daemon_stopped(instance: DagsterInstance, home: Path, since: float) -> 
     HEARTBEAT_FRESH_SECONDS, and a launch in that window would otherwise wait on a dead
     daemon. Called by whoever stopped it (Services.stop, serve.sh via `tgmed-orchestrator
     daemon-stopped`). Returns the daemon's id, or None when the heartbeat is older."""
-    beat = instance.get_daemon_heartbeats().get(QUEUE_DAEMON)
-    if beat is None or beat.timestamp < since or not beat.daemon_id:
+    beat = newest_heartbeat(instance)
+    if beat is None or beat.timestamp < since:
         return None
     stopped = sorted(_stopped_daemons(home) | {beat.daemon_id})[-50:]
     (home / STOPPED_FILE).write_text(json.dumps(stopped))
@@ -133,21 +137,12 @@ class Services:
     log: IO[bytes] | None = None
     daemon_id: str = ""
 
-    def may_serve(self, run: DagsterRun) -> bool:
-        """Whether an in-progress run runs (or may be about to run) on this code server:
-        its tag names our socket, or it is STARTING without one yet (a daemon marks a run
-        STARTING before its launcher records the code server it starts it on)."""
-        info = run.tags.get(GRPC_INFO_TAG)
-        if info is None:
-            return run.status == DagsterRunStatus.STARTING
-        return str(self.socket) in info
-
     def note_daemon(self, instance: DagsterInstance) -> None:
         """Record our daemon's id in the state file once it has written a heartbeat."""
         if self.daemon_id:
             return
-        beat = instance.get_daemon_heartbeats().get(QUEUE_DAEMON)
-        if beat is None or beat.timestamp < self.started_at or not beat.daemon_id:
+        beat = newest_heartbeat(instance)
+        if beat is None or beat.timestamp < self.started_at:
             return
         self.daemon_id = beat.daemon_id
         state = self.home / STATE_FILE

@@ -1,5 +1,6 @@
 """Sensors: new lake files start a load (unless a run already loaded them); the channels
-file's channels become partitions; a failed run alerts someone."""
+file's channels become partitions; a failed run alerts someone; a run whose worker
+process died is marked FAILURE (local mode)."""
 
 # (no `from __future__ import annotations`: Dagster reads these type hints at runtime)
 import hashlib
@@ -33,6 +34,7 @@ from tgmed_orchestrator.assets.raw import (
 from tgmed_orchestrator.jobs import load_lake
 from tgmed_orchestrator.outcomes import error_texts
 from tgmed_orchestrator.planning import CHANNELS, ScrapeConfig, plan
+from tgmed_orchestrator.run_workers import checks_run_workers, fail_dead_runs
 from tgmed_orchestrator.settings import alert_settings, orchestrator_settings
 
 # Files are published by rename, which sets their ctime: the cursor keeps the newest
@@ -181,4 +183,27 @@ def channel_partitions_sensor(context: SensorEvaluationContext):
     return SensorResult(dynamic_partitions_requests=[CHANNELS.build_add_request(new)])
 
 
-SENSORS = [lake_files_sensor, run_failure_alert_sensor, channel_partitions_sensor]
+@sensor(
+    minimum_interval_seconds=15,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="a STARTED run whose run worker process is gone (the platform killed, a "
+    "reboot) -> marked FAILURE, so it neither holds the warehouse queue nor hides (local "
+    "mode; Docker and Kubernetes run monitoring checks their containers)",
+)
+def dead_run_workers(context: SensorEvaluationContext):
+    if not checks_run_workers(context.instance):
+        return SkipReason("run workers are containers: Dagster's run monitoring checks them")
+    failed = list(fail_dead_runs(context.instance, "the dead_run_workers sensor"))
+    for run, found in failed:
+        context.log.warning(f"{run.job_name} {run.run_id[:8]}: FAILURE: {found}")
+    if not failed:
+        return SkipReason("every STARTED run's worker is alive")
+    return SkipReason(f"marked {len(failed)} runs FAILURE: their run workers are gone")
+
+
+SENSORS = [
+    lake_files_sensor,
+    run_failure_alert_sensor,
+    channel_partitions_sensor,
+    dead_run_workers,
+]

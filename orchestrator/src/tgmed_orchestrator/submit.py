@@ -43,9 +43,9 @@ from tgmed_orchestrator.local_services import (
     start_services,
     wait_for_socket,
 )
-from tgmed_orchestrator.run_launcher import WorkerStatus
 from tgmed_orchestrator.run_queue import IN_PROGRESS, QueueReport
 from tgmed_orchestrator.run_report import RunReporter
+from tgmed_orchestrator.run_workers import fail_dead_runs, has_live_run_worker
 
 POLL_SECONDS = 0.5
 
@@ -82,27 +82,6 @@ def submit(
     if done.returncode != 0:
         tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
         raise SubmitError(f"dagster job launch {job} failed ({done.returncode}):\n{tail}")
-
-
-def fail_dead_runs(instance: DagsterInstance, reporter: RunReporter) -> None:
-    """Before submitting: a run of this instance left STARTED by a run worker that is gone
-    (the platform killed, a reboot) is marked FAILURE now, with what was found, and the
-    terminal says so. The daemon's run monitoring does the same while it runs (it may
-    also be first: the run's status is read again just before)."""
-    launcher = instance.run_launcher
-    if not launcher.supports_check_run_worker_health:
-        return
-    for run in instance.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus.STARTED])):
-        health = launcher.check_run_worker_health(run)
-        if health.status != WorkerStatus.FAILED:
-            continue
-        current = instance.get_run_by_id(run.run_id)
-        if current is None or current.status != DagsterRunStatus.STARTED:
-            continue
-        instance.report_run_failed(
-            current, f"Detected run worker status {health}. Marking run {run.run_id} as failed."
-        )
-        reporter.say(f"{run.job_name} {run.run_id[:8]} ended: FAILURE: {health.msg}")
 
 
 @dataclass
@@ -191,15 +170,18 @@ class Launch:
         reporter.say(f"run {run_id}: {run.status.value if run else 'gone'}")
 
     def drain(self, reporter: RunReporter) -> None:
-        """Before stopping our daemon: every queued run, and every run on our code
-        server (other launch commands rely on them), must have ended."""
+        """Before stopping our daemon: every queued run, and every run our code server
+        may run (other launch commands rely on them), must have ended. Local runs are
+        run workers of the code server of whoever holds the lock, so that means every
+        run starting or canceling and every STARTED one whose run worker lives (one
+        without a worker was executed in process; a dead one is fail_dead_runs')."""
         said = False
         while True:
             queued = self.instance.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus.QUEUED]))
             running = [
                 r
                 for r in self.instance.get_runs(filters=RunsFilter(statuses=IN_PROGRESS))
-                if self.services.may_serve(r)
+                if r.status != DagsterRunStatus.STARTED or has_live_run_worker(self.instance, r)
             ]
             if not queued and not running:
                 return
@@ -239,7 +221,10 @@ def launch_job(
     status = None
     try:
         launch.ensure_dequeuer()
-        fail_dead_runs(instance, reporter)
+        # a run left STARTED by a run worker that is gone (the platform killed, a reboot)
+        # would hold the warehouse queue: marked FAILURE now, before this one queues
+        for run, found in fail_dead_runs(instance, "tgmed-orchestrator launch"):
+            reporter.say(f"{run.job_name} {run.run_id[:8]} ended: FAILURE: {found}")
         with tempfile.TemporaryDirectory(prefix="tgmed-submit-") as folder:
             submit(job, run_config, launch.workspace(Path(folder)), run_id, tags or {})
         reporter.say(f"run {run_id} of {job} submitted (taken off the queue by {launch.dequeuer})")

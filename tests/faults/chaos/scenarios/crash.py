@@ -9,7 +9,7 @@ processes are SIGKILLed from the host together (compose restarts its services: `
 unless-stopped`; the run worker's container stays dead).
 
 Then the platform is started again: the dead run must be FAILURE within 60 s of that
-start (local mode: the LocalRunLauncher's health check, run monitoring's first pass; docker
+start (local mode: the dead_run_workers sensor's first tick; docker
 mode: DockerRunLauncher's), alerted, leave nothing running, and the next normal run must
 succeed with the lake and the warehouse equal to a clean run's."""
 
