@@ -26,6 +26,7 @@ from dagster import (
     EventLogEntry,
     build_sensor_context,
     deserialize_value,
+    instance_for_test,
     job,
     op,
 )
@@ -193,3 +194,27 @@ def test_a_queued_run_says_what_it_waits_behind_and_how_that_ended(instance, cap
     finally:
         worker.kill()
         worker.wait()
+
+
+def test_container_run_workers_are_left_to_run_monitoring_without_building_a_launcher():
+    """Kubernetes' instance: its launcher needs in-cluster credentials, which neither this
+    machine nor the code location's pod has, so building it would fail every tick."""
+    k8s = {
+        "module": "dagster_k8s",
+        "class": "K8sRunLauncher",
+        "config": {
+            "instance_config_map": "tgmed-dagster-instance",
+            "dagster_home": "/opt/dagster/home",
+            "postgres_password_secret": "tgmed-dagster-pg",
+            "job_namespace": "tgmed",
+            "service_account_name": "tgmed-run-launcher",
+        },
+    }
+    with (
+        instance_for_test(overrides={"run_launcher": k8s}) as instance,
+        pytest.raises(Exception),  # noqa: B017 - whatever the client raises
+    ):
+        instance.run_launcher  # noqa: B018 - what a type check would have built
+    with instance_for_test(overrides={"run_launcher": k8s}) as instance:
+        assert not checks_run_workers(instance)
+        assert sensor_says(instance).startswith("run workers are containers")

@@ -111,8 +111,12 @@ def worker_health(worker: RunWorker) -> tuple[bool, str]:
 
 
 def checks_run_workers(instance: DagsterInstance) -> bool:
-    """Whether this instance's run workers are processes of this machine (local mode)."""
-    return type(instance.run_launcher) is DefaultRunLauncher
+    """Whether this instance's run workers are processes of this machine: its dagster.yaml
+    names Dagster's default run launcher, or none (local mode). Read from the instance's
+    configuration, not by building its launcher: a code server builds none, and
+    Kubernetes' would need credentials the code location's pod does not have."""
+    configured = instance.get_ref().run_launcher_data
+    return configured is None or configured.class_name == DefaultRunLauncher.__name__
 
 
 def dead_run_worker(instance: DagsterInstance, run: DagsterRun) -> str | None:
