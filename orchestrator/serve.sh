@@ -56,6 +56,7 @@ stop() {  # $1: the exit status (0 after Ctrl-C: stopping is what was asked)
     kill -KILL -- "-$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
+  [ -z "${ui_file:-}" ] || rm -f "$ui_file"
   # the daemon's last heartbeat stays fresh for 45 s: a launch right after this must not
   # take it for a live daemon and wait on it
   $RUN tgmed-orchestrator daemon-stopped --since "$dagster_started" >>"$dagster_log" 2>&1 || true
@@ -66,6 +67,9 @@ trap 'stop 0' INT TERM HUP
 trap 'stop $?' EXIT
 
 dagster_started=$(date +%s)
+# where `tgmed-orchestrator launch` submits its runs while this UI serves the instance
+ui_file="${DAGSTER_HOME:?DAGSTER_HOME is not set}/.tgmed-ui.json"
+printf '{"url": "http://127.0.0.1:%s"}\n' "$DAGSTER_PORT" >"$ui_file"
 # `dev_command is superseded` (by `dg dev`, not installed: dagster dev stays the command)
 PYTHONWARNINGS='ignore:Function `dev_command` is superseded' \
   $RUN dagster dev -w "$here/deploy/workspace.local.yaml" -h 127.0.0.1 -p "$DAGSTER_PORT" \

@@ -204,7 +204,7 @@ def test_the_command_prints_a_line_per_step_with_its_counts(submitted):
     assert "DEBUG" not in text and "\x1b[" not in text  # no Dagster debug lines, no colours
     assert "keeping the daemon for the other runs it serves: enrich" in text
     assert (
-        "taken off the queue by the daemon of another tgmed-orchestrator launch"
+        "taken off the queue by the dagster dev of another tgmed-orchestrator launch"
         in (submitted["outputs"]["enrich"])
     )
 

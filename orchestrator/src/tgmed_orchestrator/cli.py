@@ -9,9 +9,10 @@
     tgmed-orchestrator daemon-stopped --since T   the daemon started after T (epoch s) has
                                                   stopped: launches do not wait on it
 
-`launch` submits the run the way the UI does: created through the code location and
-put on the instance's run queue (DAGSTER_HOME), so it shows on the job's page and waits
-for a running warehouse job (submit.py); it prints a line per step and waits for the
+`launch` submits the run the way the UI does, to a Dagster webserver (its own `dagster
+dev` when none serves DAGSTER_HOME's instance): created through the code location and
+put on the instance's run queue, so it shows on the job's page and waits for a running
+warehouse job (submit.py, local_services.py); it prints a line per step and waits for the
 end. Exit code 0 when the run succeeded, 1 when it failed, 2 for a usage error, 130
 when Ctrl-C canceled it.
 """

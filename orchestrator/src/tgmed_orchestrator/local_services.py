@@ -1,22 +1,25 @@
-"""The Dagster processes a run submitted from a shell needs when no `dagster dev` runs:
-a code server (the code location, over a unix socket) and a daemon that takes runs off
-the queue and launches them on that code server.
+"""The Dagster a run submitted from a shell needs when nobody serves this instance yet:
+`dagster dev` (its webserver, daemon and code server), Dagster's own command for one
+machine, on a free local port. Runs are submitted to a webserver's GraphQL API, as the
+UI, compose and Kubernetes submit them (submit.py).
 
-Who takes runs off this instance's queue, in this order:
+Who serves this instance's runs, in this order:
 
-1. another `tgmed-orchestrator launch` holding the instance's services lock: its daemon
-   serves every queued run, and it keeps serving until the queue is empty;
-2. a live daemon of someone else (`dagster dev` of `make serve`, a `dagster-daemon`):
-   its heartbeat is recent and it is not one this module stopped;
-3. otherwise this process takes the lock and starts a code server and a daemon, each in
-   its own process group (so a Ctrl-C in the terminal reaches this process, which stops
-   them in order), logging to DAGSTER_HOME/tgmed-logs/.
+1. another `tgmed-orchestrator launch` holding the instance's services lock: its
+   `dagster dev`, at the address in the state file, serves every run submitted to it and
+   keeps serving until the queue is empty;
+2. a live daemon of someone else (`make serve`'s `dagster dev`): its heartbeat is recent
+   and it is not one somebody stopped; runs go to the UI that serve.sh records in the UI
+   file (else ALERT_DAGSTER_UI_URL's address);
+3. otherwise this process takes the lock and starts `dagster dev` in its own process
+   group (so a Ctrl-C in the terminal reaches this process, which stops it), logging to
+   DAGSTER_HOME/tgmed-logs/.
 
 A launch command killed with -9 cannot stop what it started: the next one to take the
-lock finds their process groups in the state file and stops them first. Its daemon's
-last heartbeat stays fresh for up to HEARTBEAT_FRESH_SECONDS after a kill: the state
-file names that daemon (recorded once its first heartbeat appears), so the next command
-does not take a dead daemon for a live one and wait on it.
+lock finds its process group in the state file and stops it first. Its daemon's last
+heartbeat stays fresh for up to HEARTBEAT_FRESH_SECONDS after a kill: the state file
+names that daemon (recorded once its first heartbeat appears), so the next command does
+not take a dead daemon for a live one and wait on it.
 """
 
 from __future__ import annotations
@@ -26,24 +29,30 @@ import fcntl
 import json
 import os
 import shutil
-import signal
+import socket
 import subprocess
 import sys
-import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from dagster import DagsterInstance
 
+from tgmed_common.process import group_alive, stop_group
+from tgmed_orchestrator.dagster_client import DagsterClient, wait_until
+from tgmed_orchestrator.settings import alert_settings
+
 LOCATION_NAME = "tgmed"  # the UI's workspace (orchestrator/deploy/workspace*.yaml) says so too
 DEFINITIONS_MODULE = "tgmed_orchestrator.definitions"
 HEARTBEAT_FRESH_SECONDS = 45  # a daemon writes one for each of its loops every 30 s
 STOP_GRACE_SECONDS = 30
+START_SECONDS = 300  # until the webserver answers and its code location offers the job
 LOCK_FILE = ".tgmed-services.lock"
 STATE_FILE = ".tgmed-services.json"
 STOPPED_FILE = ".tgmed-stopped-daemons.json"
+UI_FILE = ".tgmed-ui.json"  # serve.sh: the address of the UI it runs for this instance
+WORKSPACE_FILE = ".tgmed-workspace.yaml"
 
 
 def dagster_bin(name: str) -> str:
@@ -94,46 +103,15 @@ def mark_daemon_stopped(instance: DagsterInstance, home: Path, since: float) -> 
     return beat.daemon_id
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def stop_group(pgid: int, grace: float = STOP_GRACE_SECONDS, leader=None) -> None:
-    """SIGTERM to a process group, then SIGKILL to whatever of it is left after `grace`.
-    `leader`: the group leader's Popen when it is our child (reaped, so that its zombie
-    does not keep the group alive)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if leader is not None:
-            leader.poll()
-        if not _group_alive(pgid):
-            return
-        time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGKILL)
-    if leader is not None:
-        leader.wait()
-
-
 @dataclass
 class Services:
-    """A code server and a daemon started by this process; `stop()` ends both."""
+    """A `dagster dev` started by this process; `stop()` ends it."""
 
     home: Path
     log_path: Path
-    folder: Path
-    socket: Path
-    workspace: Path
+    url: str
     started_at: float
-    processes: list[subprocess.Popen] = field(default_factory=list)
+    process: subprocess.Popen
     log: IO[bytes] | None = None
     daemon_id: str = ""
 
@@ -152,21 +130,39 @@ class Services:
             state.write_text(json.dumps(recorded))
 
     def dead(self) -> str | None:
-        for process in self.processes:
-            if process.poll() is not None:
-                name = " ".join(Path(a).name for a in process.args[:3])
-                return f"{name} exited with {process.returncode} (see {self.log_path})"
+        if self.process.poll() is not None:
+            return f"dagster dev exited with {self.process.returncode} (see {self.log_path})"
         return None
 
+    def wait_ready(self, job: str) -> DagsterClient:
+        """A client of our webserver once its code location offers `job`."""
+        client = DagsterClient(self.url, patience=0)
+
+        def ready() -> bool:
+            if problem := self.dead():
+                raise RuntimeError(f"the Dagster services did not start: {problem}")
+            try:
+                client.wait_ready(job, timeout=0)  # one look
+            except TimeoutError:
+                return False
+            return True
+
+        wait_until(
+            ready,
+            START_SECONDS,
+            f"dagster dev at {self.url} does not offer {job} (see {self.log_path})",
+            poll=0.3,
+        )
+        return client
+
     def stop(self, instance: DagsterInstance | None) -> None:
-        """Both processes stopped, the state file and socket folder removed. `instance`:
-        where our daemon's heartbeat is marked stopped (None: no daemon was started)."""
-        for process in reversed(self.processes):  # the daemon first, then the code server
-            stop_group(process.pid, leader=process)
+        """`dagster dev` stopped (webserver, daemon, code server and its run workers: one
+        process group), the state file removed. `instance`: where our daemon's heartbeat
+        is marked stopped (None: it never got to start one)."""
+        stop_group(self.process.pid, STOP_GRACE_SECONDS, leader=self.process)
         if instance is not None:
             mark_daemon_stopped(instance, self.home, self.started_at)
         (self.home / STATE_FILE).unlink(missing_ok=True)
-        shutil.rmtree(self.folder, ignore_errors=True)
         if self.log:
             self.log.close()
 
@@ -213,9 +209,9 @@ def _stop_leftovers(home: Path) -> list[int]:
         groups = json.loads(state.read_text())["process_groups"]
     except (OSError, ValueError, KeyError):
         return []
-    stopped = [pgid for pgid in groups if _group_alive(pgid) and _is_dagster(pgid)]
+    stopped = [pgid for pgid in groups if group_alive(pgid) and _is_dagster(pgid)]
     for pgid in stopped:
-        stop_group(pgid, grace=10)
+        stop_group(pgid, 10)
     state.unlink(missing_ok=True)
     return stopped
 
@@ -226,8 +222,14 @@ def _is_dagster(pid: int) -> bool:
     return False
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def start_services(home: Path) -> Services:
-    """Start a code server and a daemon for this instance (the caller holds the lock)."""
+    """Start `dagster dev` for this instance (the caller holds the lock)."""
     left = _stop_leftovers(home)
     logs = home / "tgmed-logs"  # not logs/: Dagster's telemetry may remove that one
     logs.mkdir(parents=True, exist_ok=True)
@@ -235,57 +237,44 @@ def start_services(home: Path) -> Services:
     log = log_path.open("ab")
     if left:
         log.write(f"stopped leftover process groups {left}\n".encode())
-    folder = Path(tempfile.mkdtemp(prefix="tgmed-dagster-"))  # a short path for the socket
-    socket = folder / "code.sock"
-    workspace = folder / "workspace.yaml"
+    workspace = home / WORKSPACE_FILE
     workspace.write_text(
-        f"load_from:\n  - grpc_server:\n      socket: {socket}\n"
-        f"      location_name: {LOCATION_NAME}\n"
+        "load_from:\n  - python_module:\n"
+        f"      module_name: {DEFINITIONS_MODULE}\n      location_name: {LOCATION_NAME}\n"
     )
-    services = Services(home, log_path, folder, socket, workspace, time.time(), log=log)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    common = {"stdout": log, "stderr": subprocess.STDOUT, "env": env, "start_new_session": True}
-    services.processes.append(
-        subprocess.Popen(
-            [
-                dagster_bin("dagster"),
-                *("code-server", "start", "-m", DEFINITIONS_MODULE),
-                *("--location-name", LOCATION_NAME, "--socket", str(socket)),
-                *("--log-level", "warning"),
-            ],
-            stdin=subprocess.DEVNULL,
-            **common,
-        )
+    port = _free_port()
+    # `dev_command is superseded` (by `dg dev`, not installed: dagster dev stays the command)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONWARNINGS": "ignore"}
+    process = subprocess.Popen(
+        [
+            dagster_bin("dagster"),
+            *("dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port)),
+            *("--log-level", "warning"),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
     )
-    _record(home, services)
-    # the daemon only once the code server listens: a daemon that finds no socket fails
-    # the queued runs it takes (DagsterCodeLocationLoadError), it does not retry them
-    try:
-        wait_for_socket(services)
-    except BaseException:
-        services.stop(None)  # no daemon yet: nothing of it to mark
-        raise
-    services.processes.append(
-        subprocess.Popen(
-            [dagster_bin("dagster-daemon"), "run", "-w", str(workspace), "--log-level", "warning"],
-            stdin=subprocess.DEVNULL,
-            **common,
-        )
+    url = f"http://127.0.0.1:{port}"
+    services = Services(home, log_path, url, time.time(), process, log=log)
+    (home / STATE_FILE).write_text(
+        json.dumps({"owner": os.getpid(), "process_groups": [process.pid], "url": url})
     )
-    _record(home, services)
     return services
 
 
-def _record(home: Path, services: Services) -> None:
-    """The state file: the process groups a killed launch command leaves to the next."""
-    (home / STATE_FILE).write_text(
-        json.dumps({"owner": os.getpid(), "process_groups": [p.pid for p in services.processes]})
-    )
+def launch_url(home: Path) -> str | None:
+    """The UI of the `dagster dev` that the launch command holding the lock started."""
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        return str(json.loads((home / STATE_FILE).read_text())["url"])
+    return None
 
 
-def wait_for_socket(services: Services) -> None:
-    """Until the code server listens (or one of the processes has died)."""
-    while not services.socket.exists():
-        if problem := services.dead():
-            raise RuntimeError(f"the Dagster services did not start: {problem}")
-        time.sleep(0.1)
+def serving_url(home: Path) -> str:
+    """The UI of someone else's live daemon (`make serve` records it), else the address
+    alerts link to (ALERT_DAGSTER_UI_URL)."""
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        return str(json.loads((home / UI_FILE).read_text())["url"])
+    return alert_settings().dagster_ui_url

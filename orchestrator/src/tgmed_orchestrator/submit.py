@@ -1,11 +1,11 @@
 """`tgmed-orchestrator launch JOB`: a run started from a shell, submitted the way the
-Dagster UI submits one, then followed to its end.
+Dagster UI, compose and Kubernetes submit one, then followed to its end.
 
-The run is created through the code location (`dagster job launch` against a code
-server of the location `tgmed`), so it carries the location's origin and shows on the
-job's page, in Overview and in the Jobs list, and it goes through the instance's run
-queue (QueuedRunCoordinator), so the tag limits apply: a warehouse job waits for the
-warehouse job that is running. Who takes it off the queue: see local_services.py.
+The run is submitted to a Dagster webserver's GraphQL API (dagster_client.py), which
+creates it through the code location `tgmed`, so it carries the location's origin and
+shows on the job's page, in Overview and in the Jobs list, and puts it on the instance's
+run queue (QueuedRunCoordinator), so the tag limits apply: a warehouse job waits for the
+warehouse job that is running. Which webserver and daemon serve it: local_services.py.
 
 While it waits and runs, the terminal gets one line per step with the stage's counts,
 retries and failures (run_report.py), and what a queued run waits for (run_queue.py);
@@ -15,13 +15,8 @@ when Ctrl-C canceled it.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -33,15 +28,15 @@ from dagster import (
 )
 
 from tgmed_common.process import ignore_stop_signals, stop_signals_interrupt
+from tgmed_orchestrator.dagster_client import DagsterApiError, DagsterClient, wait_until
 from tgmed_orchestrator.local_services import (
-    DEFINITIONS_MODULE,
-    LOCATION_NAME,
+    START_SECONDS,
     ServicesLock,
-    dagster_bin,
     forget_dead_launch,
+    launch_url,
     live_daemon,
+    serving_url,
     start_services,
-    wait_for_socket,
 )
 from tgmed_orchestrator.run_queue import IN_PROGRESS, QueueReport
 from tgmed_orchestrator.run_report import RunReporter
@@ -54,36 +49,6 @@ class SubmitError(RuntimeError):
     """The run could not be submitted; the message says why."""
 
 
-def python_module_workspace(folder: Path) -> Path:
-    """A workspace that loads the code location in a code server of its own."""
-    path = folder / "workspace.yaml"
-    path.write_text(
-        "load_from:\n  - python_module:\n"
-        f"      module_name: {DEFINITIONS_MODULE}\n      location_name: {LOCATION_NAME}\n"
-    )
-    return path
-
-
-def submit(
-    job: str, run_config: dict[str, Any], workspace: Path, run_id: str, tags: dict[str, str]
-) -> None:
-    """Create the run through the code location and submit it to the instance."""
-    command = [
-        dagster_bin("dagster"),
-        *("job", "launch", "-w", str(workspace), "-j", job),
-        *("--config-json", json.dumps(run_config), "--run-id", run_id),
-    ]
-    if tags:
-        command += ["--tags", json.dumps(tags)]
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}  # `dagster job` is "superseded" by dg
-    done = subprocess.run(
-        command, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL
-    )
-    if done.returncode != 0:
-        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
-        raise SubmitError(f"dagster job launch {job} failed ({done.returncode}):\n{tail}")
-
-
 @dataclass
 class Launch:
     """One `launch` command: whoever dequeues, the submission, the following."""
@@ -94,6 +59,7 @@ class Launch:
     lock: ServicesLock = field(init=False)
     services: Any = None
     dequeuer: str = ""
+    url: str | None = None  # the webserver runs are submitted to
 
     def __post_init__(self) -> None:
         self.lock = ServicesLock(self.home)
@@ -107,18 +73,32 @@ class Launch:
             forget_dead_launch(self.home)
             if daemon := live_daemon(self.instance, self.home):
                 self.lock.release()
-                self.dequeuer = daemon
+                self.dequeuer, self.url = daemon, serving_url(self.home)
                 return
             self.services = start_services(self.home)
-            self.dequeuer = "this command's daemon"
+            self.dequeuer, self.url = "this command's dagster dev", self.services.url
             return
-        self.dequeuer = "the daemon of another tgmed-orchestrator launch"
+        self.dequeuer = "the dagster dev of another tgmed-orchestrator launch"
+        self.url = launch_url(self.home)
 
-    def workspace(self, folder: Path) -> Path:
+    def submit(self, job: str, run_config: dict[str, Any], tags: dict[str, str]) -> str:
+        """The run created through the code location and queued; its id."""
         if self.services is not None:
-            wait_for_socket(self.services)
-            return self.services.workspace
-        return python_module_workspace(folder)
+            client = self.services.wait_ready(job)
+        else:
+            try:
+                # the lock's holder records its address right after taking the lock
+                url = self.url or wait_until(
+                    lambda: launch_url(self.home), 60, f"no address of {self.dequeuer}", 0.2
+                )
+                client = DagsterClient(url, patience=10)
+                client.wait_ready(job, START_SECONDS)
+            except TimeoutError as error:
+                raise SubmitError(f"{self.dequeuer}: {error}") from None
+        try:
+            return client.launch(job, run_config, tags or None)
+        except DagsterApiError as error:
+            raise SubmitError(str(error)) from None
 
     def follow(self, run_id: str, reporter: RunReporter) -> DagsterRunStatus:
         cursor = None
@@ -155,8 +135,8 @@ class Launch:
                 raise SubmitError(f"the Dagster services stopped: {problem}")
             time.sleep(POLL_SECONDS)
 
-    def cancel(self, run_id: str, reporter: RunReporter) -> None:
-        run = self.instance.get_run_by_id(run_id)
+    def cancel(self, run_id: str | None, reporter: RunReporter) -> None:
+        run = self.instance.get_run_by_id(run_id) if run_id else None
         if run is None or run.is_finished:
             return
         reporter.say(f"canceling run {run_id} ...")
@@ -215,7 +195,7 @@ def launch_job(
     0 (SUCCESS), 1 (failed or canceled) or 130 (Ctrl-C, SIGTERM or SIGHUP: the run is
     canceled and what this process started is stopped, whichever signal asked)."""
     stop_signals_interrupt()
-    run_id = str(uuid.uuid4())
+    run_id = None
     reporter = RunReporter(out)
     launch = Launch(instance, home, out)
     status = None
@@ -225,8 +205,7 @@ def launch_job(
         # would hold the warehouse queue: marked FAILURE now, before this one queues
         for run, found in fail_dead_runs(instance, "tgmed-orchestrator launch"):
             reporter.say(f"{run.job_name} {run.run_id[:8]} ended: FAILURE: {found}")
-        with tempfile.TemporaryDirectory(prefix="tgmed-submit-") as folder:
-            submit(job, run_config, launch.workspace(Path(folder)), run_id, tags or {})
+        run_id = launch.submit(job, run_config, tags or {})
         reporter.say(f"run {run_id} of {job} submitted (taken off the queue by {launch.dequeuer})")
         status = launch.follow(run_id, reporter)
     except KeyboardInterrupt:

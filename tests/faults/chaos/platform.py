@@ -14,7 +14,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from chaos.leftovers import (
     wait_no_leftover_processes,
 )
 from chaos.snapshot import Snapshot, snapshot
+from tgmed_common.process import stop_group
 from tgmed_orchestrator.dagster_client import FINISHED, DagsterClient, EventLog, Run
 
 JOB = "telegram_pipeline"  # the job the suite runs unless a scenario names another
@@ -296,15 +296,7 @@ class LocalPlatform:
     def stop(self) -> None:
         if self.dagster is None:
             return
-        group = self.dagster.pid
-        with contextlib.suppress(OSError):
-            os.killpg(group, signal.SIGTERM)
-        deadline = time.monotonic() + 40
-        while time.monotonic() < deadline and _group_alive(group):
-            time.sleep(0.5)
-        with contextlib.suppress(OSError):
-            os.killpg(group, signal.SIGKILL)
-        self.dagster.wait(timeout=30)
+        stop_group(self.dagster.pid, 40, leader=self.dagster)
         self.dagster = None
         # a run killed by a scenario may leave processes outside the group: the marker
         # finds them (only this session's)
@@ -405,14 +397,6 @@ class LocalPlatform:
         files += [p for p in (self.home / "logs").rglob("*") if p.is_file()]
         files += [p for p in self.dbt_target.rglob("*.log") if p.is_file()]
         return files
-
-
-def _group_alive(group: int) -> bool:
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 __all__ = ["FINISHED", "LocalPlatform", "Outcome", "log"]

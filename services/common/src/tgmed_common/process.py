@@ -2,14 +2,17 @@
 in the orchestrator's local mode, the stage process itself) ask the kernel to SIGKILL
 them when the process that started them dies, even by kill -9, so nothing is left
 writing the lake or holding a database connection after its owner is gone (Linux:
-PR_SET_PDEATHSIG; elsewhere nothing changes)."""
+PR_SET_PDEATHSIG; elsewhere nothing changes). A process group stopped as a whole
+(`stop_group`), and stop signals turned into KeyboardInterrupt."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
 import sys
+import time
 
 _PR_SET_PDEATHSIG = 1
 _prctl = (
@@ -63,3 +66,33 @@ def ignore_stop_signals() -> None:
     """While stopping: a second signal must not cut the stop short."""
     for number in STOP_SIGNALS:
         signal.signal(number, signal.SIG_IGN)
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process of the process group `pgid` is left."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_group(pgid: int, grace: float, leader=None) -> None:
+    """SIGTERM to a process group, then SIGKILL to whatever of it is left after `grace`
+    seconds. `leader`: the group leader's Popen when it is our child (reaped, so that its
+    zombie does not keep the group alive)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if leader is not None:
+            leader.poll()
+        if not group_alive(pgid):
+            return
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+    if leader is not None:
+        leader.wait()
