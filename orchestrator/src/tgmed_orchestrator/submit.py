@@ -88,10 +88,10 @@ class Launch:
         else:
             try:
                 # the lock's holder records its address right after taking the lock
-                url = self.url or wait_until(
+                self.url = self.url or wait_until(
                     lambda: launch_url(self.home), 60, f"no address of {self.dequeuer}", 0.2
                 )
-                client = DagsterClient(url, patience=10)
+                client = DagsterClient(self.url, patience=10)
                 client.wait_ready(job, START_SECONDS)
             except TimeoutError as error:
                 raise SubmitError(f"{self.dequeuer}: {error}") from None
@@ -206,7 +206,10 @@ def launch_job(
         for run, found in fail_dead_runs(instance, "tgmed-orchestrator launch"):
             reporter.say(f"{run.job_name} {run.run_id[:8]} ended: FAILURE: {found}")
         run_id = launch.submit(job, run_config, tags or {})
-        reporter.say(f"run {run_id} of {job} submitted (taken off the queue by {launch.dequeuer})")
+        reporter.say(
+            f"run {run_id} of {job} submitted (taken off the queue by {launch.dequeuer}; "
+            f"in the UI: {launch.url}/runs/{run_id})"
+        )
         status = launch.follow(run_id, reporter)
     except KeyboardInterrupt:
         ignore_stop_signals()  # a second Ctrl-C (or TERM, HUP) must not skip the stop

@@ -57,17 +57,14 @@ def whole_lines(path: str, finished: threading.Event, poll: float = 0.01) -> Ite
                 time.sleep(poll)
 
 
-class WholeLineFileReader(PipesMessageReader):
-    """Local mode's message reader: the stage's dagster-pipes writes one JSON message a
-    line to a temporary file (as with Dagster's PipesTempFileMessageReader); this reader
-    hands on whole lines only (`whole_lines`), and a line it cannot decode is reported
-    and skipped, not the end of every later message. It keeps the handler, as Recording does."""
-
-    handler: Any = None
+class WholeLineTempFileReader(PipesMessageReader):
+    """The stage's dagster-pipes writes one JSON message a line to a temporary file (as
+    with Dagster's PipesTempFileMessageReader); this reader hands on whole lines only
+    (`whole_lines`), and a line it cannot decode is reported and skipped, not the end of
+    every later message."""
 
     @contextlib.contextmanager
     def read_messages(self, handler: Any) -> Iterator[Any]:
-        self.handler = handler
         finished = threading.Event()
         with tempfile.TemporaryDirectory(prefix="tgmed-pipes-") as folder:
             path = str(Path(folder) / "messages")
@@ -91,13 +88,17 @@ class WholeLineFileReader(PipesMessageReader):
                 message = json.loads(line)
             except ValueError:
                 handler.report_pipes_framework_exception(
-                    f"{WholeLineFileReader.__name__}: an undecodable line", sys.exc_info()
+                    "tgmed's Pipes file reader: an undecodable line", sys.exc_info()
                 )
                 continue
             handler.handle_message(message)
 
     def no_messages_debug_text(self) -> str:
         return "Attempted to read messages from a local temporary file."
+
+
+class WholeLineFileReader(Recording, WholeLineTempFileReader):
+    """Local mode's message reader: whole lines, recording (as docker's and k8s' readers)."""
 
 
 EXIT_CODE = re.compile(r"failed with code (-?\d+)")

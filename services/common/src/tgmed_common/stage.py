@@ -122,15 +122,18 @@ class StageReport:
         listed = list(set_aside)
         return cls(
             counts=numbers(kept),
-            facts={k: redact(v) for k, v in kept.items() if isinstance(v, str)},
+            facts={k: v for k, v in kept.items() if isinstance(v, str)},
             set_aside=tuple(listed[:MAX_SET_ASIDE_LISTED]),
             set_aside_total=len(listed) if set_aside_total is None else set_aside_total,
             channels={name: numbers(counts) for name, counts in (channels or {}).items()},
-            failures=tuple(redact(str(f)) for f in failures),
+            failures=tuple(str(f) for f in failures),
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as it leaves the stage: every text redacted, here and only here."""
         body = asdict(self)
+        body["facts"] = {k: redact(v) for k, v in self.facts.items()}
+        body["failures"] = [redact(f) for f in self.failures]
         body["set_aside"] = [
             {**item, "where": redact(item["where"]), "reason": redact(item["reason"])}
             for item in body["set_aside"]
