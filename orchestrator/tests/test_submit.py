@@ -14,6 +14,7 @@ printed, a run's status, a process's exit), never on a delay.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -29,8 +30,10 @@ import psycopg
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 
+from tgmed_common.process import stop_group
 from tgmed_orchestrator.cli import check_ui
 from tgmed_orchestrator.dagster_client import DagsterClient
+from tgmed_orchestrator.local_services import STATE_FILE, UI_FILE, live_daemon
 
 from .conftest import make_sample
 
@@ -294,3 +297,43 @@ def test_a_step_line_shows_counts_not_times_or_timestamps():
         }
     )
     assert line == "rows_loaded 1,200, test_pass 164"
+
+
+def test_a_launch_beside_make_serve_submits_to_its_ui(tmp_path):
+    """With `make serve`'s `dagster dev` serving the instance (its address in the UI file
+    serve.sh writes), a launch starts nothing of its own: its run goes to that UI and
+    that daemon takes it off the queue."""
+    home = tmp_path / "dagster"
+    home.mkdir()
+    shutil.copy(ORCHESTRATOR / "deploy" / "dagster.local.yaml", home / "dagster.yaml")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "DAGSTER_HOME": str(home), "LAKE_DIR": str(tmp_path / "lake")}
+    serve = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            *("dev", "-w", str(ORCHESTRATOR / "deploy" / "workspace.local.yaml")),
+            *("-h", "127.0.0.1", "-p", str(port)),
+        ],
+        env=env,
+        stdout=(tmp_path / "serve.log").open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    (home / UI_FILE).write_text(json.dumps({"url": url}))
+    try:
+        with instance_of(home) as instance:
+            while not live_daemon(instance, home):  # its daemon's first heartbeat
+                assert serve.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+                time.sleep(0.5)
+        launch = Launch("cleanup", env, tmp_path)
+        assert launch.finish() == 0, launch.text()
+        text = launch.text()
+        assert "taken off the queue by a running Dagster daemon" in text, text
+        assert f"in the UI: {url}/runs/{launch.run_id}" in text
+        assert not (home / STATE_FILE).exists()  # it started no dagster dev of its own
+        assert not list((home / "tgmed-logs").glob("launch-*.log"))
+    finally:
+        stop_group(serve.pid, 30, leader=serve)
