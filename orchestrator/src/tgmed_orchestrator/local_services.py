@@ -243,8 +243,13 @@ def start_services(home: Path) -> Services:
         f"      module_name: {DEFINITIONS_MODULE}\n      location_name: {LOCATION_NAME}\n"
     )
     port = _free_port()
-    # `dev_command is superseded` (by `dg dev`, not installed: dagster dev stays the command)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONWARNINGS": "ignore"}
+    # `dev_command is superseded` (by `dg dev`, not installed: dagster dev stays the
+    # command); only that warning, as serve.sh: the stages' own warnings still show
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONWARNINGS": "ignore:Function `dev_command` is superseded",
+    }
     process = subprocess.Popen(
         [
             dagster_bin("dagster"),
