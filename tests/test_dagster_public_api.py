@@ -39,6 +39,20 @@ def private_imports(root: Path = ROOT) -> set[tuple[str, str]]:
     return found
 
 
+def texts_in_code(fragment: str) -> list[str]:
+    """`file:line: text` of every string constant holding `fragment` in code that is not
+    a test (a test may query as the UI does, or assert that a text lacks it)."""
+    hits = []
+    for path in python_files():
+        where = str(path.relative_to(ROOT))
+        if where.startswith("tests/") or "/tests/" in where:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), where)):
+            if isinstance(node, ast.Constant) and fragment in str(node.value):
+                hits.append(f"{where}:{node.lineno}: {str(node.value)[:60]!r}")
+    return hits
+
+
 def test_no_private_dagster_import():
     assert private_imports() == set(), "import from Dagster's public API (`from dagster import`)"
 
@@ -46,29 +60,13 @@ def test_no_private_dagster_import():
 def test_no_hidden_dagster_run_tag():
     """Dagster's own run tags (`.dagster/...`, e.g. the code server a run went to) are
     internal: no code reads or filters on them (a test may query as the UI does)."""
-    hits = []
-    for path in python_files():
-        where = str(path.relative_to(ROOT))
-        if where.startswith("tests/") or "/tests/" in where:
-            continue
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), where)):
-            if isinstance(node, ast.Constant) and ".dagster/" in str(node.value):
-                hits.append(f"{where}:{node.lineno}: {str(node.value)[:60]!r}")
-    assert hits == []
+    assert texts_in_code(".dagster/") == []
 
 
 def test_no_code_matches_dagster_module_paths_in_text():
     """Error texts are read by class (outcomes.error_texts), not by Dagster's wording.
     Tests may still assert that a text does *not* show Dagster's module paths."""
-    hits = []
-    for path in python_files():
-        where = str(path.relative_to(ROOT))
-        if where.startswith("tests/") or "/tests/" in where:
-            continue
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), where)):
-            if isinstance(node, ast.Constant) and "dagster._" in str(node.value):
-                hits.append(f"{where}:{node.lineno}: {node.value[:60]!r}")
-    assert hits == []
+    assert texts_in_code("dagster._") == []
 
 
 def test_the_scan_finds_a_private_import(tmp_path):

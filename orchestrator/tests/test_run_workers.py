@@ -115,10 +115,8 @@ def test_a_live_run_worker_is_running_and_a_killed_one_failed(instance):
         assert sensor_says(instance) == "every STARTED run's worker is alive"
         assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.STARTED
         worker.kill()  # not reaped yet: a zombie is dead too
-        deadline = time.monotonic() + 30
         while Path(f"/proc/{worker.pid}/stat").read_text().split(") ")[1][0] != "Z":
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+            time.sleep(0.05)  # until the kernel has made it a zombie
         found = dead_run_worker(instance, run)
         assert f"pid {worker.pid}" in found and "exited" in found
         worker.wait()
