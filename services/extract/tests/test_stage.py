@@ -237,3 +237,25 @@ def test_a_lookup_searches_the_store_by_key_never_scans_it(tmp_path):
             )
             assert "SCAN w" in plan and "SCAN f" not in plan and "SCAN c" not in plan, plan
     store.close()
+
+
+def test_a_store_of_the_first_layout_keeps_working(tmp_path):
+    """Stores written before the findings were appended in rowid order (a table clustered
+    on the key) are read and added to as they are."""
+    path = tmp_path / "findings.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "create table findings (text_hash blob primary key, findings text not null, "
+            "with_products integer not null, mentions integer not null, prices integer not "
+            "null, services integer not null, candidates integer not null) without rowid"
+        )
+        conn.execute("insert into findings values (?, 'old', 1, 1, 0, 0, 0)", (text_key("a"),))
+    store = FindingsStore(path)
+    store.put([(text_key("b"), "new", (0, 0, 0, 0, 1)), (text_key("a"), "again", (0,) * 5)])
+    found = store.get_many([text_key("a"), text_key("b"), text_key("c")])
+    assert store.broken is None
+    assert found == {
+        text_key("a"): ("old", (1, 1, 0, 0, 0), False),  # stored once: never replaced
+        text_key("b"): ("new", (0, 0, 0, 0, 1), False),
+    }
+    store.close()

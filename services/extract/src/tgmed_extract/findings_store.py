@@ -33,19 +33,31 @@ log = logging.getLogger(__name__)
 
 Counts = tuple[int, int, int, int, int]  # with products, mentions, prices, services, candidates
 
+# Findings rows are appended in rowid order and found through an index of their keys: a
+# table clustered on the random hash (`without rowid`, as the store was first) rewrote a
+# random page of ~8 wide rows for every text stored, 60-85 us a text and growing with the
+# store, inside the write lock every process of a run waits on (measured in
+# docs/benchmarks.md). Index entries are small: ~130 to a page. Stores of the first
+# layout hold the same columns and keep working (the index is then redundant).
 _SCHEMA = """
 create table if not exists findings (
-    text_hash blob primary key,
+    text_hash blob not null,
     findings text not null,
     with_products integer not null,
     mentions integer not null,
     prices integer not null,
     services integer not null,
     candidates integer not null
-) without rowid;
+);
+create unique index if not exists findings_by_text on findings (text_hash);
 create table if not exists claims (text_hash blob primary key, owner integer not null)
 without rowid
 """
+# A page cache that holds the key index of a few million texts (per process, at most
+# this much), and a checkpoint every ~40 MB of WAL rather than every 4 MB: each
+# checkpoint writes back the index pages a chunk touched, fewer of them rewritten twice.
+_PRAGMAS = ("journal_mode=wal", "synchronous=normal", "cache_size=-65536",
+            "wal_autocheckpoint=10000")  # fmt: skip
 
 
 # The wanted keys' findings, and their claims. `cross join` keeps SQLite's planner from
@@ -88,8 +100,8 @@ class FindingsStore:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(path, timeout=60, isolation_level=None)
-            conn.execute("pragma journal_mode=wal")
-            conn.execute("pragma synchronous=normal")
+            for pragma in _PRAGMAS:
+                conn.execute(f"pragma {pragma}")
             conn.executescript(_SCHEMA)
             conn.execute("create temp table if not exists wanted (k blob primary key)")
             self._conn = conn
