@@ -123,13 +123,17 @@ def plan(lake: Lake, tag: str) -> tuple[list[Work], int]:
     return todo, done
 
 
+# one encoder for every record: json.dumps with options builds a new one per call
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def findings_json(result: Extraction) -> str:
     """The four lists of a result as the record's JSON fields (without braces)."""
-    parts = []
-    for name, names in _FIELDS.items():
-        items = [{key: getattr(item, key) for key in names} for item in getattr(result, name)]
-        parts.append(f'"{name}":{json.dumps(items, ensure_ascii=False, separators=(",", ":"))}')
-    return ",".join(parts)
+    body = {
+        name: [{key: getattr(item, key) for key in names} for item in getattr(result, name)]
+        for name, names in _FIELDS.items()
+    }
+    return _ENCODER.encode(body)[1:-1]
 
 
 _seen: dict[str, tuple[str, Counts]] = {}
