@@ -59,27 +59,26 @@ class S3Server:
         config.write_text(json.dumps({"identities": [identity]}))
         flags = [f"-{name}={port}" for name, port in self.ports.items()]
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        self.process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "weed"), "mini", f"-dir={self.folder / 'data'}",
-             "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false",
-             "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
-             f"-s3.config={config}", "-s3.allowDeleteBucketNotEmpty=false",
-             f"-bucket={self.bucket}", *flags],
-            stdout=(self.folder / "weed.log").open("ab"), stderr=subprocess.STDOUT, env=env,
-        )  # fmt: skip
+        with (self.folder / "weed.log").open("ab") as log:  # the child keeps its copy
+            self.process = subprocess.Popen(
+                [str(Path(sys.executable).parent / "weed"), "mini",
+                 f"-dir={self.folder / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+                 "-master.telemetry=false", "-webdav=false", "-admin.ui=false",
+                 "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={config}",
+                 "-s3.allowDeleteBucketNotEmpty=false", f"-bucket={self.bucket}", *flags],
+                stdout=log, stderr=subprocess.STDOUT, env=env,
+            )  # fmt: skip
+        import obstore
+        from obstore.store import S3Store
+
+        store = S3Store(self.bucket, endpoint=self.url, access_key_id=self.access_key,
+                        secret_access_key=self.secret_key, region="us-east-1",
+                        client_options={"allow_http": True},
+                        retry_config={"max_retries": 0})  # fmt: skip
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # ready: the bucket answers a listing
+        while time.monotonic() < deadline:  # ready: the bucket answers a signed listing
             assert self.process.poll() is None, (self.folder / "weed.log").read_text()[-3000:]
             try:
-                with socket.create_connection(("127.0.0.1", self.ports["s3.port"]), timeout=1):
-                    pass
-                import obstore
-                from obstore.store import S3Store
-
-                store = S3Store(self.bucket, endpoint=self.url, access_key_id=self.access_key,
-                                secret_access_key=self.secret_key, region="us-east-1",
-                                client_options={"allow_http": True},
-                                retry_config={"max_retries": 0})  # fmt: skip
                 obstore.list(store).collect()
                 return
             except Exception:  # not answering yet
